@@ -1,0 +1,1 @@
+//! redlab: test and benchmark a Redis replication topology.
