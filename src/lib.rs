@@ -1,1 +1,144 @@
 //! redlab: test and benchmark a Redis replication topology.
+//!
+//! `cli` parses, `run` builds the context (topology, lab, progress), runs one
+//! subcommand, which returns a typed report, and renders it.
+
+pub mod cli;
+pub mod client;
+pub mod cmd;
+pub mod ctx;
+pub mod duration;
+pub mod lab;
+pub mod progress;
+pub mod report;
+pub mod stats;
+pub mod survey;
+mod tls;
+pub mod topology;
+
+use std::io::IsTerminal;
+use std::time::{Instant, SystemTime};
+
+use anyhow::{bail, Result};
+
+use cli::{Cli, Command, Format, GlobalArgs};
+use ctx::Ctx;
+use lab::{Lab, LabOptions};
+use progress::Progress;
+use report::{Details, Report, Verdict};
+use topology::Topology;
+
+/// How a run ended; `main` turns it into the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Done(Verdict),
+    Interrupted,
+}
+
+impl Outcome {
+    /// 0 every check passed (warnings included), 1 a check failed, 130 interrupted.
+    /// Errors (exit 2) are the `Err` of `run`.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Done(Verdict::Pass | Verdict::Warn) => 0,
+            Outcome::Done(Verdict::Fail) => 1,
+            Outcome::Interrupted => 130,
+        }
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<Outcome> {
+    let g = &cli.global;
+    let mut topology = Topology::from_args(g)?;
+    let machine_stdout =
+        g.output.is_none() && !g.report && matches!(g.format, Some(Format::Json | Format::Junit));
+    let progress = Progress::new(!g.quiet && !machine_stdout && std::io::stderr().is_terminal());
+    let is_lab = matches!(cli.command, Command::Lab(_));
+    let lab = if g.spawn && !is_lab {
+        if g.master.is_some() || !g.replicas.is_empty() {
+            bail!("--spawn starts its own topology: drop --master/--replica, or drop --spawn");
+        }
+        let spinner = progress.spinner(format!(
+            "starting a throwaway lab with {} replicas",
+            g.spawn_replicas
+        ));
+        let lab = Lab::start(LabOptions {
+            replicas: g.spawn_replicas,
+            password: g.password.clone(),
+            ..LabOptions::default()
+        })
+        .await?;
+        spinner.finish();
+        topology = lab.topology();
+        Some(lab)
+    } else {
+        None
+    };
+    if topology.discover && !is_lab {
+        survey::discover(&mut topology, g.timeout).await?;
+    }
+    let ctx = Ctx {
+        topology,
+        timeout: g.timeout,
+        run_id: ctx::new_run_id(),
+        progress,
+        ledger: ctx::Ledger::default(),
+        started: SystemTime::now(),
+        started_at: Instant::now(),
+        args: ctx::redacted_args(&std::env::args().collect::<Vec<_>>()),
+    };
+    let result = tokio::select! {
+        r = dispatch(&cli.command, g, &ctx) => Some(r),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    if let Err(e) = ctx.cleanup().await {
+        eprintln!(
+            "redlab: warning: could not remove this run's keys ({e}); remove them with: \
+             redis-cli --scan --pattern '{}*' | xargs redis-cli unlink",
+            ctx.prefix()
+        );
+    }
+    drop(lab);
+    match result {
+        None => {
+            eprintln!("redlab: interrupted; this run's keys were removed");
+            Ok(Outcome::Interrupted)
+        }
+        Some(r) => r.map(Outcome::Done),
+    }
+}
+
+async fn dispatch(command: &Command, g: &GlobalArgs, ctx: &Ctx) -> Result<Verdict> {
+    match command {
+        Command::ReplicateCheck(a) => emit(g, cmd::replicate_check::run(a.into(), ctx).await?),
+        Command::Keycount(a) => emit(g, cmd::keycount::run(a.into(), ctx).await?),
+        Command::Lab(a) => emit(g, cmd::lab::run(a, ctx).await?),
+    }
+}
+
+/// Print the report to stdout and write the files asked for; a failing run's
+/// report is written too.
+fn emit<D: Details>(g: &GlobalArgs, report: Report<D>) -> Result<Verdict> {
+    let to_file = g.output.is_some() || g.report;
+    let stdout_format = if to_file {
+        (!g.quiet).then_some(Format::Table)
+    } else {
+        Some(g.format.unwrap_or(Format::Table))
+    };
+    if let Some(f) = stdout_format {
+        print!("{}", report.render(f)?);
+    }
+    if let Some(path) = &g.output {
+        report::write_file(
+            path,
+            &report.render(report::format_for_path(path, g.format))?,
+        )?;
+    }
+    if g.report {
+        let f = g.format.unwrap_or(Format::Json);
+        let path = report::default_path(&report.command, f);
+        report::write_file(&path, &report.render(f)?)?;
+        eprintln!("redlab: report written to {}", path.display());
+    }
+    Ok(report.verdict)
+}

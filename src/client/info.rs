@@ -1,0 +1,196 @@
+//! `INFO` text parsed into what redlab reads: a flat field map with typed
+//! accessors for replication and keyspace.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Default)]
+pub struct Info {
+    fields: BTreeMap<String, String>,
+}
+
+/// One `slaveN:` line of the master's INFO replication. N is not kept: it is
+/// reassigned on reconnect, so replicas are identified by ip:port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReplicaLine {
+    pub ip: String,
+    pub port: u16,
+    pub state: String,
+    pub offset: u64,
+    pub lag_s: u64,
+}
+
+/// One `dbN:` line of INFO keyspace.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DbCounts {
+    pub keys: u64,
+    pub expires: u64,
+}
+
+impl Info {
+    pub fn parse(text: &str) -> Info {
+        let fields = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Info { fields }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.fields.get(key).map(String::as_str)
+    }
+
+    pub fn u64(&self, key: &str) -> Option<u64> {
+        self.get(key).and_then(|v| v.parse().ok())
+    }
+
+    pub fn flag(&self, key: &str) -> bool {
+        self.get(key) == Some("1")
+    }
+
+    /// `master` or `slave`.
+    pub fn role(&self) -> &str {
+        self.get("role").unwrap_or("unknown")
+    }
+
+    pub fn is_master(&self) -> bool {
+        self.role() == "master"
+    }
+
+    pub fn version(&self) -> &str {
+        self.get("redis_version").unwrap_or("unknown")
+    }
+
+    pub fn repl_offset(&self) -> u64 {
+        self.u64("master_repl_offset").unwrap_or(0)
+    }
+
+    /// What a replica says it follows: `host:port`.
+    pub fn follows(&self) -> Option<(String, u16)> {
+        let host = self.get("master_host")?;
+        let port = self.u64("master_port")? as u16;
+        Some((host.to_string(), port))
+    }
+
+    pub fn link_up(&self) -> bool {
+        self.get("master_link_status") == Some("up")
+    }
+
+    /// Loading an RDB or in a full sync: its data is not to be believed yet.
+    pub fn syncing(&self) -> bool {
+        self.flag("loading") || self.flag("master_sync_in_progress")
+    }
+
+    pub fn replicas(&self) -> Vec<ReplicaLine> {
+        let mut out: Vec<ReplicaLine> = self
+            .fields
+            .iter()
+            .filter(|(k, _)| is_slave_key(k))
+            .filter_map(|(_, v)| parse_replica_line(v))
+            .collect();
+        out.sort_by(|a, b| (&a.ip, a.port).cmp(&(&b.ip, b.port)));
+        out
+    }
+
+    /// Key counts per database number, every db that has keys.
+    pub fn keyspace(&self) -> BTreeMap<u32, DbCounts> {
+        self.fields
+            .iter()
+            .filter_map(|(k, v)| {
+                let db = k.strip_prefix("db")?.parse().ok()?;
+                let kv = parse_kv(v);
+                Some((
+                    db,
+                    DbCounts {
+                        keys: kv.get("keys")?.parse().ok()?,
+                        expires: kv.get("expires").and_then(|e| e.parse().ok()).unwrap_or(0),
+                    },
+                ))
+            })
+            .collect()
+    }
+}
+
+fn is_slave_key(k: &str) -> bool {
+    k.strip_prefix("slave")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn parse_kv(v: &str) -> BTreeMap<&str, &str> {
+    v.split(',').filter_map(|p| p.split_once('=')).collect()
+}
+
+fn parse_replica_line(v: &str) -> Option<ReplicaLine> {
+    let kv = parse_kv(v);
+    Some(ReplicaLine {
+        ip: kv.get("ip")?.to_string(),
+        port: kv.get("port")?.parse().ok()?,
+        state: kv.get("state").unwrap_or(&"unknown").to_string(),
+        offset: kv.get("offset").and_then(|o| o.parse().ok()).unwrap_or(0),
+        lag_s: kv.get("lag").and_then(|o| o.parse().ok()).unwrap_or(0),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Captured from Redis 7.0.15 (INFO replication + keyspace).
+    const MASTER: &str = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
+        slave0:ip=127.0.0.1,port=6381,state=online,offset=3122,lag=0\r\n\
+        slave1:ip=127.0.0.1,port=6380,state=wait_bgsave,offset=0,lag=1\r\n\
+        master_failover_state:no-failover\r\n\
+        master_replid:8a1f0c43d5b5bf4cd2a4c1c4a5e6c8a1ef5f0a11\r\n\
+        master_repl_offset:3122\r\nsecond_repl_offset:-1\r\n\r\n\
+        # Keyspace\r\ndb0:keys=12,expires=3,avg_ttl=59123\r\ndb3:keys=1,expires=0,avg_ttl=0\r\n";
+
+    const REPLICA: &str = "# Replication\r\nrole:slave\r\nmaster_host:redis-master\r\n\
+        master_port:6379\r\nmaster_link_status:up\r\nmaster_last_io_seconds_ago:1\r\n\
+        master_sync_in_progress:0\r\nslave_read_repl_offset:3122\r\nslave_repl_offset:3122\r\n\
+        slave_priority:100\r\nslave_read_only:1\r\nconnected_slaves:0\r\n\
+        master_replid:8a1f0c43d5b5bf4cd2a4c1c4a5e6c8a1ef5f0a11\r\nmaster_repl_offset:3122\r\n";
+
+    #[test]
+    fn master_fields_and_replica_lines() {
+        let i = Info::parse(MASTER);
+        assert!(i.is_master());
+        assert_eq!(i.u64("connected_slaves"), Some(2));
+        assert_eq!(i.repl_offset(), 3122);
+        let r = i.replicas();
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].port, 6380);
+        assert_eq!(r[0].state, "wait_bgsave");
+        assert_eq!(r[1].offset, 3122);
+        assert_eq!(r[0].lag_s, 1);
+    }
+
+    #[test]
+    fn keyspace_every_db() {
+        let ks = Info::parse(MASTER).keyspace();
+        assert_eq!(ks.len(), 2);
+        assert_eq!(
+            ks[&0],
+            DbCounts {
+                keys: 12,
+                expires: 3
+            }
+        );
+        assert_eq!(ks[&3].keys, 1);
+    }
+
+    #[test]
+    fn replica_fields() {
+        let i = Info::parse(REPLICA);
+        assert_eq!(i.role(), "slave");
+        assert!(i.link_up() && !i.syncing());
+        assert_eq!(i.follows(), Some(("redis-master".into(), 6379)));
+        assert!(i.replicas().is_empty());
+        assert!(i.keyspace().is_empty());
+        let loading = Info::parse("loading:1\r\nmaster_sync_in_progress:0\r\n");
+        assert!(loading.syncing());
+    }
+}

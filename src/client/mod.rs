@@ -1,0 +1,160 @@
+//! The redis client layer: connecting with a bound on every step, INFO
+//! parsing, and errors that name the node.
+
+pub mod error;
+pub mod info;
+
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, FromRedisValue};
+
+pub use error::{ErrorKind, NodeError};
+pub use info::{DbCounts, Info, ReplicaLine};
+
+use crate::topology::Node;
+
+/// A connection to one node. Every command is bounded by the timeout: a
+/// SIGSTOPped server accepts TCP but never answers.
+#[derive(Clone)]
+pub struct Conn {
+    name: String,
+    addr: String,
+    tls: bool,
+    timeout: Duration,
+    inner: MultiplexedConnection,
+}
+
+impl Conn {
+    pub async fn connect(node: &Node, timeout: Duration) -> Result<Conn, NodeError> {
+        Self::connect_with_response_timeout(node, timeout, timeout).await
+    }
+
+    /// `response_timeout` may exceed `timeout` for commands that block by design (WAIT).
+    pub async fn connect_with_response_timeout(
+        node: &Node,
+        timeout: Duration,
+        response_timeout: Duration,
+    ) -> Result<Conn, NodeError> {
+        crate::tls::install_provider();
+        let err = |kind, msg: String| NodeError::new(&node.name, &node.addr(), kind, msg);
+        let settings = node.info.redis_settings().clone().set_skip_set_lib_name();
+        let client = Client::open(node.info.clone().set_redis_settings(settings))
+            .map_err(|e| err(ErrorKind::Other, format!("bad connection settings: {e}")))?;
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(response_timeout));
+        let fut = client.get_multiplexed_async_connection_with_config(&config);
+        let inner = match tokio::time::timeout(timeout, fut).await {
+            Err(_) => {
+                return Err(err(
+                    ErrorKind::Timeout,
+                    error::timeout_message("connect", timeout, node.tls()),
+                ))
+            }
+            Ok(Err(e)) => {
+                let (kind, msg) = error::classify("connect", &e, node.tls(), timeout);
+                return Err(err(kind, msg));
+            }
+            Ok(Ok(c)) => c,
+        };
+        let mut conn = Conn {
+            name: node.name.clone(),
+            addr: node.addr(),
+            tls: node.tls(),
+            timeout,
+            inner,
+        };
+        // The handshake alone does not prove a Redis is there (without AUTH nothing is sent).
+        conn.ping().await?;
+        Ok(conn)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    pub fn error(&self, kind: ErrorKind, message: impl Into<String>) -> NodeError {
+        NodeError::new(&self.name, &self.addr, kind, message)
+    }
+
+    /// Run one command, bounded by the timeout (plus `extra` for blocking commands).
+    pub async fn query_for<T: FromRedisValue>(
+        &mut self,
+        cmd: &redis::Cmd,
+        extra: Duration,
+    ) -> Result<T, NodeError> {
+        let op = op_name(cmd);
+        let bound = self.timeout + extra;
+        match tokio::time::timeout(bound, cmd.query_async::<T>(&mut self.inner)).await {
+            Err(_) => Err(self.error(
+                ErrorKind::Timeout,
+                error::timeout_message(&op, bound, self.tls),
+            )),
+            Ok(Err(e)) => {
+                let (kind, msg) = error::classify(&op, &e, self.tls, bound);
+                Err(self.error(kind, msg))
+            }
+            Ok(Ok(v)) => Ok(v),
+        }
+    }
+
+    pub async fn query<T: FromRedisValue>(&mut self, cmd: &redis::Cmd) -> Result<T, NodeError> {
+        self.query_for(cmd, Duration::ZERO).await
+    }
+
+    /// Several commands in one round trip.
+    pub async fn pipe<T: FromRedisValue>(
+        &mut self,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, NodeError> {
+        match tokio::time::timeout(self.timeout, pipe.query_async::<T>(&mut self.inner)).await {
+            Err(_) => Err(self.error(
+                ErrorKind::Timeout,
+                error::timeout_message("a pipeline", self.timeout, self.tls),
+            )),
+            Ok(Err(e)) => {
+                let (kind, msg) = error::classify("a pipeline", &e, self.tls, self.timeout);
+                Err(self.error(kind, msg))
+            }
+            Ok(Ok(v)) => Ok(v),
+        }
+    }
+
+    pub async fn ping(&mut self) -> Result<(), NodeError> {
+        let pong: String = self.query(&redis::cmd("PING")).await?;
+        if pong != "PONG" {
+            return Err(self.error(
+                ErrorKind::NotRedis,
+                format!("not a Redis server: PING answered {pong:?}"),
+            ));
+        }
+        Ok(())
+    }
+
+    pub async fn info(&mut self, section: &str) -> Result<Info, NodeError> {
+        let text: String = self.query(redis::cmd("INFO").arg(section)).await?;
+        Ok(Info::parse(&text))
+    }
+
+    /// A configuration value, or None where CONFIG GET is not allowed.
+    pub async fn config_get(&mut self, key: &str) -> Result<Option<String>, NodeError> {
+        let v: Vec<String> = self.query(redis::cmd("CONFIG").arg("GET").arg(key)).await?;
+        Ok(v.into_iter().nth(1))
+    }
+}
+
+fn op_name(cmd: &redis::Cmd) -> String {
+    // The first argument is the command name; keys and values stay out of messages.
+    cmd.args_iter()
+        .next()
+        .and_then(|a| match a {
+            redis::Arg::Simple(b) => std::str::from_utf8(b).ok().map(str::to_ascii_uppercase),
+            _ => None,
+        })
+        .unwrap_or_else(|| "a command".into())
+}

@@ -1,0 +1,379 @@
+//! keycount: wait until the replicas have caught up, then compare key counts
+//! per database across every node.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::cli::KeycountArgs;
+use crate::client::{Conn, DbCounts, NodeError};
+use crate::ctx::Ctx;
+use crate::report::{Check, Details, Report, Section};
+use crate::survey::{require_master, survey, NodeState};
+
+pub struct Config {
+    pub settle: Duration,
+}
+
+impl From<&KeycountArgs> for Config {
+    fn from(a: &KeycountArgs) -> Config {
+        Config { settle: a.settle }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeStatus {
+    /// Its counts equal the master's in every db.
+    Parity,
+    /// Caught up, yet some db's counts differ from the master's.
+    Mismatch,
+    /// Link down, loading, in a full sync or behind: its counts mean nothing yet.
+    Syncing,
+    /// Not reachable.
+    Down,
+    /// The reference everything is compared with.
+    Master,
+}
+
+#[derive(Debug, Serialize)]
+pub struct KeycountDetails {
+    /// Bound on waiting for the replicas to catch up, ms.
+    pub settle_ms: f64,
+    /// How long the replicas took to catch up, ms (null if they did not).
+    pub settled_ms: Option<f64>,
+    /// Times the counts were read (a difference is re-read after settling again).
+    pub reads: u32,
+    /// Counts per node.
+    pub nodes: Vec<NodeCounts>,
+    /// Every (node, db) whose counts differ from the master's.
+    pub mismatches: Vec<Mismatch>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeCounts {
+    pub name: String,
+    pub address: String,
+    pub status: NodeStatus,
+    /// `db<N>` -> keys and expires, from INFO keyspace.
+    pub dbs: BTreeMap<String, DbCounts>,
+    /// Why it is syncing or down.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Mismatch {
+    pub node: String,
+    pub db: String,
+    pub master_keys: u64,
+    pub node_keys: u64,
+    pub master_expires: u64,
+    pub node_expires: u64,
+}
+
+pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<KeycountDetails>> {
+    let spinner = ctx.progress.spinner("waiting for the replicas to settle");
+    let states = survey(&ctx.topology, ctx.timeout).await;
+    require_master(&states[0])?;
+    let start = Instant::now();
+    let deadline = start + cfg.settle;
+    let mut reads = 0;
+    let mut settled_ms = None;
+    let (nodes, mismatches) = loop {
+        let settled = settle(&states, deadline).await?;
+        if settled.iter().all(|s| s.is_none()) && settled_ms.is_none() {
+            settled_ms = Some(crate::duration::ms(start.elapsed()));
+        }
+        reads += 1;
+        let (nodes, mismatches) = count(&states, &settled).await?;
+        // Logically expired keys linger in the counts until the master's DEL
+        // arrives: re-read while there is time before calling it a failure.
+        if mismatches.is_empty() || Instant::now() >= deadline {
+            break (nodes, mismatches);
+        }
+        spinner.set_message(format!("counts differ, re-reading ({reads})"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    spinner.finish();
+    let checks = checks(&nodes, &mismatches);
+    let details = KeycountDetails {
+        settle_ms: crate::duration::ms(cfg.settle),
+        settled_ms,
+        reads,
+        nodes,
+        mismatches,
+    };
+    let infos = states.iter().map(NodeState::to_info).collect();
+    Ok(Report::new(
+        "keycount",
+        ctx.manifest(),
+        infos,
+        checks,
+        details,
+    ))
+}
+
+/// Per replica: None once caught up with the master's offset taken now, or why not.
+async fn settle(
+    states: &[NodeState],
+    deadline: Instant,
+) -> Result<Vec<Option<(NodeStatus, String)>>> {
+    let mut master = states[0].conn.clone().expect("reachable master");
+    let target = master.info("replication").await?.repl_offset();
+    let mut out = Vec::new();
+    for st in &states[1..] {
+        out.push(match &st.conn {
+            None => Some((
+                NodeStatus::Down,
+                st.error
+                    .as_ref()
+                    .map(|e| e.message.clone())
+                    .unwrap_or_default(),
+            )),
+            Some(c) => wait_caught_up(c.clone(), target, deadline).await,
+        });
+    }
+    Ok(out)
+}
+
+async fn wait_caught_up(
+    mut c: Conn,
+    target: u64,
+    deadline: Instant,
+) -> Option<(NodeStatus, String)> {
+    loop {
+        let why = match c.info("replication").await {
+            Err(e) => return Some((NodeStatus::Down, e.message)),
+            Ok(i) if i.role() != "slave" => format!("role is {}, not a replica", i.role()),
+            Ok(i) if !i.link_up() => format!(
+                "link to master is {}",
+                i.get("master_link_status").unwrap_or("?")
+            ),
+            Ok(i) if i.syncing() => "loading or in a full sync".to_string(),
+            Ok(i) => {
+                let off = i.u64("slave_repl_offset").unwrap_or(0);
+                if off >= target {
+                    return None;
+                }
+                format!(
+                    "offset {off} behind the master's {target} by {} bytes",
+                    target - off
+                )
+            }
+        };
+        if Instant::now() >= deadline {
+            return Some((NodeStatus::Syncing, why));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn keyspace(c: &Option<Conn>) -> Option<Result<BTreeMap<u32, DbCounts>, NodeError>> {
+    let mut c = c.clone()?;
+    Some(c.info("keyspace").await.map(|i| i.keyspace()))
+}
+
+async fn count(
+    states: &[NodeState],
+    settled: &[Option<(NodeStatus, String)>],
+) -> Result<(Vec<NodeCounts>, Vec<Mismatch>)> {
+    let master_ks = keyspace(&states[0].conn).await.expect("reachable master")?;
+    let mut nodes = vec![node_counts(
+        &states[0],
+        NodeStatus::Master,
+        &master_ks,
+        None,
+    )];
+    let mut mismatches = Vec::new();
+    for (st, why) in states[1..].iter().zip(settled) {
+        let ks = match keyspace(&st.conn).await {
+            Some(Ok(ks)) => ks,
+            Some(Err(e)) => {
+                nodes.push(node_counts(
+                    st,
+                    NodeStatus::Down,
+                    &BTreeMap::new(),
+                    Some(e.message),
+                ));
+                continue;
+            }
+            None => BTreeMap::new(),
+        };
+        if let Some((status, reason)) = why {
+            nodes.push(node_counts(st, *status, &ks, Some(reason.clone())));
+            continue;
+        }
+        let found = compare(&st.node.name, &master_ks, &ks);
+        let status = if found.is_empty() {
+            NodeStatus::Parity
+        } else {
+            NodeStatus::Mismatch
+        };
+        nodes.push(node_counts(st, status, &ks, None));
+        mismatches.extend(found);
+    }
+    Ok((nodes, mismatches))
+}
+
+fn node_counts(
+    st: &NodeState,
+    status: NodeStatus,
+    ks: &BTreeMap<u32, DbCounts>,
+    reason: Option<String>,
+) -> NodeCounts {
+    NodeCounts {
+        name: st.node.name.clone(),
+        address: st.node.addr(),
+        status,
+        dbs: ks.iter().map(|(db, c)| (format!("db{db}"), *c)).collect(),
+        reason,
+    }
+}
+
+/// Every db either side has, compared on keys and expires.
+pub fn compare(
+    node: &str,
+    master: &BTreeMap<u32, DbCounts>,
+    other: &BTreeMap<u32, DbCounts>,
+) -> Vec<Mismatch> {
+    let dbs: BTreeSet<u32> = master.keys().chain(other.keys()).copied().collect();
+    dbs.into_iter()
+        .filter_map(|db| {
+            let m = master.get(&db).copied().unwrap_or_default();
+            let o = other.get(&db).copied().unwrap_or_default();
+            (m != o).then(|| Mismatch {
+                node: node.to_string(),
+                db: format!("db{db}"),
+                master_keys: m.keys,
+                node_keys: o.keys,
+                master_expires: m.expires,
+                node_expires: o.expires,
+            })
+        })
+        .collect()
+}
+
+fn checks(nodes: &[NodeCounts], mismatches: &[Mismatch]) -> Vec<Check> {
+    nodes[1..]
+        .iter()
+        .map(|n| {
+            let name = format!("{}.parity", n.name);
+            match n.status {
+                NodeStatus::Parity => Check::pass(
+                    name,
+                    format!("same counts as the master in {} db(s)", n.dbs.len().max(1)),
+                ),
+                NodeStatus::Down => {
+                    Check::fail(name, format!("down: {}", n.reason.as_deref().unwrap_or("")))
+                }
+                NodeStatus::Syncing => Check::fail(
+                    name,
+                    format!(
+                        "syncing, counts not comparable yet: {}",
+                        n.reason.as_deref().unwrap_or("")
+                    ),
+                ),
+                _ => {
+                    let why: Vec<String> = mismatches
+                        .iter()
+                        .filter(|m| m.node == n.name)
+                        .map(|m| {
+                            format!(
+                                "{}: {} keys ({} with TTL) vs master {} ({} with TTL)",
+                                m.db, m.node_keys, m.node_expires, m.master_keys, m.master_expires
+                            )
+                        })
+                        .collect();
+                    Check::fail(
+                        name,
+                        format!("{} differs from the master: {}", n.name, why.join("; ")),
+                    )
+                }
+            }
+        })
+        .collect()
+}
+
+impl Details for KeycountDetails {
+    fn sections(&self) -> Vec<Section> {
+        let dbs: BTreeSet<&String> = self.nodes.iter().flat_map(|n| n.dbs.keys()).collect();
+        let mut header: Vec<&str> = vec!["node", "address", "status"];
+        let names: Vec<String> = dbs.iter().map(|d| format!("{d} keys/expires")).collect();
+        header.extend(names.iter().map(String::as_str));
+        let mut s = Section::new("Key counts", &header);
+        for n in &self.nodes {
+            let mut row = vec![
+                n.name.clone(),
+                n.address.clone(),
+                format!("{:?}", n.status).to_lowercase(),
+            ];
+            for d in &dbs {
+                let c = n.dbs.get(*d).copied().unwrap_or_default();
+                row.push(format!("{}/{}", c.keys, c.expires));
+            }
+            s.row(row);
+        }
+        if dbs.is_empty() {
+            s.notes.push("every database is empty on every node".into());
+        }
+        s.notes.push(match self.settled_ms {
+            Some(ms) => format!(
+                "replicas caught up in {ms:.1} ms; counts read {} time(s)",
+                self.reads
+            ),
+            None => format!(
+                "replicas did not all catch up within {:.0} ms",
+                self.settle_ms
+            ),
+        });
+        vec![s]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compare_names_db_and_both_counts() {
+        let m = BTreeMap::from([
+            (
+                0,
+                DbCounts {
+                    keys: 10,
+                    expires: 2,
+                },
+            ),
+            (
+                3,
+                DbCounts {
+                    keys: 1,
+                    expires: 0,
+                },
+            ),
+        ]);
+        let mut r = m.clone();
+        assert!(compare("replica1", &m, &r).is_empty());
+        r.insert(
+            0,
+            DbCounts {
+                keys: 11,
+                expires: 2,
+            },
+        );
+        r.remove(&3);
+        let found = compare("replica1", &m, &r);
+        assert_eq!(found.len(), 2);
+        assert_eq!(
+            (
+                found[0].db.as_str(),
+                found[0].master_keys,
+                found[0].node_keys
+            ),
+            ("db0", 10, 11)
+        );
+        assert_eq!((found[1].db.as_str(), found[1].node_keys), ("db3", 0));
+    }
+}

@@ -1,0 +1,5 @@
+//! One file per subcommand: `run(config, &Ctx) -> Result<Report<...>>`.
+
+pub mod keycount;
+pub mod lab;
+pub mod replicate_check;

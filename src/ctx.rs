@@ -1,0 +1,171 @@
+//! What every subcommand gets: the topology, the bounds, the run id, progress,
+//! and the ledger of keys it wrote (so they are removed even on Ctrl-C).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::client::{Conn, NodeError};
+use crate::progress::Progress;
+use crate::report::Manifest;
+use crate::topology::Topology;
+
+pub struct Ctx {
+    pub topology: Topology,
+    pub timeout: Duration,
+    pub run_id: String,
+    pub progress: Progress,
+    pub ledger: Ledger,
+    pub started: SystemTime,
+    pub started_at: Instant,
+    /// The command line with secrets replaced.
+    pub args: Vec<String>,
+}
+
+impl Ctx {
+    /// `redlab:<run-id>:` — every key redlab writes starts with this.
+    pub fn prefix(&self) -> String {
+        format!("redlab:{}:", self.run_id)
+    }
+
+    pub fn key(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.prefix())
+    }
+
+    pub fn manifest(&self) -> Manifest {
+        Manifest {
+            redlab_version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: humantime::format_rfc3339_millis(self.started).to_string(),
+            duration_ms: (self.started_at.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+            host: hostname(),
+            args: self.args.clone(),
+            run_id: self.run_id.clone(),
+        }
+    }
+
+    /// Remove every key in the ledger from the master, then wait (bounded) for
+    /// the replicas to apply the deletes.
+    pub async fn cleanup(&self) -> Result<u64, NodeError> {
+        let owned = self.ledger.take();
+        if owned.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = Conn::connect(&self.topology.master, self.timeout).await?;
+        let mut removed = 0u64;
+        for chunk in owned.chunks(1000) {
+            let mut cmd = redis::cmd("UNLINK");
+            for k in chunk {
+                cmd.arg(k);
+            }
+            removed += conn.query::<u64>(&cmd).await?;
+        }
+        let n = self.topology.replicas.len();
+        if n > 0 {
+            let wait_ms = self.timeout.as_millis().max(1) as u64;
+            // Best effort: a down replica is reported by the check itself.
+            let _ = conn
+                .query_for::<u64>(redis::cmd("WAIT").arg(n).arg(wait_ms), self.timeout)
+                .await;
+        }
+        Ok(removed)
+    }
+}
+
+/// Keys this run wrote on the master, to be removed at the end.
+#[derive(Clone, Default)]
+pub struct Ledger(Arc<Mutex<Vec<String>>>);
+
+impl Ledger {
+    pub fn add(&self, key: impl Into<String>) {
+        self.0.lock().expect("ledger lock").push(key.into());
+    }
+    pub fn extend(&self, keys: impl IntoIterator<Item = String>) {
+        self.0.lock().expect("ledger lock").extend(keys);
+    }
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().expect("ledger lock"))
+    }
+    pub fn len(&self) -> usize {
+        self.0.lock().expect("ledger lock").len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// A short unique id: time and pid, in base 36.
+pub fn new_run_id() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let mut n = (nanos ^ ((std::process::id() as u128) << 64)) % 36u128.pow(10);
+    let mut s = String::new();
+    for _ in 0..10 {
+        let d = (n % 36) as u32;
+        s.push(std::char::from_digit(d, 36).expect("digit < 36"));
+        n /= 36;
+    }
+    s
+}
+
+/// The command line with passwords in URLs and after --password removed.
+pub fn redacted_args(args: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut hide_next = false;
+    for a in args {
+        if hide_next {
+            out.push("***".into());
+            hide_next = false;
+        } else if a == "--password" {
+            out.push(a.clone());
+            hide_next = true;
+        } else if let Some(rest) = a.strip_prefix("--password=") {
+            let _ = rest;
+            out.push("--password=***".into());
+        } else {
+            out.push(crate::topology::redact_url(a));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_reach_the_manifest() {
+        let args: Vec<String> = [
+            "redlab",
+            "--password",
+            "hunter2",
+            "--master",
+            "redis://:pw@h:1",
+            "--password=x",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let r = redacted_args(&args).join(" ");
+        assert!(
+            !r.contains("hunter2") && !r.contains(":pw@") && !r.contains("=x"),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn run_ids_are_short_and_distinct() {
+        let a = new_run_id();
+        std::thread::sleep(Duration::from_millis(1));
+        let b = new_run_id();
+        assert_eq!(a.len(), 10);
+        assert_ne!(a, b);
+    }
+}

@@ -1,0 +1,516 @@
+//! Local master + replicas from `redis-server`, configured from the same
+//! `redis-conf/` files that docker-compose.yml mounts.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+
+use crate::client::Conn;
+use crate::topology::{Node, Role, Topology};
+
+pub const DEFAULT_BASE_PORT: u16 = 6379;
+pub const MASTER_CONF: &str = include_str!("../redis-conf/master.conf");
+pub const REPLICA_CONF: &str = include_str!("../redis-conf/replica.conf");
+
+/// How long a lab may take to start and reach sync.
+const START_BOUND: Duration = Duration::from_secs(30);
+
+/// `redis-server` from $REDIS_SERVER or PATH.
+pub fn redis_server() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("REDIS_SERVER") {
+        return Ok(PathBuf::from(p));
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join("redis-server"))
+        .find(|p| p.is_file())
+        .context(
+            "redis-server not found on PATH: install it (apt-get install redis-server, \
+             brew install redis) or run the topology with `docker compose up -d`",
+        )
+}
+
+/// A port the OS says is free now.
+pub fn free_port() -> Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0").context("finding a free loopback port")?;
+    Ok(l.local_addr()?.port())
+}
+
+fn port_in_use(port: u16) -> bool {
+    TcpListener::bind(("127.0.0.1", port)).is_err()
+}
+
+/// One redis-server process. An attached one is killed when dropped.
+#[derive(Debug)]
+pub struct Server {
+    pub name: String,
+    pub port: u16,
+    pub pid: u32,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Server {
+    /// Start `redis-server <conf> --port P --bind 127.0.0.1 --dir D ... extra`.
+    pub fn spawn(
+        dir: &Path,
+        name: &str,
+        port: u16,
+        conf: &str,
+        extra: &[String],
+    ) -> Result<Server> {
+        let bin = redis_server()?;
+        let data = dir.join(name);
+        std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+        let conf_path = dir.join(format!("{name}.conf"));
+        std::fs::write(&conf_path, conf)
+            .with_context(|| format!("writing {}", conf_path.display()))?;
+        let log = dir.join(format!("{name}.log"));
+        let mut cmd = Command::new(&bin);
+        cmd.arg(&conf_path)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--daemonize",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(&data)
+            .arg("--logfile")
+            .arg(&log)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        // Own process group: a Ctrl-C meant for redlab reaches redlab, which stops the lab in order.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {} for {name}", bin.display()))?;
+        Ok(Server {
+            name: name.to_string(),
+            port,
+            pid: child.id(),
+            log,
+            child: Some(child),
+        })
+    }
+
+    /// Spawn on a free port and wait until it answers, retrying if the port was taken meanwhile.
+    pub fn start(dir: &Path, name: &str, conf: &str, extra: &[String]) -> Result<Server> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut s = Server::spawn(dir, name, free_port()?, conf, extra)?;
+            match s.wait_ready(Duration::from_secs(10)) {
+                Ok(()) => return Ok(s),
+                Err(e) if attempt < 3 && is_port_clash(&e) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Wait until it answers PING (or NOAUTH, which also means it is up).
+    pub fn wait_ready(&mut self, bound: Duration) -> Result<()> {
+        let deadline = Instant::now() + bound;
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                let mut err = String::new();
+                if let Some(mut e) = self.child.as_mut().and_then(|c| c.stderr.take()) {
+                    let _ = e.read_to_string(&mut err);
+                }
+                bail!(
+                    "{} (127.0.0.1:{}): redis-server exited ({status}) at start: {}{}",
+                    self.name,
+                    self.port,
+                    err.trim(),
+                    log_tail(&self.log)
+                );
+            }
+            if answers_ping(self.port) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} (127.0.0.1:{}): not answering PING after {bound:?}{}",
+                    self.name,
+                    self.port,
+                    log_tail(&self.log)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn signal(&self, sig: Signal) -> Result<()> {
+        kill(Pid::from_raw(self.pid as i32), sig)
+            .with_context(|| format!("sending {sig} to {} (pid {})", self.name, self.pid))
+    }
+
+    /// SIGSTOP: it keeps accepting TCP (the kernel queues) but never answers.
+    pub fn pause(&self) -> Result<()> {
+        self.signal(Signal::SIGSTOP)
+    }
+
+    pub fn resume(&self) -> Result<()> {
+        self.signal(Signal::SIGCONT)
+    }
+
+    /// Kill and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = kill(Pid::from_raw(self.pid as i32), Signal::SIGCONT);
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Leave the process running after redlab exits (`lab up`).
+    fn detach(&mut self) {
+        self.child.take();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn answers_ping(port: u16) -> bool {
+    let Ok(mut s) =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
+    else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    if s.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 64];
+    match s.read(&mut buf) {
+        Ok(n) if n > 0 => buf.starts_with(b"+PONG") || buf.starts_with(b"-NOAUTH"),
+        _ => false,
+    }
+}
+
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let tail: Vec<&str> = text.lines().rev().take(3).collect();
+    if tail.is_empty() {
+        String::new()
+    } else {
+        let lines: Vec<&str> = tail.into_iter().rev().collect();
+        format!(" (log {}: {})", log.display(), lines.join(" | "))
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LabOptions {
+    pub replicas: usize,
+    /// Consecutive ports from here; None takes free ports.
+    pub base_port: Option<u16>,
+    /// Data, config and logs; None uses a temporary dir removed with the lab.
+    pub dir: Option<PathBuf>,
+    /// Sets requirepass and masterauth on every node.
+    pub password: Option<String>,
+    pub master_args: Vec<String>,
+    pub replica_args: Vec<String>,
+}
+
+/// A master and its replicas. Dropping it stops them (unless detached).
+#[derive(Debug)]
+pub struct Lab {
+    pub master: Server,
+    pub replicas: Vec<Server>,
+    pub dir: PathBuf,
+    password: Option<String>,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl Lab {
+    pub async fn start(opts: LabOptions) -> Result<Lab> {
+        redis_server()?;
+        let (dir, temp) = match &opts.dir {
+            Some(d) => {
+                std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+                (d.clone(), None)
+            }
+            None => {
+                let t = tempfile::Builder::new().prefix("redlab-lab-").tempdir()?;
+                (t.path().to_path_buf(), Some(t))
+            }
+        };
+        // Free ports can be taken between the check and redis-server's bind: retry on fresh ones.
+        let attempts = if opts.base_port.is_some() { 1 } else { 3 };
+        let mut attempt = 0;
+        let (master, replicas) = loop {
+            attempt += 1;
+            let ports = pick_ports(opts.base_port, opts.replicas + 1)?;
+            match spawn_all(&dir, &ports, &opts) {
+                Err(e) if attempt < attempts && is_port_clash(&e) => continue,
+                other => break other?,
+            }
+        };
+        let lab = Lab {
+            master,
+            replicas,
+            dir,
+            password: opts.password.clone(),
+            _temp: temp,
+        };
+        lab.wait_in_sync(START_BOUND).await?;
+        Ok(lab)
+    }
+
+    pub fn topology(&self) -> Topology {
+        let node = |name: &str, role, port: u16| {
+            let url = match &self.password {
+                Some(p) => format!("redis://:{p}@127.0.0.1:{port}"),
+                None => format!("redis://127.0.0.1:{port}"),
+            };
+            Node::parse(name, role, &url).expect("a loopback URL parses")
+        };
+        Topology {
+            master: node("master", Role::Master, self.master.port),
+            replicas: self
+                .replicas
+                .iter()
+                .map(|r| node(&r.name, Role::Replica, r.port))
+                .collect(),
+            discover: false,
+        }
+    }
+
+    /// Wait until every replica's link is up and its acknowledged offset
+    /// equals the master's.
+    pub async fn wait_in_sync(&self, bound: Duration) -> Result<()> {
+        wait_in_sync(&self.topology(), bound).await
+    }
+
+    /// Leave the processes running; returns what `lab down` needs.
+    pub fn detach(mut self) -> LabState {
+        let mut nodes = vec![NodeState::of(&self.master)];
+        nodes.extend(self.replicas.iter().map(NodeState::of));
+        self.master.detach();
+        self.replicas.iter_mut().for_each(Server::detach);
+        LabState {
+            dir: self.dir.clone(),
+            nodes,
+        }
+    }
+}
+
+fn spawn_all(dir: &Path, ports: &[u16], opts: &LabOptions) -> Result<(Server, Vec<Server>)> {
+    let auth: Vec<String> = match &opts.password {
+        Some(p) => vec![
+            "--requirepass".into(),
+            p.clone(),
+            "--masterauth".into(),
+            p.clone(),
+        ],
+        None => vec![],
+    };
+    let mut margs = auth.clone();
+    margs.extend(opts.master_args.iter().cloned());
+    let mut master = Server::spawn(dir, "master", ports[0], MASTER_CONF, &margs)?;
+    master.wait_ready(Duration::from_secs(10))?;
+    let mut replicas = Vec::new();
+    for (i, port) in ports[1..].iter().enumerate() {
+        let mut args = vec![
+            "--replicaof".into(),
+            "127.0.0.1".into(),
+            ports[0].to_string(),
+        ];
+        args.extend(auth.iter().cloned());
+        args.extend(opts.replica_args.iter().cloned());
+        replicas.push(Server::spawn(
+            dir,
+            &format!("replica{}", i + 1),
+            *port,
+            REPLICA_CONF,
+            &args,
+        )?);
+    }
+    for r in &mut replicas {
+        r.wait_ready(Duration::from_secs(10))?;
+    }
+    Ok((master, replicas))
+}
+
+fn is_port_clash(e: &anyhow::Error) -> bool {
+    let s = format!("{e:#}");
+    s.contains("Address already in use") || s.contains("bind")
+}
+
+/// Bounded wait for a topology to be in sync (used by the lab and tests).
+pub async fn wait_in_sync(topo: &Topology, bound: Duration) -> Result<()> {
+    let deadline = Instant::now() + bound;
+    let timeout = Duration::from_secs(2);
+    let mut master = Conn::connect(&topo.master, timeout).await?;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        let info = master.info("replication").await?;
+        let lines = info.replicas();
+        let offset = info.repl_offset();
+        let synced = topo.replicas.iter().all(|r| {
+            lines
+                .iter()
+                .any(|l| l.port == r.port() && l.state == "online" && l.offset >= offset)
+        });
+        if synced {
+            let mut all_up = true;
+            for r in &topo.replicas {
+                let ok = match Conn::connect(r, timeout).await {
+                    Ok(mut c) => c
+                        .info("replication")
+                        .await
+                        .map(|i| i.link_up() && !i.syncing())
+                        .unwrap_or(false),
+                    Err(_) => false,
+                };
+                all_up &= ok;
+            }
+            if all_up {
+                return Ok(());
+            }
+        }
+        last = format!("master offset {offset}, replicas {lines:?}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    bail!("replicas did not reach the master's offset within {bound:?}: {last}")
+}
+
+fn pick_ports(base: Option<u16>, n: usize) -> Result<Vec<u16>> {
+    match base {
+        Some(b) => {
+            let ports: Vec<u16> = (0..n as u16).map(|i| b + i).collect();
+            if let Some(p) = ports.iter().find(|p| port_in_use(**p)) {
+                bail!("port {p} is in use: is a lab already up (`redlab lab status`)? Pick another --base-port");
+            }
+            Ok(ports)
+        }
+        None => {
+            let mut ports: Vec<u16> = Vec::new();
+            while ports.len() < n {
+                let p = free_port()?;
+                if !ports.contains(&p) {
+                    ports.push(p);
+                }
+            }
+            Ok(ports)
+        }
+    }
+}
+
+/// What `lab up` leaves behind for `lab down` and `lab status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LabState {
+    pub dir: PathBuf,
+    pub nodes: Vec<NodeState>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeState {
+    pub name: String,
+    pub port: u16,
+    pub pid: u32,
+}
+
+impl NodeState {
+    fn of(s: &Server) -> NodeState {
+        NodeState {
+            name: s.name.clone(),
+            port: s.port,
+            pid: s.pid,
+        }
+    }
+
+    /// Alive and still the redis-server we started on that port (pids get reused).
+    pub fn is_ours(&self) -> bool {
+        std::fs::read(format!("/proc/{}/cmdline", self.pid))
+            .map(|c| {
+                let c = String::from_utf8_lossy(&c).replace('\0', " ");
+                c.contains("redis-server") && c.contains(&format!(":{}", self.port))
+            })
+            .unwrap_or(false)
+            && !is_zombie(self.pid)
+    }
+
+    /// SIGTERM, wait up to 10 s, then SIGKILL.
+    pub fn stop(&self) -> Result<bool> {
+        if !self.is_ours() {
+            return Ok(false);
+        }
+        let pid = Pid::from_raw(self.pid as i32);
+        let _ = kill(pid, Signal::SIGCONT);
+        kill(pid, Signal::SIGTERM)
+            .with_context(|| format!("stopping {} (pid {})", self.name, self.pid))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.is_ours() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if self.is_ours() {
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+        Ok(true)
+    }
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(true)
+}
+
+/// `$REDLAB_STATE_DIR`, else `$XDG_STATE_HOME/redlab`, else `~/.local/state/redlab`.
+pub fn default_state_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME") {
+        return PathBuf::from(d).join("redlab");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    home.join(".local/state/redlab")
+}
+
+pub fn state_file(state_dir: &Path) -> PathBuf {
+    state_dir.join("lab.json")
+}
+
+pub fn load_state(state_dir: &Path) -> Result<Option<LabState>> {
+    let path = state_file(state_dir);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(
+            serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?,
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+pub fn save_state(state_dir: &Path, state: &LabState) -> Result<()> {
+    let path = state_file(state_dir);
+    std::fs::write(&path, serde_json::to_string_pretty(state)?)
+        .with_context(|| format!("writing {}", path.display()))
+}

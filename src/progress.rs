@@ -1,0 +1,87 @@
+//! The only place that touches indicatif. Progress goes to stderr and is
+//! hidden when stderr is not a terminal, with --quiet, or when a machine
+//! format goes to stdout.
+
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    enabled: bool,
+}
+
+/// A spinner or bar; finishing or dropping it clears it.
+pub struct Task {
+    bar: ProgressBar,
+}
+
+impl Progress {
+    pub fn new(enabled: bool) -> Progress {
+        Progress { enabled }
+    }
+
+    pub fn hidden() -> Progress {
+        Progress { enabled: false }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    fn target(&self) -> ProgressDrawTarget {
+        if self.enabled {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        }
+    }
+
+    pub fn spinner(&self, msg: impl Into<String>) -> Task {
+        let bar = ProgressBar::with_draw_target(None, self.target());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("static template"),
+        );
+        bar.set_message(msg.into());
+        bar.enable_steady_tick(Duration::from_millis(100));
+        Task { bar }
+    }
+
+    pub fn bar(&self, len: u64, msg: impl Into<String>) -> Task {
+        let bar = ProgressBar::with_draw_target(Some(len), self.target());
+        bar.set_style(
+            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+                .expect("static template")
+                .progress_chars("=> "),
+        );
+        bar.set_message(msg.into());
+        Task { bar }
+    }
+}
+
+impl Task {
+    pub fn set_message(&self, msg: impl Into<String>) {
+        self.bar.set_message(msg.into());
+    }
+    pub fn set_position(&self, pos: u64) {
+        self.bar.set_position(pos);
+    }
+    pub fn set_length(&self, len: u64) {
+        self.bar.set_length(len);
+    }
+    pub fn inc(&self, n: u64) {
+        self.bar.inc(n);
+    }
+    /// Print a line above the bar (stderr), or plainly when hidden.
+    pub fn finish(self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        if !self.bar.is_finished() {
+            self.bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! Reports are data: serde structs with units in their field names. Renderers
+//! turn them into a terminal table, markdown, JSON or JUnit; subcommands never
+//! format output themselves.
+
+mod junit;
+mod text;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::cli::Format;
+
+/// Bumped whenever a field changes meaning or goes away.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Warn,
+    Fail,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Warn => "WARN",
+            Verdict::Fail => "FAIL",
+        }
+    }
+
+    pub fn worst(items: impl IntoIterator<Item = Verdict>) -> Verdict {
+        items.into_iter().max().unwrap_or(Verdict::Pass)
+    }
+}
+
+/// One named check with its outcome and a one-line reason.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// Stable name, e.g. `replica1.link` or `parity.db0`.
+    pub name: String,
+    /// pass, warn or fail.
+    pub verdict: Verdict,
+    /// What was seen, in one line.
+    pub reason: String,
+}
+
+impl Check {
+    pub fn new(name: impl Into<String>, verdict: Verdict, reason: impl Into<String>) -> Check {
+        Check {
+            name: name.into(),
+            verdict,
+            reason: reason.into(),
+        }
+    }
+    pub fn pass(name: impl Into<String>, reason: impl Into<String>) -> Check {
+        Check::new(name, Verdict::Pass, reason)
+    }
+    pub fn fail(name: impl Into<String>, reason: impl Into<String>) -> Check {
+        Check::new(name, Verdict::Fail, reason)
+    }
+}
+
+/// Facts about one node, as every report shows them.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeInfo {
+    /// `master`, `replica1`, ...
+    pub name: String,
+    /// host:port, never with credentials.
+    pub address: String,
+    /// The role it was given: master or replica.
+    pub expected_role: String,
+    /// The role it reports (`master`, `slave`), or null when unreachable.
+    pub role: Option<String>,
+    /// `redis_version` from INFO.
+    pub redis_version: Option<String>,
+    /// maxmemory in bytes (0 = no limit).
+    pub maxmemory_bytes: Option<u64>,
+    /// maxmemory-policy.
+    pub maxmemory_policy: Option<String>,
+    /// `rdb` (save points set), `aof`, `rdb+aof` or `none`; null where unknown.
+    pub persistence: Option<String>,
+    /// The connection error, when it could not be reached.
+    pub error: Option<String>,
+}
+
+/// What the run was: reproducible context for every report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    /// redlab's version.
+    pub redlab_version: String,
+    /// Start of the run, RFC 3339 UTC.
+    pub started_at: String,
+    /// Wall time of the whole run in milliseconds.
+    pub duration_ms: f64,
+    /// Host redlab ran on.
+    pub host: String,
+    /// The command line, with secrets replaced by ***.
+    pub args: Vec<String>,
+    /// Unique id of this run; redlab's keys are `redlab:<run_id>:...`.
+    pub run_id: String,
+}
+
+/// A table in the human renderings.
+#[derive(Debug, Clone, Default)]
+pub struct Section {
+    pub title: String,
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    /// Lines printed under the table.
+    pub notes: Vec<String>,
+}
+
+impl Section {
+    pub fn new(title: &str, header: &[&str]) -> Section {
+        Section {
+            title: title.to_string(),
+            header: header.iter().map(|h| h.to_string()).collect(),
+            ..Section::default()
+        }
+    }
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+}
+
+/// The part of a report that is one subcommand's own.
+pub trait Details: Serialize {
+    /// The tables a human sees, in order.
+    fn sections(&self) -> Vec<Section>;
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report<D: Details> {
+    /// Version of this JSON layout.
+    pub schema_version: u32,
+    /// The subcommand, e.g. `replicate-check`.
+    pub command: String,
+    /// Version, time, host, arguments.
+    pub manifest: Manifest,
+    /// The topology as found.
+    pub nodes: Vec<NodeInfo>,
+    /// Every check with its verdict and reason.
+    pub checks: Vec<Check>,
+    /// The worst verdict of all checks.
+    pub verdict: Verdict,
+    /// The subcommand's own measurements.
+    pub details: D,
+}
+
+impl<D: Details> Report<D> {
+    pub fn new(
+        command: &str,
+        manifest: Manifest,
+        nodes: Vec<NodeInfo>,
+        checks: Vec<Check>,
+        details: D,
+    ) -> Self {
+        let verdict = Verdict::worst(checks.iter().map(|c| c.verdict));
+        Report {
+            schema_version: SCHEMA_VERSION,
+            command: command.to_string(),
+            manifest,
+            nodes,
+            checks,
+            verdict,
+            details,
+        }
+    }
+
+    pub fn render(&self, format: Format) -> Result<String> {
+        Ok(match format {
+            Format::Json => {
+                let mut s =
+                    serde_json::to_string_pretty(self).context("encoding the JSON report")?;
+                s.push('\n');
+                s
+            }
+            Format::Table => text::render(self, text::Style::Table),
+            Format::Markdown => text::render(self, text::Style::Markdown),
+            Format::Junit => junit::render(&self.command, &self.checks, self.manifest.duration_ms),
+        })
+    }
+}
+
+/// The format a file gets: the one asked for, else its extension's.
+pub fn format_for_path(path: &Path, asked: Option<Format>) -> Format {
+    asked.unwrap_or_else(|| match path.extension().and_then(|e| e.to_str()) {
+        Some("md") | Some("markdown") => Format::Markdown,
+        Some("xml") => Format::Junit,
+        Some("txt") => Format::Table,
+        _ => Format::Json,
+    })
+}
+
+pub fn extension(format: Format) -> &'static str {
+    match format {
+        Format::Table => "txt",
+        Format::Markdown => "md",
+        Format::Json => "json",
+        Format::Junit => "xml",
+    }
+}
+
+/// `reports/<command>-<UTC timestamp>.<ext>`
+pub fn default_path(command: &str, format: Format) -> PathBuf {
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace([':', '-'], "");
+    PathBuf::from("reports").join(format!("{command}-{stamp}.{}", extension(format)))
+}
+
+pub fn write_file(path: &Path, text: &str) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(path, text).with_context(|| format!("writing the report to {}", path.display()))
+}
+
+/// Numbers in human tables.
+pub fn fmt_f(v: f64, decimals: usize) -> String {
+    format!("{v:.decimals$}")
+}
+
+pub fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
+    v.as_ref()
+        .map(|x| x.to_string())
+        .unwrap_or_else(|| "-".into())
+}

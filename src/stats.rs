@@ -1,0 +1,100 @@
+//! Latency recording over hdrhistogram: one histogram per worker, merged at
+//! the end, never raw samples.
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// A histogram of nanoseconds, 3 significant figures, growing as needed.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new(3).expect("3 significant figures is valid")
+}
+
+/// Latency summary in microseconds (recorded in nanoseconds).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LatencyUs {
+    /// Number of samples.
+    pub count: u64,
+    /// Smallest sample, µs.
+    pub min_us: f64,
+    /// Median, µs.
+    pub p50_us: f64,
+    /// 90th percentile, µs.
+    pub p90_us: f64,
+    /// 99th percentile, µs.
+    pub p99_us: f64,
+    /// 99.9th percentile, µs.
+    pub p999_us: f64,
+    /// 99.99th percentile, µs.
+    pub p9999_us: f64,
+    /// Largest sample, µs.
+    pub max_us: f64,
+    /// Mean, µs.
+    pub mean_us: f64,
+}
+
+impl LatencyUs {
+    /// From a histogram of nanoseconds. An empty one gives all zeros, never NaN.
+    pub fn from_ns(h: &Histogram<u64>) -> LatencyUs {
+        if h.is_empty() {
+            return LatencyUs::default();
+        }
+        let us = |ns: u64| (ns as f64 / 1e3 * 1000.0).round() / 1000.0;
+        LatencyUs {
+            count: h.len(),
+            min_us: us(h.min()),
+            p50_us: us(h.value_at_quantile(0.5)),
+            p90_us: us(h.value_at_quantile(0.9)),
+            p99_us: us(h.value_at_quantile(0.99)),
+            p999_us: us(h.value_at_quantile(0.999)),
+            p9999_us: us(h.value_at_quantile(0.9999)),
+            max_us: us(h.max()),
+            mean_us: (h.mean() / 1e3 * 1000.0).round() / 1000.0,
+        }
+    }
+}
+
+/// Microseconds as a human-friendly string.
+pub fn fmt_us(us: f64) -> String {
+    if us >= 1e6 {
+        format!("{:.2} s", us / 1e6)
+    } else if us >= 1e3 {
+        format!("{:.2} ms", us / 1e3)
+    } else {
+        format!("{us:.0} µs")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_is_monotonic_and_in_microseconds() {
+        let mut h = histogram();
+        for ns in 1..=10_000u64 {
+            h.record(ns * 1000).unwrap();
+        }
+        let s = LatencyUs::from_ns(&h);
+        assert_eq!(s.count, 10_000);
+        assert!(s.min_us <= s.p50_us && s.p50_us <= s.p90_us && s.p90_us <= s.p99_us);
+        assert!(s.p99_us <= s.p999_us && s.p999_us <= s.p9999_us && s.p9999_us <= s.max_us);
+        assert!((s.p50_us - 5000.0).abs() / 5000.0 < 0.01, "{s:?}");
+        assert!((s.max_us - 10_000.0).abs() / 10_000.0 < 0.01);
+    }
+
+    #[test]
+    fn empty_is_zero_not_nan() {
+        let s = LatencyUs::from_ns(&histogram());
+        assert_eq!(s, LatencyUs::default());
+        assert!(serde_json::to_string(&s)
+            .unwrap()
+            .contains("\"p99_us\":0.0"));
+    }
+
+    #[test]
+    fn human_units() {
+        assert_eq!(fmt_us(12.0), "12 µs");
+        assert_eq!(fmt_us(1500.0), "1.50 ms");
+        assert_eq!(fmt_us(2_500_000.0), "2.50 s");
+    }
+}

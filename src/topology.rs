@@ -1,0 +1,271 @@
+//! Which nodes redlab talks to: named, addressed, with credentials kept out of
+//! every message and report.
+
+use anyhow::{bail, Context, Result};
+use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
+use serde::Serialize;
+
+use crate::cli::GlobalArgs;
+
+pub const DEFAULT_MASTER: &str = "redis://127.0.0.1:6379";
+pub const DEFAULT_REPLICA_PORTS: [u16; 3] = [6380, 6381, 6382];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Master,
+    Replica,
+}
+
+/// One Redis server as redlab addresses it.
+#[derive(Clone)]
+pub struct Node {
+    /// `master`, `replica1`, ...: used in every message.
+    pub name: String,
+    pub role: Role,
+    pub info: ConnectionInfo,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.name, self.addr())
+    }
+}
+
+impl Node {
+    pub fn parse(name: &str, role: Role, url: &str) -> Result<Node> {
+        let url = if url.contains("://") {
+            url.to_string()
+        } else {
+            format!("redis://{url}")
+        };
+        let info = url.as_str().into_connection_info().map_err(|e| {
+            anyhow::anyhow!("{name}: '{}' is not a Redis URL: {e}", redact_url(&url))
+        })?;
+        if matches!(info.addr(), ConnectionAddr::Unix(_)) {
+            bail!("{name}: unix sockets are not supported; give redis://host:port");
+        }
+        Ok(Node {
+            name: name.to_string(),
+            role,
+            info,
+        })
+    }
+
+    pub fn host(&self) -> &str {
+        match self.info.addr() {
+            ConnectionAddr::Tcp(h, _) | ConnectionAddr::TcpTls { host: h, .. } => h,
+            _ => "?",
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        match self.info.addr() {
+            ConnectionAddr::Tcp(_, p) | ConnectionAddr::TcpTls { port: p, .. } => *p,
+            _ => 0,
+        }
+    }
+
+    pub fn tls(&self) -> bool {
+        matches!(self.info.addr(), ConnectionAddr::TcpTls { .. })
+    }
+
+    /// `host:port`, never with credentials.
+    pub fn addr(&self) -> String {
+        if self.host().contains(':') {
+            format!("[{}]:{}", self.host(), self.port())
+        } else {
+            format!("{}:{}", self.host(), self.port())
+        }
+    }
+
+    /// `replica2 (127.0.0.1:6381)`
+    pub fn label(&self) -> String {
+        format!("{} ({})", self.name, self.addr())
+    }
+
+    /// The same credentials, scheme and db at another address (for discovery).
+    pub fn sibling(&self, name: &str, host: &str, port: u16) -> Node {
+        let addr = match self.info.addr() {
+            ConnectionAddr::TcpTls {
+                insecure,
+                tls_params,
+                ..
+            } => ConnectionAddr::TcpTls {
+                host: host.to_string(),
+                port,
+                insecure: *insecure,
+                tls_params: tls_params.clone(),
+            },
+            _ => ConnectionAddr::Tcp(host.to_string(), port),
+        };
+        Node {
+            name: name.to_string(),
+            role: Role::Replica,
+            info: self.info.clone().set_addr(addr),
+        }
+    }
+
+    /// Apply --user/--password where the URL gave none.
+    fn with_credentials(mut self, user: Option<&str>, password: Option<&str>) -> Node {
+        if self.password().is_none() {
+            if let Some(p) = password {
+                let mut rs = self.info.redis_settings().clone().set_password(p);
+                if let Some(u) = user {
+                    rs = rs.set_username(u);
+                }
+                self.info = self.info.set_redis_settings(rs);
+            }
+        }
+        self
+    }
+
+    pub fn password(&self) -> Option<&str> {
+        self.info.redis_settings().password()
+    }
+
+    pub fn db(&self) -> i64 {
+        self.info.redis_settings().db()
+    }
+}
+
+/// Whether two hosts name the same machine as far as loopback goes.
+pub fn same_host(a: &str, b: &str) -> bool {
+    let norm = |h: &str| match h.trim_matches(['[', ']']) {
+        "localhost" | "127.0.0.1" | "::1" => "loopback".to_string(),
+        other => other.to_ascii_lowercase(),
+    };
+    norm(a) == norm(b)
+}
+
+/// A URL with any password replaced, for error messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            let shown = if creds.contains(':') {
+                format!("{user}:***")
+            } else {
+                "***".to_string()
+            };
+            format!("{}{}{}", &url[..s + 3], shown, &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub master: Node,
+    pub replicas: Vec<Node>,
+    /// The replica list must come from the master's INFO replication.
+    pub discover: bool,
+}
+
+impl Topology {
+    /// The topology the flags describe. Discovery, which needs the network,
+    /// happens later (`client::discover`).
+    pub fn from_args(g: &GlobalArgs) -> Result<Topology> {
+        let user = g.user.as_deref();
+        let pass = g.password.as_deref();
+        let master_url = g.master.as_deref().unwrap_or(DEFAULT_MASTER);
+        let master = Node::parse("master", Role::Master, master_url)?.with_credentials(user, pass);
+        let discover = g.discover || (g.master.is_some() && g.replicas.is_empty());
+        let replicas = if !g.replicas.is_empty() {
+            if g.discover {
+                bail!("--discover and --replica both given: use one or the other");
+            }
+            let mut v = Vec::new();
+            for (i, url) in g
+                .replicas
+                .iter()
+                .filter(|u| !u.trim().is_empty())
+                .enumerate()
+            {
+                let name = format!("replica{}", i + 1);
+                v.push(
+                    Node::parse(&name, Role::Replica, url.trim())
+                        .with_context(|| format!("--replica {}", redact_url(url)))?
+                        .with_credentials(user, pass),
+                );
+            }
+            v
+        } else if discover {
+            Vec::new()
+        } else {
+            DEFAULT_REPLICA_PORTS
+                .iter()
+                .enumerate()
+                .map(|(i, p)| master.sibling(&format!("replica{}", i + 1), master.host(), *p))
+                .collect()
+        };
+        Ok(Topology {
+            master,
+            replicas,
+            discover,
+        })
+    }
+
+    pub fn nodes(&self) -> impl Iterator<Item = &Node> {
+        std::iter::once(&self.master).chain(self.replicas.iter())
+    }
+
+    pub fn find_replica(&self, host: &str, port: u16) -> Option<&Node> {
+        self.replicas
+            .iter()
+            .find(|r| r.port() == port && same_host(r.host(), host))
+    }
+
+    pub fn name_of(&self, host: &str, port: u16) -> Option<&str> {
+        self.nodes()
+            .find(|n| n.port() == port && same_host(n.host(), host))
+            .map(|n| n.name.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn topo(args: &[&str]) -> Topology {
+        let mut v = vec!["redlab"];
+        v.extend_from_slice(args);
+        v.push("keycount");
+        let cli = crate::cli::Cli::try_parse_from(v).unwrap();
+        Topology::from_args(&cli.global).unwrap()
+    }
+
+    #[test]
+    fn default_is_the_workshop_topology() {
+        let t = topo(&[]);
+        assert_eq!(t.master.addr(), "127.0.0.1:6379");
+        let ports: Vec<u16> = t.replicas.iter().map(|r| r.port()).collect();
+        assert_eq!(ports, vec![6380, 6381, 6382]);
+        assert_eq!(t.replicas[1].name, "replica2");
+        assert!(!t.discover);
+    }
+
+    #[test]
+    fn master_alone_means_discover_and_password_applies() {
+        let t = topo(&["--master", "redis://10.0.0.5:7000", "--password", "s3cret"]);
+        assert!(t.discover && t.replicas.is_empty());
+        assert_eq!(t.master.password(), Some("s3cret"));
+        assert!(!format!("{:?}", t.master).contains("s3cret"));
+    }
+
+    #[test]
+    fn url_password_wins_and_is_redacted() {
+        let t = topo(&["--replica", "redis://u:inurl@h:1", "--password", "flag"]);
+        assert_eq!(t.replicas[0].password(), Some("inurl"));
+        assert_eq!(redact_url("redis://u:inurl@h:1/0"), "redis://u:***@h:1/0");
+        assert_eq!(redact_url("redis://:p@h:1"), "redis://:***@h:1");
+    }
+
+    #[test]
+    fn loopback_names_are_the_same_host() {
+        assert!(same_host("localhost", "127.0.0.1"));
+        assert!(!same_host("10.0.0.1", "127.0.0.1"));
+    }
+}

@@ -1,0 +1,199 @@
+//! Test fixtures: real redis-server topologies on free loopback ports (killed
+//! on drop), the built binary, and snapshots of user data.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+pub use redlab::lab::{Lab, LabOptions, Server};
+
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A master and `n` replicas; a missing redis-server fails the test with how to install it.
+pub fn lab(n: usize) -> Lab {
+    lab_with(LabOptions {
+        replicas: n,
+        ..LabOptions::default()
+    })
+}
+
+pub fn lab_with(opts: LabOptions) -> Lab {
+    rt().block_on(Lab::start(opts))
+        .unwrap_or_else(|e| panic!("starting a test lab: {e:#}"))
+}
+
+/// A lone redis-server with extra arguments (e.g. `--replicaof`).
+pub fn server(name: &str, extra: &[&str]) -> (Server, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    let s = Server::start(dir.path(), name, redlab::lab::MASTER_CONF, &extra)
+        .unwrap_or_else(|e| panic!("starting {name}: {e:#}"));
+    (s, dir)
+}
+
+pub fn url(port: u16) -> String {
+    format!("redis://127.0.0.1:{port}")
+}
+
+/// `--master URL --replica URL ...` for a lab.
+pub fn topo_args(lab: &Lab) -> Vec<String> {
+    let mut v = vec!["--master".to_string(), url(lab.master.port)];
+    for r in &lab.replicas {
+        v.push("--replica".into());
+        v.push(url(r.port));
+    }
+    v
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}): {}\nstderr: {}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// Run the built binary; stdin is closed.
+pub fn redlab<S: AsRef<str>>(args: &[S]) -> Run {
+    let start = Instant::now();
+    let out: Output = Command::new(env!("CARGO_BIN_EXE_redlab"))
+        .args(args.iter().map(|a| a.as_ref()))
+        .env_remove("REDLAB_MASTER")
+        .env_remove("REDLAB_REPLICAS")
+        .env_remove("REDLAB_PASSWORD")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("running redlab");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: start.elapsed(),
+    }
+}
+
+pub fn conn(port: u16) -> redis::Connection {
+    conn_url(&url(port))
+}
+
+pub fn conn_url(u: &str) -> redis::Connection {
+    redis::Client::open(u)
+        .unwrap()
+        .get_connection_with_timeout(Duration::from_secs(3))
+        .unwrap_or_else(|e| panic!("connecting to {u}: {e}"))
+}
+
+/// Some user data: strings, a hash, a list, TTLs, in db0, db2 and db5.
+pub fn seed_user_data(c: &mut redis::Connection) {
+    for db in [0, 2, 5] {
+        redis::cmd("SELECT").arg(db).exec(c).unwrap();
+        for i in 0..20 {
+            redis::cmd("SET")
+                .arg(format!("user:{db}:{i}"))
+                .arg(format!("v{i}"))
+                .exec(c)
+                .unwrap();
+        }
+        redis::cmd("SET")
+            .arg(format!("ttl:{db}"))
+            .arg("keep")
+            .arg("EX")
+            .arg(3600)
+            .exec(c)
+            .unwrap();
+        redis::cmd("HSET")
+            .arg(format!("hash:{db}"))
+            .arg("f")
+            .arg("v")
+            .exec(c)
+            .unwrap();
+        redis::cmd("RPUSH")
+            .arg(format!("list:{db}"))
+            .arg("a")
+            .arg("b")
+            .exec(c)
+            .unwrap();
+    }
+    redis::cmd("SELECT").arg(0).exec(c).unwrap();
+}
+
+/// Every key of every db 0..16 with its DUMP and whether it has a TTL
+/// (SCAN is fine here: test data only).
+pub fn snapshot(c: &mut redis::Connection) -> BTreeMap<(u32, Vec<u8>), (Vec<u8>, bool)> {
+    let mut out = BTreeMap::new();
+    for db in 0..16u32 {
+        redis::cmd("SELECT").arg(db).exec(c).unwrap();
+        let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query(c).unwrap();
+        for k in keys {
+            let dump: Vec<u8> = redis::cmd("DUMP").arg(&k).query(c).unwrap();
+            let ttl: i64 = redis::cmd("PTTL").arg(&k).query(c).unwrap();
+            out.insert((db, k), (dump, ttl > 0));
+        }
+    }
+    redis::cmd("SELECT").arg(0).exec(c).unwrap();
+    out
+}
+
+/// No `redlab:` key in any db of this node.
+pub fn redlab_keys(c: &mut redis::Connection) -> Vec<String> {
+    let mut found = Vec::new();
+    for db in 0..16u32 {
+        redis::cmd("SELECT").arg(db).exec(c).unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS").arg("redlab:*").query(c).unwrap();
+        found.extend(keys.into_iter().map(|k| format!("db{db}:{k}")));
+    }
+    redis::cmd("SELECT").arg(0).exec(c).unwrap();
+    found
+}
+
+pub fn assert_no_redlab_keys(ports: &[u16]) {
+    for p in ports {
+        let left = redlab_keys(&mut conn(p.to_owned()));
+        assert!(left.is_empty(), "redlab keys left on port {p}: {left:?}");
+    }
+}
+
+pub fn ports(lab: &Lab) -> Vec<u16> {
+    std::iter::once(lab.master.port)
+        .chain(lab.replicas.iter().map(|r| r.port))
+        .collect()
+}
+
+/// Wait (bounded) until every replica has the master's offset.
+pub fn wait_sync(lab: &Lab) {
+    rt().block_on(lab.wait_in_sync(Duration::from_secs(10)))
+        .unwrap();
+}
+
+/// The check named `name` in a JSON report.
+pub fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name} in {}", report["checks"]))
+}
+
+/// A TCP listener that accepts connections and never answers.
+pub fn silent_listener() -> (std::net::TcpListener, u16) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    (l, port)
+}

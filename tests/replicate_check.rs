@@ -1,0 +1,246 @@
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+#[test]
+fn healthy_topology_passes_with_every_field() {
+    let lab = lab(3);
+    let mut args = topo_args(&lab);
+    args.extend(["--format", "json", "replicate-check", "--probes", "10"].map(String::from));
+    let run = redlab(&args);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let r = run.json();
+    assert_eq!(r["schema_version"], 1);
+    assert_eq!(r["command"], "replicate-check");
+    assert_eq!(r["verdict"], "pass");
+    for key in [
+        "redlab_version",
+        "started_at",
+        "duration_ms",
+        "host",
+        "args",
+        "run_id",
+    ] {
+        assert!(!r["manifest"][key].is_null(), "manifest.{key} missing");
+    }
+    let nodes = r["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 4);
+    assert!(nodes
+        .iter()
+        .all(|n| n["redis_version"].as_str().unwrap().starts_with('7')
+            || n["redis_version"].as_str().unwrap().starts_with('6')));
+    assert_eq!(r["details"]["master"]["connected_replicas"], 3);
+    for rep in r["details"]["replicas"].as_array().unwrap() {
+        assert_eq!(rep["verdict"], "pass", "{rep}");
+        assert_eq!(rep["link_status"], "up");
+        assert_eq!(rep["listed_by_master"], true);
+        assert_eq!(rep["probes_seen"], 10);
+        assert!(rep["offset_lag_bytes"].is_u64() && rep["lag_s"].is_u64());
+        let l = &rep["visible_latency"];
+        assert_eq!(l["count"], 10);
+        let (p50, p99, max) = (
+            l["p50_us"].as_f64().unwrap(),
+            l["p99_us"].as_f64().unwrap(),
+            l["max_us"].as_f64().unwrap(),
+        );
+        assert!(
+            p50 > 0.0 && p50 <= p99 && p99 <= max && max < 1_000_000.0,
+            "{l}"
+        );
+    }
+    assert_no_redlab_keys(&ports(&lab));
+}
+
+#[test]
+fn stopped_replica_fails_within_the_bound_and_is_named() {
+    let lab = lab(2);
+    lab.replicas[1].pause().unwrap();
+    let mut args = topo_args(&lab);
+    args.extend(
+        [
+            "--timeout",
+            "1s",
+            "--format",
+            "json",
+            "replicate-check",
+            "--probes",
+            "3",
+        ]
+        .map(String::from),
+    );
+    let run = redlab(&args);
+    lab.replicas[1].resume().unwrap();
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.elapsed < Duration::from_secs(8),
+        "took {:?}",
+        run.elapsed
+    );
+    let r = run.json();
+    let c = check(&r, "replica2.reachable");
+    assert_eq!(c["verdict"], "fail");
+    assert!(c["reason"].as_str().unwrap().contains("no answer"), "{c}");
+    assert_eq!(check(&r, "replica1.propagation")["verdict"], "pass");
+    assert_no_redlab_keys(&ports(&lab));
+}
+
+#[test]
+fn killed_replica_is_a_connection_error_for_that_replica() {
+    let mut lab = lab(2);
+    lab.replicas[0].kill();
+    let mut args = topo_args(&lab);
+    args.extend(["--format", "json", "replicate-check", "--probes", "3"].map(String::from));
+    let run = redlab(&args);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let r = run.json();
+    let c = check(&r, "replica1.reachable");
+    assert!(
+        c["reason"].as_str().unwrap().contains("connection refused"),
+        "{c}"
+    );
+    assert_eq!(
+        check(&r, "master")["verdict"],
+        "fail",
+        "1 connected, 2 expected"
+    );
+}
+
+#[test]
+fn replica_of_another_master_fails() {
+    let lab = lab(1);
+    let (other, _d1) = server("other", &[]);
+    let (stray, _d2) = server(
+        "stray",
+        &["--replicaof", "127.0.0.1", &other.port.to_string()],
+    );
+    wait_link_up(stray.port);
+    let args = vec![
+        "--master".into(),
+        url(lab.master.port),
+        "--replica".into(),
+        url(lab.replicas[0].port),
+        "--replica".into(),
+        url(stray.port),
+        "--format".into(),
+        "json".into(),
+        "replicate-check".into(),
+        "--probes".into(),
+        "2".into(),
+        "--max-lag".into(),
+        "200ms".into(),
+    ];
+    let run = redlab(&args);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let r = run.json();
+    let c = check(&r, "replica2.replication");
+    assert_eq!(c["verdict"], "fail");
+    let reason = c["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!("127.0.0.1:{}", other.port)) && reason.contains("another master"),
+        "{reason}"
+    );
+    assert_eq!(check(&r, "replica1.replication")["verdict"], "pass");
+}
+
+#[test]
+fn chained_replica_fails_naming_what_it_follows() {
+    let lab = lab(1);
+    let (chained, _d) = server(
+        "chained",
+        &[
+            "--replicaof",
+            "127.0.0.1",
+            &lab.replicas[0].port.to_string(),
+        ],
+    );
+    wait_link_up(chained.port);
+    let args = vec![
+        "--master".into(),
+        url(lab.master.port),
+        "--replica".into(),
+        url(lab.replicas[0].port),
+        "--replica".into(),
+        url(chained.port),
+        "--format".into(),
+        "json".into(),
+        "replicate-check".into(),
+        "--probes".into(),
+        "2".into(),
+    ];
+    let run = redlab(&args);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let r = run.json();
+    let c = check(&r, "replica2.replication");
+    let reason = c["reason"].as_str().unwrap();
+    assert_eq!(c["verdict"], "fail");
+    assert!(
+        reason.contains("(replica1)") && reason.contains("not among the master's own replicas"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_silent_listener_as_replica_errors_within_the_timeout() {
+    let lab = lab(1);
+    let (_listener, port) = silent_listener();
+    let args = vec![
+        "--master".into(),
+        url(lab.master.port),
+        "--replica".into(),
+        url(port),
+        "--timeout".into(),
+        "700ms".into(),
+        "--format".into(),
+        "json".into(),
+        "replicate-check".into(),
+    ];
+    let run = redlab(&args);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.elapsed < Duration::from_secs(5),
+        "took {:?}",
+        run.elapsed
+    );
+    let r = run.json();
+    let reason = check(&r, "replica1.reachable")["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        reason.contains("no answer") && reason.contains("700ms"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn spawn_runs_against_a_throwaway_lab() {
+    let run = redlab(&[
+        "--spawn",
+        "--spawn-replicas",
+        "2",
+        "--format",
+        "json",
+        "replicate-check",
+        "--probes",
+        "3",
+    ]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.json()["nodes"].as_array().unwrap().len(), 3);
+}
+
+fn wait_link_up(port: u16) {
+    let mut c = conn(port);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let info: String = redis::cmd("INFO").arg("replication").query(&mut c).unwrap();
+        if info.contains("master_link_status:up") {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "link never came up: {info}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
