@@ -31,7 +31,11 @@ fn an_extra_key_on_a_writable_replica_fails_naming_node_db_and_counts() {
     wait_sync(&lab);
     let mut rc = conn(lab.replicas[1].port);
     redis::cmd("SELECT").arg(2).exec(&mut rc).unwrap();
-    redis::cmd("SET").arg("only-on-replica").arg("x").exec(&mut rc).unwrap();
+    redis::cmd("SET")
+        .arg("only-on-replica")
+        .arg("x")
+        .exec(&mut rc)
+        .unwrap();
     let mut args = topo_args(&lab);
     args.extend(["--format", "json", "keycount", "--settle", "1s"].map(String::from));
     let run = redlab(&args);
@@ -39,11 +43,20 @@ fn an_extra_key_on_a_writable_replica_fails_naming_node_db_and_counts() {
     let r = run.json();
     let c = check(&r, "replica2.parity");
     let reason = c["reason"].as_str().unwrap();
-    assert!(reason.contains("db2: 24 keys") && reason.contains("master 23"), "{reason}");
+    assert!(
+        reason.contains("db2: 24 keys") && reason.contains("master 23"),
+        "{reason}"
+    );
     assert_eq!(check(&r, "replica1.parity")["verdict"], "pass");
     let m = &r["details"]["mismatches"][0];
-    assert_eq!((m["node"].as_str(), m["db"].as_str()), (Some("replica2"), Some("db2")));
-    assert_eq!((m["master_keys"].as_u64(), m["node_keys"].as_u64()), (Some(23), Some(24)));
+    assert_eq!(
+        (m["node"].as_str(), m["db"].as_str()),
+        (Some("replica2"), Some("db2"))
+    );
+    assert_eq!(
+        (m["master_keys"].as_u64(), m["node_keys"].as_u64()),
+        (Some(23), Some(24))
+    );
 }
 
 #[test]
@@ -56,5 +69,8 @@ fn a_down_replica_is_not_parity() {
     assert_eq!(run.code, 1, "{}", run.stderr);
     let r = run.json();
     assert_eq!(r["details"]["nodes"][1]["status"], "down");
-    assert!(check(&r, "replica1.parity")["reason"].as_str().unwrap().contains("connection refused"));
+    assert!(check(&r, "replica1.parity")["reason"]
+        .as_str()
+        .unwrap()
+        .contains("connection refused"));
 }

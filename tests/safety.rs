@@ -18,9 +18,18 @@ fn user_keys_are_unchanged_and_no_redlab_key_remains() {
         args.extend(sub.iter().map(|s| s.to_string()));
         let run = redlab(&args);
         assert_eq!(run.code, 0, "{sub:?}: {}\n{}", run.stdout, run.stderr);
-        assert_eq!(snapshot(&mut m), before, "{sub:?} changed user data on the master");
+        assert_eq!(
+            snapshot(&mut m),
+            before,
+            "{sub:?} changed user data on the master"
+        );
         for r in &lab.replicas {
-            assert_eq!(snapshot(&mut conn(r.port)), before, "{sub:?} changed user data on {}", r.name);
+            assert_eq!(
+                snapshot(&mut conn(r.port)),
+                before,
+                "{sub:?} changed user data on {}",
+                r.name
+            );
         }
         assert_no_redlab_keys(&ports(&lab));
     }
@@ -28,22 +37,48 @@ fn user_keys_are_unchanged_and_no_redlab_key_remains() {
 
 #[test]
 fn password_protected_topology_works_with_the_password_only() {
-    let lab = lab_with(LabOptions { replicas: 1, password: Some("s3cret-pw".into()), ..LabOptions::default() });
+    let lab = lab_with(LabOptions {
+        replicas: 1,
+        password: Some("s3cret-pw".into()),
+        ..LabOptions::default()
+    });
     let mut args = topo_args(&lab);
-    args.extend(["--password", "s3cret-pw", "--format", "json", "replicate-check", "--probes", "3"].map(String::from));
+    args.extend(
+        [
+            "--password",
+            "s3cret-pw",
+            "--format",
+            "json",
+            "replicate-check",
+            "--probes",
+            "3",
+        ]
+        .map(String::from),
+    );
     let run = redlab(&args);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert!(!run.stdout.contains("s3cret-pw"), "the password leaked into the report");
+    assert!(
+        !run.stdout.contains("s3cret-pw"),
+        "the password leaked into the report"
+    );
 
     let mut args = topo_args(&lab);
     args.extend(["replicate-check"].map(String::from));
     let run = redlab(&args);
     assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
-    assert!(run.stderr.contains("master") && run.stderr.contains("authentication required"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("master") && run.stderr.contains("authentication required"),
+        "{}",
+        run.stderr
+    );
 
     let mut args = topo_args(&lab);
     args.extend(["--password", "wrong-guess", "keycount"].map(String::from));
     let run = redlab(&args);
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("authentication failed") && !run.stderr.contains("wrong-guess"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("authentication failed") && !run.stderr.contains("wrong-guess"),
+        "{}",
+        run.stderr
+    );
 }

@@ -274,7 +274,13 @@ mod tests {
             Check::pass("master", "ok"),
             Check::new("replica1.lag", verdict, "lag <3> & \"more\""),
         ];
-        Report::new("keycount", manifest, vec![node], checks, Sample { p99_us: 812.5 })
+        Report::new(
+            "keycount",
+            manifest,
+            vec![node],
+            checks,
+            Sample { p99_us: 812.5 },
+        )
     }
 
     #[test]
@@ -285,7 +291,8 @@ mod tests {
 
     #[test]
     fn json_is_the_struct_itself() {
-        let v: serde_json::Value = serde_json::from_str(&sample(Verdict::Fail).render(Format::Json).unwrap()).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&sample(Verdict::Fail).render(Format::Json).unwrap()).unwrap();
         assert_eq!(v["schema_version"], SCHEMA_VERSION);
         assert_eq!(v["verdict"], "fail");
         assert_eq!(v["details"]["p99_us"], 812.5);
@@ -297,7 +304,15 @@ mod tests {
     fn table_shows_every_section_and_the_verdict() {
         let t = sample(Verdict::Fail).render(Format::Table).unwrap();
         assert!(t.starts_with("redlab keycount: FAIL\n"), "{t}");
-        for s in ["Topology", "Latency", "Checks", "256.0 MiB", "812.5", "a note", "took 12.5 ms"] {
+        for s in [
+            "Topology",
+            "Latency",
+            "Checks",
+            "256.0 MiB",
+            "812.5",
+            "a note",
+            "took 12.5 ms",
+        ] {
             assert!(t.contains(s), "missing {s} in\n{t}");
         }
     }
@@ -306,7 +321,12 @@ mod tests {
     fn markdown_tables_escape_pipes() {
         let m = sample(Verdict::Pass).render(Format::Markdown).unwrap();
         assert!(m.starts_with("# redlab keycount: PASS\n"));
-        assert!(m.contains("## Latency\n\n| metric | value |\n| --- | --- |\n| p99 \\| tail | 812.5 |\n"), "{m}");
+        assert!(
+            m.contains(
+                "## Latency\n\n| metric | value |\n| --- | --- |\n| p99 \\| tail | 812.5 |\n"
+            ),
+            "{m}"
+        );
         assert!(m.contains("- a note"));
     }
 
@@ -316,7 +336,10 @@ mod tests {
         assert!(x.starts_with("<?xml"));
         assert_eq!(x.matches("<testcase ").count(), 2);
         assert!(x.contains("failures=\"1\""));
-        assert!(x.contains("<failure message=\"lag &lt;3&gt; &amp; &quot;more&quot;\""), "{x}");
+        assert!(
+            x.contains("<failure message=\"lag &lt;3&gt; &amp; &quot;more&quot;\""),
+            "{x}"
+        );
     }
 
     #[test]
@@ -324,7 +347,10 @@ mod tests {
         assert_eq!(format_for_path(Path::new("r.md"), None), Format::Markdown);
         assert_eq!(format_for_path(Path::new("r.xml"), None), Format::Junit);
         assert_eq!(format_for_path(Path::new("r.json"), None), Format::Json);
-        assert_eq!(format_for_path(Path::new("r.md"), Some(Format::Json)), Format::Json);
+        assert_eq!(
+            format_for_path(Path::new("r.md"), Some(Format::Json)),
+            Format::Json
+        );
         let p = default_path("keycount", Format::Json);
         assert!(p.starts_with("reports") && p.to_str().unwrap().ends_with(".json"));
     }
