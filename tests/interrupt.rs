@@ -24,7 +24,7 @@ fn children(pid: u32) -> Vec<u32> {
 
 fn port_of(pid: u32) -> Option<u16> {
     let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).ok()?;
-    cmd.split(|c: char| c == ' ' || c == '\0')
+    cmd.split([' ', '\0'])
         .find_map(|w| w.strip_prefix("127.0.0.1:")?.parse().ok())
 }
 
