@@ -1,1 +1,2 @@
 //! redlab: test and benchmark a Redis replication topology.
+pub mod perf;
