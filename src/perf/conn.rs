@@ -21,8 +21,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::engine::{EngineConfig, Shared, Stats, Stop, Workload, IDLE};
-use super::keys::{fill_value, key_index, op_for, value_len, Op};
-use super::resp::{self, Reply};
+use super::keys::{fill_value_digits, key_index, op_for, value_len, Op};
+use super::resp::{self, KeyEncoder, Reply};
 
 /// Flush the write buffer once it holds this much, so a deep pipeline of big
 /// values goes out in bounded chunks rather than one giant write.
@@ -169,6 +169,7 @@ struct Conn {
     stream: TcpStream,
     rbuf: ReadBuf,
     wbuf: Vec<u8>,
+    enc: KeyEncoder,
     shared: Rc<Shared>,
     id: usize,
     schedule: Option<Schedule>,
@@ -185,6 +186,7 @@ pub(crate) async fn drive(stream: TcpStream, shared: Rc<Shared>, id: usize) -> R
         stream,
         rbuf: ReadBuf::new(READ_BUF),
         wbuf: Vec::with_capacity(FLUSH_AT + 4096),
+        enc: KeyEncoder::new(&shared.prefix),
         shared,
         id,
         schedule,
@@ -245,7 +247,7 @@ impl Conn {
         self.wbuf.clear();
         let mut started = false;
         for r in batch.first..batch.first + batch.len as u64 {
-            encode_request(&mut self.wbuf, &self.shared, r);
+            encode_request(&mut self.wbuf, &mut self.enc, &self.shared.cfg, r);
             if self.wbuf.len() >= FLUSH_AT {
                 self.flush(batch, &mut started).await?;
             }
@@ -334,15 +336,15 @@ impl Conn {
     }
 }
 
-fn encode_request(wbuf: &mut Vec<u8>, shared: &Shared, request: u64) {
-    let cfg = &shared.cfg;
+#[inline]
+fn encode_request(wbuf: &mut Vec<u8>, enc: &mut KeyEncoder, cfg: &EngineConfig, request: u64) {
     let idx = key_index(cfg.keyspace, cfg.seed, request);
     match op_for(&cfg.workload, request) {
         Op::Set => {
             let len = value_len(cfg.seed, idx, cfg.data_size);
-            resp::encode_set_with(wbuf, &shared.prefix, idx, len, |b| fill_value(b, idx, len));
+            enc.set(wbuf, idx, len, |b, d| fill_value_digits(b, d, len));
         }
-        Op::Get => resp::encode_get(wbuf, &shared.prefix, idx),
+        Op::Get => enc.get(wbuf, idx),
     }
 }
 

@@ -58,8 +58,19 @@ pub fn expected_value(i: u64, len: usize) -> Vec<u8> {
 /// Append `expected_value(i, len)` to `buf` in place (no temporary Vec).
 #[inline]
 pub fn fill_value(buf: &mut Vec<u8>, i: u64, len: usize) {
+    fill_value_digits(buf, super::resp::Digits::new(i).as_bytes(), len);
+}
+
+/// `fill_value` given the decimal digits of i (the encoder already has them).
+#[inline]
+pub fn fill_value_digits(buf: &mut Vec<u8>, digits: &[u8], len: usize) {
+    if len <= digits.len() {
+        // Short values (the common 3-byte case): a prefix of the digits.
+        buf.extend_from_slice(&digits[..len]);
+        return;
+    }
     let start = buf.len();
-    super::resp::push_u64(buf, i);
+    buf.extend_from_slice(digits);
     buf.push(b':');
     let unit = buf.len() - start;
     if unit >= len {

@@ -5,21 +5,54 @@
 //! build owned values. Everything here works on borrowed byte slices and never
 //! allocates on the success path.
 
-/// Append the decimal form of `n` to `buf` without going through `fmt`
-/// (the formatter machinery is a measurable cost at millions of calls/s).
-#[inline]
-pub fn push_u64(buf: &mut Vec<u8>, mut n: u64) {
-    let mut tmp = [0u8; 20];
-    let mut i = tmp.len();
-    loop {
-        i -= 1;
-        tmp[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+/// "00".."99": two digits per division, as in itoa.
+const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// Decimal digits of `n`, right-aligned in a stack buffer.
+#[derive(Clone, Copy)]
+pub struct Digits {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl Digits {
+    /// Format `n` without going through `fmt` (the formatter machinery is a
+    /// measurable cost at millions of calls per second).
+    #[inline]
+    pub fn new(mut n: u64) -> Digits {
+        let mut buf = [0u8; 20];
+        let mut i = buf.len();
+        while n >= 100 {
+            let pair = (n % 100) as usize * 2;
+            n /= 100;
+            i -= 2;
+            buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
         }
+        if n >= 10 {
+            let pair = n as usize * 2;
+            i -= 2;
+            buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        } else {
+            i -= 1;
+            buf[i] = b'0' + n as u8;
+        }
+        Digits { buf, start: i }
     }
-    buf.extend_from_slice(&tmp[i..]);
+
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
+/// Append the decimal form of `n` to `buf`.
+#[inline]
+pub fn push_u64(buf: &mut Vec<u8>, n: u64) {
+    buf.extend_from_slice(Digits::new(n).as_bytes());
 }
 
 /// Number of decimal digits of `n` (needed for the `$len` header of a key
@@ -73,6 +106,142 @@ pub fn encode_command(buf: &mut Vec<u8>, args: &[&[u8]]) {
     push_array_header(buf, args.len());
     for a in args {
         push_bulk(buf, a);
+    }
+}
+
+/// Encoder for `SET/GET <prefix><index>` that keeps a ready-made command
+/// template per (digit count, value length): `SET` head, key digits, value
+/// header, and for short values the value itself. A SET is then: format the
+/// digits into the template in place, patch the value, one append. This was
+/// ~2x cheaper than assembling five pieces per command (each a memcpy call).
+pub struct KeyEncoder {
+    prefix: Vec<u8>,
+    /// Digit count the templates are built for, and the index range
+    /// `lo..hi` that has exactly that many digits.
+    digits: usize,
+    lo: u64,
+    hi: u64,
+    /// SET template: head + digits + "\r\n$len\r\n" [+ value + "\r\n"].
+    set: Vec<u8>,
+    /// Offset of the digits in `set` (and in `get`).
+    set_at: usize,
+    get: Vec<u8>,
+    get_at: usize,
+    /// Value length the SET template is built for; `inline` if the value
+    /// (a prefix of the digits) lives in the template.
+    vlen: usize,
+    inline: bool,
+}
+
+impl KeyEncoder {
+    pub fn new(prefix: &[u8]) -> KeyEncoder {
+        let mut e = KeyEncoder {
+            prefix: prefix.to_vec(),
+            digits: 0,
+            lo: 1,
+            hi: 0,
+            set: Vec::new(),
+            set_at: 0,
+            get: Vec::new(),
+            get_at: 0,
+            vlen: usize::MAX,
+            inline: false,
+        };
+        e.rebuild(0, 0);
+        e
+    }
+
+    /// Rebuild both templates for `index`'s digit count and value length.
+    fn rebuild(&mut self, index: u64, vlen: usize) {
+        self.digits = decimal_len(index);
+        self.lo = if self.digits == 1 { 0 } else { 10u64.pow(self.digits as u32 - 1) };
+        self.hi = 10u64.checked_pow(self.digits as u32).unwrap_or(u64::MAX);
+        let klen = self.prefix.len() + self.digits;
+        let zeros = vec![b'0'; self.digits];
+        self.vlen = vlen;
+        self.inline = vlen <= self.digits;
+        self.set.clear();
+        self.set.extend_from_slice(b"*3\r\n$3\r\nSET\r\n");
+        push_bulk_header(&mut self.set, klen);
+        self.set.extend_from_slice(&self.prefix);
+        self.set_at = self.set.len();
+        self.set.extend_from_slice(&zeros);
+        self.set.extend_from_slice(b"\r\n");
+        push_bulk_header(&mut self.set, vlen);
+        if self.inline {
+            self.set.extend_from_slice(&zeros[..vlen]);
+            self.set.extend_from_slice(b"\r\n");
+        }
+        self.get.clear();
+        self.get.extend_from_slice(b"*2\r\n$3\r\nGET\r\n");
+        push_bulk_header(&mut self.get, klen);
+        self.get.extend_from_slice(&self.prefix);
+        self.get_at = self.get.len();
+        self.get.extend_from_slice(&zeros);
+        self.get.extend_from_slice(b"\r\n");
+    }
+
+    /// Append `SET <prefix><index> <value>`. The value is `value_len` bytes
+    /// of `fill(buf, digits)` output, except when it is no longer than the
+    /// digits, where it is the first `value_len` digits (same thing as
+    /// `keys::fill_value`, without a call).
+    #[inline]
+    pub fn set(
+        &mut self,
+        buf: &mut Vec<u8>,
+        index: u64,
+        value_len: usize,
+        fill: impl FnOnce(&mut Vec<u8>, &[u8]),
+    ) {
+        if index < self.lo || index >= self.hi || value_len != self.vlen {
+            self.rebuild(index, value_len);
+        }
+        let (at, n) = (self.set_at, self.digits);
+        write_digits(&mut self.set[at..at + n], index);
+        if self.inline {
+            let v = self.set.len() - 2 - value_len;
+            for k in 0..value_len {
+                self.set[v + k] = self.set[at + k];
+            }
+            buf.extend_from_slice(&self.set);
+            return;
+        }
+        buf.extend_from_slice(&self.set);
+        let before = buf.len();
+        fill(buf, &self.set[at..at + n]);
+        debug_assert_eq!(buf.len() - before, value_len);
+        buf.extend_from_slice(b"\r\n");
+    }
+
+    /// Append `GET <prefix><index>`.
+    #[inline]
+    pub fn get(&mut self, buf: &mut Vec<u8>, index: u64) {
+        if index < self.lo || index >= self.hi {
+            let vlen = self.vlen;
+            self.rebuild(index, vlen);
+        }
+        let (at, n) = (self.get_at, self.digits);
+        write_digits(&mut self.get[at..at + n], index);
+        buf.extend_from_slice(&self.get);
+    }
+}
+
+/// Write `n` right-aligned into `slot` (whose length is n's digit count).
+#[inline]
+fn write_digits(slot: &mut [u8], mut n: u64) {
+    let mut i = slot.len();
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        slot[i] = PAIRS[pair];
+        slot[i + 1] = PAIRS[pair + 1];
+    }
+    if n >= 10 {
+        slot[i - 2] = PAIRS[n as usize * 2];
+        slot[i - 1] = PAIRS[n as usize * 2 + 1];
+    } else {
+        slot[i - 1] = b'0' + n as u8;
     }
 }
 
@@ -152,6 +321,10 @@ const MAX_DEPTH: usize = 32;
 /// more and retries from the same offset), or `Ok(Some((reply, consumed)))`.
 #[inline]
 pub fn scan_reply(buf: &[u8]) -> Result<Option<(Reply<'_>, usize)>, ProtocolError> {
+    // Fast path for the reply to every successful SET.
+    if buf.len() >= 5 && buf[..5] == *b"+OK\r\n" {
+        return Ok(Some((Reply::Simple(&buf[1..3]), 5)));
+    }
     scan_at_depth(buf, 0)
 }
 
@@ -290,6 +463,28 @@ mod tests {
             push_u64(&mut b, n);
             assert_eq!(b, n.to_string().as_bytes());
             assert_eq!(decimal_len(n), n.to_string().len());
+        }
+    }
+
+    #[test]
+    fn key_encoder_matches_generic_encoding() {
+        let mut enc = KeyEncoder::new(b"pre:");
+        let cases = [(0u64, 3usize), (9, 3), (10, 0), (12345, 12), (99, 3), (100, 5), (100, 2)];
+        for (idx, vlen) in cases.into_iter().chain((990..1010).map(|i| (i, 3))) {
+            let mut fast = Vec::new();
+            enc.set(&mut fast, idx, vlen, |b, d| {
+                b.extend(d.iter().chain(b":").cycle().take(vlen));
+            });
+            let key = format!("pre:{idx}");
+            let val: Vec<u8> = format!("{idx}:").bytes().cycle().take(vlen).collect();
+            let mut slow = Vec::new();
+            encode_command(&mut slow, &[b"SET", key.as_bytes(), &val]);
+            assert_eq!(fast, slow);
+            fast.clear();
+            slow.clear();
+            enc.get(&mut fast, idx);
+            encode_command(&mut slow, &[b"GET", key.as_bytes()]);
+            assert_eq!(fast, slow);
         }
     }
 
