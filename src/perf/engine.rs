@@ -32,9 +32,15 @@ pub enum Workload {
     /// GET of keys the caller pre-filled (nil replies are counted as misses).
     Get,
     /// SETs and GETs interleaved evenly in the ratio sets:gets.
-    Mixed { sets: u32, gets: u32 },
+    Mixed {
+        sets: u32,
+        gets: u32,
+    },
     /// SET batches, each followed by `WAIT replicas timeout_ms`.
-    SetWait { replicas: u32, timeout_ms: u64 },
+    SetWait {
+        replicas: u32,
+        timeout_ms: u64,
+    },
 }
 
 /// When the run ends; both are totals across all connections.
@@ -151,7 +157,11 @@ pub fn run(cfg: &EngineConfig) -> Result<EngineResult> {
 
 fn validate(cfg: &EngineConfig) -> Result<()> {
     if cfg.data_size.0 > cfg.data_size.1 {
-        return Err(anyhow!("data size min {} > max {}", cfg.data_size.0, cfg.data_size.1));
+        return Err(anyhow!(
+            "data size min {} > max {}",
+            cfg.data_size.0,
+            cfg.data_size.1
+        ));
     }
     if let Some(r) = cfg.rate {
         if !(r.is_finite() && r > 0.0) {
@@ -230,7 +240,11 @@ impl Stats {
         Ok(Stats {
             latency: hist()?,
             wait_latency: if set_wait { Some(hist()?) } else { None },
-            wait_acked: if set_wait { Some(Histogram::new(3)?) } else { None },
+            wait_acked: if set_wait {
+                Some(Histogram::new(3)?)
+            } else {
+                None
+            },
             completed: 0,
             misses: 0,
             errors: BTreeMap::new(),

@@ -105,7 +105,11 @@ pub fn op_for(workload: &Workload, request: u64) -> Op {
         Workload::Mixed { sets, gets } => {
             let total = sets as u64 + gets as u64;
             if total == 0 || sets == 0 {
-                return if sets == 0 && gets > 0 { Op::Get } else { Op::Set };
+                return if sets == 0 && gets > 0 {
+                    Op::Get
+                } else {
+                    Op::Set
+                };
             }
             let r = request % total;
             let s = sets as u64;

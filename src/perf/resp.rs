@@ -131,6 +131,9 @@ pub struct KeyEncoder {
     /// (a prefix of the digits) lives in the template.
     vlen: usize,
     inline: bool,
+    /// Index currently written in the SET template: consecutive indices
+    /// (the usual case inside a batch) just increment the digits in place.
+    last_set: Option<u64>,
 }
 
 impl KeyEncoder {
@@ -146,6 +149,7 @@ impl KeyEncoder {
             get_at: 0,
             vlen: usize::MAX,
             inline: false,
+            last_set: None,
         };
         e.rebuild(0, 0);
         e
@@ -153,8 +157,13 @@ impl KeyEncoder {
 
     /// Rebuild both templates for `index`'s digit count and value length.
     fn rebuild(&mut self, index: u64, vlen: usize) {
+        self.last_set = None;
         self.digits = decimal_len(index);
-        self.lo = if self.digits == 1 { 0 } else { 10u64.pow(self.digits as u32 - 1) };
+        self.lo = if self.digits == 1 {
+            0
+        } else {
+            10u64.pow(self.digits as u32 - 1)
+        };
         self.hi = 10u64.checked_pow(self.digits as u32).unwrap_or(u64::MAX);
         let klen = self.prefix.len() + self.digits;
         let zeros = vec![b'0'; self.digits];
@@ -197,11 +206,19 @@ impl KeyEncoder {
             self.rebuild(index, value_len);
         }
         let (at, n) = (self.set_at, self.digits);
-        write_digits(&mut self.set[at..at + n], index);
+        let changed_from = if self.last_set.and_then(|l| l.checked_add(1)) == Some(index) {
+            increment_digits(&mut self.set[at..at + n])
+        } else {
+            write_digits(&mut self.set[at..at + n], index);
+            0
+        };
+        self.last_set = Some(index);
         if self.inline {
-            let v = self.set.len() - 2 - value_len;
-            for k in 0..value_len {
-                self.set[v + k] = self.set[at + k];
+            // The value is the first digits: refresh only if they changed.
+            if changed_from < value_len {
+                let v = self.set.len() - 2 - value_len;
+                let (head, tail) = self.set.split_at_mut(v);
+                tail[..value_len].copy_from_slice(&head[at..at + value_len]);
             }
             buf.extend_from_slice(&self.set);
             return;
@@ -224,6 +241,23 @@ impl KeyEncoder {
         write_digits(&mut self.get[at..at + n], index);
         buf.extend_from_slice(&self.get);
     }
+}
+
+/// Add one to the ASCII decimal in `slot` (the caller guarantees it does not
+/// gain a digit); returns the position of the leftmost digit that changed.
+#[inline]
+fn increment_digits(slot: &mut [u8]) -> usize {
+    let mut i = slot.len();
+    while i > 0 {
+        i -= 1;
+        if slot[i] == b'9' {
+            slot[i] = b'0';
+        } else {
+            slot[i] += 1;
+            return i;
+        }
+    }
+    0
 }
 
 /// Write `n` right-aligned into `slot` (whose length is n's digit count).
@@ -469,8 +503,17 @@ mod tests {
     #[test]
     fn key_encoder_matches_generic_encoding() {
         let mut enc = KeyEncoder::new(b"pre:");
-        let cases = [(0u64, 3usize), (9, 3), (10, 0), (12345, 12), (99, 3), (100, 5), (100, 2)];
-        for (idx, vlen) in cases.into_iter().chain((990..1010).map(|i| (i, 3))) {
+        let cases = [
+            (0u64, 3usize),
+            (9, 3),
+            (10, 0),
+            (12345, 12),
+            (99, 3),
+            (100, 5),
+            (100, 2),
+        ];
+        let runs = (0..130).chain(990..1010).chain(1999..2001).map(|i| (i, 3));
+        for (idx, vlen) in cases.into_iter().chain(runs) {
             let mut fast = Vec::new();
             enc.set(&mut fast, idx, vlen, |b, d| {
                 b.extend(d.iter().chain(b":").cycle().take(vlen));
