@@ -9,6 +9,7 @@ pub mod cmd;
 pub mod ctx;
 pub mod duration;
 pub mod lab;
+pub mod perf;
 pub mod progress;
 pub mod report;
 pub mod stats;
