@@ -114,6 +114,7 @@ async fn dispatch(command: &Command, g: &GlobalArgs, ctx: &Ctx) -> Result<Verdic
         Command::ReplicateCheck(a) => emit(g, cmd::replicate_check::run(a.into(), ctx).await?),
         Command::Keycount(a) => emit(g, cmd::keycount::run(a.into(), ctx).await?),
         Command::Lab(a) => emit(g, cmd::lab::run(a, ctx).await?),
+        Command::Perf(a) => emit(g, cmd::perf::run(a, ctx).await?),
     }
 }
 

@@ -2,4 +2,5 @@
 
 pub mod keycount;
 pub mod lab;
+pub mod perf;
 pub mod replicate_check;
