@@ -22,6 +22,8 @@ pub struct Conn {
     addr: String,
     tls: bool,
     timeout: Duration,
+    /// PING answered: a later drop is a lost connection, not a wrong scheme.
+    established: bool,
     inner: MultiplexedConnection,
 }
 
@@ -63,10 +65,12 @@ impl Conn {
             addr: node.addr(),
             tls: node.tls(),
             timeout,
+            established: false,
             inner,
         };
         // The handshake alone does not prove a Redis is there (without AUTH nothing is sent).
         conn.ping().await?;
+        conn.established = true;
         Ok(conn)
     }
 
@@ -95,12 +99,20 @@ impl Conn {
                 ErrorKind::Timeout,
                 error::timeout_message(&op, bound, self.tls),
             )),
-            Ok(Err(e)) => {
-                let (kind, msg) = error::classify(&op, &e, self.tls, bound);
-                Err(self.error(kind, msg))
-            }
+            Ok(Err(e)) => Err(self.classified(&op, &e, bound)),
             Ok(Ok(v)) => Ok(v),
         }
+    }
+
+    fn classified(&self, op: &str, e: &redis::RedisError, bound: Duration) -> NodeError {
+        let (kind, msg) = error::classify(op, e, self.tls, bound);
+        if self.established && matches!(kind, ErrorKind::Closed | ErrorKind::Refused) {
+            return self.error(
+                ErrorKind::Closed,
+                format!("connection lost during {op}: the server closed it (restarted, killed, or CLIENT KILL?)"),
+            );
+        }
+        self.error(kind, msg)
     }
 
     pub async fn query<T: FromRedisValue>(&mut self, cmd: &redis::Cmd) -> Result<T, NodeError> {
@@ -117,10 +129,7 @@ impl Conn {
                 ErrorKind::Timeout,
                 error::timeout_message("a pipeline", self.timeout, self.tls),
             )),
-            Ok(Err(e)) => {
-                let (kind, msg) = error::classify("a pipeline", &e, self.tls, self.timeout);
-                Err(self.error(kind, msg))
-            }
+            Ok(Err(e)) => Err(self.classified("a pipeline", &e, self.timeout)),
             Ok(Ok(v)) => Ok(v),
         }
     }
@@ -145,6 +154,20 @@ impl Conn {
     pub async fn config_get(&mut self, key: &str) -> Result<Option<String>, NodeError> {
         let v: Vec<String> = self.query(redis::cmd("CONFIG").arg("GET").arg(key)).await?;
         Ok(v.into_iter().nth(1))
+    }
+
+    /// Several configuration values in one round trip (Redis 7 takes many
+    /// patterns); a parameter this Redis does not know is absent.
+    pub async fn config_get_many(
+        &mut self,
+        keys: &[&str],
+    ) -> Result<std::collections::BTreeMap<String, String>, NodeError> {
+        let mut cmd = redis::cmd("CONFIG");
+        cmd.arg("GET").arg(keys);
+        let v: Vec<String> = self.query(&cmd).await?;
+        Ok(v.chunks(2)
+            .filter_map(|kv| Some((kv.first()?.clone(), kv.get(1)?.clone())))
+            .collect())
     }
 }
 

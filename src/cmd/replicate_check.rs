@@ -79,6 +79,8 @@ pub struct ReplicaResult {
     /// Write-to-visible latency of the probes it saw (from the SET on the master
     /// to the GET on this replica returning the value).
     pub visible_latency: Option<LatencyUs>,
+    /// The error that stopped probing this replica.
+    pub probe_error: Option<String>,
     /// Every problem found, one line each.
     pub problems: Vec<String>,
 }
@@ -87,7 +89,25 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<ReplicateDetails>> {
     let spinner = ctx.progress.spinner("surveying the topology");
     let states = survey(&ctx.topology, ctx.timeout).await;
     require_master(&states[0])?;
-    let minfo = states[0].info.clone().expect("checked by require_master");
+    let (mut details, mut checks) = roles(&cfg, ctx, &states);
+    spinner.set_message(format!("writing {} probes", cfg.probes));
+    checks.extend(propagation(&cfg, ctx, &states, &mut details).await?);
+    spinner.finish();
+    let nodes = states.iter().map(NodeState::to_info).collect();
+    Ok(Report::new(
+        "replicate-check",
+        ctx.manifest(),
+        nodes,
+        checks,
+        details,
+    ))
+}
+
+/// Reachability and roles from one survey, before any write: the master's
+/// check, then each replica's `.reachable` or `.replication`. The master
+/// must have passed `require_master`.
+pub fn roles(cfg: &Config, ctx: &Ctx, states: &[NodeState]) -> (ReplicateDetails, Vec<Check>) {
+    let minfo = states[0].info.as_ref().expect("checked by require_master");
     let lines = minfo.replicas();
     let master = MasterResult {
         connected_replicas: minfo.u64("connected_slaves").unwrap_or(0),
@@ -98,39 +118,63 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<ReplicateDetails>> {
     let mut checks = vec![master_check(&master)];
     let mut replicas: Vec<ReplicaResult> = states[1..]
         .iter()
-        .map(|s| inspect(s, &minfo, &lines, ctx))
+        .map(|s| inspect(s, minfo, &lines, ctx))
         .collect();
-    spinner.set_message(format!("writing {} probes", cfg.probes));
-    let mconn = states[0]
-        .conn
-        .clone()
-        .expect("reachable master has a connection");
-    let conns: Vec<Option<Conn>> = states[1..].iter().map(|s| s.conn.clone()).collect();
-    probe(&cfg, ctx, mconn, conns, &mut replicas).await?;
-    spinner.finish();
-    for r in &mut replicas {
-        checks.extend(replica_checks(r, &cfg));
-        r.verdict = if r.problems.is_empty() {
-            "pass"
-        } else {
-            "fail"
-        }
-        .into();
-    }
+    replicas.iter_mut().for_each(ReplicaResult::set_verdict);
+    checks.extend(replicas.iter().map(role_check));
     let details = ReplicateDetails {
         probes: cfg.probes,
         max_lag_ms: crate::duration::ms(cfg.max_lag),
         master,
         replicas,
     };
-    let nodes = states.iter().map(NodeState::to_info).collect();
-    Ok(Report::new(
-        "replicate-check",
-        ctx.manifest(),
-        nodes,
-        checks,
-        details,
-    ))
+    (details, checks)
+}
+
+/// Write the probes and time them to each reachable replica: one
+/// `.propagation` check per reachable replica.
+pub async fn propagation(
+    cfg: &Config,
+    ctx: &Ctx,
+    states: &[NodeState],
+    details: &mut ReplicateDetails,
+) -> Result<Vec<Check>> {
+    let mconn = states[0]
+        .conn
+        .clone()
+        .expect("reachable master has a connection");
+    let conns: Vec<Option<Conn>> = states[1..].iter().map(|s| s.conn.clone()).collect();
+    probe(cfg, ctx, mconn.clone(), conns, &mut details.replicas).await?;
+    refresh_lag(mconn, &states[1..], &mut details.replicas).await;
+    let mut checks = Vec::new();
+    for r in &mut details.replicas {
+        if r.role.is_some() {
+            checks.push(propagation_check(r, cfg));
+        }
+        r.set_verdict();
+    }
+    Ok(checks)
+}
+
+/// A replica that missed a probe: what the master sees of it now, so the
+/// reason shows how far behind it is.
+async fn refresh_lag(mut master: Conn, states: &[NodeState], results: &mut [ReplicaResult]) {
+    if results
+        .iter()
+        .all(|r| r.probes_missed == 0 && r.probe_error.is_none())
+    {
+        return;
+    }
+    let Ok(info) = master.info("replication").await else {
+        return;
+    };
+    let lines = info.replicas();
+    for (st, r) in states.iter().zip(results.iter_mut()) {
+        if let Some(l) = line_for(&st.node, &lines) {
+            r.offset_lag_bytes = Some(info.repl_offset().saturating_sub(l.offset));
+            r.lag_s = Some(l.lag_s);
+        }
+    }
 }
 
 fn master_check(m: &MasterResult) -> Check {
@@ -156,6 +200,17 @@ fn line_for<'a>(node: &Node, lines: &'a [ReplicaLine]) -> Option<&'a ReplicaLine
         })
 }
 
+impl ReplicaResult {
+    fn set_verdict(&mut self) {
+        self.verdict = if self.problems.is_empty() {
+            "pass"
+        } else {
+            "fail"
+        }
+        .into();
+    }
+}
+
 /// Everything INFO says about one replica, before any probe.
 fn inspect(st: &NodeState, minfo: &Info, lines: &[ReplicaLine], ctx: &Ctx) -> ReplicaResult {
     let mut r = ReplicaResult {
@@ -163,6 +218,12 @@ fn inspect(st: &NodeState, minfo: &Info, lines: &[ReplicaLine], ctx: &Ctx) -> Re
         address: st.node.addr(),
         ..Default::default()
     };
+    let line = line_for(&st.node, lines);
+    r.listed_by_master = line.is_some();
+    if let Some(l) = line {
+        r.offset_lag_bytes = Some(minfo.repl_offset().saturating_sub(l.offset));
+        r.lag_s = Some(l.lag_s);
+    }
     let Some(info) = &st.info else {
         let e = st.error.as_ref().expect("no info means an error");
         r.problems.push(e.message.clone());
@@ -173,41 +234,60 @@ fn inspect(st: &NodeState, minfo: &Info, lines: &[ReplicaLine], ctx: &Ctx) -> Re
     r.syncing = info.syncing();
     let follows = info.follows();
     r.follows = follows.as_ref().map(|(h, p)| describe(ctx, h, *p));
-    let line = line_for(&st.node, lines);
-    r.listed_by_master = line.is_some();
-    if let Some(l) = line {
-        r.offset_lag_bytes = Some(minfo.repl_offset().saturating_sub(l.offset));
-        r.lag_s = Some(l.lag_s);
-    }
     if info.role() != "slave" {
-        r.problems
-            .push(format!("role is {}, not a replica", info.role()));
+        r.problems.push(format!(
+            "role is {}: it follows no master (promoted, or never made a replica), not this one",
+            info.role()
+        ));
         return r;
     }
-    if !info.link_up() {
+    let target = r.follows.clone().unwrap_or_else(|| "nothing".into());
+    if r.syncing {
+        r.problems.push(syncing_reason(info));
+    } else if !info.link_up() {
         r.problems.push(format!(
-            "link to its master is {} (master_link_down_since_seconds {}, last I/O {} s ago)",
+            "link to {target} is {} (master_link_down_since_seconds {}, master_last_io_seconds_ago {}): \
+             wrong masterauth, or the master unreachable from the replica? its log says why",
             info.get("master_link_status").unwrap_or("unknown"),
             info.get("master_link_down_since_seconds").unwrap_or("-"),
             info.get("master_last_io_seconds_ago").unwrap_or("-"),
         ));
     }
-    if r.syncing {
-        r.problems
-            .push("syncing: loading or in a full sync, its data is not complete yet".into());
-    }
     let same_id = info.get("master_replid") == minfo.get("master_replid");
-    let target = r.follows.clone().unwrap_or_else(|| "nothing".into());
-    if !same_id && info.link_up() {
+    let follows_ours = follows
+        .as_ref()
+        .and_then(|(h, p)| ctx.topology.name_of(h, *p))
+        == Some(ctx.topology.master.name.as_str());
+    if info.link_up() && !same_id {
         r.problems.push(format!(
             "follows {target}, which is another master (different replication id), not this one"
         ));
-    } else if line.is_none() {
+    } else if info.link_up() && line.is_none() {
         r.problems.push(format!(
             "follows {target} but is not among the master's own replicas: chained behind another replica, or following another master"
         ));
+    } else if !info.link_up() && !follows_ours {
+        r.problems
+            .push(format!("follows {target}, not this master"));
     }
     r
+}
+
+/// A replica in a full sync or loading: say how far along, never a verdict on its data.
+fn syncing_reason(info: &Info) -> String {
+    let progress = if info.flag("loading") {
+        format!(
+            "loading the dataset ({}% loaded)",
+            info.get("loading_loaded_perc").unwrap_or("?")
+        )
+    } else {
+        format!(
+            "full sync in progress ({} of {} bytes received)",
+            info.get("master_sync_read_bytes").unwrap_or("?"),
+            info.get("master_sync_total_bytes").unwrap_or("?")
+        )
+    };
+    format!("syncing: {progress}; its data is not complete yet, so it is not compared")
 }
 
 /// `127.0.0.1:6380 (replica1)` where the address is one of ours.
@@ -256,7 +336,8 @@ async fn probe(
                     active[idx] = false;
                 }
                 Err(e) => {
-                    r.problems.push(e);
+                    r.problems.push(e.clone());
+                    r.probe_error = Some(e);
                     active[idx] = false;
                 }
             }
@@ -294,61 +375,72 @@ async fn wait_visible(
     }
 }
 
-fn replica_checks(r: &mut ReplicaResult, cfg: &Config) -> Vec<Check> {
-    let mut out = Vec::new();
+/// `.reachable` when it could not be reached, else `.replication`: role,
+/// link, and whether it follows this master.
+fn role_check(r: &ReplicaResult) -> Check {
     if r.role.is_none() {
-        out.push(Check::fail(
-            format!("{}.reachable", r.name),
-            r.problems.join("; "),
-        ));
-        return out;
+        let mut reason = r.problems.join("; ");
+        if r.listed_by_master {
+            reason.push_str(&format!(
+                "; the master sees it {} bytes behind, last ACK {} s ago",
+                crate::report::opt(&r.offset_lag_bytes),
+                crate::report::opt(&r.lag_s)
+            ));
+        }
+        return Check::fail(format!("{}.reachable", r.name), reason);
     }
-    let state = format!(
-        "role {}, link {}, follows {}",
-        r.role.as_deref().unwrap_or("-"),
-        r.link_status.as_deref().unwrap_or("-"),
-        r.follows.as_deref().unwrap_or("-")
-    );
-    let topo_problems: Vec<&String> = r.problems.iter().collect();
-    if topo_problems.is_empty() {
-        out.push(Check::pass(format!("{}.replication", r.name), state));
+    let name = format!("{}.replication", r.name);
+    if r.problems.is_empty() {
+        Check::pass(
+            name,
+            format!(
+                "role {}, link {}, follows {}",
+                r.role.as_deref().unwrap_or("-"),
+                r.link_status.as_deref().unwrap_or("-"),
+                r.follows.as_deref().unwrap_or("-")
+            ),
+        )
     } else {
-        let joined: Vec<&str> = topo_problems.iter().map(|s| s.as_str()).collect();
-        out.push(Check::fail(
-            format!("{}.replication", r.name),
-            joined.join("; "),
-        ));
+        Check::fail(name, r.problems.join("; "))
     }
+}
+
+fn propagation_check(r: &mut ReplicaResult, cfg: &Config) -> Check {
     let name = format!("{}.propagation", r.name);
+    let behind = format!(
+        "the master sees it {} bytes behind, last ACK {} s ago",
+        crate::report::opt(&r.offset_lag_bytes),
+        crate::report::opt(&r.lag_s)
+    );
+    if let Some(e) = &r.probe_error {
+        return Check::fail(
+            name,
+            format!(
+                "{e} ({} of {} probes seen); {behind}",
+                r.probes_seen, cfg.probes
+            ),
+        );
+    }
     if r.probes_missed > 0 {
         let msg = format!(
-            "probe not visible within {} ({} of {} seen); offset lag {} bytes, lag {} s",
+            "probe not visible within {} ({} of {} seen); {behind}",
             humantime::format_duration(cfg.max_lag),
             r.probes_seen,
             cfg.probes,
-            crate::report::opt(&r.offset_lag_bytes),
-            crate::report::opt(&r.lag_s)
         );
         r.problems.push(msg.clone());
-        out.push(Check::fail(name, msg));
-    } else if r.probes_seen == cfg.probes {
-        let l = r.visible_latency.clone().unwrap_or_default();
-        out.push(Check::pass(
-            name,
-            format!(
-                "{} probes seen, p50 {}, max {}",
-                r.probes_seen,
-                fmt_us(l.p50_us),
-                fmt_us(l.max_us)
-            ),
-        ));
-    } else {
-        out.push(Check::fail(
-            name,
-            format!("{} of {} probes checked", r.probes_seen, cfg.probes),
-        ));
+        return Check::fail(name, msg);
     }
-    out
+    let l = r.visible_latency.clone().unwrap_or_default();
+    Check::pass(
+        name,
+        format!(
+            "{} probes seen, p50 {}, max {}",
+            r.probes_seen,
+            fmt_us(l.p50_us),
+            fmt_us(l.max_us)
+        ),
+    )
 }
 
 impl Details for ReplicateDetails {
