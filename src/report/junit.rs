@@ -1,21 +1,43 @@
 //! JUnit XML: one testcase per check, so CI systems show them natively.
+//! The run manifest goes into the suite's properties.
 
-use super::{Check, Verdict};
+use super::{Check, Manifest, Verdict};
 
-pub fn render(suite: &str, checks: &[Check], duration_ms: f64) -> String {
+pub fn render(suite: &str, checks: &[Check], m: &Manifest) -> String {
     let failures = checks.iter().filter(|c| c.verdict == Verdict::Fail).count();
+    let time = m.duration_ms / 1000.0;
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     out.push_str(&format!(
-        "<testsuites name=\"redlab\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" time=\"{:.3}\">\n",
+        "<testsuites name=\"redlab\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" time=\"{time:.3}\">\n",
         checks.len(),
-        duration_ms / 1000.0
     ));
+    // The JUnit schema's timestamp has no zone designator.
+    let stamp = m
+        .started_at
+        .trim_end_matches('Z')
+        .split('.')
+        .next()
+        .unwrap_or("");
     out.push_str(&format!(
-        "  <testsuite name=\"redlab {}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" time=\"{:.3}\">\n",
+        "  <testsuite name=\"redlab {}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" time=\"{time:.3}\" timestamp=\"{}\" hostname=\"{}\">\n",
         esc(suite),
         checks.len(),
-        duration_ms / 1000.0
+        esc(stamp),
+        esc(&m.host),
     ));
+    out.push_str("    <properties>\n");
+    for (k, v) in [
+        ("redlab_version", m.redlab_version.clone()),
+        ("run_id", m.run_id.clone()),
+        ("started_at", m.started_at.clone()),
+        ("args", m.args.join(" ")),
+    ] {
+        out.push_str(&format!(
+            "      <property name=\"{k}\" value=\"{}\"/>\n",
+            esc(&v)
+        ));
+    }
+    out.push_str("    </properties>\n");
     for c in checks {
         let open = format!(
             "    <testcase classname=\"redlab.{}\" name=\"{}\"",
