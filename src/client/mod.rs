@@ -69,7 +69,11 @@ impl Conn {
             inner,
         };
         // The handshake alone does not prove a Redis is there (without AUTH nothing is sent).
-        conn.ping().await?;
+        match conn.ping().await {
+            // A Redis that answers but serves no data yet: INFO still works, and says why.
+            Err(e) if matches!(e.kind, ErrorKind::MasterDown | ErrorKind::Loading) => {}
+            other => other?,
+        }
         conn.established = true;
         Ok(conn)
     }
