@@ -47,19 +47,29 @@ impl Conn {
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(response_timeout));
         let fut = client.get_multiplexed_async_connection_with_config(&config);
-        let inner = match tokio::time::timeout(timeout, fut).await {
-            Err(_) => {
-                return Err(err(
-                    ErrorKind::Timeout,
-                    error::timeout_message("connect", timeout, node.tls()),
-                ))
-            }
-            Ok(Err(e)) => {
-                let (kind, msg) = error::classify("connect", &e, node.tls(), timeout);
-                return Err(err(kind, msg));
-            }
-            Ok(Ok(c)) => c,
+        let (kind, msg) = match tokio::time::timeout(timeout, fut).await {
+            Err(_) => (
+                ErrorKind::Timeout,
+                error::timeout_message("connect", timeout, node.tls()),
+            ),
+            Ok(Err(e)) => error::classify("connect", &e, node.tls(), timeout),
+            Ok(Ok(inner)) => return Self::ready(node, timeout, inner).await,
         };
+        // A plain Redis may sit on a ClientHello forever: ask it in plain RESP.
+        if node.tls() && kind != ErrorKind::Refused && speaks_plain_resp(node).await {
+            return Err(err(
+                ErrorKind::TlsMismatch,
+                "the server speaks plain RESP, not TLS: use redis:// instead of rediss://".into(),
+            ));
+        }
+        Err(err(kind, msg))
+    }
+
+    async fn ready(
+        node: &Node,
+        timeout: Duration,
+        inner: MultiplexedConnection,
+    ) -> Result<Conn, NodeError> {
         let mut conn = Conn {
             name: node.name.clone(),
             addr: node.addr(),
@@ -173,6 +183,22 @@ impl Conn {
             .filter_map(|kv| Some((kv.first()?.clone(), kv.get(1)?.clone())))
             .collect())
     }
+}
+
+/// Whether a plain `PING` gets a RESP answer (`+PONG`, `-NOAUTH ...`), within a short bound.
+async fn speaks_plain_resp(node: &Node) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let probe = async {
+        let mut s = tokio::net::TcpStream::connect((node.host(), node.port())).await?;
+        s.write_all(b"PING\r\n").await?;
+        let mut buf = [0u8; 16];
+        let n = s.read(&mut buf).await?;
+        Ok::<bool, std::io::Error>(n > 0 && matches!(buf[0], b'+' | b'-'))
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_millis(300), probe).await,
+        Ok(Ok(true))
+    )
 }
 
 fn op_name(cmd: &redis::Cmd) -> String {
