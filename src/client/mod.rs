@@ -109,13 +109,22 @@ impl Conn {
         let op = op_name(cmd);
         let bound = self.timeout + extra;
         match tokio::time::timeout(bound, cmd.query_async::<T>(&mut self.inner)).await {
-            Err(_) => Err(self.error(
-                ErrorKind::Timeout,
-                error::timeout_message(&op, bound, self.tls),
-            )),
+            Err(_) => Err(self.timed_out(&op, bound)),
             Ok(Err(e)) => Err(self.classified(&op, &e, bound)),
             Ok(Ok(v)) => Ok(v),
         }
+    }
+
+    fn timed_out(&self, op: &str, bound: Duration) -> NodeError {
+        let msg = if self.established {
+            format!(
+                "no answer to {op} within {}: the server stopped answering (paused, overloaded, or blocked by a slow command)",
+                humantime::format_duration(bound)
+            )
+        } else {
+            error::timeout_message(op, bound, self.tls)
+        };
+        self.error(ErrorKind::Timeout, msg)
     }
 
     fn classified(&self, op: &str, e: &redis::RedisError, bound: Duration) -> NodeError {
@@ -139,10 +148,7 @@ impl Conn {
         pipe: &redis::Pipeline,
     ) -> Result<T, NodeError> {
         match tokio::time::timeout(self.timeout, pipe.query_async::<T>(&mut self.inner)).await {
-            Err(_) => Err(self.error(
-                ErrorKind::Timeout,
-                error::timeout_message("a pipeline", self.timeout, self.tls),
-            )),
+            Err(_) => Err(self.timed_out("a pipeline", self.timeout)),
             Ok(Err(e)) => Err(self.classified("a pipeline", &e, self.timeout)),
             Ok(Ok(v)) => Ok(v),
         }

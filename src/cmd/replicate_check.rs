@@ -281,11 +281,12 @@ fn syncing_reason(info: &Info) -> String {
             info.get("loading_loaded_perc").unwrap_or("?")
         )
     } else {
-        format!(
-            "full sync in progress ({} of {} bytes received)",
-            info.get("master_sync_read_bytes").unwrap_or("?"),
-            info.get("master_sync_total_bytes").unwrap_or("?")
-        )
+        let read = info.get("master_sync_read_bytes").unwrap_or("?");
+        match info.get("master_sync_total_bytes") {
+            // A diskless sync does not know its size in advance.
+            Some("-1") | None => format!("full sync in progress ({read} bytes received so far)"),
+            Some(total) => format!("full sync in progress ({read} of {total} bytes received)"),
+        }
     };
     format!("syncing: {progress}; its data is not complete yet, so it is not compared")
 }
@@ -309,6 +310,10 @@ async fn probe(
     let mut hists: Vec<_> = results.iter().map(|_| histogram()).collect();
     let mut active: Vec<bool> = conns.iter().map(Option::is_some).collect();
     for i in 0..cfg.probes {
+        // Once no replica is left to time, more probes would only be writes.
+        if !active.contains(&true) {
+            break;
+        }
         let key = ctx.key(&format!("probe:{i}"));
         let value = format!("{}:{i}", ctx.run_id);
         ctx.ledger.add(key.clone());
@@ -407,11 +412,10 @@ fn role_check(r: &ReplicaResult) -> Check {
 
 fn propagation_check(r: &mut ReplicaResult, cfg: &Config) -> Check {
     let name = format!("{}.propagation", r.name);
-    let behind = format!(
-        "the master sees it {} bytes behind, last ACK {} s ago",
-        crate::report::opt(&r.offset_lag_bytes),
-        crate::report::opt(&r.lag_s)
-    );
+    let behind = match (r.offset_lag_bytes, r.lag_s) {
+        (Some(b), Some(s)) => format!("the master sees it {b} bytes behind, last ACK {s} s ago"),
+        _ => "the master does not list it among its replicas".to_string(),
+    };
     if let Some(e) = &r.probe_error {
         return Check::fail(
             name,

@@ -85,7 +85,11 @@ impl Untouched {
     }
 
     pub fn assert_no_redlab_keys(&self) {
-        for u in &self.watch {
+        Untouched::assert_no_redlab_keys_on(&self.watch);
+    }
+
+    pub fn assert_no_redlab_keys_on(urls: &[String]) {
+        for u in urls {
             let left = redlab_keys(&mut conn_url(u));
             assert!(left.is_empty(), "redlab keys left on {u}: {left:?}");
         }

@@ -4,10 +4,13 @@
 use anyhow::Result;
 
 use super::{CheckRun, Env, Outcome};
-use crate::client::Conn;
+use std::time::{Duration, Instant};
+
+use crate::client::{Conn, ErrorKind, Info, NodeError};
 use crate::cmd::{keycount as kc, replicate_check as rc};
 use crate::report::{Check, Details, Verdict};
 use crate::survey::require_master;
+use crate::topology::Node;
 
 /// Every node answers, the master is a master with the replicas it should
 /// have, each replica follows it with its link up. No write.
@@ -81,11 +84,8 @@ pub async fn keycount(env: &Env<'_>) -> Result<Outcome> {
 pub async fn restart_guard(env: &Env<'_>) -> Option<CheckRun> {
     let st = &env.states[0];
     let before = st.info.as_ref()?.get("run_id")?.to_string();
-    let started = std::time::Instant::now();
-    let now = match Conn::connect(&st.node, env.ctx.timeout).await {
-        Ok(mut c) => c.info("server").await,
-        Err(e) => Err(e),
-    };
+    let started = Instant::now();
+    let now = server_info_soon(&st.node, env.ctx.timeout).await;
     let reason = match now {
         Err(e) => format!(
             "the master did not answer at the end of the run, so a restart cannot be ruled out: {}",
@@ -119,6 +119,23 @@ pub async fn restart_guard(env: &Env<'_>) -> Option<CheckRun> {
         details: serde_json::Value::Null,
         sections: Vec::new(),
     })
+}
+
+/// INFO server, waiting up to `timeout` for a master that is coming back up.
+async fn server_info_soon(node: &Node, timeout: Duration) -> Result<Info, NodeError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let r = match Conn::connect(node, timeout).await {
+            Ok(mut c) => c.info("server").await,
+            Err(e) => Err(e),
+        };
+        match r {
+            Err(e) if e.kind == ErrorKind::Refused && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            other => return other,
+        }
+    }
 }
 
 fn short(run_id: &str) -> &str {
