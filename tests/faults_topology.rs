@@ -193,16 +193,25 @@ fn fill(u: &str, n: usize) {
     p.exec(&mut c).unwrap();
 }
 
-fn assert_syncing_never_parity(r: &serde_json::Value, node: &str) {
-    let kc = items(r, "keycount");
+/// The gate says `syncing: <how>` for the replica, and its parity is
+/// "syncing": never "same counts", never a loss or a difference.
+fn gate_sees_syncing(master: u16, replica: u16, how: &str) {
+    let run = gate(&topo(master, &[replica], &["--timeout", "1s"]), &QUICK);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let r = run.json();
+    let reach = items(&r, "reachability");
+    let want = format!("replica1.replication: syncing: {how}");
+    assert!(reach.contains(&want), "{want:?} not in {reach}");
+    let kc = items(&r, "keycount");
     let line = kc
         .lines()
-        .find(|l| l.starts_with(&format!("{node}.parity")))
-        .unwrap_or_else(|| panic!("no {node}.parity in {kc}"));
+        .find(|l| l.starts_with("replica1.parity"))
+        .unwrap_or_else(|| panic!("no replica1.parity in {kc}"));
     assert!(line.contains("syncing"), "{line}");
     for never in ["same counts", "lost", "differs"] {
         assert!(!line.contains(never), "{never:?} in {line}");
     }
+    eprintln!("observed:\n{reach}\n{kc}");
 }
 
 #[test]
@@ -220,19 +229,7 @@ fn replica_in_full_sync_is_syncing() {
     wait_until("the replica is in its full sync", || {
         info(&url(late.port), "replication").contains("master_sync_in_progress:1")
     });
-    let run = gate(
-        &topo(lab.master.port, &[late.port], &["--timeout", "1s"]),
-        &QUICK,
-    );
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    let r = run.json();
-    assert_syncing_never_parity(&r, "replica1");
-    let reach = items(&r, "reachability");
-    assert!(
-        reach.contains("replica1.replication: syncing: full sync in progress"),
-        "{reach}"
-    );
-    eprintln!("observed:\n{reach}\n{}", items(&r, "keycount"));
+    gate_sees_syncing(lab.master.port, late.port, "full sync in progress");
     cmd(&m, &["CONFIG", "SET", "rdb-key-save-delay", "0"]);
     guard.assert();
 }
@@ -263,19 +260,7 @@ fn replica_loading_its_dataset_is_syncing() {
     wait_until("the replica loads", || {
         info(&l, "persistence").contains("loading:1")
     });
-    let run = gate(
-        &topo(lab.master.port, &[late.port], &["--timeout", "1s"]),
-        &QUICK,
-    );
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    let r = run.json();
-    assert_syncing_never_parity(&r, "replica1");
-    let reach = items(&r, "reachability");
-    assert!(
-        reach.contains("replica1.replication: syncing: loading the dataset"),
-        "{reach}"
-    );
-    eprintln!("observed:\n{reach}\n{}", items(&r, "keycount"));
+    gate_sees_syncing(lab.master.port, late.port, "loading the dataset");
     guard.assert();
 }
 
