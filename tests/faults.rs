@@ -51,6 +51,12 @@ fn closed_port_is_connection_refused_naming_the_node() {
         &[&format!("master (127.0.0.1:{closed}): connection refused")],
     );
     eprintln!("observed: {line}");
+    // Given alone, the master is asked for its replicas first: the same outcome.
+    let run = gate(&["--master".into(), url(closed)], &[]);
+    assert_refused(
+        &run,
+        &[&format!("master (127.0.0.1:{closed}): connection refused")],
+    );
     let run = gate(
         &args(
             &url(lab.master.port),

@@ -43,7 +43,8 @@ fn items(r: &serde_json::Value, name: &str) -> String {
         .join("\n")
 }
 
-const QUICK: [&str; 6] = ["--probes", "2", "--max-lag", "300ms", "--settle", "500ms"];
+// A healthy replica sees a probe within --max-lag even on a loaded CI box.
+const QUICK: [&str; 6] = ["--probes", "2", "--max-lag", "1s", "--settle", "500ms"];
 
 #[test]
 fn the_given_master_is_a_replica_refused_before_any_write() {

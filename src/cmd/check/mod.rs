@@ -275,3 +275,77 @@ impl Details for CheckDetails {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn cfg(args: &[&str]) -> Config {
+        let mut v = vec!["redlab", "check"];
+        v.extend_from_slice(args);
+        match crate::cli::Cli::try_parse_from(v).unwrap().command {
+            crate::cli::Command::Check(a) => (&a).into(),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn selection_keeps_gate_order_and_names_unknowns() {
+        let c = cfg(&["--only", "config-lint,reachability"]);
+        assert_eq!(c.selected, vec!["reachability", "config-lint"]);
+        assert_eq!(c.skipped, vec!["replication", "keycount"]);
+        let c = cfg(&["--skip", "keycount", "--skip", "nope"]);
+        assert_eq!(
+            c.selected,
+            vec!["reachability", "replication", "config-lint"]
+        );
+        assert_eq!(c.unknown, vec!["nope"]);
+        assert!(
+            crate::cli::Cli::try_parse_from(["redlab", "check", "--skip", "a", "--only", "b"])
+                .is_err()
+        );
+        assert_eq!(
+            cfg(&["--require-min-replicas"]).require_min_replicas,
+            Some(1)
+        );
+        assert_eq!(
+            cfg(&["--require-min-replicas", "2"]).require_min_replicas,
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn the_reason_is_the_worst_findings_and_errors_fail_only_their_check() {
+        let items = vec![
+            Check::pass("replica1.parity", "same"),
+            Check::new("master.persistence", Verdict::Warn, "off"),
+            Check::fail("master (127.0.0.1:1)", "unused"),
+            Check::fail("replica2.parity", "syncing"),
+        ];
+        let out = Outcome {
+            items,
+            summary: "all good".into(),
+            ..Outcome::default()
+        };
+        let r = check_run("keycount", Ok(out), Instant::now());
+        assert_eq!(r.verdict, Verdict::Fail);
+        assert_eq!(
+            r.reason,
+            "master (127.0.0.1:1): unused; replica2.parity: syncing"
+        );
+        let r = check_run("config-lint", Err(anyhow!("boom")), Instant::now());
+        assert_eq!((r.verdict, r.reason.as_str()), (Verdict::Fail, "boom"));
+        let mut w = check_run(
+            "config-lint",
+            Ok(Outcome {
+                items: vec![Check::new("m.x", Verdict::Warn, "w")],
+                ..Outcome::default()
+            }),
+            Instant::now(),
+        );
+        warnings_fatal(&mut w);
+        assert_eq!(w.verdict, Verdict::Fail);
+        assert_eq!(w.reason, "warning made fatal by --fail-on warn: m.x: w");
+    }
+}
