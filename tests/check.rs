@@ -217,7 +217,10 @@ fn junit_is_junit_with_one_testcase_per_check() {
         .map(|n| n.attribute("name").unwrap())
         .collect();
     assert!(
-        props.contains(&"redlab_version") && props.contains(&"args"),
+        props.contains(&"redlab_version")
+            && props.contains(&"args")
+            && props.contains(&"node.master")
+            && props.contains(&"node.replica2"),
         "{props:?}"
     );
     // The table still goes to stdout unless --quiet; here it was quiet.
