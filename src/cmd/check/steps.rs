@@ -29,7 +29,7 @@ pub async fn reachability(env: &Env<'_>) -> Result<Outcome> {
     }
     let (details, items) = rc::roles(&env.cfg.replication, env.ctx, states);
     let summary = format!(
-        "{} nodes answer; the master has its {} replicas, each following it with its link up",
+        "{} nodes answer; the master has the {} replica(s) expected, each following it with its link up",
         states.len(),
         details.master.expected_replicas
     );
