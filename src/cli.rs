@@ -100,6 +100,8 @@ pub enum Command {
     Keycount(KeycountArgs),
     /// Start, stop or show a local master + replicas from redis-server.
     Lab(LabArgs),
+    /// Pipelined write/read throughput and per-request latency on the master.
+    Perf(PerfArgs),
     /// One CI gate: every check in order, one verdict, one report (--format junit for CI).
     Check(CheckArgs),
 }
@@ -147,6 +149,112 @@ pub enum LabAction {
     Status,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PerfWorkload {
+    /// SET of distinct keys (or random ones with --keyspace).
+    Set,
+    /// GET of keys redlab fills first.
+    Get,
+    /// SETs and GETs in --ratio.
+    Mixed,
+    /// SET batches, each followed by WAIT <replicas> <--wait-timeout>.
+    SetWait,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PerfArgs {
+    /// What each request does.
+    #[arg(long, value_enum, default_value = "set")]
+    pub workload: PerfWorkload,
+    /// SETs:GETs for --workload mixed.
+    #[arg(long, default_value = "1:10", value_parser = parse_ratio)]
+    pub ratio: (u32, u32),
+    /// Requests per round, in total across connections (like redis-benchmark -n).
+    #[arg(short = 'n', long, default_value_t = 1000)]
+    pub requests: u64,
+    /// Run each round for this long instead of a request count.
+    #[arg(long, value_parser = parse_duration, conflicts_with = "requests")]
+    pub duration: Option<Duration>,
+    /// Pipeline depth: commands per batch on a connection.
+    #[arg(short = 'P', long, default_value_t = 1000)]
+    pub pipeline: usize,
+    /// Parallel connections.
+    #[arg(short = 'c', long, default_value_t = 1)]
+    pub connections: usize,
+    /// Value size in bytes, or a MIN-MAX range.
+    #[arg(short = 'd', long, default_value = "3", value_parser = parse_size_range)]
+    pub data_size: (usize, usize),
+    /// Random keys among K (seeded); without it one distinct key per request.
+    #[arg(long, value_name = "K")]
+    pub keyspace: Option<u64>,
+    /// Seed for keys and value sizes (reproducible runs).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Requests sent before measuring (their keys are removed too).
+    #[arg(long, default_value_t = 1000)]
+    pub warmup: u64,
+    /// Measured rounds; the report gives the median round and min/max.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: u32,
+    /// Open loop: schedule requests at this total rate (ops/s) and measure
+    /// latency from each request's intended send time.
+    #[arg(long, value_name = "OPS")]
+    pub rate: Option<f64>,
+    /// WAIT timeout for --workload set-wait.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub wait_timeout: Duration,
+    /// Write the median round's latency distribution as HdrHistogram .hgrm text (milliseconds).
+    #[arg(long, value_name = "FILE")]
+    pub hdr_out: Option<PathBuf>,
+    /// Leave the written keys in place (e.g. to look at keycount parity).
+    #[arg(long)]
+    pub keep_keys: bool,
+    /// Run even where the master's eviction policy could evict user keys.
+    #[arg(long)]
+    pub allow_eviction: bool,
+    /// Compare with an earlier JSON report of `redlab perf`; fail on a regression.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// Allowed regression against --baseline, in percent.
+    #[arg(long, default_value_t = 10.0, value_name = "PCT")]
+    pub tolerance: f64,
+    /// How long the replicas may take to catch up after the load.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub settle: Duration,
+}
+
+fn parse_ratio(s: &str) -> Result<(u32, u32), String> {
+    let err = || format!("'{s}' is not a ratio: write SETS:GETS, e.g. 1:10");
+    let (a, b) = s.split_once(':').ok_or_else(err)?;
+    let (a, b) = (
+        a.trim().parse().map_err(|_| err())?,
+        b.trim().parse().map_err(|_| err())?,
+    );
+    if a == 0 && b == 0 {
+        return Err(err());
+    }
+    Ok((a, b))
+}
+
+fn parse_size_range(s: &str) -> Result<(usize, usize), String> {
+    let err =
+        || format!("'{s}' is not a size: write bytes (e.g. 3) or a MIN-MAX range (e.g. 10-100)");
+    let (a, b) = match s.split_once('-') {
+        Some((a, b)) => (
+            a.trim().parse().map_err(|_| err())?,
+            b.trim().parse().map_err(|_| err())?,
+        ),
+        None => {
+            let v = s.trim().parse().map_err(|_| err())?;
+            (v, v)
+        }
+    };
+    if a > b || b > 512 * 1024 * 1024 {
+        return Err(err());
+    }
+    Ok((a, b))
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct CheckArgs {
     /// Leave out this check (repeat, or comma-separate): reachability,
@@ -181,4 +289,24 @@ pub struct CheckArgs {
 pub enum FailOn {
     Fail,
     Warn,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratios_and_sizes() {
+        assert_eq!(parse_ratio("1:10").unwrap(), (1, 10));
+        assert!(parse_ratio("0:0").is_err() && parse_ratio("3").is_err());
+        assert_eq!(parse_size_range("3").unwrap(), (3, 3));
+        assert_eq!(parse_size_range("10-100").unwrap(), (10, 100));
+        assert!(parse_size_range("100-10").is_err());
+    }
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }

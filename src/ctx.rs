@@ -1,6 +1,7 @@
 //! What every subcommand gets: the topology, the bounds, the run id, progress,
 //! and the ledger of keys it wrote (so they are removed even on Ctrl-C).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -51,11 +52,9 @@ impl Ctx {
         }
         let mut conn = Conn::connect(&self.topology.master, self.timeout).await?;
         let mut removed = 0u64;
-        for chunk in owned.chunks(1000) {
+        for batch in owned.iter().flat_map(Owned::batches) {
             let mut cmd = redis::cmd("UNLINK");
-            for k in chunk {
-                cmd.arg(k);
-            }
+            cmd.arg(batch);
             removed += conn.query::<u64>(&cmd).await?;
         }
         let n = self.topology.replicas.len();
@@ -70,25 +69,81 @@ impl Ctx {
     }
 }
 
-/// Keys this run wrote on the master, to be removed at the end.
+/// Keys are deleted in batches this large: bounded commands, few round trips.
+const CLEANUP_BATCH: u64 = 1000;
+
+/// Something this run wrote on the master.
+#[derive(Debug, Clone)]
+pub enum Owned {
+    Key(String),
+    /// `prefix0` .. `prefix{upto + slack - 1}`; `upto` may grow while a load runs.
+    Range {
+        prefix: String,
+        upto: Arc<AtomicU64>,
+        slack: u64,
+    },
+}
+
+impl Owned {
+    /// The keys in UNLINK-sized batches.
+    fn batches(&self) -> Box<dyn Iterator<Item = Vec<String>> + '_> {
+        match self {
+            Owned::Key(k) => Box::new(std::iter::once(vec![k.clone()])),
+            Owned::Range {
+                prefix,
+                upto,
+                slack,
+            } => {
+                let end = upto.load(Ordering::Relaxed) + slack;
+                Box::new((0..end).step_by(CLEANUP_BATCH as usize).map(move |start| {
+                    (start..(start + CLEANUP_BATCH).min(end))
+                        .map(|i| format!("{prefix}{i}"))
+                        .collect()
+                }))
+            }
+        }
+    }
+}
+
+/// What this run wrote on the master, to be removed at the end (also on Ctrl-C).
 #[derive(Clone, Default)]
-pub struct Ledger(Arc<Mutex<Vec<String>>>);
+pub struct Ledger(Arc<Mutex<Vec<Owned>>>);
 
 impl Ledger {
     pub fn add(&self, key: impl Into<String>) {
-        self.0.lock().expect("ledger lock").push(key.into());
+        self.lock().push(Owned::Key(key.into()));
     }
-    pub fn extend(&self, keys: impl IntoIterator<Item = String>) {
-        self.0.lock().expect("ledger lock").extend(keys);
+    /// Keys `prefix + i` for i below `upto` (read at cleanup time) plus `slack`.
+    pub fn add_range(&self, prefix: &str, upto: Arc<AtomicU64>, slack: u64) {
+        self.lock().push(Owned::Range {
+            prefix: prefix.to_string(),
+            upto,
+            slack,
+        });
     }
-    pub fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *self.0.lock().expect("ledger lock"))
+    /// Forget a key redlab removed itself.
+    pub fn forget(&self, key: &str) {
+        self.lock()
+            .retain(|o| !matches!(o, Owned::Key(k) if k == key));
     }
-    pub fn len(&self) -> usize {
-        self.0.lock().expect("ledger lock").len()
+    /// Drop the ranges under `prefix` (they are to be kept), returning them.
+    pub fn take_ranges(&self, prefix: &str) -> Vec<Owned> {
+        let mut all = self.lock();
+        let (taken, kept) = std::mem::take(&mut *all)
+            .into_iter()
+            .partition(|o| matches!(o, Owned::Range { prefix: p, .. } if p == prefix));
+        *all = kept;
+        taken
+    }
+    pub fn take(&self) -> Vec<Owned> {
+        std::mem::take(&mut *self.lock())
     }
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.lock().is_empty()
+    }
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Owned>> {
+        // A panic elsewhere must not stop the cleanup.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -158,6 +213,24 @@ mod tests {
             !r.contains("hunter2") && !r.contains(":pw@") && !r.contains("=x"),
             "{r}"
         );
+    }
+
+    #[test]
+    fn ranges_are_removed_in_bounded_batches() {
+        let upto = Arc::new(AtomicU64::new(2400));
+        let r = Owned::Range {
+            prefix: "p:".into(),
+            upto: upto.clone(),
+            slack: 1,
+        };
+        upto.store(2500, Ordering::Relaxed);
+        let b: Vec<Vec<String>> = r.batches().collect();
+        assert_eq!(
+            b.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![1000, 1000, 501]
+        );
+        assert_eq!(b[0][0], "p:0");
+        assert_eq!(b[2][500], "p:2500");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod cmd;
 pub mod ctx;
 pub mod duration;
 pub mod lab;
+pub mod perf;
 pub mod progress;
 pub mod report;
 pub mod stats;
@@ -117,6 +118,7 @@ async fn dispatch(command: &Command, g: &GlobalArgs, ctx: &Ctx) -> Result<Verdic
         Command::ReplicateCheck(a) => emit(g, cmd::replicate_check::run(a.into(), ctx).await?),
         Command::Keycount(a) => emit(g, cmd::keycount::run(a.into(), ctx).await?),
         Command::Lab(a) => emit(g, cmd::lab::run(a, ctx).await?),
+        Command::Perf(a) => emit(g, cmd::perf::run(a, ctx).await?),
         Command::Check(a) => {
             let report = cmd::check::run(a.into(), ctx).await?;
             let refused = report.details.refused.clone();

@@ -53,6 +53,58 @@ impl LatencyUs {
     }
 }
 
+/// The HdrHistogram percentile-distribution text (`.hgrm`) that the usual
+/// plotters read, as Java's `outputPercentileDistribution` writes it, with
+/// values in milliseconds (the histogram holds nanoseconds).
+pub fn hgrm_ms(h: &Histogram<u64>) -> String {
+    use std::fmt::Write;
+    const NS_PER_MS: f64 = 1e6;
+    let mut out = format!(
+        "{:>12} {:>14} {:>10} {:>14}\n\n",
+        "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
+    );
+    let mut total = 0u64;
+    for v in h.iter_quantiles(5) {
+        total += v.count_since_last_iteration();
+        let value = h.highest_equivalent(v.value_iterated_to()) as f64 / NS_PER_MS;
+        let q = v.quantile_iterated_to();
+        if q < 1.0 {
+            let _ = writeln!(
+                out,
+                "{value:12.3} {q:2.12} {total:10} {:14.2}",
+                1.0 / (1.0 - q)
+            );
+        } else {
+            let _ = writeln!(out, "{value:12.3} {q:2.12} {total:10}");
+        }
+    }
+    let (mean, stdev, max) = if h.is_empty() {
+        (0.0, 0.0, 0.0)
+    } else {
+        (
+            h.mean() / NS_PER_MS,
+            h.stdev() / NS_PER_MS,
+            h.highest_equivalent(h.max()) as f64 / NS_PER_MS,
+        )
+    };
+    let sub_buckets = (2.0 * 10f64.powi(h.sigfig() as i32)).log2().ceil().exp2() as u64;
+    let _ = writeln!(
+        out,
+        "#[Mean    = {mean:12.3}, StdDeviation   = {stdev:12.3}]"
+    );
+    let _ = writeln!(
+        out,
+        "#[Max     = {max:12.3}, Total count    = {:12}]",
+        h.len()
+    );
+    let _ = writeln!(
+        out,
+        "#[Buckets = {:12}, SubBuckets     = {sub_buckets:12}]",
+        h.buckets()
+    );
+    out
+}
+
 /// Microseconds as a human-friendly string.
 pub fn fmt_us(us: f64) -> String {
     if us >= 1e6 {
@@ -89,6 +141,29 @@ mod tests {
         assert!(serde_json::to_string(&s)
             .unwrap()
             .contains("\"p99_us\":0.0"));
+    }
+
+    #[test]
+    fn hgrm_has_the_plotters_layout() {
+        let mut h = histogram();
+        for ms in 1..=100u64 {
+            h.record(ms * 1_000_000).unwrap();
+        }
+        let text = hgrm_ms(&h);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0].split_whitespace().collect::<Vec<_>>(),
+            ["Value", "Percentile", "TotalCount", "1/(1-Percentile)"]
+        );
+        assert!(lines[1].is_empty());
+        let first: Vec<&str> = lines[2].split_whitespace().collect();
+        assert_eq!(first[0], "1.000");
+        let last_data = lines[lines.len() - 4];
+        let cols: Vec<&str> = last_data.split_whitespace().collect();
+        assert_eq!((cols[1], cols[2]), ("1.000000000000", "100"), "{last_data}");
+        assert!(text.contains("#[Mean    =       50.500"), "{text}");
+        assert!(text.contains("Total count    =          100]"));
+        assert!(text.ends_with("SubBuckets     =         2048]\n"));
     }
 
     #[test]

@@ -228,3 +228,32 @@ fn spawn_runs_against_a_throwaway_lab() {
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(run.json()["nodes"].as_array().unwrap().len(), 3);
 }
+
+#[test]
+fn master_alone_discovers_its_replicas() {
+    let lab = lab(2);
+    let run = redlab(&[
+        "--master",
+        &url(lab.master.port),
+        "--format",
+        "json",
+        "replicate-check",
+        "--probes",
+        "2",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let r = run.json();
+    let found: Vec<&str> = r["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(found.len(), 3);
+    for rep in &lab.replicas {
+        assert!(
+            found.contains(&format!("127.0.0.1:{}", rep.port).as_str()),
+            "{found:?}"
+        );
+    }
+}

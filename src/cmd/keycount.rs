@@ -274,10 +274,7 @@ fn checks(nodes: &[NodeCounts], mismatches: &[Mismatch]) -> Vec<Check> {
         .map(|n| {
             let name = format!("{}.parity", n.name);
             match n.status {
-                NodeStatus::Parity => Check::pass(
-                    name,
-                    format!("same counts as the master in {} db(s)", n.dbs.len().max(1)),
-                ),
+                NodeStatus::Parity => Check::pass(name, parity_reason(n)),
                 NodeStatus::Down => {
                     Check::fail(name, format!("down: {}", n.reason.as_deref().unwrap_or("")))
                 }
@@ -307,6 +304,14 @@ fn checks(nodes: &[NodeCounts], mismatches: &[Mismatch]) -> Vec<Check> {
             }
         })
         .collect()
+}
+
+fn parity_reason(n: &NodeCounts) -> String {
+    let keys: u64 = n.dbs.values().map(|c| c.keys).sum();
+    match n.dbs.len() {
+        0 => "same counts as the master: every db empty".into(),
+        dbs => format!("same counts as the master: {keys} keys in {dbs} db(s)"),
+    }
 }
 
 impl Details for KeycountDetails {

@@ -227,15 +227,22 @@ impl Details for LabDetails {
         s.notes.push(format!("state: {}", self.state_dir.display()));
         if self.action == "up" {
             if let Some(m) = self.processes.first() {
-                let reps: Vec<String> = self.processes[1..]
-                    .iter()
-                    .map(|p| format!("redis://127.0.0.1:{}", p.port))
-                    .collect();
-                s.notes.push(format!(
-                    "use it: redlab --master redis://127.0.0.1:{} --replica {} replicate-check",
-                    m.port,
-                    reps.join(" --replica ")
-                ));
+                let ports: Vec<u16> = self.processes.iter().map(|p| p.port).collect();
+                if ports == [6379, 6380, 6381, 6382] {
+                    s.notes.push(
+                        "use it: redlab replicate-check (the default topology is this lab)".into(),
+                    );
+                } else {
+                    let reps: Vec<String> = self.processes[1..]
+                        .iter()
+                        .map(|p| format!("redis://127.0.0.1:{}", p.port))
+                        .collect();
+                    s.notes.push(format!(
+                        "use it: redlab --master redis://127.0.0.1:{} --replica {} replicate-check",
+                        m.port,
+                        reps.join(" --replica ")
+                    ));
+                }
             }
         }
         vec![s]

@@ -3,4 +3,5 @@
 pub mod check;
 pub mod keycount;
 pub mod lab;
+pub mod perf;
 pub mod replicate_check;

@@ -232,3 +232,128 @@ pub fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
         .map(|x| x.to_string())
         .unwrap_or_else(|| "-".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct Sample {
+        /// A measured number.
+        p99_us: f64,
+    }
+
+    impl Details for Sample {
+        fn sections(&self) -> Vec<Section> {
+            let mut s = Section::new("Latency", &["metric", "value"]);
+            s.row(vec!["p99 | tail".into(), format!("{}", self.p99_us)]);
+            s.notes.push("a note".into());
+            vec![s]
+        }
+    }
+
+    fn sample(verdict: Verdict) -> Report<Sample> {
+        let manifest = Manifest {
+            redlab_version: "0.1.0".into(),
+            started_at: "2026-11-26T13:45:00Z".into(),
+            duration_ms: 12.5,
+            host: "ci".into(),
+            args: vec!["redlab".into()],
+            run_id: "abc".into(),
+        };
+        let node = NodeInfo {
+            name: "master".into(),
+            address: "127.0.0.1:6379".into(),
+            expected_role: "master".into(),
+            role: Some("master".into()),
+            redis_version: Some("7.0.15".into()),
+            maxmemory_bytes: Some(256 << 20),
+            maxmemory_policy: Some("allkeys-lru".into()),
+            persistence: Some("rdb".into()),
+            error: None,
+        };
+        let checks = vec![
+            Check::pass("master", "ok"),
+            Check::new("replica1.lag", verdict, "lag <3> & \"more\""),
+        ];
+        Report::new(
+            "keycount",
+            manifest,
+            vec![node],
+            checks,
+            Sample { p99_us: 812.5 },
+        )
+    }
+
+    #[test]
+    fn verdict_is_the_worst_check() {
+        assert_eq!(sample(Verdict::Warn).verdict, Verdict::Warn);
+        assert_eq!(sample(Verdict::Fail).verdict, Verdict::Fail);
+    }
+
+    #[test]
+    fn json_is_the_struct_itself() {
+        let v: serde_json::Value =
+            serde_json::from_str(&sample(Verdict::Fail).render(Format::Json).unwrap()).unwrap();
+        assert_eq!(v["schema_version"], SCHEMA_VERSION);
+        assert_eq!(v["verdict"], "fail");
+        assert_eq!(v["details"]["p99_us"], 812.5);
+        assert_eq!(v["nodes"][0]["maxmemory_bytes"], 268435456);
+        assert_eq!(v["checks"][1]["name"], "replica1.lag");
+    }
+
+    #[test]
+    fn table_shows_every_section_and_the_verdict() {
+        let t = sample(Verdict::Fail).render(Format::Table).unwrap();
+        assert!(t.starts_with("redlab keycount: FAIL\n"), "{t}");
+        for s in [
+            "Topology",
+            "Latency",
+            "Checks",
+            "256.0 MiB",
+            "812.5",
+            "a note",
+            "took 12.5 ms",
+        ] {
+            assert!(t.contains(s), "missing {s} in\n{t}");
+        }
+    }
+
+    #[test]
+    fn markdown_tables_escape_pipes() {
+        let m = sample(Verdict::Pass).render(Format::Markdown).unwrap();
+        assert!(m.starts_with("# redlab keycount: PASS\n"));
+        assert!(
+            m.contains(
+                "## Latency\n\n| metric | value |\n| --- | --- |\n| p99 \\| tail | 812.5 |\n"
+            ),
+            "{m}"
+        );
+        assert!(m.contains("- a note"));
+    }
+
+    #[test]
+    fn junit_has_a_testcase_per_check_and_escapes() {
+        let x = sample(Verdict::Fail).render(Format::Junit).unwrap();
+        assert!(x.starts_with("<?xml"));
+        assert_eq!(x.matches("<testcase ").count(), 2);
+        assert!(x.contains("failures=\"1\""));
+        assert!(
+            x.contains("<failure message=\"lag &lt;3&gt; &amp; &quot;more&quot;\""),
+            "{x}"
+        );
+    }
+
+    #[test]
+    fn file_format_follows_the_extension() {
+        assert_eq!(format_for_path(Path::new("r.md"), None), Format::Markdown);
+        assert_eq!(format_for_path(Path::new("r.xml"), None), Format::Junit);
+        assert_eq!(format_for_path(Path::new("r.json"), None), Format::Json);
+        assert_eq!(
+            format_for_path(Path::new("r.md"), Some(Format::Json)),
+            Format::Json
+        );
+        let p = default_path("keycount", Format::Json);
+        assert!(p.starts_with("reports") && p.to_str().unwrap().ends_with(".json"));
+    }
+}

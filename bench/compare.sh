@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Compare redlab's perf engine with redis-benchmark, SET with 3-byte values.
+#
+# Starts its own redis-server on a free 127.0.0.1 port (no persistence), and
+# for each config runs redlab and redis-benchmark alternately, ROUNDS times
+# each, with server and both clients pinned to the same CPU (taskset -c CPU).
+# The server is flushed before every run so memory does not grow. Prints a
+# markdown table of medians (ops/s and client CPU seconds per million SETs,
+# both measured the same way: /usr/bin/time user+sys of the client process).
+#
+# Environment:
+#   REDLAB_CMD   command for redlab, called as
+#                $REDLAB_CMD -h 127.0.0.1 -p PORT -n N -P P -c C -d 3 \
+#                    --rounds 1 --warmup 0 --format json
+#                and expected to print JSON containing "ops_per_sec": <number>.
+#                Default: the engine_bench example (built here, release).
+#                For the CLI: REDLAB_CMD="target/release/redlab perf"
+#   N            requests per run (default 1000000)
+#   ROUNDS       runs per tool per config (default 3; median reported)
+#   CONFIGS      space-separated P:C pairs (default "1000:1 64:1 16:50 1:50")
+#   CPU          CPU to pin to (default 0)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N=${N:-1000000}
+ROUNDS=${ROUNDS:-3}
+CONFIGS=${CONFIGS:-"1000:1 64:1 16:50 1:50"}
+CPU=${CPU:-0}
+
+if [ -z "${REDLAB_CMD:-}" ]; then
+    cargo build --release --quiet --example engine_bench >&2
+    REDLAB_CMD="${CARGO_TARGET_DIR:-target}/release/examples/engine_bench"
+fi
+TIME=/usr/bin/time
+[ -x "$TIME" ] || TIME=""
+
+# A free port: one nothing answers on (bash /dev/tcp connect fails).
+port=""
+for _ in $(seq 1 50); do
+    p=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
+done
+[ -n "$port" ] || { echo "no free port found" >&2; exit 1; }
+
+taskset -c "$CPU" redis-server --bind 127.0.0.1 --port "$port" --save "" \
+    --appendonly no --loglevel warning >/dev/null 2>&1 &
+server_pid=$!
+trap 'kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+    redis-cli -p "$port" ping >/dev/null 2>&1 && break
+    sleep 0.1
+done
+redis-cli -p "$port" ping >/dev/null || { echo "redis-server did not start" >&2; exit 1; }
+
+tmp=$(mktemp -d)
+trap 'kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null || true; rm -rf "$tmp"' EXIT
+
+# run OUTFILE CMD...: run pinned, stdout to OUTFILE, "user sys" to OUTFILE.cpu
+run() {
+    local out=$1; shift
+    redis-cli -p "$port" flushall >/dev/null
+    if [ -n "$TIME" ]; then
+        "$TIME" -f "%U %S" -o "$out.cpu" taskset -c "$CPU" "$@" >"$out" 2>"$out.err"
+    else
+        taskset -c "$CPU" "$@" >"$out" 2>"$out.err"
+        echo "nan nan" >"$out.cpu"
+    fi
+}
+
+median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else print a[int((NR+1)/2)]}'; }
+cpu_per_million() { awk -v n="$N" '{printf "%.3f\n", ($1 + $2) * 1e6 / n}' "$1"; }
+
+echo "| config | redlab ops/s | redis-benchmark ops/s | ratio | redlab CPU s/M | redis-benchmark CPU s/M |"
+echo "|---|---:|---:|---:|---:|---:|"
+for cfg in $CONFIGS; do
+    P=${cfg%%:*}
+    C=${cfg##*:}
+    : >"$tmp/r.ops"; : >"$tmp/b.ops"; : >"$tmp/r.cpum"; : >"$tmp/b.cpum"
+    for round in $(seq 1 "$ROUNDS"); do
+        # shellcheck disable=SC2086 # REDLAB_CMD may hold a subcommand
+        run "$tmp/r" $REDLAB_CMD -h 127.0.0.1 -p "$port" -n "$N" -P "$P" -c "$C" -d 3 \
+            --rounds 1 --warmup 0 --format json
+        grep -o '"ops_per_sec": *[0-9.eE+-]*' "$tmp/r" | head -1 | sed 's/.*: *//' >>"$tmp/r.ops"
+        cpu_per_million "$tmp/r.cpu" >>"$tmp/r.cpum"
+        run "$tmp/b" redis-benchmark -h 127.0.0.1 -p "$port" -t set -n "$N" -P "$P" -c "$C" \
+            -d 3 -r "$N" -q
+        tr '\r' '\n' <"$tmp/b" | grep -o 'SET: [0-9.]* requests per second' | tail -1 \
+            | awk '{print $2}' >>"$tmp/b.ops"
+        cpu_per_million "$tmp/b.cpu" >>"$tmp/b.cpum"
+        echo "P$P c$C round $round: redlab $(tail -1 "$tmp/r.ops") redis-benchmark $(tail -1 "$tmp/b.ops")" >&2
+    done
+    r=$(median <"$tmp/r.ops"); b=$(median <"$tmp/b.ops")
+    rc=$(median <"$tmp/r.cpum"); bc=$(median <"$tmp/b.cpum")
+    ratio=$(awk -v r="$r" -v b="$b" 'BEGIN {if (b > 0) printf "%.2fx", r / b; else print "n/a"}')
+    printf "| P%s c%s | %.0f | %.0f | %s | %s | %s |\n" "$P" "$C" "$r" "$b" "$ratio" "$rc" "$bc"
+done

@@ -1,0 +1,363 @@
+//! The perf report: what ran, what it measured, and the human tables.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::baseline::Comparison;
+use super::{latency_of, Config};
+use crate::client::Info;
+use crate::perf::engine::{EngineResult, Stop};
+use crate::report::{Details, Section};
+use crate::stats::{fmt_us, LatencyUs};
+use crate::survey::NodeState;
+
+#[derive(Debug, Serialize)]
+pub struct PerfDetails {
+    /// `closed-loop` (a batch goes out when the previous one is answered) or
+    /// `open-loop` (--rate: requests scheduled at fixed intervals, latency
+    /// measured from each request's intended send time).
+    pub mode: String,
+    /// set, get, mixed S:G or set-wait.
+    pub workload: String,
+    /// Requests per round (null with --duration).
+    pub requests_per_round: Option<u64>,
+    /// Length of a round in ms (null with -n).
+    pub duration_per_round_ms: Option<f64>,
+    /// Pipeline depth.
+    pub pipeline: usize,
+    /// Parallel connections.
+    pub connections: usize,
+    /// Smallest value size, bytes.
+    pub data_size_min_bytes: usize,
+    /// Largest value size, bytes.
+    pub data_size_max_bytes: usize,
+    /// Random keys among this many (null: one distinct key per request).
+    pub keyspace: Option<u64>,
+    /// Seed of keys and sizes.
+    pub seed: u64,
+    /// Warm-up requests before the rounds.
+    pub warmup_requests: u64,
+    /// --rate, ops/s (open loop only).
+    pub target_rate_ops_per_sec: Option<f64>,
+    /// The master as the load found it.
+    pub server: Server,
+    /// Throughput of the median round, ops/s.
+    pub throughput_ops_per_sec: f64,
+    /// Slowest round, ops/s.
+    pub throughput_min_ops_per_sec: f64,
+    /// Fastest round, ops/s.
+    pub throughput_max_ops_per_sec: f64,
+    /// Index of the median round in `round_results`.
+    pub median_round: usize,
+    /// Every measured round.
+    pub round_results: Vec<Round>,
+    /// Per-request latency of the median round: from the write of its batch
+    /// (or its intended send time, open loop) to the read of its reply.
+    pub latency: LatencyUs,
+    /// set-wait: latency of each WAIT reply.
+    pub wait_latency: Option<LatencyUs>,
+    /// set-wait: replicas that acknowledged, over all WAITs.
+    pub wait_acked: Option<Acked>,
+    /// Error replies by kind (first word: OOM, READONLY, ...), all rounds.
+    pub errors: BTreeMap<String, u64>,
+    /// GETs that found no key, all rounds.
+    pub misses: u64,
+    /// Completed requests in each second of the median round.
+    pub per_second_ops: Vec<u64>,
+    /// Memory and eviction before and after the load.
+    pub memory: Memory,
+    /// Each replica right after the load.
+    pub replicas: Vec<CatchUp>,
+    /// Wall time of prefill, warm-up and rounds, ms.
+    pub load_ms: f64,
+    /// Keys are `<key_prefix><n>`.
+    pub key_prefix: String,
+    /// --keep-keys: the measured keys were left in place.
+    pub keys_kept: bool,
+    /// Keys redlab removed after the run.
+    pub keys_removed: u64,
+    /// --baseline comparison.
+    pub baseline: Option<Comparison>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Server {
+    pub redis_version: String,
+    /// 0 = no limit.
+    pub maxmemory_bytes: u64,
+    pub maxmemory_policy: String,
+    /// rdb, aof, rdb+aof or none (null where CONFIG is not allowed).
+    pub persistence: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Round {
+    pub ops_per_sec: f64,
+    pub elapsed_ms: f64,
+    pub completed: u64,
+    pub p99_us: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Acked {
+    pub min: u64,
+    pub max: u64,
+    pub mean: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Memory {
+    pub used_memory_before_bytes: u64,
+    pub used_memory_after_bytes: u64,
+    pub evicted_keys_before: u64,
+    pub evicted_keys_after: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CatchUp {
+    pub name: String,
+    pub address: String,
+    /// Master offset minus the replica's offset right after the load, bytes.
+    pub offset_lag_bytes_after_load: Option<u64>,
+    /// Time from the end of the load until it reached the master's offset, ms.
+    pub catch_up_ms: Option<f64>,
+    /// Why it could not be measured or did not catch up.
+    pub error: Option<String>,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn build(
+    cfg: &Config,
+    states: &[NodeState],
+    results: &[EngineResult],
+    median: usize,
+    before: &Info,
+    after: &Info,
+    replicas: Vec<CatchUp>,
+    prefix: &str,
+    keys_removed: u64,
+    load_ms: f64,
+) -> PerfDetails {
+    let m = &results[median];
+    let ops: Vec<f64> = results.iter().map(EngineResult::ops_per_sec).collect();
+    let mut errors = BTreeMap::new();
+    for r in results {
+        for (k, n) in &r.errors {
+            *errors.entry(k.clone()).or_insert(0) += n;
+        }
+    }
+    let acked = {
+        let mut all: Option<hdrhistogram::Histogram<u64>> = None;
+        for h in results.iter().filter_map(|r| r.wait_acked.as_ref()) {
+            match &mut all {
+                Some(a) => {
+                    let _ = a.add(h);
+                }
+                None => all = Some(h.clone()),
+            }
+        }
+        all.filter(|h| !h.is_empty()).map(|h| Acked {
+            min: h.min(),
+            max: h.max(),
+            mean: h.mean(),
+        })
+    };
+    let a = &cfg.args;
+    PerfDetails {
+        mode: if m.open_loop {
+            "open-loop"
+        } else {
+            "closed-loop"
+        }
+        .into(),
+        workload: match a.workload {
+            crate::cli::PerfWorkload::Mixed => format!("mixed {}:{}", a.ratio.0, a.ratio.1),
+            w => format!("{w:?}")
+                .to_lowercase()
+                .replace("setwait", "set-wait"),
+        },
+        requests_per_round: match cfg.stop {
+            Stop::Requests(n) => Some(n),
+            Stop::Duration(_) => None,
+        },
+        duration_per_round_ms: match cfg.stop {
+            Stop::Duration(d) => Some(crate::duration::ms(d)),
+            Stop::Requests(_) => None,
+        },
+        pipeline: a.pipeline,
+        connections: a.connections,
+        data_size_min_bytes: a.data_size.0,
+        data_size_max_bytes: a.data_size.1,
+        keyspace: cfg.keyspace(),
+        seed: a.seed,
+        warmup_requests: a.warmup,
+        target_rate_ops_per_sec: a.rate,
+        server: Server {
+            redis_version: before.version().to_string(),
+            maxmemory_bytes: before.u64("maxmemory").unwrap_or(0),
+            maxmemory_policy: before
+                .get("maxmemory_policy")
+                .unwrap_or("unknown")
+                .to_string(),
+            persistence: states[0].persistence.clone(),
+        },
+        throughput_ops_per_sec: round2(ops[median]),
+        throughput_min_ops_per_sec: round2(ops.iter().copied().fold(f64::INFINITY, f64::min)),
+        throughput_max_ops_per_sec: round2(ops.iter().copied().fold(0.0, f64::max)),
+        median_round: median,
+        round_results: results
+            .iter()
+            .map(|r| Round {
+                ops_per_sec: round2(r.ops_per_sec()),
+                elapsed_ms: r.elapsed_ns as f64 / 1e6,
+                completed: r.completed,
+                p99_us: latency_of(r).p99_us,
+            })
+            .collect(),
+        latency: latency_of(m),
+        wait_latency: m.wait_latency_ns.as_ref().map(LatencyUs::from_ns),
+        wait_acked: acked,
+        errors,
+        misses: results.iter().map(|r| r.misses).sum(),
+        per_second_ops: m.per_second.clone(),
+        memory: Memory {
+            used_memory_before_bytes: before.u64("used_memory").unwrap_or(0),
+            used_memory_after_bytes: after.u64("used_memory").unwrap_or(0),
+            evicted_keys_before: before.u64("evicted_keys").unwrap_or(0),
+            evicted_keys_after: after.u64("evicted_keys").unwrap_or(0),
+        },
+        replicas,
+        load_ms,
+        key_prefix: prefix.to_string(),
+        keys_kept: a.keep_keys,
+        keys_removed,
+        baseline: None,
+    }
+}
+
+fn round2(v: f64) -> f64 {
+    if v.is_finite() {
+        (v * 100.0).round() / 100.0
+    } else {
+        0.0
+    }
+}
+
+impl Details for PerfDetails {
+    fn sections(&self) -> Vec<Section> {
+        let mut t = Section::new(
+            "Throughput",
+            &[
+                "workload",
+                "mode",
+                "requests",
+                "P",
+                "c",
+                "value",
+                "median ops/s",
+                "min",
+                "max",
+            ],
+        );
+        t.row(vec![
+            self.workload.clone(),
+            self.mode.clone(),
+            match (self.requests_per_round, self.duration_per_round_ms) {
+                (Some(n), _) => format!("{n} x {}", self.round_results.len()),
+                (_, Some(ms)) => format!("{:.0} ms x {}", ms, self.round_results.len()),
+                _ => "-".into(),
+            },
+            self.pipeline.to_string(),
+            self.connections.to_string(),
+            if self.data_size_min_bytes == self.data_size_max_bytes {
+                format!("{} B", self.data_size_min_bytes)
+            } else {
+                format!(
+                    "{}-{} B",
+                    self.data_size_min_bytes, self.data_size_max_bytes
+                )
+            },
+            format!("{:.0}", self.throughput_ops_per_sec),
+            format!("{:.0}", self.throughput_min_ops_per_sec),
+            format!("{:.0}", self.throughput_max_ops_per_sec),
+        ]);
+        if let Some(rate) = self.target_rate_ops_per_sec {
+            t.notes.push(format!("open loop at {rate:.0} ops/s: latency counts from each request's intended send time"));
+        }
+        let mut l = Section::new(
+            "Latency per request",
+            &["", "p50", "p90", "p99", "p99.9", "p99.99", "max", "mean"],
+        );
+        l.row(lat_row("request", &self.latency));
+        if let Some(w) = &self.wait_latency {
+            l.row(lat_row("WAIT", w));
+        }
+        if let Some(a) = &self.wait_acked {
+            l.notes.push(format!(
+                "WAIT acknowledged by {}..{} replicas (mean {:.2})",
+                a.min, a.max, a.mean
+            ));
+        }
+        if !self.errors.is_empty() {
+            let kinds: Vec<String> = self
+                .errors
+                .iter()
+                .map(|(k, n)| format!("{k} x{n}"))
+                .collect();
+            l.notes.push(format!("error replies: {}", kinds.join(", ")));
+        }
+        let mut r = Section::new(
+            "Replicas after the load",
+            &["node", "address", "lag after load", "caught up in"],
+        );
+        for c in &self.replicas {
+            r.row(vec![
+                c.name.clone(),
+                c.address.clone(),
+                c.offset_lag_bytes_after_load
+                    .map(|b| format!("{b} B"))
+                    .unwrap_or_else(|| "-".into()),
+                match (c.catch_up_ms, &c.error) {
+                    (Some(ms), _) => format!("{ms:.1} ms"),
+                    (None, Some(e)) => e.clone(),
+                    _ => "-".into(),
+                },
+            ]);
+        }
+        let m = &self.memory;
+        r.notes.push(format!(
+            "used memory {} -> {} bytes, evicted keys {} -> {}; keys {}",
+            m.used_memory_before_bytes,
+            m.used_memory_after_bytes,
+            m.evicted_keys_before,
+            m.evicted_keys_after,
+            if self.keys_kept {
+                format!("kept under {}", self.key_prefix)
+            } else {
+                format!("removed ({})", self.keys_removed)
+            }
+        ));
+        let mut out = vec![t, l];
+        if !self.replicas.is_empty() || !out.is_empty() {
+            out.push(r);
+        }
+        if let Some(b) = &self.baseline {
+            out.push(super::baseline::section(b));
+        }
+        out
+    }
+}
+
+fn lat_row(label: &str, l: &LatencyUs) -> Vec<String> {
+    vec![
+        label.to_string(),
+        fmt_us(l.p50_us),
+        fmt_us(l.p90_us),
+        fmt_us(l.p99_us),
+        fmt_us(l.p999_us),
+        fmt_us(l.p9999_us),
+        fmt_us(l.max_us),
+        fmt_us(l.mean_us),
+    ]
+}

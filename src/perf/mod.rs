@@ -1,0 +1,6 @@
+//! `redlab perf`: a hand-written RESP load generator (see engine.rs for why).
+
+mod conn;
+pub mod engine;
+pub mod keys;
+pub mod resp;

@@ -1,0 +1,130 @@
+//! Ctrl-C: redlab removes its keys, stops a --spawn lab and exits 130.
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let text = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        out.extend(
+            text.split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok()),
+        );
+    }
+    out
+}
+
+fn port_of(pid: u32) -> Option<u16> {
+    let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).ok()?;
+    cmd.split([' ', '\0'])
+        .find_map(|w| w.strip_prefix("127.0.0.1:")?.parse().ok())
+}
+
+#[test]
+fn ctrl_c_removes_keys_stops_the_spawned_lab_and_exits_130() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_redlab"))
+        .args([
+            "--spawn",
+            "--spawn-replicas",
+            "1",
+            "--format",
+            "json",
+            "replicate-check",
+            "--probes",
+            "10000000",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // Wait until the lab is up and probes are being written.
+    let (servers, master_port) = loop {
+        assert!(Instant::now() < deadline, "the lab never came up");
+        let kids = children(pid);
+        let ports: Vec<u16> = kids.iter().filter_map(|k| port_of(*k)).collect();
+        if ports.len() == 2 {
+            let mut c = conn(ports[0]);
+            let n: u64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+            if n > 0 {
+                break (kids, ports[0]);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut c = conn(master_port);
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
+    assert!(keys.iter().all(|k| k.starts_with("redlab:")), "{keys:?}");
+    drop(c);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "redlab did not stop after SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(130));
+    for s in servers {
+        let gone = !std::path::Path::new(&format!("/proc/{s}")).exists()
+            || std::fs::read_to_string(format!("/proc/{s}/stat"))
+                .map(|t| t.contains(") Z"))
+                .unwrap_or(true);
+        assert!(gone, "redis-server {s} still runs");
+    }
+}
+
+#[test]
+fn ctrl_c_against_a_user_topology_leaves_no_redlab_key() {
+    let lab = lab(1);
+    let mut args = topo_args(&lab);
+    args.extend(
+        [
+            "--format",
+            "json",
+            "replicate-check",
+            "--probes",
+            "10000000",
+        ]
+        .map(String::from),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_redlab"))
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut c = conn(lab.master.port);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while redis::cmd("DBSIZE").query::<u64>(&mut c).unwrap() < 50 {
+        assert!(Instant::now() < deadline, "no probes were written");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert_no_redlab_keys(&ports(&lab));
+}

@@ -1,0 +1,76 @@
+mod common;
+
+use common::*;
+use redlab::lab::LabOptions;
+
+#[test]
+fn parity_passes_with_user_data_in_several_dbs() {
+    let lab = lab(2);
+    seed_user_data(&mut conn(lab.master.port));
+    wait_sync(&lab);
+    let mut args = topo_args(&lab);
+    args.extend(["--format", "json", "keycount"].map(String::from));
+    let run = redlab(&args);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let r = run.json();
+    for n in r["details"]["nodes"].as_array().unwrap() {
+        assert_eq!(n["dbs"]["db2"]["keys"], 23, "{n}");
+        assert_eq!(n["dbs"]["db5"]["expires"], 1, "{n}");
+    }
+    assert!(r["details"]["mismatches"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn an_extra_key_on_a_writable_replica_fails_naming_node_db_and_counts() {
+    let lab = lab_with(LabOptions {
+        replicas: 2,
+        replica_args: vec!["--replica-read-only".into(), "no".into()],
+        ..LabOptions::default()
+    });
+    seed_user_data(&mut conn(lab.master.port));
+    wait_sync(&lab);
+    let mut rc = conn(lab.replicas[1].port);
+    redis::cmd("SELECT").arg(2).exec(&mut rc).unwrap();
+    redis::cmd("SET")
+        .arg("only-on-replica")
+        .arg("x")
+        .exec(&mut rc)
+        .unwrap();
+    let mut args = topo_args(&lab);
+    args.extend(["--format", "json", "keycount", "--settle", "1s"].map(String::from));
+    let run = redlab(&args);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let r = run.json();
+    let c = check(&r, "replica2.parity");
+    let reason = c["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("db2: 24 keys") && reason.contains("master 23"),
+        "{reason}"
+    );
+    assert_eq!(check(&r, "replica1.parity")["verdict"], "pass");
+    let m = &r["details"]["mismatches"][0];
+    assert_eq!(
+        (m["node"].as_str(), m["db"].as_str()),
+        (Some("replica2"), Some("db2"))
+    );
+    assert_eq!(
+        (m["master_keys"].as_u64(), m["node_keys"].as_u64()),
+        (Some(23), Some(24))
+    );
+}
+
+#[test]
+fn a_down_replica_is_not_parity() {
+    let mut lab = lab(1);
+    lab.replicas[0].kill();
+    let mut args = topo_args(&lab);
+    args.extend(["--format", "json", "keycount", "--settle", "300ms"].map(String::from));
+    let run = redlab(&args);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let r = run.json();
+    assert_eq!(r["details"]["nodes"][1]["status"], "down");
+    assert!(check(&r, "replica1.parity")["reason"]
+        .as_str()
+        .unwrap()
+        .contains("connection refused"));
+}

@@ -1,0 +1,306 @@
+//! redlab perf against real servers: exact correctness, safety, reports.
+mod common;
+
+use common::*;
+use redlab::lab::LabOptions;
+
+fn perf(lab_args: &[String], extra: &[&str]) -> Run {
+    let mut args: Vec<String> = lab_args.to_vec();
+    args.extend(["--format", "json", "perf"].map(String::from));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    redlab(&args)
+}
+
+#[test]
+fn keep_keys_leaves_exactly_n_keys_with_the_right_values_on_every_node() {
+    let lab = lab(2);
+    let run = perf(
+        &topo_args(&lab),
+        &[
+            "-n",
+            "10000",
+            "-P",
+            "100",
+            "-c",
+            "4",
+            "-d",
+            "8",
+            "--rounds",
+            "2",
+            "--keep-keys",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let r = run.json();
+    let prefix = r["details"]["key_prefix"].as_str().unwrap().to_string();
+    assert_eq!(r["details"]["keys_kept"], true);
+    wait_sync(&lab);
+    for port in ports(&lab) {
+        let mut c = conn(port);
+        let keys: Vec<String> = redis::cmd("KEYS").arg("redlab:*").query(&mut c).unwrap();
+        assert_eq!(keys.len(), 10000, "port {port}");
+        assert!(
+            keys.iter().all(|k| k.starts_with(&prefix)),
+            "warm-up keys must be gone"
+        );
+        for i in [0u64, 1, 4999, 9999] {
+            let v: Vec<u8> = redis::cmd("GET")
+                .arg(format!("{prefix}{i}"))
+                .query(&mut c)
+                .unwrap();
+            assert_eq!(
+                v,
+                redlab::perf::engine::expected_value(i, 8),
+                "key {i} on port {port}"
+            );
+        }
+    }
+}
+
+#[test]
+fn percentiles_are_monotonic_and_no_key_remains() {
+    let lab = lab(1);
+    let run = perf(
+        &topo_args(&lab),
+        &["-n", "5000", "-P", "50", "-c", "2", "--rounds", "3"],
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let r = run.json();
+    let l = &r["details"]["latency"];
+    let order = [
+        "min_us", "p50_us", "p90_us", "p99_us", "p999_us", "p9999_us", "max_us",
+    ];
+    let v: Vec<f64> = order.iter().map(|k| l[k].as_f64().unwrap()).collect();
+    assert!(v[0] > 0.0, "{l}");
+    assert!(v.windows(2).all(|w| w[0] <= w[1]), "{l}");
+    assert_eq!(l["count"], 5000);
+    assert_eq!(r["details"]["round_results"].as_array().unwrap().len(), 3);
+    let d = &r["details"];
+    assert!(d["throughput_min_ops_per_sec"].as_f64() <= d["throughput_ops_per_sec"].as_f64());
+    assert!(d["throughput_ops_per_sec"].as_f64() <= d["throughput_max_ops_per_sec"].as_f64());
+    assert!(
+        d["replicas"][0]["catch_up_ms"].is_f64(),
+        "{}",
+        d["replicas"]
+    );
+    assert_no_redlab_keys(&ports(&lab));
+}
+
+#[test]
+fn get_and_mixed_read_prefilled_keys() {
+    let lab = lab(0);
+    for w in ["get", "mixed"] {
+        let run = perf(
+            &topo_args(&lab),
+            &["--workload", w, "-n", "2000", "-P", "10", "--rounds", "1"],
+        );
+        assert_eq!(run.code, 0, "{w}: {}", run.stderr);
+        let d = &run.json()["details"];
+        assert_eq!(d["misses"], 0, "{w}: {d}");
+        assert_eq!(d["round_results"][0]["completed"], 2000);
+    }
+    assert_no_redlab_keys(&ports(&lab));
+}
+
+#[test]
+fn set_wait_reports_acknowledgements() {
+    let lab = lab(2);
+    let run = perf(
+        &topo_args(&lab),
+        &[
+            "--workload",
+            "set-wait",
+            "-n",
+            "1000",
+            "-P",
+            "100",
+            "--rounds",
+            "1",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let d = &run.json()["details"];
+    assert_eq!(d["wait_acked"]["min"], 2, "{d}");
+    assert!(d["wait_latency"]["count"].as_u64().unwrap() >= 10);
+}
+
+#[test]
+fn the_eviction_guard_refuses_with_a_clear_message() {
+    let lab = lab_with(LabOptions {
+        replicas: 0,
+        master_args: ["--maxmemory", "4mb", "--maxmemory-policy", "allkeys-lru"]
+            .map(String::from)
+            .to_vec(),
+        ..LabOptions::default()
+    });
+    let mut m = conn(lab.master.port);
+    redis::cmd("SET")
+        .arg("precious")
+        .arg("user data")
+        .exec(&mut m)
+        .unwrap();
+    let run = perf(&topo_args(&lab), &["-n", "200000", "-d", "100"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("could evict user keys") && run.stderr.contains("--allow-eviction"),
+        "{}",
+        run.stderr
+    );
+    let v: String = redis::cmd("GET").arg("precious").query(&mut m).unwrap();
+    assert_eq!(v, "user data");
+    assert_no_redlab_keys(&ports(&lab));
+}
+
+#[test]
+fn error_replies_are_counted_not_fatal() {
+    let lab = lab_with(LabOptions {
+        replicas: 0,
+        master_args: ["--maxmemory", "2mb", "--maxmemory-policy", "noeviction"]
+            .map(String::from)
+            .to_vec(),
+        ..LabOptions::default()
+    });
+    let run = perf(
+        &topo_args(&lab),
+        &[
+            "-n", "20000", "-d", "1000", "-P", "100", "--rounds", "1", "--warmup", "0",
+        ],
+    );
+    assert_eq!(run.code, 0, "a warning is not a failure: {}", run.stderr);
+    let r = run.json();
+    let oom = r["details"]["errors"]["OOM"].as_u64().unwrap_or(0);
+    assert!(oom > 0, "{}", r["details"]["errors"]);
+    assert_eq!(r["details"]["round_results"][0]["completed"], 20000);
+    assert_eq!(check(&r, "perf.errors")["verdict"], "warn");
+    assert_no_redlab_keys(&ports(&lab));
+}
+
+#[test]
+fn one_request_gives_json_without_nan_or_inf() {
+    let lab = lab(0);
+    let run = perf(
+        &topo_args(&lab),
+        &["-n", "1", "-P", "1", "--rounds", "1", "--warmup", "0"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        !run.stdout.contains("NaN") && !run.stdout.contains("inf"),
+        "{}",
+        run.stdout
+    );
+    let d = &run.json()["details"];
+    // serde_json writes a non-finite float as null: every measured figure must be a number.
+    for (k, v) in d["latency"].as_object().unwrap() {
+        assert!(v.is_number(), "latency.{k} is {v}");
+    }
+    for k in [
+        "throughput_ops_per_sec",
+        "throughput_min_ops_per_sec",
+        "throughput_max_ops_per_sec",
+        "load_ms",
+    ] {
+        assert!(d[k].is_number(), "{k} is {}", d[k]);
+    }
+    assert!(d["throughput_ops_per_sec"].as_f64().unwrap() > 0.0);
+    assert_eq!(d["latency"]["count"], 1);
+}
+
+#[test]
+fn open_loop_keeps_the_requested_rate() {
+    let lab = lab(0);
+    let run = perf(
+        &topo_args(&lab),
+        &[
+            "--rate",
+            "2000",
+            "--duration",
+            "1500ms",
+            "-P",
+            "1",
+            "-c",
+            "2",
+            "--rounds",
+            "1",
+            "--warmup",
+            "0",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let d = &run.json()["details"];
+    assert_eq!(d["mode"], "open-loop");
+    let ops = d["throughput_ops_per_sec"].as_f64().unwrap();
+    assert!(
+        (ops - 2000.0).abs() / 2000.0 < 0.05,
+        "{ops} ops/s for a 2000 ops/s target"
+    );
+    assert_no_redlab_keys(&ports(&lab));
+}
+
+#[test]
+fn baseline_fails_on_a_fabricated_regression() {
+    let lab = lab(0);
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.json");
+    let args = topo_args(&lab);
+    let run = perf(
+        &args,
+        &[
+            "-n",
+            "2000",
+            "--rounds",
+            "1",
+            "--output",
+            base.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&base).unwrap()).unwrap();
+    // A baseline twice as fast: the new run is 50 % slower.
+    let ops = v["details"]["throughput_ops_per_sec"].as_f64().unwrap();
+    v["details"]["throughput_ops_per_sec"] = serde_json::json!(ops * 2.0 * 100.0);
+    std::fs::write(&base, v.to_string()).unwrap();
+    let run = perf(
+        &args,
+        &[
+            "-n",
+            "2000",
+            "--rounds",
+            "1",
+            "--baseline",
+            base.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let r = run.json();
+    let c = check(&r, "perf.baseline");
+    assert!(
+        c["reason"].as_str().unwrap().starts_with("regression"),
+        "{c}"
+    );
+    assert_eq!(r["details"]["baseline"]["regressed"], true);
+}
+
+#[test]
+fn hdr_out_writes_a_percentile_distribution() {
+    let lab = lab(0);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("lat.hgrm");
+    let run = perf(
+        &topo_args(&lab),
+        &[
+            "-n",
+            "3000",
+            "--rounds",
+            "1",
+            "--hdr-out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let text = std::fs::read_to_string(out).unwrap();
+    assert!(
+        text.contains("Percentile") && text.contains("Total count    =         3000]"),
+        "{text}"
+    );
+}
