@@ -129,6 +129,10 @@ impl Conn {
 
     fn classified(&self, op: &str, e: &redis::RedisError, bound: Duration) -> NodeError {
         let (kind, msg) = error::classify(op, e, self.tls, bound);
+        // The client's own response timeout fires as an error, not as our bound.
+        if kind == ErrorKind::Timeout {
+            return self.timed_out(op, bound);
+        }
         if self.established && matches!(kind, ErrorKind::Closed | ErrorKind::Refused) {
             return self.error(
                 ErrorKind::Closed,
