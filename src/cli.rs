@@ -102,6 +102,8 @@ pub enum Command {
     Lab(LabArgs),
     /// Pipelined write/read throughput and per-request latency on the master.
     Perf(PerfArgs),
+    /// One CI gate: every check in order, one verdict, one report (--format junit for CI).
+    Check(CheckArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -251,6 +253,42 @@ fn parse_size_range(s: &str) -> Result<(usize, usize), String> {
         return Err(err());
     }
     Ok((a, b))
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// Leave out this check (repeat, or comma-separate): reachability,
+    /// replication, keycount, config-lint.
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    pub skip: Vec<String>,
+    /// Run only this check (repeat, or comma-separate).
+    #[arg(
+        long,
+        value_name = "NAME",
+        value_delimiter = ',',
+        conflicts_with = "skip"
+    )]
+    pub only: Vec<String>,
+    /// The verdict that fails the run (exit 1): fail, or warn to make warnings fatal.
+    #[arg(long, value_enum, default_value = "fail", value_name = "VERDICT")]
+    pub fail_on: FailOn,
+    /// Configuration lint findings fail instead of warn.
+    #[arg(long)]
+    pub strict: bool,
+    /// Durability is wanted: the lint flags a master whose min-replicas-to-write
+    /// is below N (N defaults to 1).
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "1")]
+    pub require_min_replicas: Option<u32>,
+    #[command(flatten)]
+    pub replication: ReplicateCheckArgs,
+    #[command(flatten)]
+    pub keycount: KeycountArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Fail,
+    Warn,
 }
 
 #[cfg(test)]

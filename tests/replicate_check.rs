@@ -229,22 +229,6 @@ fn spawn_runs_against_a_throwaway_lab() {
     assert_eq!(run.json()["nodes"].as_array().unwrap().len(), 3);
 }
 
-fn wait_link_up(port: u16) {
-    let mut c = conn(port);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let info: String = redis::cmd("INFO").arg("replication").query(&mut c).unwrap();
-        if info.contains("master_link_status:up") {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "link never came up: {info}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn master_alone_discovers_its_replicas() {
     let lab = lab(2);

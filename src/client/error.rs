@@ -55,7 +55,7 @@ impl NodeError {
 
 pub fn timeout_message(op: &str, timeout: Duration, tls: bool) -> String {
     let hint = if tls {
-        "is it a TLS Redis? if it speaks plain RESP use redis://"
+        "the server may not speak TLS (then use redis://), or the process may be stopped"
     } else {
         "the process may be stopped, not Redis, or expect TLS (try rediss://)"
     };

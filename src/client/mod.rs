@@ -22,6 +22,8 @@ pub struct Conn {
     addr: String,
     tls: bool,
     timeout: Duration,
+    /// PING answered: a later drop is a lost connection, not a wrong scheme.
+    established: bool,
     inner: MultiplexedConnection,
 }
 
@@ -45,28 +47,44 @@ impl Conn {
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(response_timeout));
         let fut = client.get_multiplexed_async_connection_with_config(&config);
-        let inner = match tokio::time::timeout(timeout, fut).await {
-            Err(_) => {
-                return Err(err(
-                    ErrorKind::Timeout,
-                    error::timeout_message("connect", timeout, node.tls()),
-                ))
-            }
-            Ok(Err(e)) => {
-                let (kind, msg) = error::classify("connect", &e, node.tls(), timeout);
-                return Err(err(kind, msg));
-            }
-            Ok(Ok(c)) => c,
+        let (kind, msg) = match tokio::time::timeout(timeout, fut).await {
+            Err(_) => (
+                ErrorKind::Timeout,
+                error::timeout_message("connect", timeout, node.tls()),
+            ),
+            Ok(Err(e)) => error::classify("connect", &e, node.tls(), timeout),
+            Ok(Ok(inner)) => return Self::ready(node, timeout, inner).await,
         };
+        // A plain Redis may sit on a ClientHello forever: ask it in plain RESP.
+        if node.tls() && kind != ErrorKind::Refused && speaks_plain_resp(node).await {
+            return Err(err(
+                ErrorKind::TlsMismatch,
+                "the server speaks plain RESP, not TLS: use redis:// instead of rediss://".into(),
+            ));
+        }
+        Err(err(kind, msg))
+    }
+
+    async fn ready(
+        node: &Node,
+        timeout: Duration,
+        inner: MultiplexedConnection,
+    ) -> Result<Conn, NodeError> {
         let mut conn = Conn {
             name: node.name.clone(),
             addr: node.addr(),
             tls: node.tls(),
             timeout,
+            established: false,
             inner,
         };
         // The handshake alone does not prove a Redis is there (without AUTH nothing is sent).
-        conn.ping().await?;
+        match conn.ping().await {
+            // A Redis that answers but serves no data yet: INFO still works, and says why.
+            Err(e) if matches!(e.kind, ErrorKind::MasterDown | ErrorKind::Loading) => {}
+            other => other?,
+        }
+        conn.established = true;
         Ok(conn)
     }
 
@@ -91,16 +109,37 @@ impl Conn {
         let op = op_name(cmd);
         let bound = self.timeout + extra;
         match tokio::time::timeout(bound, cmd.query_async::<T>(&mut self.inner)).await {
-            Err(_) => Err(self.error(
-                ErrorKind::Timeout,
-                error::timeout_message(&op, bound, self.tls),
-            )),
-            Ok(Err(e)) => {
-                let (kind, msg) = error::classify(&op, &e, self.tls, bound);
-                Err(self.error(kind, msg))
-            }
+            Err(_) => Err(self.timed_out(&op, bound)),
+            Ok(Err(e)) => Err(self.classified(&op, &e, bound)),
             Ok(Ok(v)) => Ok(v),
         }
+    }
+
+    fn timed_out(&self, op: &str, bound: Duration) -> NodeError {
+        let msg = if self.established {
+            format!(
+                "no answer to {op} within {}: the server stopped answering (paused, overloaded, or blocked by a slow command)",
+                humantime::format_duration(bound)
+            )
+        } else {
+            error::timeout_message(op, bound, self.tls)
+        };
+        self.error(ErrorKind::Timeout, msg)
+    }
+
+    fn classified(&self, op: &str, e: &redis::RedisError, bound: Duration) -> NodeError {
+        let (kind, msg) = error::classify(op, e, self.tls, bound);
+        // The client's own response timeout fires as an error, not as our bound.
+        if kind == ErrorKind::Timeout {
+            return self.timed_out(op, bound);
+        }
+        if self.established && matches!(kind, ErrorKind::Closed | ErrorKind::Refused) {
+            return self.error(
+                ErrorKind::Closed,
+                format!("connection lost during {op}: the server closed it (restarted, killed, or CLIENT KILL?)"),
+            );
+        }
+        self.error(kind, msg)
     }
 
     pub async fn query<T: FromRedisValue>(&mut self, cmd: &redis::Cmd) -> Result<T, NodeError> {
@@ -113,14 +152,8 @@ impl Conn {
         pipe: &redis::Pipeline,
     ) -> Result<T, NodeError> {
         match tokio::time::timeout(self.timeout, pipe.query_async::<T>(&mut self.inner)).await {
-            Err(_) => Err(self.error(
-                ErrorKind::Timeout,
-                error::timeout_message("a pipeline", self.timeout, self.tls),
-            )),
-            Ok(Err(e)) => {
-                let (kind, msg) = error::classify("a pipeline", &e, self.tls, self.timeout);
-                Err(self.error(kind, msg))
-            }
+            Err(_) => Err(self.timed_out("a pipeline", self.timeout)),
+            Ok(Err(e)) => Err(self.classified("a pipeline", &e, self.timeout)),
             Ok(Ok(v)) => Ok(v),
         }
     }
@@ -146,6 +179,36 @@ impl Conn {
         let v: Vec<String> = self.query(redis::cmd("CONFIG").arg("GET").arg(key)).await?;
         Ok(v.into_iter().nth(1))
     }
+
+    /// Several configuration values in one round trip (Redis 7 takes many
+    /// patterns); a parameter this Redis does not know is absent.
+    pub async fn config_get_many(
+        &mut self,
+        keys: &[&str],
+    ) -> Result<std::collections::BTreeMap<String, String>, NodeError> {
+        let mut cmd = redis::cmd("CONFIG");
+        cmd.arg("GET").arg(keys);
+        let v: Vec<String> = self.query(&cmd).await?;
+        Ok(v.chunks(2)
+            .filter_map(|kv| Some((kv.first()?.clone(), kv.get(1)?.clone())))
+            .collect())
+    }
+}
+
+/// Whether a plain `PING` gets a RESP answer (`+PONG`, `-NOAUTH ...`), within a short bound.
+async fn speaks_plain_resp(node: &Node) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let probe = async {
+        let mut s = tokio::net::TcpStream::connect((node.host(), node.port())).await?;
+        s.write_all(b"PING\r\n").await?;
+        let mut buf = [0u8; 16];
+        let n = s.read(&mut buf).await?;
+        Ok::<bool, std::io::Error>(n > 0 && matches!(buf[0], b'+' | b'-'))
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_millis(300), probe).await,
+        Ok(Ok(true))
+    )
 }
 
 fn op_name(cmd: &redis::Cmd) -> String {

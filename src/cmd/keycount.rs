@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::cli::KeycountArgs;
 use crate::client::{Conn, DbCounts, NodeError};
 use crate::ctx::Ctx;
+use crate::progress::Task;
 use crate::report::{Check, Details, Report, Section};
 use crate::survey::{require_master, survey, NodeState};
 
@@ -77,34 +78,8 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<KeycountDetails>> {
     let spinner = ctx.progress.spinner("waiting for the replicas to settle");
     let states = survey(&ctx.topology, ctx.timeout).await;
     require_master(&states[0])?;
-    let start = Instant::now();
-    let deadline = start + cfg.settle;
-    let mut reads = 0;
-    let mut settled_ms = None;
-    let (nodes, mismatches) = loop {
-        let settled = settle(&states, deadline).await?;
-        if settled.iter().all(|s| s.is_none()) && settled_ms.is_none() {
-            settled_ms = Some(crate::duration::ms(start.elapsed()));
-        }
-        reads += 1;
-        let (nodes, mismatches) = count(&states, &settled).await?;
-        // Logically expired keys linger in the counts until the master's DEL
-        // arrives: re-read while there is time before calling it a failure.
-        if mismatches.is_empty() || Instant::now() >= deadline {
-            break (nodes, mismatches);
-        }
-        spinner.set_message(format!("counts differ, re-reading ({reads})"));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let (checks, details) = evaluate(&cfg, &states, &spinner).await?;
     spinner.finish();
-    let checks = checks(&nodes, &mismatches);
-    let details = KeycountDetails {
-        settle_ms: crate::duration::ms(cfg.settle),
-        settled_ms,
-        reads,
-        nodes,
-        mismatches,
-    };
     let infos = states.iter().map(NodeState::to_info).collect();
     Ok(Report::new(
         "keycount",
@@ -113,6 +88,43 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<KeycountDetails>> {
         checks,
         details,
     ))
+}
+
+/// Settle, count and compare, on a survey whose master passed
+/// `require_master`: one `.parity` check per replica.
+pub async fn evaluate(
+    cfg: &Config,
+    states: &[NodeState],
+    spinner: &Task,
+) -> Result<(Vec<Check>, KeycountDetails)> {
+    let start = Instant::now();
+    let deadline = start + cfg.settle;
+    let mut reads = 0;
+    let mut settled_ms = None;
+    let (nodes, mismatches) = loop {
+        let settled = settle(states, deadline).await?;
+        if settled.iter().all(|s| s.is_none()) && settled_ms.is_none() {
+            settled_ms = Some(crate::duration::ms(start.elapsed()));
+        }
+        reads += 1;
+        let (nodes, mismatches) = count(states, &settled).await?;
+        // Logically expired keys linger in the counts until the master's DEL
+        // arrives: re-read while there is time before calling it a failure.
+        if mismatches.is_empty() || Instant::now() >= deadline {
+            break (nodes, mismatches);
+        }
+        spinner.set_message(format!("counts differ, re-reading ({reads})"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let checks = checks(&nodes, &mismatches);
+    let details = KeycountDetails {
+        settle_ms: crate::duration::ms(cfg.settle),
+        settled_ms,
+        reads,
+        nodes,
+        mismatches,
+    };
+    Ok((checks, details))
 }
 
 /// Per replica: None once caught up with the master's offset taken now, or why not.
@@ -147,11 +159,12 @@ async fn wait_caught_up(
         let why = match c.info("replication").await {
             Err(e) => return Some((NodeStatus::Down, e.message)),
             Ok(i) if i.role() != "slave" => format!("role is {}, not a replica", i.role()),
+            // A full sync takes the link down too: say which it is.
+            Ok(i) if i.syncing() => "loading or in a full sync".to_string(),
             Ok(i) if !i.link_up() => format!(
                 "link to master is {}",
                 i.get("master_link_status").unwrap_or("?")
             ),
-            Ok(i) if i.syncing() => "loading or in a full sync".to_string(),
             Ok(i) => {
                 let off = i.u64("slave_repl_offset").unwrap_or(0);
                 if off >= target {

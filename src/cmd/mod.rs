@@ -1,5 +1,6 @@
 //! One file per subcommand: `run(config, &Ctx) -> Result<Report<...>>`.
 
+pub mod check;
 pub mod keycount;
 pub mod lab;
 pub mod perf;

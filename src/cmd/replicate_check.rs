@@ -7,12 +7,15 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::cli::ReplicateCheckArgs;
-use crate::client::{Conn, Info, ReplicaLine};
+use crate::client::Conn;
 use crate::ctx::Ctx;
 use crate::report::{Check, Details, Report, Section};
 use crate::stats::{fmt_us, histogram, LatencyUs};
 use crate::survey::{require_master, survey, NodeState};
-use crate::topology::{same_host, Node};
+
+mod roles;
+
+use roles::{inspect, line_for, master_check, role_check};
 
 pub struct Config {
     pub probes: u32,
@@ -79,6 +82,8 @@ pub struct ReplicaResult {
     /// Write-to-visible latency of the probes it saw (from the SET on the master
     /// to the GET on this replica returning the value).
     pub visible_latency: Option<LatencyUs>,
+    /// The error that stopped probing this replica.
+    pub probe_error: Option<String>,
     /// Every problem found, one line each.
     pub problems: Vec<String>,
 }
@@ -87,42 +92,10 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<ReplicateDetails>> {
     let spinner = ctx.progress.spinner("surveying the topology");
     let states = survey(&ctx.topology, ctx.timeout).await;
     require_master(&states[0])?;
-    let minfo = states[0].info.clone().expect("checked by require_master");
-    let lines = minfo.replicas();
-    let master = MasterResult {
-        connected_replicas: minfo.u64("connected_slaves").unwrap_or(0),
-        expected_replicas: ctx.topology.replicas.len(),
-        repl_offset_bytes: minfo.repl_offset(),
-        replid: minfo.get("master_replid").unwrap_or("").to_string(),
-    };
-    let mut checks = vec![master_check(&master)];
-    let mut replicas: Vec<ReplicaResult> = states[1..]
-        .iter()
-        .map(|s| inspect(s, &minfo, &lines, ctx))
-        .collect();
+    let (mut details, mut checks) = roles(&cfg, ctx, &states);
     spinner.set_message(format!("writing {} probes", cfg.probes));
-    let mconn = states[0]
-        .conn
-        .clone()
-        .expect("reachable master has a connection");
-    let conns: Vec<Option<Conn>> = states[1..].iter().map(|s| s.conn.clone()).collect();
-    probe(&cfg, ctx, mconn, conns, &mut replicas).await?;
+    checks.extend(propagation(&cfg, ctx, &states, &mut details).await?);
     spinner.finish();
-    for r in &mut replicas {
-        checks.extend(replica_checks(r, &cfg));
-        r.verdict = if r.problems.is_empty() {
-            "pass"
-        } else {
-            "fail"
-        }
-        .into();
-    }
-    let details = ReplicateDetails {
-        probes: cfg.probes,
-        max_lag_ms: crate::duration::ms(cfg.max_lag),
-        master,
-        replicas,
-    };
     let nodes = states.iter().map(NodeState::to_info).collect();
     Ok(Report::new(
         "replicate-check",
@@ -133,88 +106,77 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<ReplicateDetails>> {
     ))
 }
 
-fn master_check(m: &MasterResult) -> Check {
-    let reason = format!(
-        "role master, {} connected replicas, {} expected",
-        m.connected_replicas, m.expected_replicas
-    );
-    if m.connected_replicas as usize == m.expected_replicas {
-        Check::pass("master", reason)
-    } else {
-        Check::fail("master", reason)
-    }
-}
-
-fn line_for<'a>(node: &Node, lines: &'a [ReplicaLine]) -> Option<&'a ReplicaLine> {
-    lines
+/// Reachability and roles from one survey, before any write: the master's
+/// check, then each replica's `.reachable` or `.replication`. The master
+/// must have passed `require_master`.
+pub fn roles(cfg: &Config, ctx: &Ctx, states: &[NodeState]) -> (ReplicateDetails, Vec<Check>) {
+    let minfo = states[0].info.as_ref().expect("checked by require_master");
+    let lines = minfo.replicas();
+    let master = MasterResult {
+        connected_replicas: minfo.u64("connected_slaves").unwrap_or(0),
+        expected_replicas: ctx.topology.replicas.len(),
+        repl_offset_bytes: minfo.repl_offset(),
+        replid: minfo.get("master_replid").unwrap_or("").to_string(),
+    };
+    let mut checks = vec![master_check(&master)];
+    let mut replicas: Vec<ReplicaResult> = states[1..]
         .iter()
-        .find(|l| l.port == node.port() && same_host(&l.ip, node.host()))
-        .or_else(|| {
-            // Inside Docker the master may see another ip; a unique port still identifies it.
-            let same_port: Vec<_> = lines.iter().filter(|l| l.port == node.port()).collect();
-            (same_port.len() == 1).then(|| same_port[0])
-        })
+        .map(|s| inspect(s, minfo, &lines, ctx))
+        .collect();
+    replicas.iter_mut().for_each(ReplicaResult::set_verdict);
+    checks.extend(replicas.iter().map(role_check));
+    let details = ReplicateDetails {
+        probes: cfg.probes,
+        max_lag_ms: crate::duration::ms(cfg.max_lag),
+        master,
+        replicas,
+    };
+    (details, checks)
 }
 
-/// Everything INFO says about one replica, before any probe.
-fn inspect(st: &NodeState, minfo: &Info, lines: &[ReplicaLine], ctx: &Ctx) -> ReplicaResult {
-    let mut r = ReplicaResult {
-        name: st.node.name.clone(),
-        address: st.node.addr(),
-        ..Default::default()
-    };
-    let Some(info) = &st.info else {
-        let e = st.error.as_ref().expect("no info means an error");
-        r.problems.push(e.message.clone());
-        return r;
-    };
-    r.role = Some(info.role().to_string());
-    r.link_status = info.get("master_link_status").map(String::from);
-    r.syncing = info.syncing();
-    let follows = info.follows();
-    r.follows = follows.as_ref().map(|(h, p)| describe(ctx, h, *p));
-    let line = line_for(&st.node, lines);
-    r.listed_by_master = line.is_some();
-    if let Some(l) = line {
-        r.offset_lag_bytes = Some(minfo.repl_offset().saturating_sub(l.offset));
-        r.lag_s = Some(l.lag_s);
+/// Write the probes and time them to each reachable replica: one
+/// `.propagation` check per reachable replica.
+pub async fn propagation(
+    cfg: &Config,
+    ctx: &Ctx,
+    states: &[NodeState],
+    details: &mut ReplicateDetails,
+) -> Result<Vec<Check>> {
+    let mconn = states[0]
+        .conn
+        .clone()
+        .expect("reachable master has a connection");
+    let conns: Vec<Option<Conn>> = states[1..].iter().map(|s| s.conn.clone()).collect();
+    probe(cfg, ctx, mconn.clone(), conns, &mut details.replicas).await?;
+    refresh_lag(mconn, &states[1..], &mut details.replicas).await;
+    let mut checks = Vec::new();
+    for r in &mut details.replicas {
+        if r.role.is_some() {
+            checks.push(propagation_check(r, cfg));
+        }
+        r.set_verdict();
     }
-    if info.role() != "slave" {
-        r.problems
-            .push(format!("role is {}, not a replica", info.role()));
-        return r;
-    }
-    if !info.link_up() {
-        r.problems.push(format!(
-            "link to its master is {} (master_link_down_since_seconds {}, last I/O {} s ago)",
-            info.get("master_link_status").unwrap_or("unknown"),
-            info.get("master_link_down_since_seconds").unwrap_or("-"),
-            info.get("master_last_io_seconds_ago").unwrap_or("-"),
-        ));
-    }
-    if r.syncing {
-        r.problems
-            .push("syncing: loading or in a full sync, its data is not complete yet".into());
-    }
-    let same_id = info.get("master_replid") == minfo.get("master_replid");
-    let target = r.follows.clone().unwrap_or_else(|| "nothing".into());
-    if !same_id && info.link_up() {
-        r.problems.push(format!(
-            "follows {target}, which is another master (different replication id), not this one"
-        ));
-    } else if line.is_none() {
-        r.problems.push(format!(
-            "follows {target} but is not among the master's own replicas: chained behind another replica, or following another master"
-        ));
-    }
-    r
+    Ok(checks)
 }
 
-/// `127.0.0.1:6380 (replica1)` where the address is one of ours.
-fn describe(ctx: &Ctx, host: &str, port: u16) -> String {
-    match ctx.topology.name_of(host, port) {
-        Some(name) => format!("{host}:{port} ({name})"),
-        None => format!("{host}:{port}"),
+/// A replica that missed a probe: what the master sees of it now, so the
+/// reason shows how far behind it is.
+async fn refresh_lag(mut master: Conn, states: &[NodeState], results: &mut [ReplicaResult]) {
+    if results
+        .iter()
+        .all(|r| r.probes_missed == 0 && r.probe_error.is_none())
+    {
+        return;
+    }
+    let Ok(info) = master.info("replication").await else {
+        return;
+    };
+    let lines = info.replicas();
+    for (st, r) in states.iter().zip(results.iter_mut()) {
+        if let Some(l) = line_for(&st.node, &lines) {
+            r.offset_lag_bytes = Some(info.repl_offset().saturating_sub(l.offset));
+            r.lag_s = Some(l.lag_s);
+        }
     }
 }
 
@@ -229,6 +191,10 @@ async fn probe(
     let mut hists: Vec<_> = results.iter().map(|_| histogram()).collect();
     let mut active: Vec<bool> = conns.iter().map(Option::is_some).collect();
     for i in 0..cfg.probes {
+        // Once no replica is left to time, more probes would only be writes.
+        if !active.contains(&true) {
+            break;
+        }
         let key = ctx.key(&format!("probe:{i}"));
         let value = format!("{}:{i}", ctx.run_id);
         ctx.ledger.add(key.clone());
@@ -256,7 +222,8 @@ async fn probe(
                     active[idx] = false;
                 }
                 Err(e) => {
-                    r.problems.push(e);
+                    r.problems.push(e.clone());
+                    r.probe_error = Some(e);
                     active[idx] = false;
                 }
             }
@@ -294,61 +261,41 @@ async fn wait_visible(
     }
 }
 
-fn replica_checks(r: &mut ReplicaResult, cfg: &Config) -> Vec<Check> {
-    let mut out = Vec::new();
-    if r.role.is_none() {
-        out.push(Check::fail(
-            format!("{}.reachable", r.name),
-            r.problems.join("; "),
-        ));
-        return out;
-    }
-    let state = format!(
-        "role {}, link {}, follows {}",
-        r.role.as_deref().unwrap_or("-"),
-        r.link_status.as_deref().unwrap_or("-"),
-        r.follows.as_deref().unwrap_or("-")
-    );
-    let topo_problems: Vec<&String> = r.problems.iter().collect();
-    if topo_problems.is_empty() {
-        out.push(Check::pass(format!("{}.replication", r.name), state));
-    } else {
-        let joined: Vec<&str> = topo_problems.iter().map(|s| s.as_str()).collect();
-        out.push(Check::fail(
-            format!("{}.replication", r.name),
-            joined.join("; "),
-        ));
-    }
+fn propagation_check(r: &mut ReplicaResult, cfg: &Config) -> Check {
     let name = format!("{}.propagation", r.name);
+    let behind = match (r.offset_lag_bytes, r.lag_s) {
+        (Some(b), Some(s)) => format!("the master sees it {b} bytes behind, last ACK {s} s ago"),
+        _ => "the master does not list it among its replicas".to_string(),
+    };
+    if let Some(e) = &r.probe_error {
+        return Check::fail(
+            name,
+            format!(
+                "{e} ({} of {} probes seen); {behind}",
+                r.probes_seen, cfg.probes
+            ),
+        );
+    }
     if r.probes_missed > 0 {
         let msg = format!(
-            "probe not visible within {} ({} of {} seen); offset lag {} bytes, lag {} s",
+            "probe not visible within {} ({} of {} seen); {behind}",
             humantime::format_duration(cfg.max_lag),
             r.probes_seen,
             cfg.probes,
-            crate::report::opt(&r.offset_lag_bytes),
-            crate::report::opt(&r.lag_s)
         );
         r.problems.push(msg.clone());
-        out.push(Check::fail(name, msg));
-    } else if r.probes_seen == cfg.probes {
-        let l = r.visible_latency.clone().unwrap_or_default();
-        out.push(Check::pass(
-            name,
-            format!(
-                "{} probes seen, p50 {}, max {}",
-                r.probes_seen,
-                fmt_us(l.p50_us),
-                fmt_us(l.max_us)
-            ),
-        ));
-    } else {
-        out.push(Check::fail(
-            name,
-            format!("{} of {} probes checked", r.probes_seen, cfg.probes),
-        ));
+        return Check::fail(name, msg);
     }
-    out
+    let l = r.visible_latency.clone().unwrap_or_default();
+    Check::pass(
+        name,
+        format!(
+            "{} probes seen, p50 {}, max {}",
+            r.probes_seen,
+            fmt_us(l.p50_us),
+            fmt_us(l.max_us)
+        ),
+    )
 }
 
 impl Details for ReplicateDetails {

@@ -181,7 +181,9 @@ impl<D: Details> Report<D> {
             }
             Format::Table => text::render(self, text::Style::Table),
             Format::Markdown => text::render(self, text::Style::Markdown),
-            Format::Junit => junit::render(&self.command, &self.checks, self.manifest.duration_ms),
+            Format::Junit => {
+                junit::render(&self.command, &self.checks, &self.manifest, &self.nodes)
+            }
         })
     }
 }

@@ -26,8 +26,13 @@ pub fn render<D: Details>(report: &Report<D>, style: Style) -> String {
     }
     let m = &report.manifest;
     let footer = format!(
-        "redlab {} on {}, started {}, took {:.1} ms",
-        m.redlab_version, m.host, m.started_at, m.duration_ms
+        "redlab {} on {}, started {}, took {:.1} ms, run {}: {}",
+        m.redlab_version,
+        m.host,
+        m.started_at,
+        m.duration_ms,
+        m.run_id,
+        m.args.join(" ")
     );
     match style {
         Style::Table => out.push_str(&format!("\n{footer}\n")),

@@ -197,3 +197,20 @@ pub fn silent_listener() -> (std::net::TcpListener, u16) {
     let port = l.local_addr().unwrap().port();
     (l, port)
 }
+
+/// Wait (bounded) until the replica on `port` reports its link up.
+pub fn wait_link_up(port: u16) {
+    let mut c = conn(port);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let info: String = redis::cmd("INFO").arg("replication").query(&mut c).unwrap();
+        if info.contains("master_link_status:up") {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "link never came up: {info}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,143 @@
+//! The checks that replicate-check and keycount already know how to do, run
+//! on the gate's survey, and the guard that notices a master restart.
+
+use anyhow::Result;
+
+use super::{CheckRun, Env, Outcome};
+use std::time::{Duration, Instant};
+
+use crate::client::{Conn, ErrorKind, Info, NodeError};
+use crate::cmd::{keycount as kc, replicate_check as rc};
+use crate::report::{Check, Details, Verdict};
+use crate::survey::require_master;
+use crate::topology::Node;
+
+/// Every node answers, the master is a master with the replicas it should
+/// have, each replica follows it with its link up. No write.
+pub async fn reachability(env: &Env<'_>) -> Result<Outcome> {
+    let states = env.states;
+    if let Err(e) = require_master(&states[0]) {
+        let mut items = vec![Check::fail("master", format!("{e:#}"))];
+        items.extend(states[1..].iter().map(|s| match &s.error {
+            Some(e) => Check::fail(format!("{}.reachable", s.node.name), e.message.clone()),
+            None => Check::pass(format!("{}.reachable", s.node.name), "answers"),
+        }));
+        return Ok(Outcome {
+            items,
+            ..Outcome::default()
+        });
+    }
+    let (details, items) = rc::roles(&env.cfg.replication, env.ctx, states);
+    let summary = format!(
+        "{} nodes answer; the master has the {} replica(s) expected, each following it with its link up",
+        states.len(),
+        details.master.expected_replicas
+    );
+    Ok(Outcome {
+        items,
+        summary,
+        details: serde_json::to_value(&details)?,
+        sections: Vec::new(),
+    })
+}
+
+/// Probes written on the master, timed until each replica serves them.
+pub async fn replication(env: &Env<'_>) -> Result<Outcome> {
+    let cfg = &env.cfg.replication;
+    let _spinner = env
+        .ctx
+        .progress
+        .spinner(format!("replication: writing {} probes", cfg.probes));
+    let (mut details, _) = rc::roles(cfg, env.ctx, env.states);
+    let items = rc::propagation(cfg, env.ctx, env.states, &mut details).await?;
+    Ok(Outcome {
+        summary: format!(
+            "{} probes seen on every replica within {}",
+            cfg.probes,
+            humantime::format_duration(cfg.max_lag)
+        ),
+        items,
+        sections: details.sections(),
+        details: serde_json::to_value(&details)?,
+    })
+}
+
+/// Key counts per database once the replicas have caught up.
+pub async fn keycount(env: &Env<'_>) -> Result<Outcome> {
+    let spinner = env
+        .ctx
+        .progress
+        .spinner("keycount: waiting for the replicas");
+    let (items, details) = kc::evaluate(&env.cfg.keycount, env.states, &spinner).await?;
+    let dbs = details.nodes.first().map(|n| n.dbs.len()).unwrap_or(0);
+    Ok(Outcome {
+        summary: format!("every replica has the master's key counts in {dbs} db(s)"),
+        items,
+        sections: details.sections(),
+        details: serde_json::to_value(&details)?,
+    })
+}
+
+/// A master whose run id changed since the survey was restarted during the
+/// run: every result after it is suspect. Only reported when it happened or
+/// cannot be ruled out.
+pub async fn restart_guard(env: &Env<'_>) -> Option<CheckRun> {
+    let st = &env.states[0];
+    let before = st.info.as_ref()?.get("run_id")?.to_string();
+    let started = Instant::now();
+    let now = server_info_soon(&st.node, env.ctx.timeout).await;
+    let reason = match now {
+        Err(e) => format!(
+            "the master did not answer at the end of the run, so a restart cannot be ruled out: {}",
+            e.message
+        ),
+        Ok(i) if i.get("run_id") == Some(before.as_str()) => return None,
+        Ok(i) => {
+            let persistence = match st.persistence.as_deref() {
+                Some("none") => format!(
+                    "persistence is off: it came back empty, and its {} replicas resync to that empty dataset",
+                    env.states.len() - 1
+                ),
+                Some(p) => format!("persistence {p}: it reloaded what it had last saved"),
+                None => "persistence unknown (CONFIG not allowed)".to_string(),
+            };
+            format!(
+                "the master restarted during the run (run id {} -> {}, up {} s): results after it are not to be trusted; {persistence}",
+                short(&before),
+                short(i.get("run_id").unwrap_or("?")),
+                i.get("uptime_in_seconds").unwrap_or("?"),
+            )
+        }
+    };
+    let items = vec![Check::fail("master-restart", &reason)];
+    Some(CheckRun {
+        name: "master-restart".into(),
+        verdict: Verdict::Fail,
+        reason,
+        elapsed_ms: crate::duration::ms(started.elapsed()),
+        items,
+        details: serde_json::Value::Null,
+        sections: Vec::new(),
+    })
+}
+
+/// INFO server, waiting up to `timeout` for a master that is coming back up.
+async fn server_info_soon(node: &Node, timeout: Duration) -> Result<Info, NodeError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let r = match Conn::connect(node, timeout).await {
+            Ok(mut c) => c.info("server").await,
+            Err(e) => Err(e),
+        };
+        match r {
+            Err(e) if e.kind == ErrorKind::Refused && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            other => return other,
+        }
+    }
+}
+
+fn short(run_id: &str) -> &str {
+    &run_id[..run_id.len().min(8)]
+}
