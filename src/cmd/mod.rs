@@ -1,5 +1,8 @@
 //! One file per subcommand: `run(config, &Ctx) -> Result<Report<...>>`.
 
+pub mod demo;
 pub mod keycount;
 pub mod lab;
 pub mod replicate_check;
+pub mod stats;
+pub mod ttl_watch;
