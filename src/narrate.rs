@@ -46,6 +46,11 @@ impl Narrator {
         task.suspend(|| self.line(text));
     }
 
+    /// A prompt, without a newline: the answer is typed after it.
+    pub fn write_prompt(&self, prompt: &str) {
+        self.write(prompt);
+    }
+
     pub fn tables(&self, sections: &[Section]) {
         if self.enabled {
             self.write(&render_sections(sections, Format::Table));
