@@ -127,7 +127,7 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<DemoDetails>> {
     ));
 
     cfg.step(5, "The cached entries and their remaining TTL");
-    let cached = entries(&mut cache.master, &[hit.key.clone()]).await?;
+    let cached = entries(&mut cache.master, std::slice::from_ref(&hit.key)).await?;
     say.tables(&[details::cached_section(&cached)]);
 
     cfg.step(6, "Replication check");
