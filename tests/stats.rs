@@ -2,15 +2,6 @@ mod common;
 
 use common::*;
 
-fn node<'a>(r: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    r["details"]["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == name)
-        .unwrap_or_else(|| panic!("no node {name} in {}", r["details"]))
-}
-
 #[test]
 fn every_field_for_every_node() {
     let lab = lab(2);
@@ -25,7 +16,7 @@ fn every_field_for_every_node() {
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let r = run.json();
     assert_eq!(r["command"], "stats");
-    let m = node(&r, "master");
+    let m = detail_node(&r, "master");
     assert_eq!(m["status"], "up");
     assert_eq!(m["role"], "master");
     assert_eq!(m["keys"]["db0"]["keys"], 23);
@@ -47,7 +38,7 @@ fn every_field_for_every_node() {
     }
     let hr = m["hit_rate_pct"].as_f64().unwrap();
     assert!(hr > 0.0 && hr < 100.0, "{m}");
-    let r1 = node(&r, "replica1");
+    let r1 = detail_node(&r, "replica1");
     assert_eq!(r1["status"], "up");
     assert_eq!(r1["keys"]["db5"]["keys"], 23);
     assert!(r1["lag_bytes"].is_u64() && r1["lag_s"].is_u64(), "{r1}");
@@ -86,8 +77,8 @@ fn a_killed_replica_shows_as_down_and_the_watch_goes_on() {
     let run = redlab(&args);
     let r = run.json();
     assert_eq!(r["details"]["refreshes"], 2);
-    assert_eq!(node(&r, "replica2")["status"], "down");
-    assert_eq!(node(&r, "replica1")["status"], "up");
+    assert_eq!(detail_node(&r, "replica2")["status"], "down");
+    assert_eq!(detail_node(&r, "replica1")["status"], "up");
     assert_eq!(check(&r, "replica2.status")["verdict"], "fail");
 }
 

@@ -216,3 +216,13 @@ pub fn silent_listener() -> (std::net::TcpListener, u16) {
     let port = l.local_addr().unwrap().port();
     (l, port)
 }
+
+/// The entry of `details.nodes` named `name` in a JSON report.
+pub fn detail_node<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["details"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == name)
+        .unwrap_or_else(|| panic!("no node {name} in {}", report["details"]))
+}
