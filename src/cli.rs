@@ -84,6 +84,15 @@ pub struct GlobalArgs {
     pub quiet: bool,
 }
 
+impl GlobalArgs {
+    /// A machine format (JSON, JUnit) goes to stdout: nothing else may.
+    pub fn machine_stdout(&self) -> bool {
+        self.output.is_none()
+            && !self.report
+            && matches!(self.format, Some(Format::Json | Format::Junit))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Table,
@@ -104,6 +113,12 @@ pub enum Command {
     Perf(PerfArgs),
     /// One CI gate: every check in order, one verdict, one report (--format junit for CI).
     Check(CheckArgs),
+    /// Per-node status, memory, keys, ops/s, hit rate, replication offset and lag.
+    Stats(StatsArgs),
+    /// Watch a key's TTL count down on every node and measure how expiry propagates.
+    TtlWatch(TtlWatchArgs),
+    /// The live walkthrough: cache-aside, replication and expiry, step by step.
+    Demo(DemoArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -289,6 +304,62 @@ pub struct CheckArgs {
 pub enum FailOn {
     Fail,
     Warn,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatsArgs {
+    /// Refresh in place every INTERVAL (default 1s) until Ctrl-C.
+    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "1s",
+          value_parser = parse_duration)]
+    pub watch: Option<Duration>,
+    /// With --watch: stop after N refreshes.
+    #[arg(long, value_name = "N", requires = "watch")]
+    pub count: Option<u64>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TtlWatchArgs {
+    /// Watch this existing key (read-only: no write, no TTL change, no DEL).
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+    /// TTL of the key redlab writes when no --key is given.
+    #[arg(long, default_value = "60s", value_parser = parse_duration, conflicts_with = "key")]
+    pub ttl: Duration,
+    /// How often PTTL is read on every node.
+    #[arg(long, default_value = "250ms", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// Allowed TTL difference between nodes, and how long past its expiry a node may still serve the key.
+    #[arg(long, default_value = "250ms", value_parser = parse_duration)]
+    pub tolerance: Duration,
+    /// How long after the expected expiry to keep watching for the key to leave every node.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub grace: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// The query the walkthrough caches.
+    #[arg(long, default_value = "active users")]
+    pub query: String,
+    /// How long the simulated data source takes to answer.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub source_latency: Duration,
+    /// TTL of a cached entry.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub ttl: Duration,
+    /// How long to watch the entry's TTL count down (all the way when the TTL is shorter).
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub ttl_window: Duration,
+    /// Wait for Enter between steps (ignored when stdin is not a terminal).
+    #[arg(long)]
+    pub pace: bool,
+    /// Shrink every wait (source latency, TTL) so the whole demo takes a few seconds.
+    #[arg(long)]
+    pub fast: bool,
+    /// After the walkthrough, read queries from stdin and answer each with HIT or MISS,
+    /// until an empty line or end of input.
+    #[arg(long)]
+    pub interactive: bool,
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod cmd;
 pub mod ctx;
 pub mod duration;
 pub mod lab;
+pub mod narrate;
 pub mod perf;
 pub mod progress;
 pub mod report;
@@ -51,8 +52,7 @@ impl Outcome {
 pub async fn run(cli: Cli) -> Result<Outcome> {
     let g = &cli.global;
     let mut topology = Topology::from_args(g)?;
-    let machine_stdout =
-        g.output.is_none() && !g.report && matches!(g.format, Some(Format::Json | Format::Junit));
+    let machine_stdout = g.machine_stdout();
     let progress = Progress::new(!g.quiet && !machine_stdout && std::io::stderr().is_terminal());
     let is_lab = matches!(cli.command, Command::Lab(_));
     let lab = if g.spawn && !is_lab {
@@ -92,7 +92,10 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         started_at: Instant::now(),
         args: ctx::redacted_args(&std::env::args().collect::<Vec<_>>()),
     };
+    // Biased: a subcommand that handles Ctrl-C itself (stats --watch ends
+    // cleanly on it) must see it before the interruption below does.
     let result = tokio::select! {
+        biased;
         r = dispatch(&cli.command, g, &ctx) => Some(r),
         _ = tokio::signal::ctrl_c() => None,
     };
@@ -124,6 +127,15 @@ async fn dispatch(command: &Command, g: &GlobalArgs, ctx: &Ctx) -> Result<Verdic
             let refused = report.details.refused.clone();
             cmd::check::exit(emit(g, report)?, refused)
         }
+        Command::Stats(a) => emit(
+            g,
+            cmd::stats::run(cmd::stats::Config::new(a, g), ctx).await?,
+        ),
+        Command::TtlWatch(a) => emit(
+            g,
+            cmd::ttl_watch::run(cmd::ttl_watch::Config::new(a, g), ctx).await?,
+        ),
+        Command::Demo(a) => emit(g, cmd::demo::run(cmd::demo::Config::new(a, g), ctx).await?),
     }
 }
 

@@ -47,6 +47,18 @@ impl Progress {
         Task { bar }
     }
 
+    /// A countdown: the bar empties as `pos` goes from 0 to `len` (ms).
+    pub fn countdown(&self, len_ms: u64, msg: impl Into<String>) -> Task {
+        let bar = ProgressBar::with_draw_target(Some(len_ms), self.target());
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} [{bar:30}] {msg}")
+                .expect("static template")
+                .progress_chars("= "),
+        );
+        bar.set_message(msg.into());
+        Task { bar }
+    }
+
     pub fn bar(&self, len: u64, msg: impl Into<String>) -> Task {
         let bar = ProgressBar::with_draw_target(Some(len), self.target());
         bar.set_style(
@@ -72,7 +84,14 @@ impl Task {
     pub fn inc(&self, n: u64) {
         self.bar.inc(n);
     }
-    /// Print a line above the bar (stderr), or plainly when hidden.
+    pub fn set_prefix(&self, prefix: impl Into<String>) {
+        self.bar.set_prefix(prefix.into());
+    }
+    /// Run `f` (which prints) with the bar cleared, then redraw it.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.bar.suspend(f)
+    }
+    /// Clear it.
     pub fn finish(self) {
         self.bar.finish_and_clear();
     }

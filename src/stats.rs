@@ -161,7 +161,16 @@ mod tests {
         let last_data = lines[lines.len() - 4];
         let cols: Vec<&str> = last_data.split_whitespace().collect();
         assert_eq!((cols[1], cols[2]), ("1.000000000000", "100"), "{last_data}");
-        let mean: f64 = text.split("#[Mean    =").nth(1).unwrap().split(',').next().unwrap().trim().parse().unwrap();
+        let mean: f64 = text
+            .split("#[Mean    =")
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .next()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         assert!((mean - 50.5).abs() < 0.05, "{text}");
         assert!(text.contains("Total count    =          100]"));
         assert!(text.ends_with("SubBuckets     =         2048]\n"));

@@ -211,6 +211,25 @@ async fn speaks_plain_resp(node: &Node) -> bool {
     )
 }
 
+/// A dedicated pub/sub connection (keyspace notifications), bounded like `Conn::connect`.
+pub async fn pubsub(node: &Node, timeout: Duration) -> Result<redis::aio::PubSub, NodeError> {
+    crate::tls::install_provider();
+    let err = |kind, msg: String| NodeError::new(&node.name, &node.addr(), kind, msg);
+    let client = Client::open(node.info.clone())
+        .map_err(|e| err(ErrorKind::Other, format!("bad connection settings: {e}")))?;
+    match tokio::time::timeout(timeout, client.get_async_pubsub()).await {
+        Err(_) => Err(err(
+            ErrorKind::Timeout,
+            error::timeout_message("SUBSCRIBE", timeout, node.tls()),
+        )),
+        Ok(Err(e)) => {
+            let (kind, msg) = error::classify("SUBSCRIBE", &e, node.tls(), timeout);
+            Err(err(kind, msg))
+        }
+        Ok(Ok(p)) => Ok(p),
+    }
+}
+
 fn op_name(cmd: &redis::Cmd) -> String {
     // The first argument is the command name; keys and values stay out of messages.
     cmd.args_iter()

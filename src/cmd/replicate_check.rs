@@ -15,7 +15,8 @@ use crate::survey::{require_master, survey, NodeState};
 
 mod roles;
 
-use roles::{inspect, line_for, master_check, role_check};
+pub(crate) use roles::line_for;
+use roles::{inspect, master_check, role_check};
 
 pub struct Config {
     pub probes: u32,

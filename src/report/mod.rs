@@ -188,6 +188,23 @@ impl<D: Details> Report<D> {
     }
 }
 
+/// Sections alone, without a report around them (the live views of `stats
+/// --watch` and `demo`). JSON and JUnit have no such view: they get the table.
+pub fn render_sections(sections: &[Section], format: Format) -> String {
+    let style = match format {
+        Format::Markdown => text::Style::Markdown,
+        _ => text::Style::Table,
+    };
+    let mut out = String::new();
+    for (i, s) in sections.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&text::section(s, style));
+    }
+    out
+}
+
 /// The format a file gets: the one asked for, else its extension's.
 pub fn format_for_path(path: &Path, asked: Option<Format>) -> Format {
     asked.unwrap_or_else(|| match path.extension().and_then(|e| e.to_str()) {

@@ -105,7 +105,7 @@ pub fn human_bytes(b: u64) -> String {
     }
 }
 
-fn section(s: &Section, style: Style) -> String {
+pub(super) fn section(s: &Section, style: Style) -> String {
     let mut out = String::new();
     match style {
         Style::Table => {

@@ -71,15 +71,34 @@ impl Run {
 
 /// Run the built binary; stdin is closed.
 pub fn redlab<S: AsRef<str>>(args: &[S]) -> Run {
+    redlab_stdin(args, None)
+}
+
+/// Run the built binary with `input` on its stdin (closed after it), or none.
+pub fn redlab_stdin<S: AsRef<str>>(args: &[S], input: Option<&str>) -> Run {
+    use std::io::Write;
+    use std::process::Stdio;
     let start = Instant::now();
-    let out: Output = Command::new(env!("CARGO_BIN_EXE_redlab"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_redlab"))
         .args(args.iter().map(|a| a.as_ref()))
         .env_remove("REDLAB_MASTER")
         .env_remove("REDLAB_REPLICAS")
         .env_remove("REDLAB_PASSWORD")
-        .stdin(std::process::Stdio::null())
-        .output()
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("running redlab");
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin
+            .write_all(text.as_bytes())
+            .expect("writing redlab's stdin");
+    }
+    let out: Output = child.wait_with_output().expect("running redlab");
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -213,4 +232,14 @@ pub fn wait_link_up(port: u16) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The entry of `details.nodes` named `name` in a JSON report.
+pub fn detail_node<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["details"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == name)
+        .unwrap_or_else(|| panic!("no node {name} in {}", report["details"]))
 }

@@ -20,7 +20,7 @@ pub(super) fn master_check(m: &MasterResult) -> Check {
     }
 }
 
-pub(super) fn line_for<'a>(node: &Node, lines: &'a [ReplicaLine]) -> Option<&'a ReplicaLine> {
+pub(crate) fn line_for<'a>(node: &Node, lines: &'a [ReplicaLine]) -> Option<&'a ReplicaLine> {
     lines
         .iter()
         .find(|l| l.port == node.port() && same_host(&l.ip, node.host()))

@@ -1,0 +1,329 @@
+//! demo: the workshop's walkthrough, live in the terminal. Cache-aside with a
+//! slow data source, the hit on the master and on every replica, the speedup,
+//! the cached entries, a replicate-check, and the entry expiring everywhere.
+//!
+//! The narrative goes to stderr through `Narrator`; the report, with every
+//! number, is returned like any subcommand's. Everything written lives under
+//! the run's prefix and is in the ledger; nothing is ever flushed.
+
+mod cache;
+mod details;
+
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::cli::{DemoArgs, GlobalArgs};
+use crate::cmd::{replicate_check, stats, ttl_watch};
+use crate::ctx::Ctx;
+use crate::narrate::Narrator;
+use crate::report::{Details, Report};
+use crate::survey::{require_master, NodeState};
+
+use cache::{read_on, Cache, Lookup};
+pub use details::DemoDetails;
+use details::{CachedEntry, ReplicaRead};
+
+pub struct Config {
+    pub query: String,
+    pub source_latency: Duration,
+    pub ttl: Duration,
+    pub ttl_window: Duration,
+    pub pace: bool,
+    pub fast: bool,
+    pub interactive: bool,
+    pub narrate: Narrator,
+}
+
+impl Config {
+    /// `--fast` shrinks every wait: the source answers in 200 ms, entries live 2 s.
+    pub fn new(a: &DemoArgs, g: &GlobalArgs) -> Config {
+        let fast =
+            |normal: Duration, short: Duration| if a.fast { normal.min(short) } else { normal };
+        Config {
+            query: a.query.clone(),
+            source_latency: fast(a.source_latency, Duration::from_millis(200)),
+            ttl: fast(a.ttl, Duration::from_secs(2)),
+            ttl_window: fast(a.ttl_window, Duration::from_secs(3)),
+            pace: a.pace,
+            fast: a.fast,
+            interactive: a.interactive,
+            narrate: Narrator::new(!g.quiet),
+        }
+    }
+
+    fn step(&self, n: u32, title: &str) {
+        if self.pace && n > 1 {
+            self.narrate.pause(&format!("next: step {n}"));
+        }
+        self.narrate.heading(&format!("{n}. {title}"));
+    }
+}
+
+pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<DemoDetails>> {
+    let say = cfg.narrate;
+    say.line(&format!(
+        "redlab demo: cache-aside, replication and expiry on {} with {} replicas.\n\
+         Everything it writes is under {} and is removed at the end; nothing is flushed.",
+        ctx.topology.master.label(),
+        ctx.topology.replicas.len(),
+        ctx.prefix()
+    ));
+
+    cfg.step(1, "The topology and its stats");
+    let (states, node_stats) = stats::collect(ctx).await;
+    say.tables(&stats::sections(&node_stats));
+    require_master(&states[0])?;
+    let master = states[0].conn.clone().expect("checked by require_master");
+    let mut cache = Cache {
+        master,
+        source_latency: cfg.source_latency,
+        ttl: cfg.ttl,
+        ctx,
+    };
+
+    cfg.step(2, "Cache-aside: the first query misses");
+    say.line(&format!(
+        "The app looks \"{}\" up in Redis under {} before asking the database.",
+        cfg.query,
+        cache.key(&cfg.query)
+    ));
+    let miss = cache.lookup(&cfg.query).await?;
+    tell(&say, &miss, cfg.ttl);
+    say.line(&format!(
+        "  stored with SETEX {} s: {}",
+        cfg.ttl.as_secs().max(1),
+        miss.value
+    ));
+
+    cfg.step(
+        3,
+        "The same query again: a hit, on the master and on every replica",
+    );
+    let hit = cache.lookup(&cfg.query).await?;
+    tell(&say, &hit, cfg.ttl);
+    let replica_reads = replica_reads(ctx, &mut cache.master, &states, &hit.key).await;
+    for r in &replica_reads {
+        say.line(&format!(
+            "  {:<10} {}  {:>8.2} ms  {}",
+            r.name,
+            if r.hit { "HIT " } else { "MISS" },
+            r.elapsed_ms,
+            r.error.clone().unwrap_or_else(|| {
+                if r.hit {
+                    "the cached entry replicated".into()
+                } else {
+                    "not there".into()
+                }
+            })
+        ));
+    }
+
+    cfg.step(4, "The speedup");
+    let speedup_pct = ((miss.elapsed_ms - hit.elapsed_ms) / miss.elapsed_ms * 1e4).round() / 100.0;
+    say.line(&format!(
+        "miss {:.1} ms, hit {:.2} ms: a hit is {speedup_pct:.2} % faster (the workshop reported > 95 %).",
+        miss.elapsed_ms, hit.elapsed_ms
+    ));
+
+    cfg.step(5, "The cached entries and their remaining TTL");
+    let cached = entries(&mut cache.master, std::slice::from_ref(&hit.key)).await?;
+    say.tables(&[details::cached_section(&cached)]);
+
+    cfg.step(6, "Replication check");
+    let rc = replicate_check::run(
+        replicate_check::Config {
+            probes: if cfg.fast { 5 } else { 20 },
+            max_lag: Duration::from_secs(1),
+        },
+        ctx,
+    )
+    .await?;
+    say.tables(&rc.details.sections());
+    say.line(&format!("replicate-check: {}", rc.verdict.as_str()));
+
+    cfg.step(7, "Expiry");
+    let (expiry, after_expiry) = expiry(&cfg, ctx, &mut cache, &hit.key).await?;
+
+    let mut interactive = Vec::new();
+    if cfg.interactive {
+        say.heading("Your turn: type a query (empty line or Ctrl-D to finish)");
+        interactive = prompt(&say, &mut cache, cfg.ttl).await?;
+    }
+
+    let mut checks = stats::checks(&node_stats);
+    checks.extend(rc.checks.iter().cloned().map(|mut c| {
+        c.name = format!("replicate.{}", c.name);
+        c
+    }));
+    if let Some(e) = &expiry {
+        checks.extend(ttl_watch::checks(e).into_iter().map(|mut c| {
+            c.name = format!("expiry.{}", c.name);
+            c
+        }));
+    }
+    let d = DemoDetails {
+        fast: cfg.fast,
+        query: cfg.query.clone(),
+        source_latency_ms: crate::duration::ms(cfg.source_latency),
+        ttl_s: cfg.ttl.as_secs().max(1),
+        stats: node_stats,
+        miss,
+        hit,
+        replica_reads,
+        speedup_pct,
+        cached,
+        replication: rc.details,
+        replication_verdict: rc.verdict,
+        expiry,
+        after_expiry,
+        interactive,
+    };
+    checks.splice(0..0, details::checks(&d));
+    cfg.step(8, "Summary");
+    say.tables(&[details::summary(&d)]);
+    say.line("The full report follows; this run's keys are removed now.");
+    let nodes = states.iter().map(NodeState::to_info).collect();
+    Ok(Report::new("demo", ctx.manifest(), nodes, checks, d))
+}
+
+fn tell(say: &Narrator, l: &Lookup, ttl: Duration) {
+    let what = if l.hit() {
+        format!("answered by Redis: {}", l.value)
+    } else {
+        format!(
+            "answered by the database and cached for {}",
+            humantime::format_duration(ttl)
+        )
+    };
+    say.line(&format!(
+        "{}  {:>9.2} ms  from {}  ({what})",
+        l.outcome.to_uppercase(),
+        l.elapsed_ms,
+        l.source
+    ));
+}
+
+/// WAIT for the replicas to acknowledge the entry, then read it on each.
+async fn replica_reads(
+    ctx: &Ctx,
+    master: &mut crate::client::Conn,
+    states: &[NodeState],
+    key: &str,
+) -> Vec<ReplicaRead> {
+    let n = states.len() - 1;
+    // WAIT counts this connection's writes, which include the SETEX.
+    let _ = master
+        .query_for::<u64>(
+            redis::cmd("WAIT")
+                .arg(n)
+                .arg(ctx.timeout.as_millis() as u64),
+            ctx.timeout,
+        )
+        .await;
+    let mut out = Vec::new();
+    for st in &states[1..] {
+        let (hit, elapsed_ms, error) = match st.conn.clone() {
+            Some(mut c) => read_on(&mut c, key).await,
+            None => (false, 0.0, st.error.as_ref().map(|e| e.message.clone())),
+        };
+        out.push(ReplicaRead {
+            name: st.node.name.clone(),
+            hit,
+            elapsed_ms,
+            error,
+        });
+    }
+    out
+}
+
+async fn entries(master: &mut crate::client::Conn, keys: &[String]) -> Result<Vec<CachedEntry>> {
+    let mut out = Vec::new();
+    for k in keys {
+        let (ttl_ms, value): (i64, Option<String>) = master
+            .pipe(redis::pipe().cmd("PTTL").arg(k).cmd("GET").arg(k))
+            .await?;
+        out.push(CachedEntry {
+            key: k.clone(),
+            ttl_ms,
+            value,
+        });
+    }
+    Ok(out)
+}
+
+/// Watch the entry count down; if it expires within the window, query again.
+async fn expiry(
+    cfg: &Config,
+    ctx: &Ctx,
+    cache: &mut Cache<'_>,
+    key: &str,
+) -> Result<(Option<ttl_watch::TtlWatchDetails>, Option<Lookup>)> {
+    let say = &cfg.narrate;
+    let left: i64 = cache.master.query(redis::cmd("PTTL").arg(key)).await?;
+    let window = Duration::from_millis(left.max(0) as u64);
+    let until_expiry = window <= cfg.ttl_window;
+    let watched = if left < 0 {
+        say.line("The entry has already expired.");
+        None
+    } else {
+        say.line(&if until_expiry {
+            format!("The entry has {:.1} s left: watching it expire on every node.", left as f64 / 1e3)
+        } else {
+            format!(
+                "The entry has {:.1} s left: watching {} of it (--ttl-window; run with --ttl 10s to see it expire).",
+                left as f64 / 1e3,
+                humantime::format_duration(cfg.ttl_window)
+            )
+        });
+        let mut w = ttl_watch::WatchConfig::expiry(cfg.ttl);
+        w.key = Some(key.to_string());
+        w.window = (!until_expiry).then_some(cfg.ttl_window);
+        w.narrate = *say;
+        if cfg.fast {
+            w.interval = Duration::from_millis(100);
+        }
+        Some(ttl_watch::watch(&w, ctx).await?)
+    };
+    if watched.as_ref().is_some_and(|w| w.ended == "window") {
+        return Ok((watched, None));
+    }
+    say.line(&format!("After expiry, \"{}\" again:", cfg.query));
+    let again = cache.lookup(&cfg.query).await?;
+    tell(say, &again, cfg.ttl);
+    Ok((watched, Some(again)))
+}
+
+/// The workshop page's query box: one lookup per line until an empty line or EOF.
+async fn prompt(say: &Narrator, cache: &mut Cache<'_>, ttl: Duration) -> Result<Vec<Lookup>> {
+    // A plain thread, not the blocking pool: a read pending at Ctrl-C must not
+    // hold the runtime's shutdown.
+    let (tx, mut lines) = tokio::sync::mpsc::channel::<String>(1);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { break };
+            if tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut out = Vec::new();
+    loop {
+        say.write_prompt("query> ");
+        let Some(line) = lines.recv().await else {
+            break;
+        };
+        let q = line.trim();
+        if q.is_empty() {
+            break;
+        }
+        let l = cache.lookup(q).await?;
+        tell(say, &l, ttl);
+        out.push(l);
+    }
+    if !out.is_empty() {
+        let refs: Vec<&Lookup> = out.iter().collect();
+        say.tables(&[details::lookups("Your queries", &refs)]);
+    }
+    Ok(out)
+}

@@ -1,0 +1,603 @@
+//! ttl-watch: a key's TTL read on every node as it counts down, the moment
+//! each node stops serving it, and, where it can be observed, the moment it
+//! leaves each replica's keyspace because the master's DEL arrived (replicas
+//! never expire keys themselves: they hide them, then wait for the DEL).
+//!
+//! `watch` is the reusable core (`check` calls it for expiry propagation);
+//! `run` is the subcommand around it.
+
+mod notify;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use futures_util::future::join_all;
+use serde::Serialize;
+use tokio::sync::mpsc::unbounded_channel;
+
+use crate::cli::{GlobalArgs, TtlWatchArgs};
+use crate::client::Conn;
+use crate::ctx::Ctx;
+use crate::duration::ms;
+use crate::narrate::Narrator;
+use crate::report::{Check, Details, Report, Section, Verdict};
+use crate::survey::{require_master, survey, NodeState};
+use crate::topology::Role;
+
+/// What to watch and how closely.
+#[derive(Debug, Clone)]
+pub struct WatchConfig {
+    /// An existing key, only read; None: redlab writes its own key with `ttl`.
+    pub key: Option<String>,
+    /// TTL of redlab's own key.
+    pub ttl: Duration,
+    /// PTTL polling period on every node (the resolution of every moment measured by polling).
+    pub interval: Duration,
+    /// Allowed TTL drift between nodes, and lateness of a node in hiding the key.
+    pub tolerance: Duration,
+    /// How long after the expected expiry the key may take to leave every node.
+    pub grace: Duration,
+    /// Stop after this long even if the key still lives (the demo's --ttl-window).
+    pub window: Option<Duration>,
+    pub narrate: Narrator,
+}
+
+pub type Config = WatchConfig;
+
+impl WatchConfig {
+    pub fn new(a: &TtlWatchArgs, g: &GlobalArgs) -> WatchConfig {
+        WatchConfig {
+            key: a.key.clone(),
+            ttl: a.ttl,
+            interval: a.interval,
+            tolerance: a.tolerance,
+            grace: a.grace,
+            window: None,
+            narrate: Narrator::new(!g.quiet),
+        }
+    }
+
+    /// redlab's own key with this TTL, watched until it has left every node,
+    /// without narrative: the expiry-propagation check.
+    pub fn expiry(ttl: Duration) -> WatchConfig {
+        WatchConfig {
+            key: None,
+            ttl,
+            interval: Duration::from_millis(250),
+            tolerance: Duration::from_millis(250),
+            grace: Duration::from_secs(5),
+            window: None,
+            narrate: Narrator::silent(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TtlWatchDetails {
+    /// The key watched.
+    pub key: String,
+    /// The database number.
+    pub db: i64,
+    /// Whether redlab wrote the key (and removed it); false with --key, which only reads.
+    pub written_by_redlab: bool,
+    /// PTTL on the master at the first poll, ms.
+    pub initial_ttl_ms: i64,
+    /// Polling period, ms: the resolution of every moment measured by polling.
+    pub interval_ms: f64,
+    /// Allowed drift and lateness, ms.
+    pub tolerance_ms: f64,
+    /// How long after the expected expiry the watch waited, ms.
+    pub grace_ms: f64,
+    /// Rounds of PTTL on every node.
+    pub polls: u64,
+    /// `expired` (the key left every node), `window` (the watch window ended
+    /// first) or `bound` (grace ran out).
+    pub ended: String,
+    /// Time from the first poll to the end of the watch, ms.
+    pub watched_ms: f64,
+    /// One entry per node, master first. Times are ms from the first poll.
+    pub nodes: Vec<NodeExpiry>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NodeExpiry {
+    pub name: String,
+    pub address: String,
+    /// master or replica.
+    pub role: String,
+    /// Largest |PTTL here - PTTL on the master| in the same poll, ms (replicas).
+    pub max_ttl_drift_ms: Option<i64>,
+    /// The last PTTL read while it still served the key, ms.
+    pub last_ttl_ms: Option<i64>,
+    /// When PTTL first answered -2 (the key is no longer served), ms from start.
+    pub stopped_serving_ms: Option<f64>,
+    /// That moment minus the expected expiry (first poll + initial TTL), ms.
+    pub stopped_after_expiry_ms: Option<f64>,
+    /// When the key left its keyspace, ms from start: on a replica, when the
+    /// master's DEL arrived.
+    pub left_keyspace_ms: Option<f64>,
+    /// Replicas: left_keyspace minus the master's, ms: the expiry-propagation gap.
+    pub propagation_gap_ms: Option<f64>,
+    /// Resolution of the gap, ms: 0 when both ends were seen by notification,
+    /// else one polling interval.
+    pub gap_resolution_ms: Option<f64>,
+    /// How left_keyspace was measured: `notification` (a keyspace event, exact),
+    /// `keyspace-count` (INFO keyspace count dropped by one while the db was
+    /// quiet, at poll resolution), `pttl` (the master drops the key when it
+    /// stops serving it, at poll resolution) or `not-observed`.
+    pub measured_by: String,
+    /// Why it was measured this way, or could not be.
+    pub note: Option<String>,
+    /// The error that stopped the watch of this node.
+    pub error: Option<String>,
+}
+
+/// How the key leaving a node's keyspace can be seen.
+enum Observe {
+    Notification,
+    /// INFO keyspace count of the db: `baseline` is taken while the key is served.
+    Count {
+        baseline: Option<u64>,
+    },
+    /// The master: it deletes the key when it stops serving it.
+    Pttl,
+    Unobservable,
+}
+
+struct Track {
+    conn: Option<Conn>,
+    observe: Observe,
+    res: NodeExpiry,
+}
+
+impl Track {
+    fn done(&self) -> bool {
+        self.res.error.is_some()
+            || (self.res.stopped_serving_ms.is_some()
+                && (self.res.left_keyspace_ms.is_some()
+                    || matches!(self.observe, Observe::Unobservable | Observe::Pttl)))
+    }
+}
+
+pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<TtlWatchDetails>> {
+    let states = survey(&ctx.topology, ctx.timeout).await;
+    require_master(&states[0])?;
+    let details = watch_states(&cfg, ctx, &states).await?;
+    let checks = checks(&details);
+    let nodes = states.iter().map(NodeState::to_info).collect();
+    Ok(Report::new(
+        "ttl-watch",
+        ctx.manifest(),
+        nodes,
+        checks,
+        details,
+    ))
+}
+
+/// Watch a key expire on every node of `ctx.topology` and measure each step.
+/// redlab's own key is in the ledger (removed even on Ctrl-C); `--key` is only read.
+pub async fn watch(cfg: &WatchConfig, ctx: &Ctx) -> Result<TtlWatchDetails> {
+    let states = survey(&ctx.topology, ctx.timeout).await;
+    require_master(&states[0])?;
+    watch_states(cfg, ctx, &states).await
+}
+
+async fn watch_states(
+    cfg: &WatchConfig,
+    ctx: &Ctx,
+    states: &[NodeState],
+) -> Result<TtlWatchDetails> {
+    let say = &cfg.narrate;
+    let db = ctx.topology.master.db();
+    let (key, written) = match &cfg.key {
+        Some(k) => (k.clone(), false),
+        None => (ctx.key("ttl-watch"), true),
+    };
+    let (tx, mut rx) = unbounded_channel();
+    let mut tracks = Vec::new();
+    for (i, st) in states.iter().enumerate() {
+        let mut res = NodeExpiry {
+            name: st.node.name.clone(),
+            address: st.node.addr(),
+            role: if st.node.role == Role::Master {
+                "master"
+            } else {
+                "replica"
+            }
+            .into(),
+            error: st.error.as_ref().map(|e| e.message.clone()),
+            ..NodeExpiry::default()
+        };
+        let observe = match &st.conn {
+            None => Observe::Unobservable,
+            Some(c) => {
+                let sub =
+                    notify::subscribe(&mut c.clone(), &st.node, i, &key, tx.clone(), ctx.timeout)
+                        .await;
+                match (sub, st.node.role) {
+                    (Ok(()), _) => Observe::Notification,
+                    (Err(why), Role::Master) => {
+                        res.note = Some(format!("{why}; the master drops the key when it stops serving it, seen at poll resolution"));
+                        Observe::Pttl
+                    }
+                    (Err(why), Role::Replica) => {
+                        res.note = Some(format!(
+                            "{why}; watching db{db}'s key count in INFO keyspace instead"
+                        ));
+                        Observe::Count { baseline: None }
+                    }
+                }
+            }
+        };
+        tracks.push(Track {
+            conn: st.conn.clone(),
+            observe,
+            res,
+        });
+    }
+    if written {
+        let mut m = states[0].conn.clone().expect("reachable master");
+        ctx.ledger.add(key.clone());
+        let px = cfg.ttl.as_millis().max(1) as u64;
+        m.query::<()>(
+            redis::cmd("SET")
+                .arg(&key)
+                .arg("redlab ttl-watch")
+                .arg("PX")
+                .arg(px),
+        )
+        .await?;
+        say.line(&format!(
+            "wrote {key} on the master with a TTL of {}",
+            humantime::format_duration(cfg.ttl)
+        ));
+    }
+    for t in &tracks {
+        let how = match t.observe {
+            Observe::Notification => "keyspace notifications (exact)",
+            Observe::Count { .. } => "INFO keyspace counts (poll resolution, db must be quiet)",
+            Observe::Pttl => "PTTL polling",
+            Observe::Unobservable => "nothing: unreachable",
+        };
+        say.line(&format!(
+            "  {:<10} key leaving its keyspace seen by {how}",
+            t.res.name
+        ));
+    }
+    let mut ticker = tokio::time::interval(cfg.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let bar = ctx.progress.countdown(cfg.ttl.as_millis() as u64, "");
+    bar.set_prefix(format!("TTL of {key}"));
+    let mut start = None::<Instant>;
+    let mut expected = None::<Instant>;
+    let mut initial_ttl_ms = 0;
+    let mut polls = 0u64;
+    let ended = loop {
+        ticker.tick().await;
+        let sent = Instant::now();
+        let answers = join_all(tracks.iter().map(|t| poll(t, &key, db))).await;
+        polls += 1;
+        let t0 = *start.get_or_insert(sent);
+        if expected.is_none() {
+            let first = answers[0].as_ref().map_err(|e| anyhow::anyhow!("{e}"))?.0;
+            match first {
+                -2 => bail!("{key} does not exist on the master (db{db}): nothing to watch"),
+                -1 => bail!("{key} has no TTL on the master: it never expires, nothing to watch"),
+                t => {
+                    initial_ttl_ms = t;
+                    expected = Some(sent + Duration::from_millis(t as u64));
+                    bar.set_length(t as u64);
+                    say.line_above(
+                        &bar,
+                        &format!(
+                            "+0.000 s  TTL {t} ms on the master; expected expiry at +{:.3} s",
+                            t as f64 / 1e3
+                        ),
+                    );
+                }
+            }
+        }
+        let exp = expected.expect("set at the first poll");
+        let master_ttl = answers[0].as_ref().ok().map(|a| a.0).filter(|t| *t >= 0);
+        for (t, a) in tracks.iter_mut().zip(answers) {
+            for event in update(t, a, sent, t0, exp, master_ttl, db) {
+                say.line_above(
+                    &bar,
+                    &format!("+{:.3} s  {} {event}", ms(sent - t0) / 1e3, t.res.name),
+                );
+            }
+        }
+        while let Ok((i, at)) = rx.try_recv() {
+            tracks[i]
+                .res
+                .left_keyspace_ms
+                .get_or_insert(ms(at.saturating_duration_since(t0)));
+        }
+        bar.set_position(ms(sent - t0) as u64);
+        bar.set_message(ttl_line(&tracks));
+        if tracks.iter().all(Track::done) {
+            break "expired";
+        }
+        if cfg.window.is_some_and(|w| sent - t0 >= w) && sent < exp {
+            break "window";
+        }
+        if sent > exp + cfg.grace {
+            break "bound";
+        }
+    };
+    bar.finish();
+    let t0 = start.expect("at least one poll");
+    while let Ok((i, at)) = rx.try_recv() {
+        tracks[i]
+            .res
+            .left_keyspace_ms
+            .get_or_insert(ms(at.saturating_duration_since(t0)));
+    }
+    let nodes = finish(tracks, ms(cfg.interval), say);
+    Ok(TtlWatchDetails {
+        key,
+        db,
+        written_by_redlab: written,
+        initial_ttl_ms,
+        interval_ms: ms(cfg.interval),
+        tolerance_ms: ms(cfg.tolerance),
+        grace_ms: ms(cfg.grace),
+        polls,
+        ended: ended.into(),
+        watched_ms: ms(t0.elapsed()),
+        nodes,
+    })
+}
+
+/// PTTL, and the db's key count where counts are the way to see the DEL.
+async fn poll(t: &Track, key: &str, db: i64) -> Result<(i64, Option<u64>), String> {
+    let Some(mut c) = t.conn.clone().filter(|_| t.res.error.is_none()) else {
+        return Err(t.res.error.clone().unwrap_or_default());
+    };
+    let ttl: i64 = c
+        .query(redis::cmd("PTTL").arg(key))
+        .await
+        .map_err(|e| e.message)?;
+    let count = match t.observe {
+        Observe::Count { .. } if t.res.left_keyspace_ms.is_none() => {
+            let ks = c.info("keyspace").await.map_err(|e| e.message)?.keyspace();
+            Some(ks.get(&(db as u32)).map(|c| c.keys).unwrap_or(0))
+        }
+        _ => None,
+    };
+    Ok((ttl, count))
+}
+
+/// Fold one answer into a node's record; returns what happened, for the narrative.
+fn update(
+    t: &mut Track,
+    answer: Result<(i64, Option<u64>), String>,
+    sent: Instant,
+    t0: Instant,
+    expected: Instant,
+    master_ttl: Option<i64>,
+    db: i64,
+) -> Vec<String> {
+    let mut events = Vec::new();
+    let r = &mut t.res;
+    let (ttl, count) = match answer {
+        Ok(a) => a,
+        Err(e) => {
+            if r.error.is_none() {
+                events.push(format!("stopped answering: {e}"));
+                r.error = Some(e);
+            }
+            return events;
+        }
+    };
+    let now_ms = ms(sent - t0);
+    if ttl >= 0 || ttl == -1 {
+        r.last_ttl_ms = Some(ttl);
+        if let (Some(m), true) = (master_ttl, r.role == "replica" && ttl >= 0) {
+            let d = (ttl - m).abs();
+            r.max_ttl_drift_ms = Some(r.max_ttl_drift_ms.map_or(d, |x| x.max(d)));
+        }
+    } else if r.last_ttl_ms.is_some() && r.stopped_serving_ms.is_none() {
+        // -2 before it was ever served means the key has not reached this node yet.
+        r.stopped_serving_ms = Some(now_ms);
+        let late = signed_ms(sent, expected);
+        r.stopped_after_expiry_ms = Some(late);
+        events.push(format!(
+            "stops serving the key ({late:+.0} ms from its expected expiry)"
+        ));
+    }
+    if let Observe::Count { baseline } = &mut t.observe {
+        if let (Some(n), None) = (count, r.left_keyspace_ms) {
+            match *baseline {
+                None if ttl >= 0 => *baseline = Some(n),
+                Some(b) if n == b => {}
+                Some(b) if n + 1 == b && ttl == -2 => {
+                    r.left_keyspace_ms = Some(now_ms);
+                    events.push(format!(
+                        "db{db} key count fell {b} -> {n}: the master's DEL arrived"
+                    ));
+                }
+                Some(b) => {
+                    r.note = Some(format!("db{db} was not quiet (its key count went {b} -> {n} for other reasons): the DEL's arrival could not be observed"));
+                    t.observe = Observe::Unobservable;
+                }
+                None => {}
+            }
+        }
+    }
+    events
+}
+
+/// The master's moment of leaving is the reference for each replica's gap.
+fn finish(tracks: Vec<Track>, interval_ms: f64, say: &Narrator) -> Vec<NodeExpiry> {
+    let mut nodes: Vec<NodeExpiry> = tracks
+        .into_iter()
+        .map(|t| {
+            let mut r = t.res;
+            r.measured_by = match (&t.observe, r.left_keyspace_ms) {
+                (Observe::Pttl, _) => {
+                    r.left_keyspace_ms = r.stopped_serving_ms;
+                    "pttl"
+                }
+                (_, None) => "not-observed",
+                (Observe::Notification, Some(_)) => "notification",
+                (_, Some(_)) => "keyspace-count",
+            }
+            .into();
+            r
+        })
+        .collect();
+    let (master_left, master_how) = (nodes[0].left_keyspace_ms, nodes[0].measured_by.clone());
+    for r in nodes.iter_mut().skip(1) {
+        if let (Some(m), Some(l)) = (master_left, r.left_keyspace_ms) {
+            let exact = master_how == "notification" && r.measured_by == "notification";
+            let res = if exact { 0.0 } else { interval_ms };
+            r.propagation_gap_ms = Some(((l - m) * 1000.0).round() / 1000.0);
+            r.gap_resolution_ms = Some(res);
+            say.line(&format!(
+                "  {:<10} expiry-propagation gap {:.1} ms ± {res:.0} ms (master seen by {master_how}, replica by {})",
+                r.name, l - m, r.measured_by
+            ));
+        }
+    }
+    nodes
+}
+
+/// `a - b` in ms, negative when `a` is earlier.
+fn signed_ms(a: Instant, b: Instant) -> f64 {
+    if a >= b {
+        ms(a - b)
+    } else {
+        -ms(b - a)
+    }
+}
+
+fn ttl_line(tracks: &[Track]) -> String {
+    tracks
+        .iter()
+        .map(|t| match (t.res.stopped_serving_ms, t.res.last_ttl_ms) {
+            (Some(_), _) => format!("{} gone", t.res.name),
+            (None, Some(ms)) => format!("{} {:.2}s", t.res.name, ms as f64 / 1e3),
+            (None, None) => format!("{} -", t.res.name),
+        })
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+/// Per node: reachable, TTL drift, hiding the key on time, the DEL arriving.
+pub fn checks(d: &TtlWatchDetails) -> Vec<Check> {
+    let mut out = Vec::new();
+    let slack = d.tolerance_ms + d.interval_ms;
+    if d.ended == "window" {
+        out.push(Check::pass(
+            "ttl.window",
+            format!(
+                "watched {:.1} s of a {:.1} s TTL; the window ended before expiry",
+                d.watched_ms / 1e3,
+                d.initial_ttl_ms as f64 / 1e3
+            ),
+        ));
+    }
+    for n in &d.nodes {
+        if let Some(e) = &n.error {
+            out.push(Check::fail(format!("{}.reachable", n.name), e.clone()));
+            continue;
+        }
+        if let Some(dr) = n.max_ttl_drift_ms {
+            let reason = format!(
+                "TTL differs from the master's by at most {dr} ms (tolerance {:.0} ms)",
+                d.tolerance_ms
+            );
+            out.push(if dr as f64 <= d.tolerance_ms {
+                Check::pass(format!("{}.ttl-drift", n.name), reason)
+            } else {
+                Check::fail(format!("{}.ttl-drift", n.name), reason)
+            });
+        }
+        if d.ended == "window" {
+            continue;
+        }
+        let name = format!("{}.expiry", n.name);
+        out.push(match n.stopped_after_expiry_ms {
+            None if n.last_ttl_ms.is_none() => Check::fail(name, "never served the key: it did not reach this node"),
+            None => Check::fail(name, format!("still served {:.1} s after its expected expiry", d.grace_ms / 1e3)),
+            Some(x) if x > slack => Check::fail(name, format!("served the key {x:.0} ms past its expiry (tolerance {:.0} ms + one {:.0} ms poll)", d.tolerance_ms, d.interval_ms)),
+            Some(x) if x < -slack => Check::new(name, Verdict::Warn, format!("stopped serving {:.0} ms before its expected expiry: deleted, or its TTL changed", -x)),
+            Some(x) => Check::pass(name, format!("stopped serving {x:+.0} ms from its expected expiry (polled every {:.0} ms)", d.interval_ms)),
+        });
+        if n.role == "replica" {
+            out.push(propagation_check(n, d));
+        }
+    }
+    out
+}
+
+fn propagation_check(n: &NodeExpiry, d: &TtlWatchDetails) -> Check {
+    let name = format!("{}.propagation", n.name);
+    match (n.propagation_gap_ms, n.measured_by.as_str()) {
+        (Some(g), how) => Check::pass(
+            name,
+            format!(
+                "the master's DEL arrived {g:.1} ms ± {:.0} ms after the master dropped the key (seen by {how})",
+                n.gap_resolution_ms.unwrap_or(0.0)
+            ),
+        ),
+        (None, _) if n.left_keyspace_ms.is_none() && n.note.as_deref().is_some_and(|s| s.contains("not quiet")) || d.nodes[0].left_keyspace_ms.is_none() => {
+            Check::new(name, Verdict::Warn, format!("propagation gap could not be observed: {}", n.note.clone().unwrap_or_else(|| "the master's expiry was not seen".into())))
+        }
+        (None, _) => Check::fail(name, format!("the key was still in its keyspace {:.1} s after its expiry (the master's DEL never arrived)", d.grace_ms / 1e3)),
+    }
+}
+
+impl Details for TtlWatchDetails {
+    fn sections(&self) -> Vec<Section> {
+        let mut s = Section::new(
+            "Expiry",
+            &[
+                "node",
+                "role",
+                "TTL drift",
+                "stopped serving",
+                "vs expiry",
+                "left keyspace",
+                "gap",
+                "measured by",
+            ],
+        );
+        let f = |v: Option<f64>, unit: &str| {
+            v.map(|x| format!("{x:.1}{unit}"))
+                .unwrap_or_else(|| "-".into())
+        };
+        for n in &self.nodes {
+            s.row(vec![
+                n.name.clone(),
+                n.role.clone(),
+                n.max_ttl_drift_ms
+                    .map(|d| format!("{d} ms"))
+                    .unwrap_or_else(|| "-".into()),
+                f(n.stopped_serving_ms.map(|x| x / 1e3), " s"),
+                f(n.stopped_after_expiry_ms, " ms"),
+                f(n.left_keyspace_ms.map(|x| x / 1e3), " s"),
+                match (n.propagation_gap_ms, n.gap_resolution_ms) {
+                    (Some(g), Some(r)) if r > 0.0 => format!("{g:.1} ± {r:.0} ms"),
+                    (g, _) => f(g, " ms"),
+                },
+                n.measured_by.clone(),
+            ]);
+        }
+        s.notes.push(format!(
+            "key {} (db{}), TTL {} ms at the first poll, {}; PTTL polled every {:.0} ms on every node; times from the first poll",
+            self.key,
+            self.db,
+            self.initial_ttl_ms,
+            if self.written_by_redlab { "written by redlab and removed" } else { "read only" },
+            self.interval_ms
+        ));
+        for n in &self.nodes {
+            if let Some(note) = &n.note {
+                s.notes.push(format!("{}: {note}", n.name));
+            }
+        }
+        vec![s]
+    }
+}

@@ -1,0 +1,90 @@
+//! The live narrative of `demo` and `ttl-watch`: step headings, what just
+//! happened, HIT/MISS lines and tables, as it happens.
+//!
+//! It always writes to stderr, so stdout carries only the final report (clean
+//! JSON with `--format json`), and it is silenced by `--quiet`. Unlike progress
+//! bars it is not hidden when stderr is not a terminal: the narrative is the
+//! point of these commands, and a CI log or a redirected run keeps it.
+//! Animated parts (spinners, the countdown bar) stay with `progress`.
+
+use std::io::{IsTerminal, Write};
+
+use crate::cli::Format;
+use crate::progress::Task;
+use crate::report::{render_sections, Section};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Narrator {
+    enabled: bool,
+}
+
+impl Narrator {
+    pub fn new(enabled: bool) -> Narrator {
+        Narrator { enabled }
+    }
+
+    /// For callers that only want the numbers (e.g. `check`).
+    pub fn silent() -> Narrator {
+        Narrator { enabled: false }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// `== 2. Cache-aside: a miss ==`, with a blank line before it.
+    pub fn heading(&self, title: &str) {
+        self.write(&format!("\n== {title} ==\n"));
+    }
+
+    pub fn line(&self, text: &str) {
+        self.write(&format!("{text}\n"));
+    }
+
+    /// A line printed above a live bar or spinner without tearing it.
+    pub fn line_above(&self, task: &Task, text: &str) {
+        task.suspend(|| self.line(text));
+    }
+
+    /// A prompt, without a newline: the answer is typed after it.
+    pub fn write_prompt(&self, prompt: &str) {
+        self.write(prompt);
+    }
+
+    pub fn tables(&self, sections: &[Section]) {
+        if self.enabled {
+            self.write(&render_sections(sections, Format::Table));
+        }
+    }
+
+    /// Ask for Enter before the next step; only when both ends are a terminal.
+    pub fn pause(&self, prompt: &str) {
+        if !self.enabled || !std::io::stdin().is_terminal() {
+            return;
+        }
+        self.write(&format!("  [{prompt}: press Enter] "));
+        let mut s = String::new();
+        let _ = std::io::stdin().read_line(&mut s);
+    }
+
+    fn write(&self, text: &str) {
+        if self.enabled {
+            let mut e = std::io::stderr().lock();
+            let _ = e.write_all(text.as_bytes());
+            let _ = e.flush();
+        }
+    }
+}
+
+/// One refresh of a live view on stdout (`stats --watch`): redrawn in place on
+/// a terminal, else appended, one frame after another.
+pub fn frame(text: &str) {
+    let mut out = std::io::stdout().lock();
+    if std::io::stdout().is_terminal() {
+        // Home the cursor and clear the screen, as `redis-cli --stat` redraws.
+        let _ = out.write_all(b"\x1b[H\x1b[2J");
+    }
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.write_all(b"\n");
+    let _ = out.flush();
+}
