@@ -129,7 +129,10 @@ impl Conn {
         }
         let last_due = s.intended(s.sent + want - 1);
         let at = self.shared.start + Duration::from_nanos(last_due as u64);
-        tokio::time::sleep_until(at.into()).await;
+        if at > Instant::now() {
+            // Already due (we are behind): send at once, no timer round trip.
+            tokio::time::sleep_until(at.into()).await;
+        }
         // The time limit was applied above; only the request total limits here.
         let (first, len) = match self.shared.cfg.stop {
             Stop::Requests(_) => self.shared.claim(want as usize, Instant::now())?,
@@ -183,6 +186,9 @@ impl Conn {
             .await
             .map_err(|e| anyhow!("{addr}: write failed: {e}"))?;
         self.wbuf.clear();
+        // A large batch that is slow but moving is progress, not a hang.
+        let now = self.shared.ns(Instant::now());
+        self.shared.busy[self.id].set(now);
         Ok(())
     }
 
