@@ -5,8 +5,11 @@
 # for each config runs redlab and redis-benchmark alternately, ROUNDS times
 # each, with server and both clients pinned to the same CPU (taskset -c CPU).
 # The server is flushed before every run so memory does not grow. Prints a
-# markdown table of medians (ops/s and client CPU seconds per million SETs,
-# both measured the same way: /usr/bin/time user+sys of the client process).
+# markdown table of medians: ops/s; client CPU seconds per million SETs (both
+# tools measured the same way: /usr/bin/time user+sys of the client); and
+# requests per CPU-second of server+client (server CPU from /proc), which is
+# what the pinned CPU would deliver if nothing else ran on it, so it stays
+# meaningful when other load on the machine makes wall-clock ops/s noisy.
 #
 # Environment:
 #   REDLAB_CMD   command for redlab, called as
@@ -55,42 +58,57 @@ redis-cli -p "$port" ping >/dev/null || { echo "redis-server did not start" >&2;
 tmp=$(mktemp -d)
 trap 'kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 
-# run OUTFILE CMD...: run pinned, stdout to OUTFILE, "user sys" to OUTFILE.cpu
+# Server CPU (user+sys) in clock ticks, from /proc.
+server_ticks() { awk '{print $14 + $15}' "/proc/$server_pid/stat"; }
+
+# run OUTFILE CMD...: run pinned, stdout to OUTFILE, client "user sys" seconds
+# to OUTFILE.cpu, server CPU seconds used during the run to OUTFILE.srv.
 run() {
     local out=$1; shift
     redis-cli -p "$port" flushall >/dev/null
+    local before; before=$(server_ticks)
     if [ -n "$TIME" ]; then
         "$TIME" -f "%U %S" -o "$out.cpu" taskset -c "$CPU" "$@" >"$out" 2>"$out.err"
     else
         taskset -c "$CPU" "$@" >"$out" 2>"$out.err"
         echo "nan nan" >"$out.cpu"
     fi
+    echo "$(( $(server_ticks) - before ))" | awk -v hz="$(getconf CLK_TCK)" '{print $1 / hz}' >"$out.srv"
 }
 
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else print a[int((NR+1)/2)]}'; }
 cpu_per_million() { awk -v n="$N" '{printf "%.3f\n", ($1 + $2) * 1e6 / n}' "$1"; }
+# Requests per CPU-second of server + client: what the pinned CPU would
+# deliver with nothing else running (robust against other load on the box).
+per_cpu_second() {
+    awk -v n="$N" -v srv="$(cat "$1.srv")" '{t = $1 + $2 + srv; if (t > 0) printf "%.0f\n", n / t; else print "nan"}' "$1.cpu"
+}
 
-echo "| config | redlab ops/s | redis-benchmark ops/s | ratio | redlab CPU s/M | redis-benchmark CPU s/M |"
-echo "|---|---:|---:|---:|---:|---:|"
+echo "| config | redlab ops/s | redis-benchmark ops/s | ratio | redlab CPU s/M | redis-benchmark CPU s/M | redlab ops/CPU-s | redis-benchmark ops/CPU-s | ratio (CPU) |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 for cfg in $CONFIGS; do
     P=${cfg%%:*}
     C=${cfg##*:}
-    : >"$tmp/r.ops"; : >"$tmp/b.ops"; : >"$tmp/r.cpum"; : >"$tmp/b.cpum"
+    for f in r.ops b.ops r.cpum b.cpum r.pcs b.pcs; do : >"$tmp/$f"; done
     for round in $(seq 1 "$ROUNDS"); do
         # shellcheck disable=SC2086 # REDLAB_CMD may hold a subcommand
         run "$tmp/r" $REDLAB_CMD -h 127.0.0.1 -p "$port" -n "$N" -P "$P" -c "$C" -d 3 \
             --rounds 1 --warmup 0 --format json
         grep -o '"ops_per_sec": *[0-9.eE+-]*' "$tmp/r" | head -1 | sed 's/.*: *//' >>"$tmp/r.ops"
         cpu_per_million "$tmp/r.cpu" >>"$tmp/r.cpum"
+        per_cpu_second "$tmp/r" >>"$tmp/r.pcs"
         run "$tmp/b" redis-benchmark -h 127.0.0.1 -p "$port" -t set -n "$N" -P "$P" -c "$C" \
             -d 3 -r "$N" -q
         tr '\r' '\n' <"$tmp/b" | grep -o 'SET: [0-9.]* requests per second' | tail -1 \
             | awk '{print $2}' >>"$tmp/b.ops"
         cpu_per_million "$tmp/b.cpu" >>"$tmp/b.cpum"
+        per_cpu_second "$tmp/b" >>"$tmp/b.pcs"
         echo "P$P c$C round $round: redlab $(tail -1 "$tmp/r.ops") redis-benchmark $(tail -1 "$tmp/b.ops")" >&2
     done
     r=$(median <"$tmp/r.ops"); b=$(median <"$tmp/b.ops")
     rc=$(median <"$tmp/r.cpum"); bc=$(median <"$tmp/b.cpum")
-    ratio=$(awk -v r="$r" -v b="$b" 'BEGIN {if (b > 0) printf "%.2fx", r / b; else print "n/a"}')
-    printf "| P%s c%s | %.0f | %.0f | %s | %s | %s |\n" "$P" "$C" "$r" "$b" "$ratio" "$rc" "$bc"
+    rp=$(median <"$tmp/r.pcs"); bp=$(median <"$tmp/b.pcs")
+    ratio() { awk -v r="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2fx", r / b; else print "n/a"}'; }
+    printf "| P%s c%s | %.0f | %.0f | %s | %s | %s | %s | %s | %s |\n" "$P" "$C" "$r" "$b" \
+        "$(ratio "$r" "$b")" "$rc" "$bc" "$rp" "$bp" "$(ratio "$rp" "$bp")"
 done

@@ -270,7 +270,7 @@ async fn run_local(cfg: EngineConfig) -> Result<EngineResult> {
     // Connect everything before the clock starts: setup is not load.
     let mut streams = Vec::with_capacity(conns);
     for _ in 0..conns {
-        streams.push(super::conn::connect(&cfg).await?);
+        streams.push(super::net::connect(&cfg).await?);
     }
     let shared = Rc::new(Shared {
         prefix: cfg.key_prefix.as_bytes().to_vec(),

@@ -3,4 +3,6 @@
 mod conn;
 pub mod engine;
 pub mod keys;
+mod net;
 pub mod resp;
+pub mod template;
