@@ -12,12 +12,11 @@
 # meaningful when other load on the machine makes wall-clock ops/s noisy.
 #
 # Environment:
-#   REDLAB_CMD   command for redlab, called as
-#                $REDLAB_CMD -h 127.0.0.1 -p PORT -n N -P P -c C -d 3 \
-#                    --rounds 1 --warmup 0 --format json
-#                and expected to print JSON containing "ops_per_sec": <number>.
-#                Default: the engine_bench example (built here, release).
-#                For the CLI: REDLAB_CMD="target/release/redlab perf"
+#   REDLAB       the redlab binary (default: built here, release), called as
+#                $REDLAB --master redis://127.0.0.1:PORT -q --format json \
+#                    perf -n N -P P -c C -d 3 --rounds 1 --warmup 0 --keep-keys
+#                (--keep-keys: the script flushes its own server between runs,
+#                so redlab's key removal is not timed into its CPU figures).
 #   N            requests per run (default 1000000)
 #   ROUNDS       runs per tool per config (default 3; median reported)
 #   CONFIGS      space-separated P:C pairs (default "1000:1 64:1 16:50 1:50")
@@ -30,9 +29,9 @@ ROUNDS=${ROUNDS:-3}
 CONFIGS=${CONFIGS:-"1000:1 64:1 16:50 1:50"}
 CPU=${CPU:-0}
 
-if [ -z "${REDLAB_CMD:-}" ]; then
-    cargo build --release --quiet --example engine_bench >&2
-    REDLAB_CMD="${CARGO_TARGET_DIR:-target}/release/examples/engine_bench"
+if [ -z "${REDLAB:-}" ]; then
+    cargo build --release --quiet >&2
+    REDLAB="${CARGO_TARGET_DIR:-target}/release/redlab"
 fi
 TIME=/usr/bin/time
 [ -x "$TIME" ] || TIME=""
@@ -91,10 +90,9 @@ for cfg in $CONFIGS; do
     C=${cfg##*:}
     for f in r.ops b.ops r.cpum b.cpum r.pcs b.pcs; do : >"$tmp/$f"; done
     for round in $(seq 1 "$ROUNDS"); do
-        # shellcheck disable=SC2086 # REDLAB_CMD may hold a subcommand
-        run "$tmp/r" $REDLAB_CMD -h 127.0.0.1 -p "$port" -n "$N" -P "$P" -c "$C" -d 3 \
-            --rounds 1 --warmup 0 --format json
-        grep -o '"ops_per_sec": *[0-9.eE+-]*' "$tmp/r" | head -1 | sed 's/.*: *//' >>"$tmp/r.ops"
+        run "$tmp/r" "$REDLAB" --master "redis://127.0.0.1:$port" -q --format json \
+            perf -n "$N" -P "$P" -c "$C" -d 3 --rounds 1 --warmup 0 --keep-keys
+        grep -o '"throughput_ops_per_sec": *[0-9.eE+-]*' "$tmp/r" | head -1 | sed 's/.*: *//' >>"$tmp/r.ops"
         cpu_per_million "$tmp/r.cpu" >>"$tmp/r.cpum"
         per_cpu_second "$tmp/r" >>"$tmp/r.pcs"
         run "$tmp/b" redis-benchmark -h 127.0.0.1 -p "$port" -t set -n "$N" -P "$P" -c "$C" \
@@ -112,3 +110,24 @@ for cfg in $CONFIGS; do
     printf "| P%s c%s | %.0f | %.0f | %s | %s | %s | %s | %s | %s |\n" "$P" "$C" "$r" "$b" \
         "$(ratio "$r" "$b")" "$rc" "$bc" "$rp" "$bp" "$(ratio "$rp" "$bp")"
 done
+
+# The workshop's case as a whole process: 1000 SETs pipelined 1000 deep
+# against a lone master, start to exit (median of 21 runs each, pinned).
+wall_ms() {
+    local t0 t1
+    t0=$(date +%s%N)
+    taskset -c "$CPU" "$@" >/dev/null 2>&1
+    t1=$(date +%s%N)
+    awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f\n", (b - a) / 1e6}'
+}
+: >"$tmp/rw"; : >"$tmp/bw"
+for _ in $(seq 1 21); do
+    redis-cli -p "$port" flushall >/dev/null
+    wall_ms "$REDLAB" --master "redis://127.0.0.1:$port" -q --format json \
+        perf -n 1000 -P 1000 --rounds 1 --warmup 0 >>"$tmp/rw"
+    wall_ms redis-benchmark -h 127.0.0.1 -p "$port" -t set -n 1000 -P 1000 -c 1 -d 3 -q >>"$tmp/bw"
+done
+echo
+echo "| whole process, -n 1000 -P 1000, lone master | redlab | redis-benchmark |"
+echo "|---|---:|---:|"
+echo "| median wall time of 21 runs (ms) | $(median <"$tmp/rw") | $(median <"$tmp/bw") |"

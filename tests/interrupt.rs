@@ -128,3 +128,54 @@ fn ctrl_c_against_a_user_topology_leaves_no_redlab_key() {
     assert_eq!(status.code(), Some(130));
     assert_no_redlab_keys(&ports(&lab));
 }
+
+#[test]
+fn ctrl_c_during_a_perf_load_stops_it_and_removes_every_key() {
+    let lab = lab(1);
+    let mut args = topo_args(&lab);
+    args.extend(
+        [
+            "--format",
+            "json",
+            "perf",
+            "--duration",
+            "60s",
+            "--keyspace",
+            "1000000",
+            "-P",
+            "64",
+            "-c",
+            "4",
+            "--warmup",
+            "0",
+        ]
+        .map(String::from),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_redlab"))
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut c = conn(lab.master.port);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while redis::cmd("DBSIZE").query::<u64>(&mut c).unwrap() < 5000 {
+        assert!(Instant::now() < deadline, "the load never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let start = Instant::now();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "stopping took {:?}",
+        start.elapsed()
+    );
+    assert_no_redlab_keys(&ports(&lab));
+}

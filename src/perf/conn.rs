@@ -136,6 +136,7 @@ impl Conn {
         // The time limit was applied above; only the request total limits here.
         let (first, len) = match self.shared.cfg.stop {
             Stop::Requests(_) => self.shared.claim(want as usize, Instant::now())?,
+            Stop::Duration(_) if self.shared.cancelled() => return None,
             Stop::Duration(_) => {
                 let first = self.shared.next.get();
                 self.shared.next.set(first + want);

@@ -16,7 +16,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -79,6 +79,8 @@ pub struct EngineConfig {
     pub timeout: Duration,
     /// Completed requests so far, for the caller to poll (engine never prints).
     pub progress: Option<Arc<AtomicU64>>,
+    /// Set to stop early (Ctrl-C): no new batch starts, in-flight ones complete.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl EngineConfig {
@@ -99,6 +101,7 @@ impl EngineConfig {
             rate: None,
             timeout: Duration::from_secs(5),
             progress: None,
+            cancel: None,
         }
     }
 }
@@ -202,8 +205,18 @@ impl Shared {
         t.saturating_duration_since(self.start).as_nanos() as u64
     }
 
+    pub fn cancelled(&self) -> bool {
+        self.cfg
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+    }
+
     /// Claim up to `max` request numbers; None when the run is over.
     pub fn claim(&self, max: usize, now: Instant) -> Option<(u64, usize)> {
+        if self.cancelled() {
+            return None;
+        }
         let first = self.next.get();
         let n = match self.cfg.stop {
             Stop::Requests(total) => (total.saturating_sub(first)).min(max as u64) as usize,

@@ -8,8 +8,8 @@
 mod baseline;
 mod details;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -233,13 +233,22 @@ async fn phase(ctx: &Ctx, mut cfg: EngineConfig, label: &str) -> Result<EngineRe
         .progress
         .get_or_insert_with(|| Arc::new(AtomicU64::new(0)))
         .clone();
+    let guard = StopOnDrop::new(ctx.timeout * 2);
+    cfg.cancel = Some(guard.cancel.clone());
     let bar = match cfg.stop {
         Stop::Requests(n) => ctx.progress.bar(n, label.to_string()),
         Stop::Duration(d) => ctx
             .progress
             .spinner(format!("{label} for {}", humantime::format_duration(d))),
     };
-    let mut job = tokio::task::spawn_blocking(move || engine::run(&cfg));
+    let done = guard.done.clone();
+    let mut job = tokio::task::spawn_blocking(move || {
+        let result = engine::run(&cfg);
+        let (lock, cv) = &*done;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        cv.notify_all();
+        result
+    });
     let result = loop {
         tokio::select! {
             r = &mut job => break r.context("the perf engine stopped")?,
@@ -248,6 +257,34 @@ async fn phase(ctx: &Ctx, mut cfg: EngineConfig, label: &str) -> Result<EngineRe
     };
     bar.finish();
     result
+}
+
+/// If a phase is abandoned (Ctrl-C drops its future), tell the engine to stop
+/// and wait, bounded, until it has: the key cleanup that follows must not race
+/// with writes still going out.
+struct StopOnDrop {
+    cancel: Arc<AtomicBool>,
+    done: Arc<(Mutex<bool>, Condvar)>,
+    bound: Duration,
+}
+
+impl StopOnDrop {
+    fn new(bound: Duration) -> StopOnDrop {
+        StopOnDrop {
+            cancel: Arc::default(),
+            done: Arc::default(),
+            bound,
+        }
+    }
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.cancel.store(true, Ordering::Relaxed);
+        let (lock, cv) = &*self.done;
+        let finished = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = cv.wait_timeout_while(finished, self.bound, |done| !*done);
+    }
 }
 
 /// Refuse a run that could make the master evict user keys.
