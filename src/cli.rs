@@ -273,7 +273,7 @@ fn parse_size_range(s: &str) -> Result<(usize, usize), String> {
 #[derive(Debug, Clone, Args)]
 pub struct CheckArgs {
     /// Leave out this check (repeat, or comma-separate): reachability,
-    /// replication, keycount, config-lint.
+    /// replication, keycount, expiry, throughput, config-lint.
     #[arg(long, value_name = "NAME", value_delimiter = ',')]
     pub skip: Vec<String>,
     /// Run only this check (repeat, or comma-separate).
@@ -298,6 +298,18 @@ pub struct CheckArgs {
     pub replication: ReplicateCheckArgs,
     #[command(flatten)]
     pub keycount: KeycountArgs,
+    /// TTL of the key the expiry check writes and watches.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub expiry_ttl: Duration,
+    /// Throughput floor (ops/s) for the 1000-SET smoke test: below it fails.
+    #[arg(long, value_name = "OPS")]
+    pub min_ops: Option<f64>,
+    /// Compare the smoke test with an earlier `redlab perf` JSON report.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// Allowed regression against --baseline, in percent.
+    #[arg(long, default_value_t = 10.0, value_name = "PCT")]
+    pub tolerance: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -385,7 +385,11 @@ pub async fn wait_in_sync(topo: &Topology, bound: Duration) -> Result<()> {
                 };
                 all_up &= ok;
             }
-            if all_up {
+            // After a diskless full sync the master streams to a replica only
+            // once that replica's first REPLCONF ACK arrives (up to a second
+            // later), even though INFO already says online. A replicated
+            // PUBLISH acknowledged by every replica proves the stream flows.
+            if all_up && stream_flows(&mut master, topo.replicas.len(), deadline).await? {
                 return Ok(());
             }
         }
@@ -393,6 +397,27 @@ pub async fn wait_in_sync(topo: &Topology, bound: Duration) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     bail!("replicas did not reach the master's offset within {bound:?}: {last}")
+}
+
+async fn stream_flows(master: &mut Conn, replicas: usize, deadline: Instant) -> Result<bool> {
+    if replicas == 0 {
+        return Ok(true);
+    }
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1));
+    master
+        .query::<u64>(redis::cmd("PUBLISH").arg("redlab:lab:sync").arg("1"))
+        .await?;
+    let acked: u64 = master
+        .query_for(
+            redis::cmd("WAIT")
+                .arg(replicas)
+                .arg(left.as_millis() as u64),
+            left,
+        )
+        .await?;
+    Ok(acked as usize >= replicas)
 }
 
 fn pick_ports(base: Option<u16>, n: usize) -> Result<Vec<u16>> {

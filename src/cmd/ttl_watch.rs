@@ -182,7 +182,7 @@ pub async fn watch(cfg: &WatchConfig, ctx: &Ctx) -> Result<TtlWatchDetails> {
     watch_states(cfg, ctx, &states).await
 }
 
-async fn watch_states(
+pub async fn watch_states(
     cfg: &WatchConfig,
     ctx: &Ctx,
     states: &[NodeState],

@@ -71,6 +71,16 @@ pub const CHECKS: &[Entry] = &[
         run: |env| Box::pin(steps::keycount(env)),
     },
     Entry {
+        name: "expiry",
+        needs_master: true,
+        run: |env| Box::pin(steps::expiry(env)),
+    },
+    Entry {
+        name: "throughput",
+        needs_master: true,
+        run: |env| Box::pin(steps::throughput(env)),
+    },
+    Entry {
         name: "config-lint",
         needs_master: false,
         run: |env| Box::pin(lint::run(env)),
@@ -86,6 +96,12 @@ pub struct Config {
     pub require_min_replicas: Option<u32>,
     pub replication: replicate_check::Config,
     pub keycount: keycount::Config,
+    /// TTL of the key the expiry check watches.
+    pub expiry_ttl: std::time::Duration,
+    /// The throughput smoke test: a perf run.
+    pub throughput: crate::cmd::perf::Config,
+    /// --min-ops: a throughput below it fails.
+    pub min_ops: Option<f64>,
     /// Names given to --skip/--only that no check has.
     pub unknown: Vec<String>,
 }
@@ -113,6 +129,9 @@ impl From<&CheckArgs> for Config {
             require_min_replicas: a.require_min_replicas,
             replication: (&a.replication).into(),
             keycount: (&a.keycount).into(),
+            expiry_ttl: a.expiry_ttl,
+            throughput: crate::cmd::perf::Config::smoke(a.baseline.clone(), a.tolerance),
+            min_ops: a.min_ops,
             unknown,
         }
     }

@@ -7,7 +7,7 @@ use super::{CheckRun, Env, Outcome};
 use std::time::{Duration, Instant};
 
 use crate::client::{Conn, ErrorKind, Info, NodeError};
-use crate::cmd::{keycount as kc, replicate_check as rc};
+use crate::cmd::{keycount as kc, perf, replicate_check as rc, ttl_watch as tw};
 use crate::report::{Check, Details, Verdict};
 use crate::survey::require_master;
 use crate::topology::Node;
@@ -75,6 +75,61 @@ pub async fn keycount(env: &Env<'_>) -> Result<Outcome> {
         items,
         sections: details.sections(),
         details: serde_json::to_value(&details)?,
+    })
+}
+
+/// A short-TTL key of redlab's expires on every node: replicas hide it at once
+/// and drop it when the master's DEL arrives (ttl-watch).
+pub async fn expiry(env: &Env<'_>) -> Result<Outcome> {
+    let ttl = env.cfg.expiry_ttl;
+    let _spinner = env.ctx.progress.spinner(format!(
+        "expiry: watching a {} key expire",
+        humantime::format_duration(ttl)
+    ));
+    let d = tw::watch_states(&tw::WatchConfig::expiry(ttl), env.ctx, env.states).await?;
+    let gap = d
+        .nodes
+        .iter()
+        .filter_map(|n| n.propagation_gap_ms)
+        .fold(None, |m: Option<f64>, g| Some(m.map_or(g, |m| m.max(g))));
+    Ok(Outcome {
+        summary: format!(
+            "a {} key expired on every node in time; largest expiry-propagation gap {}",
+            humantime::format_duration(ttl),
+            gap.map(|g| format!("{g:.1} ms"))
+                .unwrap_or_else(|| "not observable".into())
+        ),
+        items: tw::checks(&d),
+        sections: d.sections(),
+        details: serde_json::to_value(&d)?,
+    })
+}
+
+/// 1000 pipelined SETs (perf), with an optional floor and baseline.
+pub async fn throughput(env: &Env<'_>) -> Result<Outcome> {
+    let d = perf::measure(&env.cfg.throughput, env.ctx, env.states).await?;
+    let mut items = perf::checks(&d);
+    if let Some(min) = env.cfg.min_ops {
+        let reason = format!(
+            "{:.0} ops/s, floor {min:.0} (--min-ops)",
+            d.throughput_ops_per_sec
+        );
+        items.push(if d.throughput_ops_per_sec >= min {
+            Check::pass("throughput.floor", reason)
+        } else {
+            Check::fail("throughput.floor", format!("below the floor: {reason}"))
+        });
+    }
+    Ok(Outcome {
+        summary: format!(
+            "{} pipelined SETs at {:.0} ops/s, p99 {}",
+            d.requests_per_round.unwrap_or(0),
+            d.throughput_ops_per_sec,
+            crate::stats::fmt_us(d.latency.p99_us)
+        ),
+        items,
+        sections: d.sections(),
+        details: serde_json::to_value(&d)?,
     })
 }
 

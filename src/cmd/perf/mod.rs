@@ -68,6 +68,25 @@ impl Config {
         })
     }
 
+    /// The smoke test `check` runs: 1000 SETs pipelined 1000 deep, one round.
+    pub fn smoke(baseline: Option<std::path::PathBuf>, tolerance: f64) -> Config {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            args: PerfArgs,
+        }
+        // clap holds the defaults; parsing them keeps one source of truth.
+        let mut args =
+            <Defaults as clap::Parser>::parse_from(["perf", "--rounds", "1", "--warmup", "0"]).args;
+        args.baseline = baseline;
+        args.tolerance = tolerance;
+        Config {
+            args,
+            workload: Workload::Set,
+            stop: Stop::Requests(1000),
+        }
+    }
+
     /// Keys read by get/mixed must exist first.
     fn prefill(&self) -> Option<u64> {
         match self.workload {
@@ -109,10 +128,19 @@ pub async fn run(args: &PerfArgs, ctx: &Ctx) -> Result<Report<PerfDetails>> {
     let cfg = Config::from_args(args, ctx.topology.replicas.len())?;
     let states = survey(&ctx.topology, ctx.timeout).await;
     require_master(&states[0])?;
+    let d = measure(&cfg, ctx, &states).await?;
+    let checks = checks(&d);
+    let nodes = states.iter().map(NodeState::to_info).collect();
+    Ok(Report::new("perf", ctx.manifest(), nodes, checks, d))
+}
+
+/// The whole measurement on an existing survey (the master passed
+/// `require_master`): prefill, warm-up, rounds, replica catch-up, cleanup.
+pub async fn measure(cfg: &Config, ctx: &Ctx, states: &[NodeState]) -> Result<PerfDetails> {
     let before = states[0].info.clone().expect("checked by require_master");
     let prefix = ctx.key("perf:");
-    eviction_guard(&cfg, &before, prefix.len())?;
-    let base = engine_base(&cfg, &ctx.topology.master, ctx.timeout, &prefix).await?;
+    eviction_guard(cfg, &before, prefix.len())?;
+    let base = engine_base(cfg, &ctx.topology.master, ctx.timeout, &prefix).await?;
     let started = Instant::now();
 
     if let Some(n) = cfg.prefill() {
@@ -155,7 +183,7 @@ pub async fn run(args: &PerfArgs, ctx: &Ctx) -> Result<Report<PerfDetails>> {
         results.push(phase(ctx, round, &format!("round {}/{}", r + 1, cfg.args.rounds)).await?);
     }
     let load_ms = crate::duration::ms(started.elapsed());
-    let replicas = catch_up(&states, cfg.args.settle).await;
+    let replicas = catch_up(states, cfg.args.settle).await;
     let mut mconn = states[0].conn.clone().expect("reachable master");
     let after = mconn.info("default").await?;
     let keys_removed = if cfg.args.keep_keys {
@@ -168,8 +196,8 @@ pub async fn run(args: &PerfArgs, ctx: &Ctx) -> Result<Report<PerfDetails>> {
         crate::report::write_file(path, &crate::stats::hgrm_ms(&results[median].latency_ns))?;
     }
     let mut d = details::build(
-        &cfg,
-        &states,
+        cfg,
+        states,
         &results,
         median,
         &before,
@@ -182,9 +210,7 @@ pub async fn run(args: &PerfArgs, ctx: &Ctx) -> Result<Report<PerfDetails>> {
     if let Some(path) = &cfg.args.baseline {
         d.baseline = Some(baseline::compare(path, &d, cfg.args.tolerance)?);
     }
-    let checks = checks(&d);
-    let nodes = states.iter().map(NodeState::to_info).collect();
-    Ok(Report::new("perf", ctx.manifest(), nodes, checks, d))
+    Ok(d)
 }
 
 /// The engine settings every phase shares.
@@ -397,7 +423,7 @@ async fn track(
     }
 }
 
-fn checks(d: &PerfDetails) -> Vec<Check> {
+pub fn checks(d: &PerfDetails) -> Vec<Check> {
     let mut out = Vec::new();
     let total: u64 = d.round_results.iter().map(|r| r.completed).sum();
     let summary = format!(
