@@ -7,7 +7,14 @@ mod support;
 use common::*;
 use support::*;
 
-const GATE: [&str; 4] = ["reachability", "replication", "keycount", "config-lint"];
+const GATE: [&str; 6] = [
+    "reachability",
+    "replication",
+    "keycount",
+    "expiry",
+    "throughput",
+    "config-lint",
+];
 
 #[test]
 fn spawn_passes_every_check_in_order_with_a_manifest() {
@@ -72,7 +79,7 @@ fn user_data_is_untouched_and_skip_only_select_checks() {
     );
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let r = run.json();
-    assert_eq!(r["checks"].as_array().unwrap().len(), 2);
+    assert_eq!(r["checks"].as_array().unwrap().len(), 4);
     assert_eq!(
         r["details"]["skipped"],
         serde_json::json!(["replication", "keycount"])
@@ -246,4 +253,45 @@ fn markdown_and_table_show_every_check() {
             run.stdout
         );
     }
+}
+
+#[test]
+fn expiry_and_throughput_report_their_measurements_and_the_floor_fails() {
+    let lab = lab(1);
+    let guard = Untouched::seed_lab(&lab);
+    let run = gate(
+        &topo_args(&lab),
+        &[
+            "--only",
+            "expiry,throughput",
+            "--expiry-ttl",
+            "1s",
+            "--min-ops",
+            "1e15",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let r = run.json();
+    let names: Vec<&str> = r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["expiry", "throughput"]);
+    let expiry = &r["details"]["checks"][0];
+    assert_eq!(expiry["verdict"], "pass", "{expiry}");
+    assert_eq!(expiry["details"]["nodes"].as_array().unwrap().len(), 2);
+    let throughput = &r["details"]["checks"][1];
+    assert_eq!(throughput["verdict"], "fail");
+    assert!(
+        throughput["reason"]
+            .as_str()
+            .unwrap()
+            .contains("below the floor"),
+        "{throughput}"
+    );
+    assert_eq!(throughput["details"]["requests_per_round"], 1000);
+    assert_eq!(throughput["details"]["pipeline"], 1000);
+    guard.assert();
 }
