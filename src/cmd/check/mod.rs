@@ -313,11 +313,20 @@ mod tests {
     fn selection_keeps_gate_order_and_names_unknowns() {
         let c = cfg(&["--only", "config-lint,reachability"]);
         assert_eq!(c.selected, vec!["reachability", "config-lint"]);
-        assert_eq!(c.skipped, vec!["replication", "keycount"]);
+        assert_eq!(
+            c.skipped,
+            vec!["replication", "keycount", "expiry", "throughput"]
+        );
         let c = cfg(&["--skip", "keycount", "--skip", "nope"]);
         assert_eq!(
             c.selected,
-            vec!["reachability", "replication", "config-lint"]
+            vec![
+                "reachability",
+                "replication",
+                "expiry",
+                "throughput",
+                "config-lint"
+            ]
         );
         assert_eq!(c.unknown, vec!["nope"]);
         assert!(
