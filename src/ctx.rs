@@ -46,11 +46,19 @@ impl Ctx {
     /// Remove every key in the ledger from the master, then wait (bounded) for
     /// the replicas to apply the deletes.
     pub async fn cleanup(&self) -> Result<u64, NodeError> {
+        self.cleanup_on(None).await
+    }
+
+    /// `cleanup` on a live master connection where the caller has one.
+    pub async fn cleanup_on(&self, conn: Option<Conn>) -> Result<u64, NodeError> {
         let owned = self.ledger.take();
         if owned.is_empty() {
             return Ok(0);
         }
-        let mut conn = Conn::connect(&self.topology.master, self.timeout).await?;
+        let mut conn = match conn {
+            Some(c) => c,
+            None => Conn::connect(&self.topology.master, self.timeout).await?,
+        };
         let mut removed = 0u64;
         for batch in owned.iter().flat_map(Owned::batches) {
             let mut cmd = redis::cmd("UNLINK");

@@ -4,8 +4,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = redlab::cli::Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: redlab waits on the network, it does not compute; the perf
+    // engine runs on a thread of its own. Fewer threads, faster start.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

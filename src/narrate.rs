@@ -58,13 +58,20 @@ impl Narrator {
     }
 
     /// Ask for Enter before the next step; only when both ends are a terminal.
-    pub fn pause(&self, prompt: &str) {
+    /// The read runs on a thread of its own so that Ctrl-C still reaches the
+    /// runtime while the presenter talks.
+    pub async fn pause(&self, prompt: &str) {
         if !self.enabled || !std::io::stdin().is_terminal() {
             return;
         }
         self.write(&format!("  [{prompt}: press Enter] "));
-        let mut s = String::new();
-        let _ = std::io::stdin().read_line(&mut s);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::stdin().read_line(&mut s);
+            let _ = tx.send(());
+        });
+        let _ = rx.await;
     }
 
     fn write(&self, text: &str) {

@@ -52,9 +52,9 @@ impl Config {
         }
     }
 
-    fn step(&self, n: u32, title: &str) {
+    async fn step(&self, n: u32, title: &str) {
         if self.pace && n > 1 {
-            self.narrate.pause(&format!("next: step {n}"));
+            self.narrate.pause(&format!("next: step {n}")).await;
         }
         self.narrate.heading(&format!("{n}. {title}"));
     }
@@ -70,7 +70,7 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<DemoDetails>> {
         ctx.prefix()
     ));
 
-    cfg.step(1, "The topology and its stats");
+    cfg.step(1, "The topology and its stats").await;
     let (states, node_stats) = stats::collect(ctx).await;
     say.tables(&stats::sections(&node_stats));
     require_master(&states[0])?;
@@ -82,7 +82,7 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<DemoDetails>> {
         ctx,
     };
 
-    cfg.step(2, "Cache-aside: the first query misses");
+    cfg.step(2, "Cache-aside: the first query misses").await;
     say.line(&format!(
         "The app looks \"{}\" up in Redis under {} before asking the database.",
         cfg.query,
@@ -99,7 +99,8 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<DemoDetails>> {
     cfg.step(
         3,
         "The same query again: a hit, on the master and on every replica",
-    );
+    )
+    .await;
     let hit = cache.lookup(&cfg.query).await?;
     tell(&say, &hit, cfg.ttl);
     let replica_reads = replica_reads(ctx, &mut cache.master, &states, &hit.key).await;
@@ -119,18 +120,19 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<DemoDetails>> {
         ));
     }
 
-    cfg.step(4, "The speedup");
+    cfg.step(4, "The speedup").await;
     let speedup_pct = ((miss.elapsed_ms - hit.elapsed_ms) / miss.elapsed_ms * 1e4).round() / 100.0;
     say.line(&format!(
         "miss {:.1} ms, hit {:.2} ms: a hit is {speedup_pct:.2} % faster (the workshop reported > 95 %).",
         miss.elapsed_ms, hit.elapsed_ms
     ));
 
-    cfg.step(5, "The cached entries and their remaining TTL");
+    cfg.step(5, "The cached entries and their remaining TTL")
+        .await;
     let cached = entries(&mut cache.master, std::slice::from_ref(&hit.key)).await?;
     say.tables(&[details::cached_section(&cached)]);
 
-    cfg.step(6, "Replication check");
+    cfg.step(6, "Replication check").await;
     let rc = replicate_check::run(
         replicate_check::Config {
             probes: if cfg.fast { 5 } else { 20 },
@@ -142,7 +144,7 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<DemoDetails>> {
     say.tables(&rc.details.sections());
     say.line(&format!("replicate-check: {}", rc.verdict.as_str()));
 
-    cfg.step(7, "Expiry");
+    cfg.step(7, "Expiry").await;
     let (expiry, after_expiry) = expiry(&cfg, ctx, &mut cache, &hit.key).await?;
 
     let mut interactive = Vec::new();
@@ -180,7 +182,7 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<DemoDetails>> {
         interactive,
     };
     checks.splice(0..0, details::checks(&d));
-    cfg.step(8, "Summary");
+    cfg.step(8, "Summary").await;
     say.tables(&[details::summary(&d)]);
     say.line("The full report follows; this run's keys are removed now.");
     let nodes = states.iter().map(NodeState::to_info).collect();
