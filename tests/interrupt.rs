@@ -92,20 +92,12 @@ fn ctrl_c_removes_keys_stops_the_spawned_lab_and_exits_130() {
     }
 }
 
-#[test]
-fn ctrl_c_against_a_user_topology_leaves_no_redlab_key() {
-    let lab = lab(1);
-    let mut args = topo_args(&lab);
-    args.extend(
-        [
-            "--format",
-            "json",
-            "replicate-check",
-            "--probes",
-            "10000000",
-        ]
-        .map(String::from),
-    );
+/// Run redlab against `lab` until the master holds `keys` keys, then SIGINT
+/// it; returns its exit code and how long it took to stop.
+fn interrupt_once_loaded(lab: &Lab, sub: &[&str], keys: u64) -> (Option<i32>, Duration) {
+    let mut args = topo_args(lab);
+    args.extend(["--format", "json"].map(String::from));
+    args.extend(sub.iter().map(|s| s.to_string()));
     let mut child = Command::new(env!("CARGO_BIN_EXE_redlab"))
         .args(&args)
         .stdin(Stdio::null())
@@ -115,67 +107,43 @@ fn ctrl_c_against_a_user_topology_leaves_no_redlab_key() {
         .unwrap();
     let mut c = conn(lab.master.port);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while redis::cmd("DBSIZE").query::<u64>(&mut c).unwrap() < 50 {
-        assert!(Instant::now() < deadline, "no probes were written");
+    while redis::cmd("DBSIZE").query::<u64>(&mut c).unwrap() < keys {
+        assert!(Instant::now() < deadline, "{sub:?} never wrote {keys} keys");
         std::thread::sleep(Duration::from_millis(10));
     }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let start = Instant::now();
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
+    (status.code(), start.elapsed())
+}
+
+#[test]
+fn ctrl_c_against_a_user_topology_leaves_no_redlab_key() {
+    let lab = lab(1);
+    let (code, _) = interrupt_once_loaded(&lab, &["replicate-check", "--probes", "10000000"], 50);
+    assert_eq!(code, Some(130));
     assert_no_redlab_keys(&ports(&lab));
 }
 
 #[test]
 fn ctrl_c_during_a_perf_load_stops_it_and_removes_every_key() {
     let lab = lab(1);
-    let mut args = topo_args(&lab);
-    args.extend(
-        [
-            "--format",
-            "json",
-            "perf",
-            "--duration",
-            "60s",
-            "--keyspace",
-            "1000000",
-            "-P",
-            "64",
-            "-c",
-            "4",
-            "--warmup",
-            "0",
-        ]
-        .map(String::from),
-    );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_redlab"))
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut c = conn(lab.master.port);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while redis::cmd("DBSIZE").query::<u64>(&mut c).unwrap() < 5000 {
-        assert!(Instant::now() < deadline, "the load never started");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let start = Instant::now();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
-    assert!(
-        start.elapsed() < Duration::from_secs(20),
-        "stopping took {:?}",
-        start.elapsed()
-    );
+    let load = [
+        "perf",
+        "--duration",
+        "60s",
+        "--keyspace",
+        "1000000",
+        "-P",
+        "64",
+        "-c",
+        "4",
+        "--warmup",
+        "0",
+    ];
+    let (code, took) = interrupt_once_loaded(&lab, &load, 5000);
+    assert_eq!(code, Some(130));
+    assert!(took < Duration::from_secs(20), "stopping took {took:?}");
     assert_no_redlab_keys(&ports(&lab));
 }
