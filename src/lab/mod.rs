@@ -10,14 +10,17 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use serde::{Deserialize, Serialize};
+
+mod state;
+
+pub use state::{default_state_dir, load_state, save_state, state_file, LabState, NodeState};
 
 use crate::client::Conn;
 use crate::topology::{Node, Role, Topology};
 
 pub const DEFAULT_BASE_PORT: u16 = 6379;
-pub const MASTER_CONF: &str = include_str!("../redis-conf/master.conf");
-pub const REPLICA_CONF: &str = include_str!("../redis-conf/replica.conf");
+pub const MASTER_CONF: &str = include_str!("../../redis-conf/master.conf");
+pub const REPLICA_CONF: &str = include_str!("../../redis-conf/replica.conf");
 
 /// How long a lab may take to start and reach sync.
 const START_BOUND: Duration = Duration::from_secs(30);
@@ -440,102 +443,4 @@ fn pick_ports(base: Option<u16>, n: usize) -> Result<Vec<u16>> {
             Ok(ports)
         }
     }
-}
-
-/// What `lab up` leaves behind for `lab down` and `lab status`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LabState {
-    pub dir: PathBuf,
-    pub nodes: Vec<NodeState>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct NodeState {
-    pub name: String,
-    pub port: u16,
-    pub pid: u32,
-}
-
-impl NodeState {
-    fn of(s: &Server) -> NodeState {
-        NodeState {
-            name: s.name.clone(),
-            port: s.port,
-            pid: s.pid,
-        }
-    }
-
-    /// Alive and still the redis-server we started on that port (pids get reused).
-    pub fn is_ours(&self) -> bool {
-        std::fs::read(format!("/proc/{}/cmdline", self.pid))
-            .map(|c| {
-                let c = String::from_utf8_lossy(&c).replace('\0', " ");
-                c.contains("redis-server") && c.contains(&format!(":{}", self.port))
-            })
-            .unwrap_or(false)
-            && !is_zombie(self.pid)
-    }
-
-    /// SIGTERM, wait up to 10 s, then SIGKILL.
-    pub fn stop(&self) -> Result<bool> {
-        if !self.is_ours() {
-            return Ok(false);
-        }
-        let pid = Pid::from_raw(self.pid as i32);
-        let _ = kill(pid, Signal::SIGCONT);
-        kill(pid, Signal::SIGTERM)
-            .with_context(|| format!("stopping {} (pid {})", self.name, self.pid))?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.is_ours() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        if self.is_ours() {
-            let _ = kill(pid, Signal::SIGKILL);
-        }
-        Ok(true)
-    }
-}
-
-fn is_zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            s.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(true)
-}
-
-/// `$REDLAB_STATE_DIR`, else `$XDG_STATE_HOME/redlab`, else `~/.local/state/redlab`.
-pub fn default_state_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("XDG_STATE_HOME") {
-        return PathBuf::from(d).join("redlab");
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    home.join(".local/state/redlab")
-}
-
-pub fn state_file(state_dir: &Path) -> PathBuf {
-    state_dir.join("lab.json")
-}
-
-pub fn load_state(state_dir: &Path) -> Result<Option<LabState>> {
-    let path = state_file(state_dir);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(Some(
-            serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?,
-        )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-    }
-}
-
-pub fn save_state(state_dir: &Path, state: &LabState) -> Result<()> {
-    let path = state_file(state_dir);
-    std::fs::write(&path, serde_json::to_string_pretty(state)?)
-        .with_context(|| format!("writing {}", path.display()))
 }
