@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::duration::parse_duration;
+use crate::duration::{parse_duration, parse_period};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,7 +29,13 @@ pub struct Cli {
 pub struct GlobalArgs {
     /// Master URL (redis://[user:pass@]host:port[/db], rediss:// for TLS).
     /// Given without --replica, the replicas are discovered from the master.
-    #[arg(long, global = true, env = "REDLAB_MASTER", value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "REDLAB_MASTER",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub master: Option<String>,
 
     /// Replica URL; repeat for each replica (env: comma-separated list).
@@ -38,6 +44,7 @@ pub struct GlobalArgs {
         id = "replica_urls",
         global = true,
         env = "REDLAB_REPLICAS",
+        hide_env_values = true,
         value_delimiter = ',',
         value_name = "URL"
     )]
@@ -56,7 +63,7 @@ pub struct GlobalArgs {
     pub password: Option<String>,
 
     /// Bound on connecting and on every command (500ms, 2s, 1m; a bare number is seconds).
-    #[arg(long, global = true, default_value = "3s", value_parser = parse_duration)]
+    #[arg(long, global = true, default_value = "3s", value_parser = parse_period)]
     pub timeout: Duration,
 
     /// Start a throwaway local lab on free ports, run against it, stop it.
@@ -127,7 +134,7 @@ pub struct ReplicateCheckArgs {
     #[arg(long, default_value_t = 20)]
     pub probes: u32,
     /// How long a probe may take to become visible on a replica.
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = parse_period)]
     pub max_lag: Duration,
 }
 
@@ -188,7 +195,7 @@ pub struct PerfArgs {
     #[arg(short = 'n', long, default_value_t = 1000)]
     pub requests: u64,
     /// Run each round for this long instead of a request count.
-    #[arg(long, value_parser = parse_duration, conflicts_with = "requests")]
+    #[arg(long, value_parser = parse_period, conflicts_with = "requests")]
     pub duration: Option<Duration>,
     /// Pipeline depth: commands per batch on a connection.
     #[arg(short = 'P', long, default_value_t = 1000)]
@@ -216,7 +223,7 @@ pub struct PerfArgs {
     #[arg(long, value_name = "OPS")]
     pub rate: Option<f64>,
     /// WAIT timeout for --workload set-wait.
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = parse_period)]
     pub wait_timeout: Duration,
     /// Write the median round's latency distribution as HdrHistogram .hgrm text (milliseconds).
     #[arg(long, value_name = "FILE")]
@@ -299,7 +306,7 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub keycount: KeycountArgs,
     /// TTL of the key the expiry check writes and watches.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = parse_period)]
     pub expiry_ttl: Duration,
     /// Throughput floor (ops/s) for the 1000-SET smoke test: below it fails.
     #[arg(long, value_name = "OPS")]
@@ -322,7 +329,7 @@ pub enum FailOn {
 pub struct StatsArgs {
     /// Refresh in place every INTERVAL (default 1s) until Ctrl-C.
     #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "1s",
-          value_parser = parse_duration)]
+          value_parser = parse_period)]
     pub watch: Option<Duration>,
     /// With --watch: stop after N refreshes.
     #[arg(long, value_name = "N", requires = "watch")]
@@ -335,10 +342,10 @@ pub struct TtlWatchArgs {
     #[arg(long, value_name = "KEY")]
     pub key: Option<String>,
     /// TTL of the key redlab writes when no --key is given.
-    #[arg(long, default_value = "60s", value_parser = parse_duration, conflicts_with = "key")]
+    #[arg(long, default_value = "60s", value_parser = parse_period, conflicts_with = "key")]
     pub ttl: Duration,
     /// How often PTTL is read on every node.
-    #[arg(long, default_value = "250ms", value_parser = parse_duration)]
+    #[arg(long, default_value = "250ms", value_parser = parse_period)]
     pub interval: Duration,
     /// Allowed TTL difference between nodes, and how long past its expiry a node may still serve the key.
     #[arg(long, default_value = "250ms", value_parser = parse_duration)]
@@ -357,7 +364,7 @@ pub struct DemoArgs {
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub source_latency: Duration,
     /// TTL of a cached entry.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = parse_period)]
     pub ttl: Duration,
     /// How long to watch the entry's TTL count down (all the way when the TTL is shorter).
     #[arg(long, default_value = "15s", value_parser = parse_duration)]

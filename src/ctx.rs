@@ -51,7 +51,9 @@ impl Ctx {
 
     /// `cleanup` on a live master connection where the caller has one.
     pub async fn cleanup_on(&self, conn: Option<Conn>) -> Result<u64, NodeError> {
-        let owned = self.ledger.take();
+        // Entries leave the ledger only once deleted: an error or a Ctrl-C in
+        // the middle leaves the rest for the next attempt (or the hint).
+        let owned = self.ledger.snapshot();
         if owned.is_empty() {
             return Ok(0);
         }
@@ -60,10 +62,13 @@ impl Ctx {
             None => Conn::connect(&self.topology.master, self.timeout).await?,
         };
         let mut removed = 0u64;
-        for batch in owned.iter().flat_map(Owned::batches) {
-            let mut cmd = redis::cmd("UNLINK");
-            cmd.arg(batch);
-            removed += conn.query::<u64>(&cmd).await?;
+        for entry in &owned {
+            for batch in entry.batches() {
+                let mut cmd = redis::cmd("UNLINK");
+                cmd.arg(batch);
+                removed += conn.query::<u64>(&cmd).await?;
+            }
+            self.ledger.remove(entry);
         }
         let n = self.topology.replicas.len();
         if n > 0 {
@@ -93,6 +98,21 @@ pub enum Owned {
 }
 
 impl Owned {
+    fn same(&self, other: &Owned) -> bool {
+        match (self, other) {
+            (Owned::Key(a), Owned::Key(b)) => a == b,
+            (
+                Owned::Range {
+                    upto: a, prefix: p, ..
+                },
+                Owned::Range {
+                    upto: b, prefix: q, ..
+                },
+            ) => Arc::ptr_eq(a, b) && p == q,
+            _ => false,
+        }
+    }
+
     /// The keys in UNLINK-sized batches.
     fn batches(&self) -> Box<dyn Iterator<Item = Vec<String>> + '_> {
         match self {
@@ -143,8 +163,15 @@ impl Ledger {
         *all = kept;
         taken
     }
-    pub fn take(&self) -> Vec<Owned> {
-        std::mem::take(&mut *self.lock())
+    pub fn snapshot(&self) -> Vec<Owned> {
+        self.lock().clone()
+    }
+    /// Forget one entry (the same key, or the same range by identity).
+    pub fn remove(&self, entry: &Owned) {
+        let mut all = self.lock();
+        if let Some(i) = all.iter().position(|o| o.same(entry)) {
+            all.remove(i);
+        }
     }
     pub fn is_empty(&self) -> bool {
         self.lock().is_empty()

@@ -2,16 +2,31 @@
 
 use std::time::Duration;
 
+/// Longer than any run redlab makes; beyond it an `Instant` could overflow.
+const MAX: Duration = Duration::from_secs(7 * 24 * 3600);
+
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    if let Ok(secs) = s.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Ok(Duration::from_secs_f64(secs));
-        }
-        return Err(format!("'{s}' is not a duration: it must be zero or more"));
+    let d = if let Ok(secs) = s.parse::<f64>() {
+        Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("'{s}' is not a duration: it must be zero or more seconds"))?
+    } else {
+        humantime::parse_duration(s)
+            .map_err(|e| format!("'{s}' is not a duration ({e}); write e.g. 500ms, 2s or 1m"))?
+    };
+    if d > MAX {
+        return Err(format!("'{s}' is too long: at most 7 days"));
     }
-    humantime::parse_duration(s)
-        .map_err(|e| format!("'{s}' is not a duration ({e}); write e.g. 500ms, 2s or 1m"))
+    Ok(d)
+}
+
+/// A duration that must not be zero (a timeout, a polling interval).
+pub fn parse_period(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_millis(1) {
+        return Err(format!("'{s}' is too short: at least 1ms"));
+    }
+    Ok(d)
 }
 
 /// Milliseconds with three decimals, for reports.
@@ -32,5 +47,8 @@ mod tests {
         assert_eq!(parse_duration("0.25").unwrap(), Duration::from_millis(250));
         assert!(parse_duration("-1").is_err());
         assert!(parse_duration("soon").unwrap_err().contains("500ms"));
+        assert!(parse_duration("1e20").is_err() && parse_duration("8d").is_err());
+        assert!(parse_period("0").is_err() && parse_period("0ms").is_err());
+        assert_eq!(parse_period("1ms").unwrap(), Duration::from_millis(1));
     }
 }

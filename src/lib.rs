@@ -18,7 +18,9 @@ pub mod survey;
 mod tls;
 pub mod topology;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+
+use futures_util::FutureExt;
 use std::time::{Instant, SystemTime};
 
 use anyhow::{bail, Result};
@@ -50,6 +52,9 @@ impl Outcome {
 }
 
 pub async fn run(cli: Cli) -> Result<Outcome> {
+    // Listen before anything starts: a signal during --spawn's start-up must
+    // still stop the servers (they sit in their own process group).
+    let mut signals = Signals::new()?;
     let g = &cli.global;
     let mut topology = Topology::from_args(g)?;
     let machine_stdout = g.machine_stdout();
@@ -63,12 +68,19 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
             "starting a throwaway lab with {} replicas",
             g.spawn_replicas
         ));
-        let lab = Lab::start(LabOptions {
+        let start = Lab::start(LabOptions {
             replicas: g.spawn_replicas,
             password: g.password.clone(),
             ..LabOptions::default()
-        })
-        .await?;
+        });
+        // Dropping a half-started lab kills what it had started.
+        let lab = tokio::select! {
+            lab = start => lab?,
+            _ = signals.recv() => {
+                eprintln!("redlab: interrupted while starting the lab; it was stopped");
+                return Ok(Outcome::Interrupted);
+            }
+        };
         spinner.finish();
         topology = lab.topology();
         Some(lab)
@@ -92,14 +104,17 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         started_at: Instant::now(),
         args: ctx::redacted_args(&std::env::args().collect::<Vec<_>>()),
     };
+    // A panic must not skip the key removal below: it is caught, and resumed after.
+    let work = std::panic::AssertUnwindSafe(dispatch(&cli.command, g, &ctx)).catch_unwind();
     // Biased: a subcommand that handles Ctrl-C itself (stats --watch ends
     // cleanly on it) must see it before the interruption below does.
     let result = tokio::select! {
         biased;
-        r = dispatch(&cli.command, g, &ctx) => Some(r),
-        _ = tokio::signal::ctrl_c() => None,
+        r = work => Some(r),
+        _ = signals.recv() => None,
     };
-    if let Err(e) = ctx.cleanup().await {
+    let cleaned = ctx.cleanup().await;
+    if let Err(e) = &cleaned {
         eprintln!(
             "redlab: warning: could not remove this run's keys ({e}); remove them with: \
              redis-cli --scan --pattern '{}*' | xargs redis-cli unlink",
@@ -109,10 +124,41 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
     drop(lab);
     match result {
         None => {
-            eprintln!("redlab: interrupted; this run's keys were removed");
+            if cleaned.is_ok() {
+                eprintln!("redlab: interrupted; this run's keys were removed");
+            }
             Ok(Outcome::Interrupted)
         }
-        Some(r) => r.map(Outcome::Done),
+        Some(Err(panic)) => std::panic::resume_unwind(panic),
+        Some(Ok(r)) => r.map(Outcome::Done),
+    }
+}
+
+/// SIGINT (Ctrl-C), SIGTERM (timeout, docker stop, a cancelled CI job) and
+/// SIGHUP (a closed terminal) all end a run the same way: keys removed,
+/// a spawned lab stopped, exit 130.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+            _ = self.hup.recv() => {}
+        }
     }
 }
 
@@ -149,7 +195,15 @@ fn emit<D: Details>(g: &GlobalArgs, report: Report<D>) -> Result<Verdict> {
         Some(g.format.unwrap_or(Format::Table))
     };
     if let Some(f) = stdout_format {
-        print!("{}", report.render(f)?);
+        let text = report.render(f)?;
+        let mut out = std::io::stdout().lock();
+        match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            // A reader that went away (`| head`) is not redlab's failure.
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                return Err(anyhow::Error::new(e).context("writing the report to stdout"))
+            }
+            _ => {}
+        }
     }
     if let Some(path) = &g.output {
         report::write_file(

@@ -95,6 +95,15 @@ fn ctrl_c_removes_keys_stops_the_spawned_lab_and_exits_130() {
 /// Run redlab against `lab` until the master holds `keys` keys, then SIGINT
 /// it; returns its exit code and how long it took to stop.
 fn interrupt_once_loaded(lab: &Lab, sub: &[&str], keys: u64) -> (Option<i32>, Duration) {
+    signal_once_loaded(lab, sub, keys, nix::sys::signal::Signal::SIGINT)
+}
+
+fn signal_once_loaded(
+    lab: &Lab,
+    sub: &[&str],
+    keys: u64,
+    sig: nix::sys::signal::Signal,
+) -> (Option<i32>, Duration) {
     let mut args = topo_args(lab);
     args.extend(["--format", "json"].map(String::from));
     args.extend(sub.iter().map(|s| s.to_string()));
@@ -112,7 +121,7 @@ fn interrupt_once_loaded(lab: &Lab, sub: &[&str], keys: u64) -> (Option<i32>, Du
         std::thread::sleep(Duration::from_millis(10));
     }
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    nix::sys::signal::kill(pid, sig).unwrap();
     let start = Instant::now();
     let status = child.wait().unwrap();
     (status.code(), start.elapsed())
@@ -146,4 +155,66 @@ fn ctrl_c_during_a_perf_load_stops_it_and_removes_every_key() {
     assert_eq!(code, Some(130));
     assert!(took < Duration::from_secs(20), "stopping took {took:?}");
     assert_no_redlab_keys(&ports(&lab));
+}
+
+#[test]
+fn sigterm_ends_a_run_like_ctrl_c() {
+    let lab = lab(1);
+    let sub = ["replicate-check", "--probes", "10000000"];
+    let (code, _) = signal_once_loaded(&lab, &sub, 50, nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(code, Some(130));
+    assert_no_redlab_keys(&ports(&lab));
+}
+
+#[test]
+fn a_closed_stdout_is_not_a_crash_and_leaves_no_key() {
+    let lab = lab(1);
+    let mut args = topo_args(&lab);
+    args.extend(["replicate-check", "--probes", "5"].map(String::from));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_redlab"))
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_no_redlab_keys(&ports(&lab));
+}
+
+#[test]
+fn ctrl_c_while_the_spawned_lab_starts_leaves_no_server() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_redlab"))
+        .args(["--spawn", "keycount"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // As soon as the first server exists, and before the lab is in sync.
+    let first = loop {
+        assert!(Instant::now() < deadline, "no server was started");
+        if let Some(k) = children(pid).into_iter().next() {
+            break k;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let pid = nix::unistd::Pid::from_raw(pid as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = child.wait().unwrap();
+    assert!(matches!(status.code(), Some(130) | Some(0)), "{status:?}");
+    let gone = !std::path::Path::new(&format!("/proc/{first}")).exists()
+        || std::fs::read_to_string(format!("/proc/{first}/stat"))
+            .map(|t| t.contains(") Z"))
+            .unwrap_or(true);
+    assert!(gone, "redis-server {first} outlived redlab");
 }

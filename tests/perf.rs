@@ -152,6 +152,36 @@ fn the_eviction_guard_refuses_with_a_clear_message() {
 }
 
 #[test]
+fn the_guard_also_protects_a_noeviction_masters_writes() {
+    let lab = lab_with(LabOptions {
+        replicas: 0,
+        master_args: ["--maxmemory", "2mb", "--maxmemory-policy", "noeviction"]
+            .map(String::from)
+            .to_vec(),
+        ..LabOptions::default()
+    });
+    let run = perf(&topo_args(&lab), &["-n", "20000", "-d", "1000"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("refuse the users' writes"),
+        "{}",
+        run.stderr
+    );
+    assert_no_redlab_keys(&ports(&lab));
+}
+
+#[test]
+fn warm_up_with_a_keyspace_leaves_no_key() {
+    let lab = lab(0);
+    let run = perf(
+        &topo_args(&lab),
+        &["--keyspace", "100000", "-n", "1000", "--rounds", "1"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_no_redlab_keys(&ports(&lab));
+}
+
+#[test]
 fn error_replies_are_counted_not_fatal() {
     let lab = lab_with(LabOptions {
         replicas: 0,
@@ -163,7 +193,18 @@ fn error_replies_are_counted_not_fatal() {
     let run = perf(
         &topo_args(&lab),
         &[
-            "-n", "20000", "-d", "1000", "-P", "100", "--rounds", "1", "--warmup", "0",
+            "-n",
+            "20000",
+            "-d",
+            "1000",
+            "-P",
+            "100",
+            "--rounds",
+            "1",
+            "--warmup",
+            "0",
+            // The guard would refuse to fill a noeviction master: this test wants that.
+            "--allow-eviction",
         ],
     );
     assert_eq!(run.code, 0, "a warning is not a failure: {}", run.stderr);

@@ -63,13 +63,15 @@ async fn up(
             );
         }
     }
+    let data = state_dir.join("data");
+    lab::claim_dir(&data)?;
     let spinner = ctx
         .progress
         .spinner(format!("starting a master and {replicas} replicas"));
     let lab = Lab::start(LabOptions {
         replicas,
         base_port: Some(base_port),
-        dir: Some(state_dir.join("data")),
+        dir: Some(data),
         password: ctx.topology.master.password().map(String::from),
         ..LabOptions::default()
     })
@@ -108,7 +110,7 @@ async fn down(ctx: &Ctx, state_dir: PathBuf) -> Result<Report<LabDetails>> {
         });
     }
     std::fs::remove_file(lab::state_file(&state_dir))?;
-    let _ = std::fs::remove_dir_all(&state.dir);
+    lab::release_dir(&state.dir)?;
     let details = LabDetails {
         action: "down".into(),
         state_dir,

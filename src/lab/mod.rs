@@ -13,7 +13,10 @@ use nix::unistd::Pid;
 
 mod state;
 
-pub use state::{default_state_dir, load_state, save_state, state_file, LabState, NodeState};
+pub use state::{
+    claim_dir, default_state_dir, load_state, release_dir, save_state, state_file, LabState,
+    NodeState,
+};
 
 use crate::client::Conn;
 use crate::topology::{Node, Role, Topology};
@@ -74,8 +77,7 @@ impl Server {
         let data = dir.join(name);
         std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
         let conf_path = dir.join(format!("{name}.conf"));
-        std::fs::write(&conf_path, conf)
-            .with_context(|| format!("writing {}", conf_path.display()))?;
+        write_private(&conf_path, conf)?;
         let log = dir.join(format!("{name}.log"));
         let mut cmd = Command::new(&bin);
         cmd.arg(&conf_path)
@@ -319,18 +321,15 @@ impl Lab {
 }
 
 fn spawn_all(dir: &Path, ports: &[u16], opts: &LabOptions) -> Result<(Server, Vec<Server>)> {
-    let auth: Vec<String> = match &opts.password {
-        Some(p) => vec![
-            "--requirepass".into(),
-            p.clone(),
-            "--masterauth".into(),
-            p.clone(),
-        ],
-        None => vec![],
+    // The password goes into the (0600) config file, not onto the command
+    // line where `ps` would show it.
+    let auth = match &opts.password {
+        Some(p) => format!("\nrequirepass {0}\nmasterauth {0}\n", conf_quote(p)),
+        None => String::new(),
     };
-    let mut margs = auth.clone();
-    margs.extend(opts.master_args.iter().cloned());
-    let mut master = Server::spawn(dir, "master", ports[0], MASTER_CONF, &margs)?;
+    let master_conf = format!("{MASTER_CONF}{auth}");
+    let replica_conf = format!("{REPLICA_CONF}{auth}");
+    let mut master = Server::spawn(dir, "master", ports[0], &master_conf, &opts.master_args)?;
     master.wait_ready(Duration::from_secs(10))?;
     let mut replicas = Vec::new();
     for (i, port) in ports[1..].iter().enumerate() {
@@ -339,13 +338,12 @@ fn spawn_all(dir: &Path, ports: &[u16], opts: &LabOptions) -> Result<(Server, Ve
             "127.0.0.1".into(),
             ports[0].to_string(),
         ];
-        args.extend(auth.iter().cloned());
         args.extend(opts.replica_args.iter().cloned());
         replicas.push(Server::spawn(
             dir,
             &format!("replica{}", i + 1),
             *port,
-            REPLICA_CONF,
+            &replica_conf,
             &args,
         )?);
     }
@@ -353,6 +351,25 @@ fn spawn_all(dir: &Path, ports: &[u16], opts: &LabOptions) -> Result<(Server, Ve
         r.wait_ready(Duration::from_secs(10))?;
     }
     Ok((master, replicas))
+}
+
+/// A config value in double quotes, as redis.conf reads it.
+fn conf_quote(v: &str) -> String {
+    format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Write a file only its owner can read (it may hold a password).
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn is_port_clash(e: &anyhow::Error) -> bool {
@@ -426,7 +443,15 @@ async fn stream_flows(master: &mut Conn, replicas: usize, deadline: Instant) -> 
 fn pick_ports(base: Option<u16>, n: usize) -> Result<Vec<u16>> {
     match base {
         Some(b) => {
-            let ports: Vec<u16> = (0..n as u16).map(|i| b + i).collect();
+            let last = b
+                .checked_add(n as u16 - 1)
+                .filter(|_| b > 0)
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--base-port {b} leaves no room for {n} consecutive ports (at most 65535)"
+                    )
+                })?;
+            let ports: Vec<u16> = (b..=last).collect();
             if let Some(p) = ports.iter().find(|p| port_in_use(**p)) {
                 bail!("port {p} is in use: is a lab already up (`redlab lab status`)? Pick another --base-port");
             }

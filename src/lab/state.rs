@@ -106,3 +106,35 @@ pub fn save_state(state_dir: &Path, state: &LabState) -> Result<()> {
     std::fs::write(&path, serde_json::to_string_pretty(state)?)
         .with_context(|| format!("writing {}", path.display()))
 }
+
+/// Marks a data folder as the lab's own, so that `lab down` removes only that.
+const MARKER: &str = ".redlab-lab";
+
+/// Take `dir` for the lab's data: new, empty, or already the lab's.
+pub fn claim_dir(dir: &Path) -> Result<()> {
+    let foreign = dir.is_dir()
+        && !dir.join(MARKER).exists()
+        && std::fs::read_dir(dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true);
+    if foreign {
+        anyhow::bail!(
+            "{} exists and is not a redlab lab's: choose another --state-dir",
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(
+        dir.join(MARKER),
+        "made by `redlab lab up`; removed by `redlab lab down`\n",
+    )
+    .with_context(|| format!("writing in {}", dir.display()))
+}
+
+/// Remove the lab's data folder, and nothing that is not marked as the lab's.
+pub fn release_dir(dir: &Path) -> Result<()> {
+    if dir.join(MARKER).exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    Ok(())
+}

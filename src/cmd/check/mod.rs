@@ -177,6 +177,9 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CheckDetails>> {
             names.join(", ")
         );
     }
+    if let Some(path) = &cfg.throughput.args.baseline {
+        crate::cmd::perf::read_baseline(path)?;
+    }
     let spinner = ctx.progress.spinner("surveying the topology");
     let states = survey(&ctx.topology, ctx.timeout).await;
     spinner.finish();

@@ -76,14 +76,15 @@ impl Cache<'_> {
             "source": "database",
         });
         self.ctx.ledger.add(key.clone());
-        let secs = self.ttl.as_secs().max(1);
+        // SETEX as the workshop did; PSETEX where the TTL has a fraction of a second.
+        let ttl_ms = self.ttl.as_millis().max(1) as u64;
+        let (cmd, ttl) = if ttl_ms % 1000 == 0 {
+            ("SETEX", ttl_ms / 1000)
+        } else {
+            ("PSETEX", ttl_ms)
+        };
         self.master
-            .query::<()>(
-                redis::cmd("SETEX")
-                    .arg(&key)
-                    .arg(secs)
-                    .arg(value.to_string()),
-            )
+            .query::<()>(redis::cmd(cmd).arg(&key).arg(ttl).arg(value.to_string()))
             .await?;
         Ok(Lookup {
             query: query.to_string(),

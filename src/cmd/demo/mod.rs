@@ -91,8 +91,8 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<DemoDetails>> {
     let miss = cache.lookup(&cfg.query).await?;
     tell(&say, &miss, cfg.ttl);
     say.line(&format!(
-        "  stored with SETEX {} s: {}",
-        cfg.ttl.as_secs().max(1),
+        "  stored with a TTL of {}: {}",
+        humantime::format_duration(cfg.ttl),
         miss.value
     ));
 
@@ -219,7 +219,8 @@ async fn replica_reads(
         .query_for::<u64>(
             redis::cmd("WAIT")
                 .arg(n)
-                .arg(ctx.timeout.as_millis() as u64),
+                // WAIT 0 would block forever.
+                .arg(ctx.timeout.as_millis().max(1) as u64),
             ctx.timeout,
         )
         .await;

@@ -26,7 +26,9 @@ pub struct Comparison {
     pub regressed: bool,
 }
 
-pub fn compare(path: &Path, now: &PerfDetails, tolerance_pct: f64) -> Result<Comparison> {
+/// Throughput and p99 of an earlier report; checked before a run starts so a
+/// bad file is a usage error, not a failed check.
+pub fn read(path: &Path) -> Result<(f64, f64)> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the baseline {}", path.display()))?;
     let v: serde_json::Value = serde_json::from_str(&text).with_context(|| {
@@ -47,6 +49,11 @@ pub fn compare(path: &Path, now: &PerfDetails, tolerance_pct: f64) -> Result<Com
     };
     let base_ops = num("/details/throughput_ops_per_sec")?;
     let base_p99 = num("/details/latency/p99_us")?;
+    Ok((base_ops, base_p99))
+}
+
+pub fn compare(path: &Path, now: &PerfDetails, tolerance_pct: f64) -> Result<Comparison> {
+    let (base_ops, base_p99) = read(path)?;
     let pct = |now: f64, base: f64| {
         if base > 0.0 {
             ((now - base) / base * 1e4).round() / 100.0

@@ -23,6 +23,7 @@ use crate::stats::LatencyUs;
 use crate::survey::{require_master, survey, NodeState};
 use crate::topology::Node;
 
+pub use baseline::read as read_baseline;
 pub use details::{CatchUp, Memory, PerfDetails, Round};
 
 /// The plain config the engine phases are planned from.
@@ -57,6 +58,12 @@ impl Config {
         };
         if args.rounds == 0 || args.pipeline == 0 || args.connections == 0 {
             bail!("--rounds, --pipeline and --connections must be at least 1");
+        }
+        if matches!(stop, Stop::Requests(0)) {
+            bail!("-n/--requests must be at least 1");
+        }
+        if let Some(path) = &args.baseline {
+            baseline::read(path)?;
         }
         if !(args.tolerance.is_finite() && args.tolerance >= 0.0) {
             bail!("--tolerance must be a percentage >= 0");
@@ -158,9 +165,12 @@ pub async fn measure(cfg: &Config, ctx: &Ctx, states: &[NodeState]) -> Result<Pe
     }
     if cfg.args.warmup > 0 {
         let warm_prefix = ctx.key("perf-warm:");
+        // Distinct keys 0..warmup, closed loop: exactly the range recorded below.
         let warm = EngineConfig {
             key_prefix: warm_prefix.clone(),
             stop: Stop::Requests(cfg.args.warmup),
+            keyspace: None,
+            rate: None,
             ..base.clone()
         };
         let upto = Arc::new(AtomicU64::new(cfg.args.warmup));
@@ -320,22 +330,27 @@ impl Drop for StopOnDrop {
 }
 
 /// Refuse a run that could make the master evict user keys.
+/// Refuse a run that could push the master to its memory limit: there it
+/// would evict user keys (`allkeys-*`, `volatile-*`) or refuse the users'
+/// own writes (`noeviction`).
 fn eviction_guard(cfg: &Config, info: &Info, prefix_len: usize) -> Result<()> {
     let max = info.u64("maxmemory").unwrap_or(0);
     let policy = info.get("maxmemory_policy").unwrap_or("noeviction");
-    if max == 0
-        || cfg.args.allow_eviction
-        || !(policy.starts_with("allkeys-") || policy.starts_with("volatile-"))
-    {
+    if max == 0 || cfg.args.allow_eviction {
         return Ok(());
     }
     let used = info.u64("used_memory").unwrap_or(0);
     let need = cfg.bytes_estimate(prefix_len);
+    let harm = if policy == "noeviction" {
+        "which could fill it and make it refuse the users' writes (OOM)"
+    } else {
+        "which could evict user keys"
+    };
     // Allocator overhead and fragmentation: keep a 10 % margin below maxmemory.
-    if used + need > max / 10 * 9 {
+    if used.saturating_add(need) > max / 10 * 9 {
         bail!(
             "refusing to start: this run may store ~{} MiB on a master at {} of {} MiB with maxmemory-policy {policy}, \
-             which could evict user keys. Bound the keys with --keyspace (a --duration run writes a new key per request), \
+             {harm}. Bound the keys with --keyspace (a --duration run writes a new key per request), \
              use fewer requests or a smaller --data-size, or pass --allow-eviction",
             need >> 20,
             format_args!("{} MiB", used >> 20),

@@ -64,8 +64,15 @@ pub async fn subscribe(
     };
     let mut ps = pubsub(node, timeout).await.map_err(|e| e.message)?;
     for c in &channels {
-        ps.subscribe(c)
+        // The crate's pub/sub has no response timeout of its own.
+        tokio::time::timeout(timeout, ps.subscribe(c))
             .await
+            .map_err(|_| {
+                format!(
+                    "SUBSCRIBE {c}: no answer within {}",
+                    humantime::format_duration(timeout)
+                )
+            })?
             .map_err(|e| format!("SUBSCRIBE {c} failed: {e}"))?;
     }
     let key = key.as_bytes().to_vec();
