@@ -78,7 +78,7 @@ impl Cache<'_> {
         self.ctx.ledger.add(key.clone());
         // SETEX as the workshop did; PSETEX where the TTL has a fraction of a second.
         let ttl_ms = self.ttl.as_millis().max(1) as u64;
-        let (cmd, ttl) = if ttl_ms % 1000 == 0 {
+        let (cmd, ttl) = if ttl_ms.is_multiple_of(1000) {
             ("SETEX", ttl_ms / 1000)
         } else {
             ("PSETEX", ttl_ms)
