@@ -234,3 +234,50 @@ fn acl_user_lacking_a_command_fails_that_check_only() {
     eprintln!("observed: {repl}");
     guard.assert();
 }
+
+#[test]
+fn perf_runs_over_tls_on_the_slower_path_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_tls, tls_port) = tls_server(dir.path());
+    let master = format!("rediss://127.0.0.1:{tls_port}/#insecure");
+    let mut a = args(&master, &[], "3s");
+    a.extend(
+        [
+            "--format",
+            "json",
+            "perf",
+            "-n",
+            "2000",
+            "-P",
+            "100",
+            "-c",
+            "2",
+            "-d",
+            "5",
+            "--rounds",
+            "2",
+            "--keep-keys",
+        ]
+        .map(String::from),
+    );
+    let run = redlab(&a);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let r = run.json();
+    let d = &r["details"];
+    assert_eq!(d["client_path"], "tls");
+    assert_eq!(d["round_results"][1]["completed"], 2000);
+    assert!(d["latency"]["p50_us"].as_f64().unwrap() > 0.0);
+    // The same keys and values as the plain engine writes.
+    let prefix = d["key_prefix"].as_str().unwrap();
+    let mut c = redis::Client::open(master.as_str())
+        .unwrap()
+        .get_connection_with_timeout(Duration::from_secs(3))
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("redlab:*").query(&mut c).unwrap();
+    assert_eq!(keys.len(), 2000);
+    let v: Vec<u8> = redis::cmd("GET")
+        .arg(format!("{prefix}1999"))
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(v, redlab::perf::engine::expected_value(1999, 5));
+}

@@ -6,3 +6,4 @@ pub mod keys;
 mod net;
 pub mod resp;
 pub mod template;
+pub mod tls;

@@ -107,14 +107,6 @@ pub async fn expiry(env: &Env<'_>) -> Result<Outcome> {
 
 /// 1000 pipelined SETs (perf), with an optional floor and baseline.
 pub async fn throughput(env: &Env<'_>) -> Result<Outcome> {
-    if env.ctx.topology.master.tls() {
-        let why =
-            "not measured: perf's load loop speaks plain TCP only, and the master is rediss://";
-        return Ok(Outcome {
-            items: vec![Check::new("throughput.tls", Verdict::Warn, why)],
-            ..Outcome::default()
-        });
-    }
     let d = perf::measure(&env.cfg.throughput, env.ctx, env.states).await?;
     let mut items = perf::checks(&d);
     if let Some(min) = env.cfg.min_ops {

@@ -20,6 +20,9 @@ pub struct PerfDetails {
     pub mode: String,
     /// set, get, mixed S:G or set-wait.
     pub workload: String,
+    /// `engine` (hand-written RESP over TCP, per-reply latency) or `tls` (the
+    /// redis crate over TLS, closed loop, each request timed with its batch).
+    pub client_path: String,
     /// Requests per round (null with --duration).
     pub requests_per_round: Option<u64>,
     /// Length of a round in ms (null with -n).
@@ -165,6 +168,12 @@ pub fn build(
     };
     let a = &cfg.args;
     PerfDetails {
+        client_path: if states[0].node.tls() {
+            "tls"
+        } else {
+            "engine"
+        }
+        .into(),
         mode: if m.open_loop {
             "open-loop"
         } else {
@@ -282,6 +291,11 @@ impl Details for PerfDetails {
             format!("{:.0}", self.throughput_min_ops_per_sec),
             format!("{:.0}", self.throughput_max_ops_per_sec),
         ]);
+        if self.client_path == "tls" {
+            t.notes.push(
+                "over TLS: the redis crate's client, closed loop; each request is timed with its batch".into(),
+            );
+        }
         if let Some(rate) = self.target_rate_ops_per_sec {
             t.notes.push(format!("open loop at {rate:.0} ops/s: latency counts from each request's intended send time"));
         }

@@ -18,10 +18,13 @@ use crate::cli::{PerfArgs, PerfWorkload};
 use crate::client::{Conn, Info};
 use crate::ctx::Ctx;
 use crate::perf::engine::{self, EngineConfig, EngineResult, Stop, Workload};
+use crate::perf::tls;
 use crate::report::{Check, Report};
 use crate::stats::LatencyUs;
 use crate::survey::{require_master, survey, NodeState};
 use crate::topology::Node;
+use std::future::Future;
+use std::pin::Pin;
 
 pub use baseline::read as read_baseline;
 pub use details::{CatchUp, Memory, PerfDetails, Round};
@@ -236,18 +239,16 @@ async fn engine_base(
     timeout: Duration,
     prefix: &str,
 ) -> Result<EngineConfig> {
-    if master.tls() {
-        bail!(
-            "{}: perf's load loop speaks plain TCP only; run perf against a non-TLS port \
-             (the other subcommands support rediss://)",
-            master.label()
-        );
-    }
-    let addr = tokio::net::lookup_host((master.host(), master.port()))
-        .await
-        .with_context(|| format!("resolving {}", master.label()))?
-        .next()
-        .with_context(|| format!("{}: the host name resolves to no address", master.label()))?;
+    // The TLS path connects through the redis crate from the node itself.
+    let addr = if master.tls() {
+        std::net::SocketAddr::from(([0, 0, 0, 0], master.port()))
+    } else {
+        tokio::net::lookup_host((master.host(), master.port()))
+            .await
+            .with_context(|| format!("resolving {}", master.label()))?
+            .next()
+            .with_context(|| format!("{}: the host name resolves to no address", master.label()))?
+    };
     let settings = master.info.redis_settings();
     Ok(EngineConfig {
         auth: settings
@@ -283,17 +284,25 @@ async fn phase(ctx: &Ctx, mut cfg: EngineConfig, label: &str) -> Result<EngineRe
             .progress
             .spinner(format!("{label} for {}", humantime::format_duration(d))),
     };
-    let done = guard.done.clone();
-    let mut job = tokio::task::spawn_blocking(move || {
-        let result = engine::run(&cfg);
-        let (lock, cv) = &*done;
-        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        cv.notify_all();
-        result
-    });
+    let job: Pin<Box<dyn Future<Output = Result<EngineResult>> + Send>> =
+        if ctx.topology.master.tls() {
+            // Its tasks are aborted with its future: nothing to wait for on drop.
+            guard.finished();
+            let node = ctx.topology.master.clone();
+            Box::pin(async move { tls::run(&node, &cfg).await })
+        } else {
+            let done = guard.done.clone();
+            let engine = tokio::task::spawn_blocking(move || {
+                let result = engine::run(&cfg);
+                signal_done(&done);
+                result
+            });
+            Box::pin(async move { engine.await.context("the perf engine stopped")? })
+        };
+    tokio::pin!(job);
     let result = loop {
         tokio::select! {
-            r = &mut job => break r.context("the perf engine stopped")?,
+            r = &mut job => break r,
             _ = tokio::time::sleep(Duration::from_millis(100)) => bar.set_position(progress.load(Ordering::Relaxed)),
         }
     };
@@ -318,6 +327,18 @@ impl StopOnDrop {
             bound,
         }
     }
+}
+
+impl StopOnDrop {
+    fn finished(&self) {
+        signal_done(&self.done);
+    }
+}
+
+fn signal_done(done: &(Mutex<bool>, Condvar)) {
+    let (lock, cv) = done;
+    *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+    cv.notify_all();
 }
 
 impl Drop for StopOnDrop {
