@@ -128,6 +128,22 @@ pub enum Command {
     Demo(DemoArgs),
 }
 
+impl Command {
+    /// The subcommand as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::ReplicateCheck(_) => "replicate-check",
+            Command::Keycount(_) => "keycount",
+            Command::Lab(_) => "lab",
+            Command::Perf(_) => "perf",
+            Command::Check(_) => "check",
+            Command::Stats(_) => "stats",
+            Command::TtlWatch(_) => "ttl-watch",
+            Command::Demo(_) => "demo",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ReplicateCheckArgs {
     /// Probe keys written on the master and timed to each replica.
@@ -398,5 +414,13 @@ mod tests {
     fn the_cli_is_well_formed() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+        for sub in Cli::command().get_subcommands() {
+            let args = match sub.get_name() {
+                "lab" => vec!["redlab", "lab", "status"],
+                name => vec!["redlab", name],
+            };
+            let cli = Cli::try_parse_from(args).unwrap();
+            assert_eq!(cli.command.name(), sub.get_name());
+        }
     }
 }

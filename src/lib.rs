@@ -127,11 +127,40 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
             if cleaned.is_ok() {
                 eprintln!("redlab: interrupted; this run's keys were removed");
             }
+            // Whoever waits on the report file (a CI job) still gets one that says so.
+            let _ = emit(g, interrupted_report(&cli.command, &ctx));
             Ok(Outcome::Interrupted)
         }
         Some(Err(panic)) => std::panic::resume_unwind(panic),
         Some(Ok(r)) => r.map(Outcome::Done),
     }
+}
+
+/// What an interrupted run reports: that it did not finish.
+#[derive(serde::Serialize)]
+struct Interrupted {
+    /// Always true: the run was stopped by a signal before it finished.
+    interrupted: bool,
+}
+
+impl Details for Interrupted {
+    fn sections(&self) -> Vec<report::Section> {
+        Vec::new()
+    }
+}
+
+fn interrupted_report(command: &Command, ctx: &Ctx) -> Report<Interrupted> {
+    let checks = vec![report::Check::fail(
+        "interrupted",
+        "stopped by a signal before it finished; nothing was concluded",
+    )];
+    Report::new(
+        command.name(),
+        ctx.manifest(),
+        Vec::new(),
+        checks,
+        Interrupted { interrupted: true },
+    )
 }
 
 /// SIGINT (Ctrl-C), SIGTERM (timeout, docker stop, a cancelled CI job) and

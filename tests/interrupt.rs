@@ -218,3 +218,25 @@ fn ctrl_c_while_the_spawned_lab_starts_leaves_no_server() {
             .unwrap_or(true);
     assert!(gone, "redis-server {first} outlived redlab");
 }
+
+#[test]
+fn an_interrupted_run_still_writes_a_report_that_says_so() {
+    let lab = lab(1);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("check.json");
+    let sub = [
+        "check",
+        "--probes",
+        "10000000",
+        "--output",
+        out.to_str().unwrap(),
+    ];
+    let (code, _) = interrupt_once_loaded(&lab, &sub, 50);
+    assert_eq!(code, Some(130));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(r["command"], "check");
+    assert_eq!(r["verdict"], "fail");
+    assert_eq!(r["checks"][0]["name"], "interrupted");
+    assert_no_redlab_keys(&ports(&lab));
+}
