@@ -369,6 +369,10 @@ pub struct TtlWatchArgs {
     /// How long after the expected expiry to keep watching for the key to leave every node.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub grace: Duration,
+    /// Stop watching after this long even if the key still lives (e.g. a key
+    /// with a TTL of days); the report then says the watch ended early.
+    #[arg(long, value_parser = parse_period)]
+    pub window: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Args)]

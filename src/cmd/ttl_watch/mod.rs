@@ -54,7 +54,7 @@ impl WatchConfig {
             interval: a.interval,
             tolerance: a.tolerance,
             grace: a.grace,
-            window: None,
+            window: a.window,
             narrate: Narrator::new(!g.quiet),
         }
     }
