@@ -3,60 +3,34 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use redlab::perf::engine::{self, expected_value, value_len, EngineConfig, Stop, Workload};
 use redlab::perf::keys::{op_for, Op};
 use redlab::perf::resp::{encode_command, scan_reply, Reply};
 
+/// The lab's own server type (kill on drop), without persistence.
 struct Server {
-    child: Child,
+    inner: redlab::lab::Server,
     addr: SocketAddr,
+    _dir: tempfile::TempDir,
 }
 
 impl Server {
     fn start(extra: &[&str]) -> Server {
-        // Port 0 would disable TCP in redis: pick a free port ourselves.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let port_s = port.to_string();
-        let mut args = vec![
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &port_s,
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ];
-        args.extend_from_slice(extra);
-        let child = Command::new("redis-server")
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server on PATH");
-        let s = Server {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(mut c) = s.client() {
-                if matches!(query(&mut c, &["PING"]), Owned::Simple(_) | Owned::Error(_)) {
-                    return s;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not answer PING"
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        let dir = tempfile::tempdir().unwrap();
+        let mut args: Vec<String> = ["--save", "", "--appendonly", "no"]
+            .map(String::from)
+            .to_vec();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let inner =
+            redlab::lab::Server::start(dir.path(), "engine", redlab::lab::MASTER_CONF, &args)
+                .unwrap_or_else(|e| panic!("starting redis-server: {e:#}"));
+        let addr = SocketAddr::from(([127, 0, 0, 1], inner.port));
+        Server {
+            inner,
+            addr,
+            _dir: dir,
         }
     }
 
@@ -64,24 +38,6 @@ impl Server {
         let c = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2))?;
         c.set_read_timeout(Some(Duration::from_secs(5)))?;
         Ok(c)
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-CONT", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -271,7 +227,7 @@ fn set_wait_records_wait_replies() {
 #[test]
 fn stopped_server_ends_run_with_error_naming_addr() {
     let s = Server::start(&[]);
-    s.signal("-STOP");
+    s.inner.pause().unwrap();
     let mut cfg = config(&s, "redlab:t7:perf:");
     cfg.timeout = Duration::from_secs(1);
     cfg.stop = Stop::Requests(1000);
