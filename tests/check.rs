@@ -237,9 +237,7 @@ fn junit_is_junit_with_one_testcase_per_check() {
 #[test]
 fn markdown_and_table_show_every_check() {
     let lab = lab(1);
-    let mut args = topo_args(&lab);
-    args.extend(["--format", "markdown", "check", "--probes", "2"].map(String::from));
-    let run = redlab(&args);
+    let run = redlab_at(&lab, &["--format", "markdown", "check", "--probes", "2"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stdout.starts_with("# redlab check: PASS"),

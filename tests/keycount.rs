@@ -8,9 +8,7 @@ fn parity_passes_with_user_data_in_several_dbs() {
     let lab = lab(2);
     seed_user_data(&mut conn(lab.master.port));
     wait_sync(&lab);
-    let mut args = topo_args(&lab);
-    args.extend(["--format", "json", "keycount"].map(String::from));
-    let run = redlab(&args);
+    let run = redlab_at(&lab, &["--format", "json", "keycount"]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let r = run.json();
     for n in r["details"]["nodes"].as_array().unwrap() {
@@ -36,9 +34,7 @@ fn an_extra_key_on_a_writable_replica_fails_naming_node_db_and_counts() {
         .arg("x")
         .exec(&mut rc)
         .unwrap();
-    let mut args = topo_args(&lab);
-    args.extend(["--format", "json", "keycount", "--settle", "1s"].map(String::from));
-    let run = redlab(&args);
+    let run = redlab_at(&lab, &["--format", "json", "keycount", "--settle", "1s"]);
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     let r = run.json();
     let c = check(&r, "replica2.parity");
@@ -63,9 +59,7 @@ fn an_extra_key_on_a_writable_replica_fails_naming_node_db_and_counts() {
 fn a_down_replica_is_not_parity() {
     let mut lab = lab(1);
     lab.replicas[0].kill();
-    let mut args = topo_args(&lab);
-    args.extend(["--format", "json", "keycount", "--settle", "300ms"].map(String::from));
-    let run = redlab(&args);
+    let run = redlab_at(&lab, &["--format", "json", "keycount", "--settle", "300ms"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     let r = run.json();
     assert_eq!(r["details"]["nodes"][1]["status"], "down");

@@ -6,9 +6,10 @@ use std::time::Duration;
 #[test]
 fn healthy_topology_passes_with_every_field() {
     let lab = lab(3);
-    let mut args = topo_args(&lab);
-    args.extend(["--format", "json", "replicate-check", "--probes", "10"].map(String::from));
-    let run = redlab(&args);
+    let run = redlab_at(
+        &lab,
+        &["--format", "json", "replicate-check", "--probes", "10"],
+    );
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let r = run.json();
     assert_eq!(r["schema_version"], 1);
@@ -56,9 +57,9 @@ fn healthy_topology_passes_with_every_field() {
 fn stopped_replica_fails_within_the_bound_and_is_named() {
     let lab = lab(2);
     lab.replicas[1].pause().unwrap();
-    let mut args = topo_args(&lab);
-    args.extend(
-        [
+    let run = redlab_at(
+        &lab,
+        &[
             "--timeout",
             "1s",
             "--format",
@@ -66,10 +67,8 @@ fn stopped_replica_fails_within_the_bound_and_is_named() {
             "replicate-check",
             "--probes",
             "3",
-        ]
-        .map(String::from),
+        ],
     );
-    let run = redlab(&args);
     lab.replicas[1].resume().unwrap();
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     assert!(
@@ -89,9 +88,10 @@ fn stopped_replica_fails_within_the_bound_and_is_named() {
 fn killed_replica_is_a_connection_error_for_that_replica() {
     let mut lab = lab(2);
     lab.replicas[0].kill();
-    let mut args = topo_args(&lab);
-    args.extend(["--format", "json", "replicate-check", "--probes", "3"].map(String::from));
-    let run = redlab(&args);
+    let run = redlab_at(
+        &lab,
+        &["--format", "json", "replicate-check", "--probes", "3"],
+    );
     assert_eq!(run.code, 1, "{}", run.stderr);
     let r = run.json();
     let c = check(&r, "replica1.reachable");

@@ -42,9 +42,9 @@ fn password_protected_topology_works_with_the_password_only() {
         password: Some("s3cret-pw".into()),
         ..LabOptions::default()
     });
-    let mut args = topo_args(&lab);
-    args.extend(
-        [
+    let run = redlab_at(
+        &lab,
+        &[
             "--password",
             "s3cret-pw",
             "--format",
@@ -52,19 +52,15 @@ fn password_protected_topology_works_with_the_password_only() {
             "replicate-check",
             "--probes",
             "3",
-        ]
-        .map(String::from),
+        ],
     );
-    let run = redlab(&args);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert!(
         !run.stdout.contains("s3cret-pw"),
         "the password leaked into the report"
     );
 
-    let mut args = topo_args(&lab);
-    args.extend(["replicate-check"].map(String::from));
-    let run = redlab(&args);
+    let run = redlab_at(&lab, &["replicate-check"]);
     assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
     assert!(
         run.stderr.contains("master") && run.stderr.contains("authentication required"),
@@ -72,9 +68,7 @@ fn password_protected_topology_works_with_the_password_only() {
         run.stderr
     );
 
-    let mut args = topo_args(&lab);
-    args.extend(["--password", "wrong-guess", "keycount"].map(String::from));
-    let run = redlab(&args);
+    let run = redlab_at(&lab, &["--password", "wrong-guess", "keycount"]);
     assert_eq!(run.code, 2);
     assert!(
         run.stderr.contains("authentication failed") && !run.stderr.contains("wrong-guess"),

@@ -10,9 +10,7 @@ fn every_field_for_every_node() {
     let _: Option<String> = redis::cmd("GET").arg("user:0:1").query(&mut c).unwrap();
     let _: Option<String> = redis::cmd("GET").arg("nope").query(&mut c).unwrap();
     wait_sync(&lab);
-    let mut args = topo_args(&lab);
-    args.extend(["--format", "json", "stats"].map(String::from));
-    let run = redlab(&args);
+    let run = redlab_at(&lab, &["--format", "json", "stats"]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let r = run.json();
     assert_eq!(r["command"], "stats");
@@ -49,9 +47,7 @@ fn every_field_for_every_node() {
 fn a_killed_replica_shows_as_down_and_the_watch_goes_on() {
     let mut lab = lab(2);
     lab.replicas[1].kill();
-    let mut args = topo_args(&lab);
-    args.extend(["stats", "--watch", "200ms", "--count", "3"].map(String::from));
-    let run = redlab(&args);
+    let run = redlab_at(&lab, &["stats", "--watch", "200ms", "--count", "3"]);
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     // Not a terminal: one table per refresh, then the report.
     assert_eq!(
@@ -67,14 +63,12 @@ fn a_killed_replica_shows_as_down_and_the_watch_goes_on() {
         .count();
     assert!(down_rows >= 4, "{}", run.stdout);
 
-    let mut args = topo_args(&lab);
-    args.extend(
-        [
+    let run = redlab_at(
+        &lab,
+        &[
             "--format", "json", "stats", "--watch", "100ms", "--count", "2",
-        ]
-        .map(String::from),
+        ],
     );
-    let run = redlab(&args);
     let r = run.json();
     assert_eq!(r["details"]["refreshes"], 2);
     assert_eq!(detail_node(&r, "replica2")["status"], "down");

@@ -81,9 +81,10 @@ fn watching_a_user_key_only_reads_it() {
         .exec(&mut c)
         .unwrap();
     wait_sync(&lab);
-    let mut args = topo_args(&lab);
-    args.extend(["--format", "json", "ttl-watch", "--key", "session:42"].map(String::from));
-    let run = redlab(&args);
+    let run = redlab_at(
+        &lab,
+        &["--format", "json", "ttl-watch", "--key", "session:42"],
+    );
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let r = run.json();
     assert_eq!(r["details"]["written_by_redlab"], false);
@@ -115,9 +116,7 @@ fn a_key_without_ttl_is_refused_and_left_alone() {
         .arg("v")
         .exec(&mut c)
         .unwrap();
-    let mut args = topo_args(&lab);
-    args.extend(["ttl-watch", "--key", "forever"].map(String::from));
-    let run = redlab(&args);
+    let run = redlab_at(&lab, &["ttl-watch", "--key", "forever"]);
     assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("no TTL"), "{}", run.stderr);
     let v: String = redis::cmd("GET").arg("forever").query(&mut c).unwrap();

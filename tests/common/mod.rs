@@ -107,6 +107,13 @@ pub fn redlab_stdin<S: AsRef<str>>(args: &[S], input: Option<&str>) -> Run {
     }
 }
 
+/// Run the binary against `lab` (`--master`/`--replica` first, then `args`).
+pub fn redlab_at(lab: &Lab, args: &[&str]) -> Run {
+    let mut all = topo_args(lab);
+    all.extend(args.iter().map(|a| a.to_string()));
+    redlab(&all)
+}
+
 pub fn conn(port: u16) -> redis::Connection {
     conn_url(&url(port))
 }
