@@ -107,7 +107,7 @@ impl Node {
     }
 
     /// Apply --user/--password where the URL gave none.
-    fn with_credentials(mut self, user: Option<&str>, password: Option<&str>) -> Node {
+    pub fn with_credentials(mut self, user: Option<&str>, password: Option<&str>) -> Node {
         if self.password().is_none() {
             if let Some(p) = password {
                 let mut rs = self.info.redis_settings().clone().set_password(p);

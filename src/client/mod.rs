@@ -108,9 +108,20 @@ impl Conn {
     ) -> Result<T, NodeError> {
         let op = op_name(cmd);
         let bound = self.timeout + extra;
-        match tokio::time::timeout(bound, cmd.query_async::<T>(&mut self.inner)).await {
-            Err(_) => Err(self.timed_out(&op, bound)),
-            Ok(Err(e)) => Err(self.classified(&op, &e, bound)),
+        let reply = tokio::time::timeout(bound, cmd.query_async::<T>(&mut self.inner)).await;
+        self.settle(&op, bound, reply)
+    }
+
+    /// A bounded reply, or the error that names the node and says what to do.
+    fn settle<T>(
+        &self,
+        op: &str,
+        bound: Duration,
+        reply: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
+    ) -> Result<T, NodeError> {
+        match reply {
+            Err(_) => Err(self.timed_out(op, bound)),
+            Ok(Err(e)) => Err(self.classified(op, &e, bound)),
             Ok(Ok(v)) => Ok(v),
         }
     }
@@ -151,11 +162,9 @@ impl Conn {
         &mut self,
         pipe: &redis::Pipeline,
     ) -> Result<T, NodeError> {
-        match tokio::time::timeout(self.timeout, pipe.query_async::<T>(&mut self.inner)).await {
-            Err(_) => Err(self.timed_out("a pipeline", self.timeout)),
-            Ok(Err(e)) => Err(self.classified("a pipeline", &e, self.timeout)),
-            Ok(Ok(v)) => Ok(v),
-        }
+        let reply =
+            tokio::time::timeout(self.timeout, pipe.query_async::<T>(&mut self.inner)).await;
+        self.settle("a pipeline", self.timeout, reply)
     }
 
     pub async fn ping(&mut self) -> Result<(), NodeError> {

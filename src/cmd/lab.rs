@@ -138,27 +138,18 @@ async fn status(ctx: &Ctx, state_dir: PathBuf) -> Result<Report<LabDetails>> {
 }
 
 fn topology_of(state: &LabState, ctx: &Ctx) -> Result<crate::topology::Topology> {
-    let pass = ctx.topology.master.password().map(String::from);
-    let url = |port: u16| match &pass {
-        Some(p) => format!("redis://:{p}@127.0.0.1:{port}"),
-        None => format!("redis://127.0.0.1:{port}"),
-    };
-    let mut nodes = state.nodes.iter();
-    let m = nodes
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("the lab state lists no node"))?;
-    let master =
-        crate::topology::Node::parse(&m.name, crate::topology::Role::Master, &url(m.port))?;
-    let replicas = nodes
-        .map(|n| {
-            crate::topology::Node::parse(&n.name, crate::topology::Role::Replica, &url(n.port))
-        })
-        .collect::<Result<_>>()?;
-    Ok(crate::topology::Topology {
-        master,
-        replicas,
-        discover: false,
-    })
+    if state.nodes.is_empty() {
+        bail!("the lab state lists no node");
+    }
+    let nodes: Vec<(&str, u16)> = state
+        .nodes
+        .iter()
+        .map(|n| (n.name.as_str(), n.port))
+        .collect();
+    Ok(lab::loopback_topology(
+        &nodes,
+        ctx.topology.master.password(),
+    ))
 }
 
 async fn report(

@@ -283,22 +283,9 @@ impl Lab {
     }
 
     pub fn topology(&self) -> Topology {
-        let node = |name: &str, role, port: u16| {
-            let url = match &self.password {
-                Some(p) => format!("redis://:{p}@127.0.0.1:{port}"),
-                None => format!("redis://127.0.0.1:{port}"),
-            };
-            Node::parse(name, role, &url).expect("a loopback URL parses")
-        };
-        Topology {
-            master: node("master", Role::Master, self.master.port),
-            replicas: self
-                .replicas
-                .iter()
-                .map(|r| node(&r.name, Role::Replica, r.port))
-                .collect(),
-            discover: false,
-        }
+        let mut nodes = vec![(self.master.name.as_str(), self.master.port)];
+        nodes.extend(self.replicas.iter().map(|r| (r.name.as_str(), r.port)));
+        loopback_topology(&nodes, self.password.as_deref())
     }
 
     /// Wait until every replica's link is up and its acknowledged offset
@@ -375,6 +362,21 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
 fn is_port_clash(e: &anyhow::Error) -> bool {
     let s = format!("{e:#}");
     s.contains("Address already in use") || s.contains("bind")
+}
+
+/// Lab processes on 127.0.0.1, the first one the master. The password is set
+/// on the connection settings, never formatted into a URL.
+pub fn loopback_topology(nodes: &[(&str, u16)], password: Option<&str>) -> Topology {
+    let node = |(name, port): (&str, u16), role| {
+        Node::parse(name, role, &format!("redis://127.0.0.1:{port}"))
+            .expect("a loopback URL parses")
+            .with_credentials(None, password)
+    };
+    Topology {
+        master: node(nodes[0], Role::Master),
+        replicas: nodes[1..].iter().map(|n| node(*n, Role::Replica)).collect(),
+        discover: false,
+    }
 }
 
 /// Bounded wait for a topology to be in sync (used by the lab and tests).
