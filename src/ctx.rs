@@ -149,11 +149,6 @@ impl Ledger {
             slack,
         });
     }
-    /// Forget a key redlab removed itself.
-    pub fn forget(&self, key: &str) {
-        self.lock()
-            .retain(|o| !matches!(o, Owned::Key(k) if k == key));
-    }
     /// Drop the ranges under `prefix` (they are to be kept), returning them.
     pub fn take_ranges(&self, prefix: &str) -> Vec<Owned> {
         let mut all = self.lock();
@@ -172,9 +167,6 @@ impl Ledger {
         if let Some(i) = all.iter().position(|o| o.same(entry)) {
             all.remove(i);
         }
-    }
-    pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
     }
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Owned>> {
         // A panic elsewhere must not stop the cleanup.

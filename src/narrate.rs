@@ -28,10 +28,6 @@ impl Narrator {
         Narrator { enabled: false }
     }
 
-    pub fn enabled(&self) -> bool {
-        self.enabled
-    }
-
     /// `== 2. Cache-aside: a miss ==`, with a blank line before it.
     pub fn heading(&self, title: &str) {
         self.write(&format!("\n== {title} ==\n"));

@@ -21,14 +21,6 @@ impl Progress {
         Progress { enabled }
     }
 
-    pub fn hidden() -> Progress {
-        Progress { enabled: false }
-    }
-
-    pub fn enabled(&self) -> bool {
-        self.enabled
-    }
-
     fn target(&self) -> ProgressDrawTarget {
         if self.enabled {
             ProgressDrawTarget::stderr()
@@ -80,9 +72,6 @@ impl Task {
     }
     pub fn set_length(&self, len: u64) {
         self.bar.set_length(len);
-    }
-    pub fn inc(&self, n: u64) {
-        self.bar.inc(n);
     }
     pub fn set_prefix(&self, prefix: impl Into<String>) {
         self.bar.set_prefix(prefix.into());

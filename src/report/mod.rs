@@ -239,11 +239,6 @@ pub fn write_file(path: &Path, text: &str) -> Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing the report to {}", path.display()))
 }
 
-/// Numbers in human tables.
-pub fn fmt_f(v: f64, decimals: usize) -> String {
-    format!("{v:.decimals$}")
-}
-
 pub fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
     v.as_ref()
         .map(|x| x.to_string())
