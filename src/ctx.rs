@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::client::{Conn, NodeError};
 use crate::progress::Progress;
 use crate::report::Manifest;
+use crate::survey::{self, NodeState};
 use crate::topology::Topology;
 
 pub struct Ctx {
@@ -20,12 +21,21 @@ pub struct Ctx {
     pub started_at: Instant,
     /// The command line with secrets replaced.
     pub args: Vec<String>,
+    /// The master as discovery found it, for the first survey to reuse.
+    pub discovered: Mutex<Option<NodeState>>,
 }
 
 impl Ctx {
     /// `redlab:<run-id>:` — every key redlab writes starts with this.
     pub fn prefix(&self) -> String {
         format!("redlab:{}:", self.run_id)
+    }
+
+    /// Every node's state (`survey::survey`), the first time reusing the
+    /// master's visit from discovery.
+    pub async fn survey(&self) -> Vec<NodeState> {
+        let known = self.discovered.lock().map(|mut d| d.take()).unwrap_or(None);
+        survey::survey_reusing(&self.topology, self.timeout, known).await
     }
 
     pub fn key(&self, suffix: &str) -> String {
@@ -63,9 +73,7 @@ impl Ctx {
         };
         let mut removed = 0u64;
         for entry in &owned {
-            for batch in entry.batches() {
-                let mut cmd = redis::cmd("UNLINK");
-                cmd.arg(batch);
+            for cmd in entry.unlinks() {
                 removed += conn.query::<u64>(&cmd).await?;
             }
             self.ledger.remove(entry);
@@ -113,10 +121,12 @@ impl Owned {
         }
     }
 
-    /// The keys in UNLINK-sized batches.
-    fn batches(&self) -> Box<dyn Iterator<Item = Vec<String>> + '_> {
+    /// `UNLINK` commands for the keys, at most `CLEANUP_BATCH` keys each.
+    /// Range keys are written straight into the command (no `String` per
+    /// key: a million-key cleanup should not cost a million allocations).
+    fn unlinks(&self) -> Box<dyn Iterator<Item = redis::Cmd> + '_> {
         match self {
-            Owned::Key(k) => Box::new(std::iter::once(vec![k.clone()])),
+            Owned::Key(k) => Box::new(std::iter::once(redis::cmd("UNLINK").arg(k).clone())),
             Owned::Range {
                 prefix,
                 upto,
@@ -124,9 +134,14 @@ impl Owned {
             } => {
                 let end = upto.load(Ordering::Relaxed) + slack;
                 Box::new((0..end).step_by(CLEANUP_BATCH as usize).map(move |start| {
-                    (start..(start + CLEANUP_BATCH).min(end))
-                        .map(|i| format!("{prefix}{i}"))
-                        .collect()
+                    let mut cmd = redis::cmd("UNLINK");
+                    let mut key = prefix.as_bytes().to_vec();
+                    for i in start..(start + CLEANUP_BATCH).min(end) {
+                        key.truncate(prefix.len());
+                        crate::perf::resp::push_u64(&mut key, i);
+                        cmd.arg(&key[..]);
+                    }
+                    cmd
                 }))
             }
         }
@@ -243,7 +258,7 @@ mod tests {
     }
 
     #[test]
-    fn ranges_are_removed_in_bounded_batches() {
+    fn keys_are_removed_in_bounded_batches() {
         let upto = Arc::new(AtomicU64::new(2400));
         let r = Owned::Range {
             prefix: "p:".into(),
@@ -251,13 +266,30 @@ mod tests {
             slack: 1,
         };
         upto.store(2500, Ordering::Relaxed);
-        let b: Vec<Vec<String>> = r.batches().collect();
+        let args = |c: &redis::Cmd| -> Vec<Vec<u8>> {
+            c.args_iter()
+                .map(|a| match a {
+                    redis::Arg::Simple(b) => b.to_vec(),
+                    _ => Vec::new(),
+                })
+                .collect()
+        };
+        let b: Vec<Vec<Vec<u8>>> = r.unlinks().map(|c| args(&c)).collect();
+        // "UNLINK" and then the keys.
         assert_eq!(
             b.iter().map(Vec::len).collect::<Vec<_>>(),
-            vec![1000, 1000, 501]
+            vec![1001, 1001, 502]
         );
-        assert_eq!(b[0][0], "p:0");
-        assert_eq!(b[2][500], "p:2500");
+        assert_eq!(b[0][0], b"UNLINK");
+        assert_eq!(b[0][1], b"p:0");
+        assert_eq!(b[0][1000], b"p:999");
+        assert_eq!(b[1][1], b"p:1000");
+        assert_eq!(b[2][501], b"p:2500");
+        let one = Owned::Key("k".into());
+        assert_eq!(
+            one.unlinks().map(|c| args(&c)).collect::<Vec<_>>(),
+            vec![vec![b"UNLINK".to_vec(), b"k".to_vec()]]
+        );
     }
 
     #[test]

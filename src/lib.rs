@@ -87,11 +87,13 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
     } else {
         None
     };
+    let mut discovered = None;
     if topology.discover && !is_lab {
-        let found = survey::discover(&mut topology, g.timeout).await;
-        // `check` reports an unusable master itself, in its report, so CI still gets one.
-        if !matches!(cli.command, Command::Check(_)) {
-            found?;
+        match survey::discover(&mut topology, g.timeout).await {
+            Ok(master) => discovered = Some(master),
+            // `check` reports an unusable master itself, in its report, so CI still gets one.
+            Err(_) if matches!(cli.command, Command::Check(_)) => {}
+            Err(e) => return Err(e),
         }
     }
     let ctx = Ctx {
@@ -103,6 +105,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         started: SystemTime::now(),
         started_at: Instant::now(),
         args: ctx::redacted_args(&std::env::args().collect::<Vec<_>>()),
+        discovered: std::sync::Mutex::new(discovered),
     };
     // A panic must not skip the key removal below: it is caught, and resumed after.
     let work = std::panic::AssertUnwindSafe(dispatch(&cli.command, g, &ctx)).catch_unwind();

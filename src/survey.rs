@@ -52,10 +52,9 @@ async fn visit(node: Node, timeout: Duration) -> NodeState {
             return st;
         }
     };
-    match conn.info("default").await {
-        Ok(info) => {
-            // CONFIG may be denied to an ACL user: persistence is then unknown.
-            let save = conn.config_get("save").await.ok().flatten();
+    // CONFIG may be denied to an ACL user: persistence is then unknown.
+    match conn.info_and_config("default", "save").await {
+        Ok((info, save)) => {
             st.persistence = save.map(|s| persistence(&s, info.flag("aof_enabled")));
             st.info = Some(info);
             st.conn = Some(conn);
@@ -77,10 +76,25 @@ fn persistence(save: &str, aof: bool) -> String {
 
 /// Visit every node at once; each result carries its own error.
 pub async fn survey(topo: &Topology, timeout: Duration) -> Vec<NodeState> {
+    survey_reusing(topo, timeout, None).await
+}
+
+/// `survey`, taking the master's state from an earlier visit when there is
+/// one (discovery has just connected to it and read its INFO).
+pub async fn survey_reusing(
+    topo: &Topology,
+    timeout: Duration,
+    master: Option<NodeState>,
+) -> Vec<NodeState> {
+    let mut master = master.filter(|m| m.node.addr() == topo.master.addr());
     let tasks: Vec<_> = topo
         .nodes()
         .cloned()
-        .map(|n| tokio::spawn(visit(n, timeout)))
+        .enumerate()
+        .map(|(i, n)| match master.take().filter(|_| i == 0) {
+            Some(known) => tokio::spawn(async move { known }),
+            None => tokio::spawn(visit(n, timeout)),
+        })
         .collect();
     let mut out = Vec::with_capacity(tasks.len());
     for t in tasks {
@@ -110,10 +124,15 @@ pub fn require_master(master: &NodeState) -> Result<()> {
     Ok(())
 }
 
-/// Fill the replica list from the master's own INFO replication.
-pub async fn discover(topo: &mut Topology, timeout: Duration) -> Result<()> {
-    let mut conn = Conn::connect(&topo.master, timeout).await?;
-    let info = conn.info("replication").await?;
+/// Fill the replica list from the master's own INFO replication. Returns the
+/// master's visit, for the survey that follows to reuse (one connection and
+/// one INFO fewer).
+pub async fn discover(topo: &mut Topology, timeout: Duration) -> Result<NodeState> {
+    let master = visit(topo.master.clone(), timeout).await;
+    if let Some(e) = &master.error {
+        bail!("{e}");
+    }
+    let info = master.info.as_ref().expect("no error means INFO was read");
     topo.replicas = info
         .replicas()
         .iter()
@@ -123,5 +142,5 @@ pub async fn discover(topo: &mut Topology, timeout: Duration) -> Result<()> {
                 .sibling(&format!("replica{}", i + 1), &l.ip, l.port)
         })
         .collect();
-    Ok(())
+    Ok(master)
 }

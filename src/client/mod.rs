@@ -183,6 +183,43 @@ impl Conn {
         Ok(Info::parse(&text))
     }
 
+    /// Several INFO sections in one round trip (one INFO per section: Redis
+    /// before 7 takes one section per call), read as one.
+    pub async fn info_sections(&mut self, sections: &[&str]) -> Result<Info, NodeError> {
+        let mut pipe = redis::pipe();
+        for s in sections {
+            pipe.cmd("INFO").arg(*s);
+        }
+        let texts: Vec<String> = self.pipe(&pipe).await?;
+        Ok(Info::parse(&texts.concat()))
+    }
+
+    /// INFO and one configuration value in one round trip; the value is None
+    /// where CONFIG GET is not allowed (an ACL user), as in `config_get`.
+    pub async fn info_and_config(
+        &mut self,
+        section: &str,
+        key: &str,
+    ) -> Result<(Info, Option<String>), NodeError> {
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors()
+            .cmd("INFO")
+            .arg(section)
+            .cmd("CONFIG")
+            .arg("GET")
+            .arg(key);
+        let mut replies: Vec<redis::Value> = self.pipe(&pipe).await?;
+        let config = replies
+            .pop()
+            .and_then(|v| redis::from_redis_value::<Vec<String>>(v).ok())
+            .and_then(|v| v.into_iter().nth(1));
+        match replies.pop().map(redis::from_redis_value::<String>) {
+            Some(Ok(text)) => Ok((Info::parse(&text), config)),
+            // An error reply to INFO: ask again alone, for the classified error.
+            _ => Ok((self.info(section).await?, config)),
+        }
+    }
+
     /// A configuration value, or None where CONFIG GET is not allowed.
     pub async fn config_get(&mut self, key: &str) -> Result<Option<String>, NodeError> {
         let v: Vec<String> = self.query(redis::cmd("CONFIG").arg("GET").arg(key)).await?;

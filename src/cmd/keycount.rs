@@ -12,7 +12,7 @@ use crate::client::{Conn, DbCounts, NodeError};
 use crate::ctx::Ctx;
 use crate::progress::Task;
 use crate::report::{Check, Details, Report, Section};
-use crate::survey::{require_master, survey, NodeState};
+use crate::survey::{require_master, NodeState};
 
 pub struct Config {
     pub settle: Duration,
@@ -76,7 +76,7 @@ pub struct Mismatch {
 
 pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<KeycountDetails>> {
     let spinner = ctx.progress.spinner("waiting for the replicas to settle");
-    let states = survey(&ctx.topology, ctx.timeout).await;
+    let states = ctx.survey().await;
     require_master(&states[0])?;
     let (checks, details) = evaluate(&cfg, &states, &spinner).await?;
     spinner.finish();

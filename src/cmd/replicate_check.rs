@@ -11,7 +11,7 @@ use crate::client::Conn;
 use crate::ctx::Ctx;
 use crate::report::{Check, Details, Report, Section};
 use crate::stats::{fmt_us, histogram, LatencyUs};
-use crate::survey::{require_master, survey, NodeState};
+use crate::survey::{require_master, NodeState};
 
 mod roles;
 
@@ -91,7 +91,7 @@ pub struct ReplicaResult {
 
 pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<ReplicateDetails>> {
     let spinner = ctx.progress.spinner("surveying the topology");
-    let states = survey(&ctx.topology, ctx.timeout).await;
+    let states = ctx.survey().await;
     require_master(&states[0])?;
     let (mut details, mut checks) = roles(&cfg, ctx, &states);
     spinner.set_message(format!("writing {} probes", cfg.probes));

@@ -14,7 +14,7 @@ use crate::client::DbCounts;
 use crate::ctx::Ctx;
 use crate::narrate::{self, Narrator};
 use crate::report::{render_sections, Check, Details, Report, Section, Verdict};
-use crate::survey::{survey, NodeState};
+use crate::survey::NodeState;
 use crate::topology::Role;
 
 pub struct Config {
@@ -138,7 +138,7 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<StatsDetails>> {
 
 /// One concurrent INFO pass over every node; a down node is a row, not an error.
 pub async fn collect(ctx: &Ctx) -> (Vec<NodeState>, Vec<NodeStats>) {
-    let states = survey(&ctx.topology, ctx.timeout).await;
+    let states = ctx.survey().await;
     let nodes = node_stats(&states);
     (states, nodes)
 }

@@ -16,7 +16,7 @@ use crate::cli::{CheckArgs, FailOn};
 use crate::cmd::{keycount, replicate_check};
 use crate::ctx::Ctx;
 use crate::report::{Check, Details, Report, Section, Verdict};
-use crate::survey::{require_master, survey, NodeState};
+use crate::survey::{require_master, NodeState};
 
 /// What a check gets: the configuration, the run context, and one survey of
 /// every node (connections included) taken before any check ran.
@@ -181,7 +181,7 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CheckDetails>> {
         crate::cmd::perf::read_baseline(path)?;
     }
     let spinner = ctx.progress.spinner("surveying the topology");
-    let states = survey(&ctx.topology, ctx.timeout).await;
+    let states = ctx.survey().await;
     spinner.finish();
     let refused = require_master(&states[0]).err().map(|e| format!("{e:#}"));
     let env = Env {

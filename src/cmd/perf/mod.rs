@@ -21,7 +21,7 @@ use crate::perf::engine::{self, EngineConfig, EngineResult, Stop, Workload};
 use crate::perf::tls;
 use crate::report::{Check, Report};
 use crate::stats::LatencyUs;
-use crate::survey::{require_master, survey, NodeState};
+use crate::survey::{require_master, NodeState};
 use crate::topology::Node;
 use std::future::Future;
 use std::pin::Pin;
@@ -136,7 +136,7 @@ impl Config {
 
 pub async fn run(args: &PerfArgs, ctx: &Ctx) -> Result<Report<PerfDetails>> {
     let cfg = Config::from_args(args, ctx.topology.replicas.len())?;
-    let states = survey(&ctx.topology, ctx.timeout).await;
+    let states = ctx.survey().await;
     require_master(&states[0])?;
     let d = measure(&cfg, ctx, &states).await?;
     let checks = checks(&d);
@@ -204,7 +204,8 @@ pub async fn measure(cfg: &Config, ctx: &Ctx, states: &[NodeState]) -> Result<Pe
     let load_ms = crate::duration::ms(started.elapsed());
     let replicas = catch_up(states, cfg.args.settle).await;
     let mut mconn = states[0].conn.clone().expect("reachable master");
-    let after = mconn.info("default").await?;
+    // What the report compares with `before`: used_memory and evicted_keys.
+    let after = mconn.info_sections(&["memory", "stats"]).await?;
     let keys_removed = if cfg.args.keep_keys {
         keep_measured_keys(ctx, &prefix)
     } else {
@@ -292,12 +293,13 @@ async fn phase(ctx: &Ctx, mut cfg: EngineConfig, label: &str) -> Result<EngineRe
             Box::pin(async move { tls::run(&node, &cfg).await })
         } else {
             let done = guard.done.clone();
-            let engine = tokio::task::spawn_blocking(move || {
-                let result = engine::run(&cfg);
-                signal_done(&done);
-                result
-            });
-            Box::pin(async move { engine.await.context("the perf engine stopped")? })
+            match engine::start(&cfg, move || signal_done(&done)) {
+                Ok(rx) => Box::pin(async move { rx.await.context("the perf engine stopped")? }),
+                Err(e) => {
+                    guard.finished();
+                    Box::pin(std::future::ready(Err(e)))
+                }
+            }
         };
     tokio::pin!(job);
     let result = loop {

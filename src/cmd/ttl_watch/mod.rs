@@ -23,7 +23,7 @@ use crate::ctx::Ctx;
 use crate::duration::ms;
 use crate::narrate::Narrator;
 use crate::report::Report;
-use crate::survey::{require_master, survey, NodeState};
+use crate::survey::{require_master, NodeState};
 use crate::topology::Role;
 
 /// What to watch and how closely.
@@ -102,7 +102,7 @@ impl Track {
 }
 
 pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<TtlWatchDetails>> {
-    let states = survey(&ctx.topology, ctx.timeout).await;
+    let states = ctx.survey().await;
     require_master(&states[0])?;
     let details = watch_states(&cfg, ctx, &states).await?;
     let checks = checks(&details);
@@ -119,7 +119,7 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<TtlWatchDetails>> {
 /// Watch a key expire on every node of `ctx.topology` and measure each step.
 /// redlab's own key is in the ledger (removed even on Ctrl-C); `--key` is only read.
 pub async fn watch(cfg: &WatchConfig, ctx: &Ctx) -> Result<TtlWatchDetails> {
-    let states = survey(&ctx.topology, ctx.timeout).await;
+    let states = ctx.survey().await;
     require_master(&states[0])?;
     watch_states(cfg, ctx, &states).await
 }
