@@ -10,9 +10,13 @@
 # requests per CPU-second of server+client (server CPU from /proc), which is
 # what the pinned CPU would deliver if nothing else ran on it, so it stays
 # meaningful when other load on the machine makes wall-clock ops/s noisy.
+# For one-connection configs it also runs examples/syscall_floor.rs (one batch
+# encoded once and sent again and again: only the system calls) and prints its
+# client CPU: the least any client can spend per million SETs on this machine.
 #
 # Environment:
-#   REDLAB       the redlab binary (default: built here, release), called as
+#   REDLAB       the redlab binary (default: built here with the dist profile,
+#                release plus whole-program LTO, ~5 min the first time), called as
 #                $REDLAB --master redis://127.0.0.1:PORT -q --format json \
 #                    perf -n N -P P -c C -d 3 --rounds 1 --warmup 0 --keep-keys
 #                (--keep-keys: the script flushes its own server between runs,
@@ -30,9 +34,11 @@ CONFIGS=${CONFIGS:-"1000:1 64:1 16:50 1:50"}
 CPU=${CPU:-0}
 
 if [ -z "${REDLAB:-}" ]; then
-    cargo build --release --quiet >&2
-    REDLAB="${CARGO_TARGET_DIR:-target}/release/redlab"
+    cargo build --profile dist --quiet >&2
+    REDLAB="${CARGO_TARGET_DIR:-target}/dist/redlab"
 fi
+cargo build --release --quiet --example syscall_floor >&2
+FLOOR="${CARGO_TARGET_DIR:-target}/release/examples/syscall_floor"
 TIME=/usr/bin/time
 [ -x "$TIME" ] || TIME=""
 
@@ -83,12 +89,12 @@ per_cpu_second() {
     awk -v n="$N" -v srv="$(cat "$1.srv")" '{t = $1 + $2 + srv; if (t > 0) printf "%.0f\n", n / t; else print "nan"}' "$1.cpu"
 }
 
-echo "| config | redlab ops/s | redis-benchmark ops/s | ratio | redlab CPU s/M | redis-benchmark CPU s/M | redlab ops/CPU-s | redis-benchmark ops/CPU-s | ratio (CPU) |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| config | redlab ops/s | redis-benchmark ops/s | ratio | redlab CPU s/M | redis-benchmark CPU s/M | floor CPU s/M | redlab ops/CPU-s | redis-benchmark ops/CPU-s | ratio (CPU) |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for cfg in $CONFIGS; do
     P=${cfg%%:*}
     C=${cfg##*:}
-    for f in r.ops b.ops r.cpum b.cpum r.pcs b.pcs; do : >"$tmp/$f"; done
+    for f in r.ops b.ops r.cpum b.cpum r.pcs b.pcs f.cpum; do : >"$tmp/$f"; done
     for round in $(seq 1 "$ROUNDS"); do
         run "$tmp/r" "$REDLAB" --master "redis://127.0.0.1:$port" -q --format json \
             perf -n "$N" -P "$P" -c "$C" -d 3 --rounds 1 --warmup 0 --keep-keys
@@ -101,14 +107,19 @@ for cfg in $CONFIGS; do
             | awk '{print $2}' >>"$tmp/b.ops"
         cpu_per_million "$tmp/b.cpu" >>"$tmp/b.cpum"
         per_cpu_second "$tmp/b" >>"$tmp/b.pcs"
+        if [ "$C" = 1 ]; then
+            run "$tmp/f" "$FLOOR" "$port" "$N" "$P"
+            cpu_per_million "$tmp/f.cpu" >>"$tmp/f.cpum"
+        fi
         echo "P$P c$C round $round: redlab $(tail -1 "$tmp/r.ops") redis-benchmark $(tail -1 "$tmp/b.ops")" >&2
     done
     r=$(median <"$tmp/r.ops"); b=$(median <"$tmp/b.ops")
     rc=$(median <"$tmp/r.cpum"); bc=$(median <"$tmp/b.cpum")
     rp=$(median <"$tmp/r.pcs"); bp=$(median <"$tmp/b.pcs")
+    fc=$(median <"$tmp/f.cpum"); [ "$fc" = nan ] && fc="n/a"
     ratio() { awk -v r="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2fx", r / b; else print "n/a"}'; }
-    printf "| P%s c%s | %.0f | %.0f | %s | %s | %s | %s | %s | %s |\n" "$P" "$C" "$r" "$b" \
-        "$(ratio "$r" "$b")" "$rc" "$bc" "$rp" "$bp" "$(ratio "$rp" "$bp")"
+    printf "| P%s c%s | %.0f | %.0f | %s | %s | %s | %s | %s | %s | %s |\n" "$P" "$C" "$r" "$b" \
+        "$(ratio "$r" "$b")" "$rc" "$bc" "$fc" "$rp" "$bp" "$(ratio "$rp" "$bp")"
 done
 
 # The workshop's case as a whole process: 1000 SETs pipelined 1000 deep

@@ -68,3 +68,40 @@ fn a_down_replica_is_not_parity() {
         .unwrap()
         .contains("connection refused"));
 }
+
+/// With only --master, discovery finds the replicas from the master's INFO,
+/// and the survey that follows reuses discovery's connection: the master sees
+/// one connection from the whole run (keycount writes nothing, so no cleanup
+/// connection either).
+#[test]
+fn discovery_finds_the_replicas_and_the_master_is_connected_to_once() {
+    let lab = lab(2);
+    let mut c = conn(lab.master.port);
+    let connections = |c: &mut redis::Connection| -> u64 {
+        let info: String = redis::cmd("INFO").arg("stats").query(c).unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("total_connections_received:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let before = connections(&mut c);
+    let run = redlab(&[
+        "--master",
+        &url(lab.master.port),
+        "--format",
+        "json",
+        "keycount",
+    ]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let after = connections(&mut c);
+    let names: Vec<String> = run.json()["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["master", "replica1", "replica2"]);
+    assert_eq!(after - before, 1, "connections to the master during the run");
+}
