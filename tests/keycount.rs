@@ -103,5 +103,9 @@ fn discovery_finds_the_replicas_and_the_master_is_connected_to_once() {
         .map(|n| n["name"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(names, ["master", "replica1", "replica2"]);
-    assert_eq!(after - before, 1, "connections to the master during the run");
+    assert_eq!(
+        after - before,
+        1,
+        "connections to the master during the run"
+    );
 }
