@@ -32,12 +32,7 @@ fn spawn_passes_every_check_in_order_with_a_manifest() {
     let r = run.json();
     assert_eq!(r["command"], "check");
     assert_eq!(r["verdict"], "pass");
-    let names: Vec<&str> = r["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
+    let names = strs(&r["checks"], "name");
     assert_eq!(names, GATE);
     for c in r["checks"].as_array().unwrap() {
         assert_eq!(c["verdict"], "pass", "{c}");
@@ -270,12 +265,7 @@ fn expiry_and_throughput_report_their_measurements_and_the_floor_fails() {
     );
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     let r = run.json();
-    let names: Vec<&str> = r["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
+    let names = strs(&r["checks"], "name");
     assert_eq!(names, ["expiry", "throughput"]);
     let expiry = &r["details"]["checks"][0];
     assert_eq!(expiry["verdict"], "pass", "{expiry}");

@@ -96,13 +96,11 @@ fn discovery_finds_the_replicas_and_the_master_is_connected_to_once() {
     ]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let after = connections(&mut c);
-    let names: Vec<String> = run.json()["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["name"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(names, ["master", "replica1", "replica2"]);
+    let r = run.json();
+    assert_eq!(
+        strs(&r["nodes"], "name"),
+        ["master", "replica1", "replica2"]
+    );
     assert_eq!(
         after - before,
         1,

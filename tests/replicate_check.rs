@@ -243,12 +243,7 @@ fn master_alone_discovers_its_replicas() {
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let r = run.json();
-    let found: Vec<&str> = r["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["address"].as_str().unwrap())
-        .collect();
+    let found = strs(&r["nodes"], "address");
     assert_eq!(found.len(), 3);
     for rep in &lab.replicas {
         assert!(

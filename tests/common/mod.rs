@@ -208,6 +208,20 @@ pub fn wait_sync(lab: &Lab) {
 }
 
 /// The check named `name` in a JSON report.
+/// The string `field` of every element of a JSON array (names of checks, addresses of nodes).
+pub fn strs<'a>(array: &'a serde_json::Value, field: &str) -> Vec<&'a str> {
+    array
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {array}"))
+        .iter()
+        .map(|e| {
+            e[field]
+                .as_str()
+                .unwrap_or_else(|| panic!("no string {field:?} in {e}"))
+        })
+        .collect()
+}
+
 pub fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     report["checks"]
         .as_array()
