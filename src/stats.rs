@@ -9,6 +9,17 @@ pub fn histogram() -> Histogram<u64> {
     Histogram::new(3).expect("3 significant figures is valid")
 }
 
+/// Record `n` samples of `value`, growing the histogram to fit. Not
+/// `saturating_record`: on a growing histogram that clamps to the range it
+/// has so far instead of growing (a 3 ms latency would be kept as ~2 µs).
+#[inline]
+pub fn record_n(h: &mut Histogram<u64>, value: u64, n: u64) {
+    if h.record_n(value, n).is_err() {
+        // Growing failed (a value beyond what usize can index): keep it at the top.
+        h.saturating_record_n(value, n);
+    }
+}
+
 /// Latency summary in microseconds (recorded in nanoseconds).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct LatencyUs {
@@ -132,6 +143,16 @@ mod tests {
         assert!(s.p99_us <= s.p999_us && s.p999_us <= s.p9999_us && s.p9999_us <= s.max_us);
         assert!((s.p50_us - 5000.0).abs() / 5000.0 < 0.01, "{s:?}");
         assert!((s.max_us - 10_000.0).abs() / 10_000.0 < 0.01);
+    }
+
+    #[test]
+    fn record_n_grows_instead_of_clamping() {
+        let mut h = histogram();
+        record_n(&mut h, 3_000_000, 5);
+        record_n(&mut h, 1_000, 1);
+        assert_eq!(h.len(), 6);
+        assert!((h.max() as f64 - 3e6).abs() / 3e6 < 0.001, "{}", h.max());
+        assert!((h.min() as f64 - 1e3).abs() / 1e3 < 0.001, "{}", h.min());
     }
 
     #[test]

@@ -185,6 +185,32 @@ fn oom_replies_are_counted_not_fatal() {
     assert!(oom > 1000, "expected OOM errors, got {:?}", r.errors);
 }
 
+/// One connection, closed loop: batches run back to back, so the slowest
+/// reply (the last of the slowest batch) took at least about the average
+/// batch time (half of it leaves room for the encoding between batches and
+/// the histogram's rounding), and no reply took longer than the whole run.
+#[test]
+fn latencies_agree_with_the_run_clock() {
+    let s = Server::start(&[]);
+    let mut cfg = config(&s, "redlab:t7:perf:");
+    cfg.stop = Stop::Requests(20_000);
+    cfg.pipeline = 200;
+    let r = engine::run(&cfg).unwrap();
+    assert_eq!(r.completed, 20_000);
+    let batches = 20_000 / 200;
+    let max = r.latency_ns.max();
+    assert!(
+        max >= r.elapsed_ns / batches / 2,
+        "max latency {max} ns, but {batches} batches took {} ns",
+        r.elapsed_ns
+    );
+    assert!(
+        max <= r.elapsed_ns,
+        "max latency {max} ns > run {} ns",
+        r.elapsed_ns
+    );
+}
+
 #[test]
 fn auth_and_noauth() {
     let s = Server::start(&["--requirepass", "s3cret"]);
