@@ -25,6 +25,18 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Parse a command line (the first item is the program name), for tests
+    /// and callers that do not want clap's trait in scope.
+    pub fn parse_args<I, T>(args: I) -> Result<Cli, String>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        Cli::try_parse_from(args).map_err(|e| e.to_string())
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// Master URL (redis://[user:pass@]host:port[/db], rediss:// for TLS).
@@ -76,7 +88,7 @@ pub struct GlobalArgs {
 
     /// Output format (table on stdout by default).
     #[arg(long, global = true, value_enum)]
-    pub format: Option<Format>,
+    pub format: Option<FormatArg>,
 
     /// Write the report to this file (format from --format, else from the extension).
     #[arg(long, global = true, value_name = "PATH")]
@@ -91,17 +103,8 @@ pub struct GlobalArgs {
     pub quiet: bool,
 }
 
-impl GlobalArgs {
-    /// A machine format (JSON, JUnit) goes to stdout: nothing else may.
-    pub fn machine_stdout(&self) -> bool {
-        self.output.is_none()
-            && !self.report
-            && matches!(self.format, Some(Format::Json | Format::Junit))
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub enum FormatArg {
     Table,
     Markdown,
     Json,
@@ -126,22 +129,6 @@ pub enum Command {
     TtlWatch(TtlWatchArgs),
     /// The live walkthrough: cache-aside, replication and expiry, step by step.
     Demo(DemoArgs),
-}
-
-impl Command {
-    /// The subcommand as typed.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Command::ReplicateCheck(_) => "replicate-check",
-            Command::Keycount(_) => "keycount",
-            Command::Lab(_) => "lab",
-            Command::Perf(_) => "perf",
-            Command::Check(_) => "check",
-            Command::Stats(_) => "stats",
-            Command::TtlWatch(_) => "ttl-watch",
-            Command::Demo(_) => "demo",
-        }
-    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -208,13 +195,13 @@ pub struct PerfArgs {
     #[arg(long, default_value = "1:10", value_parser = parse_ratio)]
     pub ratio: (u32, u32),
     /// Requests per round, in total across connections (like redis-benchmark -n).
-    #[arg(short = 'n', long, default_value_t = 1000)]
+    #[arg(short = 'n', long, default_value_t = crate::cmd::perf::DEFAULT_REQUESTS)]
     pub requests: u64,
     /// Run each round for this long instead of a request count.
     #[arg(long, value_parser = parse_period, conflicts_with = "requests")]
     pub duration: Option<Duration>,
     /// Pipeline depth: commands per batch on a connection.
-    #[arg(short = 'P', long, default_value_t = 1000)]
+    #[arg(short = 'P', long, default_value_t = crate::cmd::perf::DEFAULT_PIPELINE)]
     pub pipeline: usize,
     /// Parallel connections.
     #[arg(short = 'c', long, default_value_t = 1)]
@@ -229,10 +216,10 @@ pub struct PerfArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Requests sent before measuring (their keys are removed too).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = crate::cmd::perf::DEFAULT_WARMUP)]
     pub warmup: u64,
     /// Measured rounds; the report gives the median round and min/max.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = crate::cmd::perf::DEFAULT_ROUNDS)]
     pub rounds: u32,
     /// Open loop: schedule requests at this total rate (ops/s) and measure
     /// latency from each request's intended send time.
@@ -309,7 +296,7 @@ pub struct CheckArgs {
     pub only: Vec<String>,
     /// The verdict that fails the run (exit 1): fail, or warn to make warnings fatal.
     #[arg(long, value_enum, default_value = "fail", value_name = "VERDICT")]
-    pub fail_on: FailOn,
+    pub fail_on: FailOnArg,
     /// Configuration lint findings fail instead of warn.
     #[arg(long)]
     pub strict: bool,
@@ -336,7 +323,7 @@ pub struct CheckArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FailOn {
+pub enum FailOnArg {
     Fail,
     Warn,
 }
@@ -424,7 +411,8 @@ mod tests {
                 name => vec!["redlab", name],
             };
             let cli = Cli::try_parse_from(args).unwrap();
-            assert_eq!(cli.command.name(), sub.get_name());
+            let (_, job) = crate::config::resolve(&cli).unwrap();
+            assert_eq!(job.name(), sub.get_name());
         }
     }
 }

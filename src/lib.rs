@@ -6,17 +6,16 @@
 pub mod cli;
 pub mod client;
 pub mod cmd;
-pub mod ctx;
+pub mod config;
 pub mod duration;
 pub mod lab;
-pub mod narrate;
-pub mod perf;
-pub mod progress;
+pub mod latency;
+pub mod loadgen;
 pub mod report;
-pub mod stats;
+pub mod run;
 pub mod survey;
-mod tls;
 pub mod topology;
+pub mod ui;
 
 use std::io::{IsTerminal, Write};
 
@@ -25,12 +24,13 @@ use std::time::{Instant, SystemTime};
 
 use anyhow::{bail, Result};
 
-use cli::{Cli, Command, Format, GlobalArgs};
-use ctx::Ctx;
+use cli::Cli;
+use config::{Job, Output};
 use lab::{Lab, LabOptions};
-use progress::Progress;
-use report::{Details, Report, Verdict};
+use report::{Details, Format, Report, Verdict};
+use run::{Ctx, Signals};
 use topology::Topology;
+use ui::progress::Progress;
 
 /// How a run ended; `main` turns it into the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,22 +55,23 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
     // Listen before anything starts: a signal during --spawn's start-up must
     // still stop the servers (they sit in their own process group).
     let mut signals = Signals::new()?;
-    let g = &cli.global;
-    let mut topology = Topology::from_args(g)?;
-    let machine_stdout = g.machine_stdout();
-    let progress = Progress::new(!g.quiet && !machine_stdout && std::io::stderr().is_terminal());
-    let is_lab = matches!(cli.command, Command::Lab(_));
-    let lab = if g.spawn && !is_lab {
-        if g.master.is_some() || !g.replicas.is_empty() {
+    let (settings, job) = config::resolve(&cli)?;
+    let g = &settings;
+    let out = &settings.output;
+    let mut topology = Topology::from_spec(&g.topology)?;
+    let progress =
+        Progress::new(!out.quiet && !out.machine_stdout() && std::io::stderr().is_terminal());
+    let is_lab = matches!(job, Job::Lab(_));
+    let lab = if let Some(spawn_replicas) = g.spawn.filter(|_| !is_lab) {
+        if g.topology.master.is_some() || !g.topology.replicas.is_empty() {
             bail!("--spawn starts its own topology: drop --master/--replica, or drop --spawn");
         }
         let spinner = progress.spinner(format!(
-            "starting a throwaway lab with {} replicas",
-            g.spawn_replicas
+            "starting a throwaway lab with {spawn_replicas} replicas"
         ));
         let start = Lab::start(LabOptions {
-            replicas: g.spawn_replicas,
-            password: g.password.clone(),
+            replicas: spawn_replicas,
+            password: g.topology.password.clone(),
             ..LabOptions::default()
         });
         // Dropping a half-started lab kills what it had started.
@@ -92,23 +93,24 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         match survey::discover(&mut topology, g.timeout).await {
             Ok(master) => discovered = Some(master),
             // `check` reports an unusable master itself, in its report, so CI still gets one.
-            Err(_) if matches!(cli.command, Command::Check(_)) => {}
+            Err(_) if matches!(job, Job::Check(_)) => {}
             Err(e) => return Err(e),
         }
     }
     let ctx = Ctx {
         topology,
         timeout: g.timeout,
-        run_id: ctx::new_run_id(),
+        run_id: run::new_run_id(),
         progress,
-        ledger: ctx::Ledger::default(),
+        ledger: run::Ledger::default(),
         started: SystemTime::now(),
         started_at: Instant::now(),
-        args: ctx::redacted_args(&std::env::args().collect::<Vec<_>>()),
+        args: run::redacted_args(&std::env::args().collect::<Vec<_>>()),
         discovered: std::sync::Mutex::new(discovered),
     };
     // A panic must not skip the key removal below: it is caught, and resumed after.
-    let work = std::panic::AssertUnwindSafe(dispatch(&cli.command, g, &ctx)).catch_unwind();
+    let name = job.name();
+    let work = std::panic::AssertUnwindSafe(dispatch(job, out, &ctx)).catch_unwind();
     // Biased: a subcommand that handles Ctrl-C itself (stats --watch ends
     // cleanly on it) must see it before the interruption below does.
     let result = tokio::select! {
@@ -131,7 +133,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
                 eprintln!("redlab: interrupted; this run's keys were removed");
             }
             // Whoever waits on the report file (a CI job) still gets one that says so.
-            let _ = emit(g, interrupted_report(&cli.command, &ctx));
+            let _ = emit(out, interrupted_report(name, &ctx));
             Ok(Outcome::Interrupted)
         }
         Some(Err(panic)) => std::panic::resume_unwind(panic),
@@ -152,13 +154,13 @@ impl Details for Interrupted {
     }
 }
 
-fn interrupted_report(command: &Command, ctx: &Ctx) -> Report<Interrupted> {
+fn interrupted_report(command: &str, ctx: &Ctx) -> Report<Interrupted> {
     let checks = vec![report::Check::fail(
         "interrupted",
         "stopped by a signal before it finished; nothing was concluded",
     )];
     Report::new(
-        command.name(),
+        command,
         ctx.manifest(),
         Vec::new(),
         checks,
@@ -166,61 +168,27 @@ fn interrupted_report(command: &Command, ctx: &Ctx) -> Report<Interrupted> {
     )
 }
 
-/// SIGINT (Ctrl-C), SIGTERM (timeout, docker stop, a cancelled CI job) and
-/// SIGHUP (a closed terminal) all end a run the same way: keys removed,
-/// a spawned lab stopped, exit 130.
-struct Signals {
-    int: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
-    hup: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn new() -> Result<Signals> {
-        use tokio::signal::unix::{signal, SignalKind};
-        Ok(Signals {
-            int: signal(SignalKind::interrupt())?,
-            term: signal(SignalKind::terminate())?,
-            hup: signal(SignalKind::hangup())?,
-        })
-    }
-
-    async fn recv(&mut self) {
-        tokio::select! {
-            _ = self.int.recv() => {}
-            _ = self.term.recv() => {}
-            _ = self.hup.recv() => {}
-        }
-    }
-}
-
-async fn dispatch(command: &Command, g: &GlobalArgs, ctx: &Ctx) -> Result<Verdict> {
-    match command {
-        Command::ReplicateCheck(a) => emit(g, cmd::replicate_check::run(a.into(), ctx).await?),
-        Command::Keycount(a) => emit(g, cmd::keycount::run(a.into(), ctx).await?),
-        Command::Lab(a) => emit(g, cmd::lab::run(a, ctx).await?),
-        Command::Perf(a) => emit(g, cmd::perf::run(a, ctx).await?),
-        Command::Check(a) => {
-            let report = cmd::check::run(a.into(), ctx).await?;
+async fn dispatch(job: Job, out: &Output, ctx: &Ctx) -> Result<Verdict> {
+    match job {
+        Job::ReplicateCheck(c) => emit(out, cmd::replicate_check::run(c, ctx).await?),
+        Job::Keycount(c) => emit(out, cmd::keycount::run(c, ctx).await?),
+        Job::Lab(c) => emit(out, cmd::lab::run(c, ctx).await?),
+        Job::Perf(c) => emit(out, cmd::perf::run(c, ctx).await?),
+        Job::Check(c) => {
+            let report = cmd::check::run(c, ctx).await?;
             let refused = report.details.refused.clone();
-            cmd::check::exit(emit(g, report)?, refused)
+            cmd::check::exit(emit(out, report)?, refused)
         }
-        Command::Stats(a) => emit(
-            g,
-            cmd::stats::run(cmd::stats::Config::new(a, g), ctx).await?,
-        ),
-        Command::TtlWatch(a) => emit(
-            g,
-            cmd::ttl_watch::run(cmd::ttl_watch::Config::new(a, g), ctx).await?,
-        ),
-        Command::Demo(a) => emit(g, cmd::demo::run(cmd::demo::Config::new(a, g), ctx).await?),
+        Job::Stats(c) => emit(out, cmd::stats::run(c, ctx).await?),
+        Job::TtlWatch(c) => emit(out, cmd::ttl_watch::run(c, ctx).await?),
+        Job::Demo(c) => emit(out, cmd::demo::run(c, ctx).await?),
     }
 }
 
 /// Print the report to stdout and write the files asked for; a failing run's
 /// report is written too.
-fn emit<D: Details>(g: &GlobalArgs, report: Report<D>) -> Result<Verdict> {
-    let to_file = g.output.is_some() || g.report;
+fn emit<D: Details>(g: &Output, report: Report<D>) -> Result<Verdict> {
+    let to_file = g.path.is_some() || g.report;
     let stdout_format = if to_file {
         (!g.quiet).then_some(Format::Table)
     } else {
@@ -237,7 +205,7 @@ fn emit<D: Details>(g: &GlobalArgs, report: Report<D>) -> Result<Verdict> {
             _ => {}
         }
     }
-    if let Some(path) = &g.output {
+    if let Some(path) = &g.path {
         report::write_file(
             path,
             &report.render(report::format_for_path(path, g.format))?,

@@ -5,8 +5,6 @@ use anyhow::{bail, Context, Result};
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 use serde::Serialize;
 
-use crate::cli::GlobalArgs;
-
 pub const DEFAULT_MASTER: &str = "redis://127.0.0.1:6379";
 pub const DEFAULT_REPLICA_PORTS: [u16; 3] = [6380, 6381, 6382];
 
@@ -163,10 +161,20 @@ pub struct Topology {
     pub discover: bool,
 }
 
+/// The topology as the user described it (flags or environment).
+#[derive(Debug, Clone, Default)]
+pub struct TopologySpec {
+    pub master: Option<String>,
+    pub replicas: Vec<String>,
+    pub discover: bool,
+    pub user: Option<String>,
+    pub password: Option<String>,
+}
+
 impl Topology {
     /// The topology the flags describe. Discovery, which needs the network,
-    /// happens later (`client::discover`).
-    pub fn from_args(g: &GlobalArgs) -> Result<Topology> {
+    /// happens later (`survey::discover`).
+    pub fn from_spec(g: &TopologySpec) -> Result<Topology> {
         let user = g.user.as_deref();
         let pass = g.password.as_deref();
         let master_url = g.master.as_deref().unwrap_or(DEFAULT_MASTER);
@@ -227,14 +235,13 @@ impl Topology {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
     fn topo(args: &[&str]) -> Topology {
         let mut v = vec!["redlab"];
         v.extend_from_slice(args);
         v.push("keycount");
-        let cli = crate::cli::Cli::try_parse_from(v).unwrap();
-        Topology::from_args(&cli.global).unwrap()
+        let cli = crate::cli::Cli::parse_args(v).unwrap();
+        Topology::from_spec(&crate::config::resolve(&cli).unwrap().0.topology).unwrap()
     }
 
     #[test]

@@ -279,5 +279,5 @@ fn perf_runs_over_tls_on_the_slower_path_and_says_so() {
         .arg(format!("{prefix}1999"))
         .query(&mut c)
         .unwrap();
-    assert_eq!(v, redlab::perf::engine::expected_value(1999, 5));
+    assert_eq!(v, redlab::loadgen::engine::expected_value(1999, 5));
 }

@@ -50,7 +50,7 @@ fn keep_keys_leaves_exactly_n_keys_with_the_right_values_on_every_node() {
                 .unwrap();
             assert_eq!(
                 v,
-                redlab::perf::engine::expected_value(i, 8),
+                redlab::loadgen::engine::expected_value(i, 8),
                 "key {i} on port {port}"
             );
         }

@@ -5,9 +5,9 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use redlab::perf::engine::{self, expected_value, value_len, EngineConfig, Stop, Workload};
-use redlab::perf::keys::{op_for, Op};
-use redlab::perf::resp::{encode_command, scan_reply, Reply};
+use redlab::loadgen::engine::{self, expected_value, value_len, EngineConfig, Stop, Workload};
+use redlab::loadgen::keys::{op_for, Op};
+use redlab::loadgen::resp::{encode_command, scan_reply, Reply};
 
 /// The lab's own server type (kill on drop), without persistence.
 struct Server {

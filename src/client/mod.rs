@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod info;
+pub(crate) mod tls;
 
 use std::time::Duration;
 
@@ -38,7 +39,7 @@ impl Conn {
         timeout: Duration,
         response_timeout: Duration,
     ) -> Result<Conn, NodeError> {
-        crate::tls::install_provider();
+        tls::install_provider();
         let err = |kind, msg: String| NodeError::new(&node.name, &node.addr(), kind, msg);
         let settings = node.info.redis_settings().clone().set_skip_set_lib_name();
         let client = Client::open(node.info.clone().set_redis_settings(settings))
@@ -259,7 +260,7 @@ async fn speaks_plain_resp(node: &Node) -> bool {
 
 /// A dedicated pub/sub connection (keyspace notifications), bounded like `Conn::connect`.
 pub async fn pubsub(node: &Node, timeout: Duration) -> Result<redis::aio::PubSub, NodeError> {
-    crate::tls::install_provider();
+    tls::install_provider();
     let err = |kind, msg: String| NodeError::new(&node.name, &node.addr(), kind, msg);
     let client = Client::open(node.info.clone())
         .map_err(|e| err(ErrorKind::Other, format!("bad connection settings: {e}")))?;

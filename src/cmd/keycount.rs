@@ -7,21 +7,14 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::cli::KeycountArgs;
 use crate::client::{Conn, DbCounts, NodeError};
-use crate::ctx::Ctx;
-use crate::progress::Task;
 use crate::report::{Check, Details, Report, Section};
+use crate::run::Ctx;
 use crate::survey::{require_master, NodeState};
+use crate::ui::progress::Task;
 
 pub struct Config {
     pub settle: Duration,
-}
-
-impl From<&KeycountArgs> for Config {
-    fn from(a: &KeycountArgs) -> Config {
-        Config { settle: a.settle }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

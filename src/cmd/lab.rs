@@ -5,10 +5,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::cli::{LabAction, LabArgs};
-use crate::ctx::Ctx;
 use crate::lab::{self, Lab, LabOptions, LabState};
 use crate::report::{Check, Details, Report, Section};
+use crate::run::Ctx;
 use crate::survey::{survey, NodeState};
 
 #[derive(Debug, Serialize)]
@@ -34,18 +33,30 @@ pub struct LabProcess {
     pub link_status: Option<String>,
 }
 
-pub async fn run(args: &LabArgs, ctx: &Ctx) -> Result<Report<LabDetails>> {
-    let state_dir = args
-        .state_dir
-        .clone()
-        .unwrap_or_else(lab::default_state_dir);
-    match &args.action {
-        LabAction::Up {
+/// What `lab` does, and where it keeps its state.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub action: Action,
+    /// None: the default state dir.
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Up { replicas: usize, base_port: u16 },
+    Down,
+    Status,
+}
+
+pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<LabDetails>> {
+    let state_dir = cfg.state_dir.unwrap_or_else(lab::default_state_dir);
+    match cfg.action {
+        Action::Up {
             replicas,
             base_port,
-        } => up(ctx, state_dir, *replicas, *base_port).await,
-        LabAction::Down => down(ctx, state_dir).await,
-        LabAction::Status => status(ctx, state_dir).await,
+        } => up(ctx, state_dir, replicas, base_port).await,
+        Action::Down => down(ctx, state_dir).await,
+        Action::Status => status(ctx, state_dir).await,
     }
 }
 

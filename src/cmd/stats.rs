@@ -9,13 +9,12 @@ use std::time::Duration;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::cli::{GlobalArgs, StatsArgs};
 use crate::client::DbCounts;
-use crate::ctx::Ctx;
-use crate::narrate::{self, Narrator};
 use crate::report::{render_sections, Check, Details, Report, Section, Verdict};
+use crate::run::Ctx;
 use crate::survey::NodeState;
 use crate::topology::Role;
+use crate::ui::narrate::{self, Narrator};
 
 pub struct Config {
     pub watch: Option<Duration>,
@@ -23,17 +22,6 @@ pub struct Config {
     /// Frames go to stdout unless a machine format owns it; then to stderr.
     pub frames_to_stdout: bool,
     pub narrate: Narrator,
-}
-
-impl Config {
-    pub fn new(a: &StatsArgs, g: &GlobalArgs) -> Config {
-        Config {
-            watch: a.watch,
-            count: a.count,
-            frames_to_stdout: !g.machine_stdout(),
-            narrate: Narrator::new(!g.quiet),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -111,7 +99,7 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<StatsDetails>> {
         let text = format!(
             "redlab stats: refresh {refreshes}, every {} (Ctrl-C to stop)\n{}",
             humantime::format_duration(interval),
-            render_sections(&sections(&snap.1), crate::cli::Format::Table)
+            render_sections(&sections(&snap.1), crate::report::Format::Table)
         );
         if cfg.frames_to_stdout {
             narrate::frame(&text);

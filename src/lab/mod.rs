@@ -15,7 +15,7 @@ mod state;
 
 pub use state::{
     claim_dir, default_state_dir, load_state, release_dir, save_state, state_file, LabState,
-    NodeState,
+    ProcessState,
 };
 
 use crate::client::Conn;
@@ -296,8 +296,8 @@ impl Lab {
 
     /// Leave the processes running; returns what `lab down` needs.
     pub fn detach(mut self) -> LabState {
-        let mut nodes = vec![NodeState::of(&self.master)];
-        nodes.extend(self.replicas.iter().map(NodeState::of));
+        let mut nodes = vec![ProcessState::of(&self.master)];
+        nodes.extend(self.replicas.iter().map(ProcessState::of));
         self.master.detach();
         self.replicas.iter_mut().for_each(Server::detach);
         LabState {

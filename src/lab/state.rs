@@ -13,19 +13,19 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LabState {
     pub dir: PathBuf,
-    pub nodes: Vec<NodeState>,
+    pub nodes: Vec<ProcessState>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct NodeState {
+pub struct ProcessState {
     pub name: String,
     pub port: u16,
     pub pid: u32,
 }
 
-impl NodeState {
-    pub(super) fn of(s: &super::Server) -> NodeState {
-        NodeState {
+impl ProcessState {
+    pub(super) fn of(s: &super::Server) -> ProcessState {
+        ProcessState {
             name: s.name.clone(),
             port: s.port,
             pid: s.pid,

@@ -1,9 +1,19 @@
 //! JUnit XML: one testcase per check, so CI systems show them natively.
 //! The run manifest goes into the suite's properties.
 
-use super::{Check, Manifest, NodeInfo, Verdict};
+use anyhow::Result;
 
-pub fn render(suite: &str, checks: &[Check], m: &Manifest, nodes: &[NodeInfo]) -> String {
+use super::{Check, Document, Exporter, Manifest, NodeInfo, Verdict};
+
+pub struct JunitExporter;
+
+impl Exporter for JunitExporter {
+    fn export(&self, doc: &Document<'_>) -> Result<String> {
+        Ok(render(doc.command, doc.checks, doc.manifest, doc.nodes))
+    }
+}
+
+fn render(suite: &str, checks: &[Check], m: &Manifest, nodes: &[NodeInfo]) -> String {
     let failures = checks.iter().filter(|c| c.verdict == Verdict::Fail).count();
     let time = m.duration_ms / 1000.0;
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");

@@ -2,15 +2,57 @@
 //! turn them into a terminal table, markdown, JSON or JUnit; subcommands never
 //! format output themselves.
 
+mod json;
 mod junit;
-mod text;
+mod markdown;
+mod markup;
+mod table;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::cli::Format;
+pub use table::human_bytes;
+
+/// The formats a report renders to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Markdown,
+    Json,
+    Junit,
+}
+
+/// One format's renderer (hyperfine's `Exporter`): every format gets the same
+/// document and returns the whole text.
+pub trait Exporter {
+    fn export(&self, doc: &Document<'_>) -> Result<String>;
+}
+
+/// The renderer of a format.
+pub fn exporter(format: Format) -> Box<dyn Exporter> {
+    match format {
+        Format::Table => Box::new(table::TableExporter),
+        Format::Markdown => Box::new(markdown::MarkdownExporter),
+        Format::Json => Box::new(json::JsonExporter),
+        Format::Junit => Box::new(junit::JunitExporter),
+    }
+}
+
+/// A report as the exporters see it: the common parts, its details turned
+/// into tables, and its JSON on demand.
+pub struct Document<'a> {
+    pub command: &'a str,
+    pub verdict: Verdict,
+    pub manifest: &'a Manifest,
+    pub nodes: &'a [NodeInfo],
+    pub checks: &'a [Check],
+    /// The subcommand's own tables, in order.
+    pub sections: Vec<Section>,
+    /// The whole report as pretty JSON.
+    pub json: &'a dyn Fn() -> Result<String>,
+}
 
 /// Bumped whenever a field changes meaning or goes away.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -35,6 +77,14 @@ impl Verdict {
     pub fn worst(items: impl IntoIterator<Item = Verdict>) -> Verdict {
         items.into_iter().max().unwrap_or(Verdict::Pass)
     }
+}
+
+/// The verdict that fails a run (exit 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOn {
+    Fail,
+    /// Warnings are fatal too.
+    Warn,
 }
 
 /// One named check with its outcome and a one-line reason.
@@ -172,35 +222,36 @@ impl<D: Details> Report<D> {
     }
 
     pub fn render(&self, format: Format) -> Result<String> {
-        Ok(match format {
-            Format::Json => {
-                let mut s =
-                    serde_json::to_string_pretty(self).context("encoding the JSON report")?;
-                s.push('\n');
-                s
-            }
-            Format::Table => text::render(self, text::Style::Table),
-            Format::Markdown => text::render(self, text::Style::Markdown),
-            Format::Junit => {
-                junit::render(&self.command, &self.checks, &self.manifest, &self.nodes)
-            }
-        })
+        let json = || -> Result<String> {
+            let mut s = serde_json::to_string_pretty(self).context("encoding the JSON report")?;
+            s.push('\n');
+            Ok(s)
+        };
+        let doc = Document {
+            command: &self.command,
+            verdict: self.verdict,
+            manifest: &self.manifest,
+            nodes: &self.nodes,
+            checks: &self.checks,
+            sections: self.details.sections(),
+            json: &json,
+        };
+        exporter(format).export(&doc)
     }
 }
 
 /// Sections alone, without a report around them (the live views of `stats
 /// --watch` and `demo`). JSON and JUnit have no such view: they get the table.
 pub fn render_sections(sections: &[Section], format: Format) -> String {
-    let style = match format {
-        Format::Markdown => text::Style::Markdown,
-        _ => text::Style::Table,
-    };
     let mut out = String::new();
     for (i, s) in sections.iter().enumerate() {
         if i > 0 {
             out.push('\n');
         }
-        out.push_str(&text::section(s, style));
+        out.push_str(&match format {
+            Format::Markdown => markdown::section(s),
+            _ => table::section(s),
+        });
     }
     out
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use serde::Serialize;
 
-use super::{Env, Outcome};
+use super::{Env, StepOutcome};
 use crate::report::{Check, Verdict};
 use crate::topology::Role;
 
@@ -38,7 +38,7 @@ pub struct Facts {
     pub config: BTreeMap<String, String>,
 }
 
-pub async fn run(env: &Env<'_>) -> Result<Outcome> {
+pub async fn run(env: &Env<'_>) -> Result<StepOutcome> {
     let mut items = Vec::new();
     let mut facts = Vec::new();
     for st in env.states {
@@ -79,7 +79,7 @@ pub async fn run(env: &Env<'_>) -> Result<Outcome> {
             ""
         }
     );
-    Ok(Outcome {
+    Ok(StepOutcome {
         items,
         summary,
         details: serde_json::to_value(&facts)?,

@@ -12,10 +12,9 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Result};
 use serde::Serialize;
 
-use crate::cli::{CheckArgs, FailOn};
 use crate::cmd::{keycount, replicate_check};
-use crate::ctx::Ctx;
-use crate::report::{Check, Details, Report, Section, Verdict};
+use crate::report::{Check, Details, FailOn, Report, Section, Verdict};
+use crate::run::Ctx;
 use crate::survey::{require_master, NodeState};
 
 /// What a check gets: the configuration, the run context, and one survey of
@@ -30,7 +29,7 @@ pub struct Env<'a> {
 /// What a check found: findings named `<node>.<aspect>`, each with its own
 /// verdict. The check's verdict is the worst of them.
 #[derive(Default)]
-pub struct Outcome {
+pub struct StepOutcome {
     pub items: Vec<Check>,
     /// The check's reason when every finding passed.
     pub summary: String,
@@ -40,7 +39,7 @@ pub struct Outcome {
     pub sections: Vec<Section>,
 }
 
-pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = Result<Outcome>> + 'a>>;
+pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = Result<StepOutcome>> + 'a>>;
 
 /// One entry of the gate. An `Err` from `run` fails that check with the
 /// error's message; the other checks still run.
@@ -106,35 +105,24 @@ pub struct Config {
     pub unknown: Vec<String>,
 }
 
-impl From<&CheckArgs> for Config {
-    fn from(a: &CheckArgs) -> Config {
-        let known = |n: &String| CHECKS.iter().any(|e| e.name == n);
-        let unknown = a
-            .skip
-            .iter()
-            .chain(&a.only)
-            .filter(|n| !known(n))
-            .cloned()
-            .collect();
-        let wanted = |name: &str| {
-            (a.only.is_empty() || a.only.iter().any(|o| o == name))
-                && !a.skip.iter().any(|s| s == name)
-        };
-        let (selected, skipped) = CHECKS.iter().map(|e| e.name).partition(|n| wanted(n));
-        Config {
-            selected,
-            skipped,
-            fail_on: a.fail_on,
-            strict: a.strict,
-            require_min_replicas: a.require_min_replicas,
-            replication: (&a.replication).into(),
-            keycount: (&a.keycount).into(),
-            expiry_ttl: a.expiry_ttl,
-            throughput: crate::cmd::perf::Config::smoke(a.baseline.clone(), a.tolerance),
-            min_ops: a.min_ops,
-            unknown,
-        }
-    }
+/// The checks to run, in gate order, the ones left out, and the names given
+/// to --skip/--only that no check has.
+pub fn select(
+    skip: &[String],
+    only: &[String],
+) -> (Vec<&'static str>, Vec<&'static str>, Vec<String>) {
+    let known = |n: &String| CHECKS.iter().any(|e| e.name == n);
+    let unknown = skip
+        .iter()
+        .chain(only)
+        .filter(|n| !known(n))
+        .cloned()
+        .collect();
+    let wanted = |name: &str| {
+        (only.is_empty() || only.iter().any(|o| o == name)) && !skip.iter().any(|s| s == name)
+    };
+    let (selected, skipped) = CHECKS.iter().map(|e| e.name).partition(|n| wanted(n));
+    (selected, skipped, unknown)
 }
 
 #[derive(Debug, Serialize)]
@@ -177,7 +165,7 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CheckDetails>> {
             names.join(", ")
         );
     }
-    if let Some(path) = &cfg.throughput.args.baseline {
+    if let Some(path) = &cfg.throughput.opts.baseline {
         crate::cmd::perf::read_baseline(path)?;
     }
     let spinner = ctx.progress.spinner("surveying the topology");
@@ -228,10 +216,10 @@ pub fn exit(verdict: Verdict, refused: Option<String>) -> Result<Verdict> {
     }
 }
 
-fn check_run(name: &str, outcome: Result<Outcome>, started: Instant) -> CheckRun {
-    let outcome = outcome.unwrap_or_else(|e| Outcome {
+fn check_run(name: &str, outcome: Result<StepOutcome>, started: Instant) -> CheckRun {
+    let outcome = outcome.unwrap_or_else(|e| StepOutcome {
         items: vec![Check::fail(name, format!("{e:#}"))],
-        ..Outcome::default()
+        ..StepOutcome::default()
     });
     let verdict = Verdict::worst(outcome.items.iter().map(|c| c.verdict));
     let reason = if verdict == Verdict::Pass {
@@ -301,13 +289,15 @@ impl Details for CheckDetails {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
     fn cfg(args: &[&str]) -> Config {
         let mut v = vec!["redlab", "check"];
         v.extend_from_slice(args);
-        match crate::cli::Cli::try_parse_from(v).unwrap().command {
-            crate::cli::Command::Check(a) => (&a).into(),
+        match crate::config::resolve(&crate::cli::Cli::parse_args(v).unwrap())
+            .unwrap()
+            .1
+        {
+            crate::config::Job::Check(c) => c,
             _ => unreachable!(),
         }
     }
@@ -333,8 +323,7 @@ mod tests {
         );
         assert_eq!(c.unknown, vec!["nope"]);
         assert!(
-            crate::cli::Cli::try_parse_from(["redlab", "check", "--skip", "a", "--only", "b"])
-                .is_err()
+            crate::cli::Cli::parse_args(["redlab", "check", "--skip", "a", "--only", "b"]).is_err()
         );
         assert_eq!(
             cfg(&["--require-min-replicas"]).require_min_replicas,
@@ -354,10 +343,10 @@ mod tests {
             Check::fail("master (127.0.0.1:1)", "unused"),
             Check::fail("replica2.parity", "syncing"),
         ];
-        let out = Outcome {
+        let out = StepOutcome {
             items,
             summary: "all good".into(),
-            ..Outcome::default()
+            ..StepOutcome::default()
         };
         let r = check_run("keycount", Ok(out), Instant::now());
         assert_eq!(r.verdict, Verdict::Fail);
@@ -369,9 +358,9 @@ mod tests {
         assert_eq!((r.verdict, r.reason.as_str()), (Verdict::Fail, "boom"));
         let mut w = check_run(
             "config-lint",
-            Ok(Outcome {
+            Ok(StepOutcome {
                 items: vec![Check::new("m.x", Verdict::Warn, "w")],
-                ..Outcome::default()
+                ..StepOutcome::default()
             }),
             Instant::now(),
         );

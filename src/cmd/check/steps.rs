@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use super::{CheckRun, Env, Outcome};
+use super::{CheckRun, Env, StepOutcome};
 use std::time::{Duration, Instant};
 
 use crate::client::{Conn, ErrorKind, Info, NodeError};
@@ -14,7 +14,7 @@ use crate::topology::Node;
 
 /// Every node answers, the master is a master with the replicas it should
 /// have, each replica follows it with its link up. No write.
-pub async fn reachability(env: &Env<'_>) -> Result<Outcome> {
+pub async fn reachability(env: &Env<'_>) -> Result<StepOutcome> {
     let states = env.states;
     if let Err(e) = require_master(&states[0]) {
         let mut items = vec![Check::fail("master", format!("{e:#}"))];
@@ -22,9 +22,9 @@ pub async fn reachability(env: &Env<'_>) -> Result<Outcome> {
             Some(e) => Check::fail(format!("{}.reachable", s.node.name), e.message.clone()),
             None => Check::pass(format!("{}.reachable", s.node.name), "answers"),
         }));
-        return Ok(Outcome {
+        return Ok(StepOutcome {
             items,
-            ..Outcome::default()
+            ..StepOutcome::default()
         });
     }
     let (details, items) = rc::roles(&env.cfg.replication, env.ctx, states);
@@ -33,7 +33,7 @@ pub async fn reachability(env: &Env<'_>) -> Result<Outcome> {
         states.len(),
         details.master.expected_replicas
     );
-    Ok(Outcome {
+    Ok(StepOutcome {
         items,
         summary,
         details: serde_json::to_value(&details)?,
@@ -42,7 +42,7 @@ pub async fn reachability(env: &Env<'_>) -> Result<Outcome> {
 }
 
 /// Probes written on the master, timed until each replica serves them.
-pub async fn replication(env: &Env<'_>) -> Result<Outcome> {
+pub async fn replication(env: &Env<'_>) -> Result<StepOutcome> {
     let cfg = &env.cfg.replication;
     let _spinner = env
         .ctx
@@ -50,7 +50,7 @@ pub async fn replication(env: &Env<'_>) -> Result<Outcome> {
         .spinner(format!("replication: writing {} probes", cfg.probes));
     let (mut details, _) = rc::roles(cfg, env.ctx, env.states);
     let items = rc::propagation(cfg, env.ctx, env.states, &mut details).await?;
-    Ok(Outcome {
+    Ok(StepOutcome {
         summary: format!(
             "{} probes seen on every replica within {}",
             cfg.probes,
@@ -63,14 +63,14 @@ pub async fn replication(env: &Env<'_>) -> Result<Outcome> {
 }
 
 /// Key counts per database once the replicas have caught up.
-pub async fn keycount(env: &Env<'_>) -> Result<Outcome> {
+pub async fn keycount(env: &Env<'_>) -> Result<StepOutcome> {
     let spinner = env
         .ctx
         .progress
         .spinner("keycount: waiting for the replicas");
     let (items, details) = kc::evaluate(&env.cfg.keycount, env.states, &spinner).await?;
     let dbs = details.nodes.first().map(|n| n.dbs.len()).unwrap_or(0);
-    Ok(Outcome {
+    Ok(StepOutcome {
         summary: format!("every replica has the master's key counts in {dbs} db(s)"),
         items,
         sections: details.sections(),
@@ -80,7 +80,7 @@ pub async fn keycount(env: &Env<'_>) -> Result<Outcome> {
 
 /// A short-TTL key of redlab's expires on every node: replicas hide it at once
 /// and drop it when the master's DEL arrives (ttl-watch).
-pub async fn expiry(env: &Env<'_>) -> Result<Outcome> {
+pub async fn expiry(env: &Env<'_>) -> Result<StepOutcome> {
     let ttl = env.cfg.expiry_ttl;
     let _spinner = env.ctx.progress.spinner(format!(
         "expiry: watching a {} key expire",
@@ -92,7 +92,7 @@ pub async fn expiry(env: &Env<'_>) -> Result<Outcome> {
         .iter()
         .filter_map(|n| n.propagation_gap_ms)
         .fold(None, |m: Option<f64>, g| Some(m.map_or(g, |m| m.max(g))));
-    Ok(Outcome {
+    Ok(StepOutcome {
         summary: format!(
             "a {} key expired on every node in time; largest expiry-propagation gap {}",
             humantime::format_duration(ttl),
@@ -106,7 +106,7 @@ pub async fn expiry(env: &Env<'_>) -> Result<Outcome> {
 }
 
 /// 1000 pipelined SETs (perf), with an optional floor and baseline.
-pub async fn throughput(env: &Env<'_>) -> Result<Outcome> {
+pub async fn throughput(env: &Env<'_>) -> Result<StepOutcome> {
     let d = perf::measure(&env.cfg.throughput, env.ctx, env.states).await?;
     let mut items = perf::checks(&d);
     if let Some(min) = env.cfg.min_ops {
@@ -120,12 +120,12 @@ pub async fn throughput(env: &Env<'_>) -> Result<Outcome> {
             Check::fail("throughput.floor", format!("below the floor: {reason}"))
         });
     }
-    Ok(Outcome {
+    Ok(StepOutcome {
         summary: format!(
             "{} pipelined SETs at {:.0} ops/s, p99 {}",
             d.requests_per_round.unwrap_or(0),
             d.throughput_ops_per_sec,
-            crate::stats::fmt_us(d.latency.p99_us)
+            crate::latency::fmt_us(d.latency.p99_us)
         ),
         items,
         sections: d.sections(),

@@ -8,8 +8,8 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::client::Conn;
-use crate::ctx::Ctx;
 use crate::duration::ms;
+use crate::run::Ctx;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Lookup {

@@ -186,7 +186,7 @@ pub fn summary(d: &DemoDetails) -> Section {
         format!(
             "{}, slowest replica p50 {}",
             d.replication_verdict.as_str(),
-            crate::stats::fmt_us(p50)
+            crate::latency::fmt_us(p50)
         ),
     ));
     s.row(row(

@@ -13,12 +13,11 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::cli::{DemoArgs, GlobalArgs};
 use crate::cmd::{replicate_check, stats, ttl_watch};
-use crate::ctx::Ctx;
-use crate::narrate::Narrator;
 use crate::report::{Details, Report};
+use crate::run::Ctx;
 use crate::survey::{require_master, NodeState};
+use crate::ui::narrate::Narrator;
 
 use cache::{read_on, Cache, Lookup};
 pub use details::DemoDetails;
@@ -36,22 +35,6 @@ pub struct Config {
 }
 
 impl Config {
-    /// `--fast` shrinks every wait: the source answers in 200 ms, entries live 2 s.
-    pub fn new(a: &DemoArgs, g: &GlobalArgs) -> Config {
-        let fast =
-            |normal: Duration, short: Duration| if a.fast { normal.min(short) } else { normal };
-        Config {
-            query: a.query.clone(),
-            source_latency: fast(a.source_latency, Duration::from_millis(200)),
-            ttl: fast(a.ttl, Duration::from_secs(2)),
-            ttl_window: fast(a.ttl_window, Duration::from_secs(3)),
-            pace: a.pace,
-            fast: a.fast,
-            interactive: a.interactive,
-            narrate: Narrator::new(!g.quiet),
-        }
-    }
-
     async fn step(&self, n: u32, title: &str) {
         if self.pace && n > 1 {
             self.narrate.pause(&format!("next: step {n}")).await;

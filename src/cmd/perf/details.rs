@@ -7,9 +7,9 @@ use serde::Serialize;
 use super::baseline::Comparison;
 use super::{latency_of, Config};
 use crate::client::Info;
-use crate::perf::engine::{EngineResult, Stop};
+use crate::latency::{fmt_us, LatencyUs};
+use crate::loadgen::engine::{EngineResult, Stop};
 use crate::report::{Details, Section};
-use crate::stats::{fmt_us, LatencyUs};
 use crate::survey::NodeState;
 
 #[derive(Debug, Serialize)]
@@ -166,7 +166,7 @@ pub fn build(
             mean: h.mean(),
         })
     };
-    let a = &cfg.args;
+    let a = &cfg.opts;
     PerfDetails {
         client_path: if states[0].node.tls() {
             "tls"
@@ -181,10 +181,10 @@ pub fn build(
         }
         .into(),
         workload: match a.workload {
-            crate::cli::PerfWorkload::Mixed => format!("mixed {}:{}", a.ratio.0, a.ratio.1),
-            w => format!("{w:?}")
-                .to_lowercase()
-                .replace("setwait", "set-wait"),
+            super::WorkloadKind::Set => "set".into(),
+            super::WorkloadKind::Get => "get".into(),
+            super::WorkloadKind::Mixed { sets, gets } => format!("mixed {sets}:{gets}"),
+            super::WorkloadKind::SetWait => "set-wait".into(),
         },
         requests_per_round: match cfg.stop {
             Stop::Requests(n) => Some(n),

@@ -1,7 +1,7 @@
 //! perf: pipelined throughput and per-request latency on the master, with
 //! what the load did to memory, eviction and the replicas.
 //!
-//! The measuring loop is the hand-written engine in `crate::perf`; this module
+//! The measuring loop is the hand-written engine in `crate::loadgen`; this module
 //! plans the phases (prefill, warm-up, rounds), guards user data, and builds
 //! the report.
 
@@ -14,13 +14,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::{PerfArgs, PerfWorkload};
 use crate::client::{Conn, Info};
-use crate::ctx::Ctx;
-use crate::perf::engine::{self, EngineConfig, EngineResult, Stop, Workload};
-use crate::perf::tls;
+use crate::latency::LatencyUs;
+use crate::loadgen::engine::{self, EngineConfig, EngineResult, Stop, Workload};
+use crate::loadgen::tls;
 use crate::report::{Check, Report};
-use crate::stats::LatencyUs;
+use crate::run::Ctx;
 use crate::survey::{require_master, NodeState};
 use crate::topology::Node;
 use std::future::Future;
@@ -29,23 +28,87 @@ use std::pin::Pin;
 pub use baseline::read as read_baseline;
 pub use details::{CatchUp, Memory, PerfDetails, Round};
 
+/// What each request does, as the user chose it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkloadKind {
+    Set,
+    Get,
+    /// SETs and GETs in this ratio.
+    Mixed {
+        sets: u32,
+        gets: u32,
+    },
+    SetWait,
+}
+
+/// Defaults shared with the command line (one source of truth).
+pub const DEFAULT_REQUESTS: u64 = 1000;
+pub const DEFAULT_PIPELINE: usize = 1000;
+pub const DEFAULT_WARMUP: u64 = 1000;
+pub const DEFAULT_ROUNDS: u32 = 5;
+
+/// The options of a perf run, as given.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub workload: WorkloadKind,
+    pub requests: u64,
+    pub duration: Option<Duration>,
+    pub pipeline: usize,
+    pub connections: usize,
+    pub data_size: (usize, usize),
+    pub keyspace: Option<u64>,
+    pub seed: u64,
+    pub warmup: u64,
+    pub rounds: u32,
+    pub rate: Option<f64>,
+    pub wait_timeout: Duration,
+    pub hdr_out: Option<std::path::PathBuf>,
+    pub keep_keys: bool,
+    pub allow_eviction: bool,
+    pub baseline: Option<std::path::PathBuf>,
+    pub tolerance: f64,
+    pub settle: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            workload: WorkloadKind::Set,
+            requests: DEFAULT_REQUESTS,
+            duration: None,
+            pipeline: DEFAULT_PIPELINE,
+            connections: 1,
+            data_size: (3, 3),
+            keyspace: None,
+            seed: 0,
+            warmup: DEFAULT_WARMUP,
+            rounds: DEFAULT_ROUNDS,
+            rate: None,
+            wait_timeout: Duration::from_secs(1),
+            hdr_out: None,
+            keep_keys: false,
+            allow_eviction: false,
+            baseline: None,
+            tolerance: 10.0,
+            settle: Duration::from_secs(5),
+        }
+    }
+}
+
 /// The plain config the engine phases are planned from.
 pub struct Config {
-    pub args: PerfArgs,
+    pub opts: Options,
     pub workload: Workload,
     pub stop: Stop,
 }
 
 impl Config {
-    pub fn from_args(args: &PerfArgs, replicas: usize) -> Result<Config> {
+    pub fn from_options(args: &Options, replicas: usize) -> Result<Config> {
         let workload = match args.workload {
-            PerfWorkload::Set => Workload::Set,
-            PerfWorkload::Get => Workload::Get,
-            PerfWorkload::Mixed => Workload::Mixed {
-                sets: args.ratio.0,
-                gets: args.ratio.1,
-            },
-            PerfWorkload::SetWait => {
+            WorkloadKind::Set => Workload::Set,
+            WorkloadKind::Get => Workload::Get,
+            WorkloadKind::Mixed { sets, gets } => Workload::Mixed { sets, gets },
+            WorkloadKind::SetWait => {
                 if replicas == 0 {
                     bail!("--workload set-wait needs replicas to wait for; this topology has none");
                 }
@@ -72,7 +135,7 @@ impl Config {
             bail!("--tolerance must be a percentage >= 0");
         }
         Ok(Config {
-            args: args.clone(),
+            opts: args.clone(),
             workload,
             stop,
         })
@@ -80,18 +143,15 @@ impl Config {
 
     /// The smoke test `check` runs: 1000 SETs pipelined 1000 deep, one round.
     pub fn smoke(baseline: Option<std::path::PathBuf>, tolerance: f64) -> Config {
-        #[derive(clap::Parser)]
-        struct Defaults {
-            #[command(flatten)]
-            args: PerfArgs,
-        }
-        // clap holds the defaults; parsing them keeps one source of truth.
-        let mut args =
-            <Defaults as clap::Parser>::parse_from(["perf", "--rounds", "1", "--warmup", "0"]).args;
-        args.baseline = baseline;
-        args.tolerance = tolerance;
+        let args = Options {
+            rounds: 1,
+            warmup: 0,
+            baseline,
+            tolerance,
+            ..Options::default()
+        };
         Config {
-            args,
+            opts: args,
             workload: Workload::Set,
             stop: Stop::Requests(1000),
         }
@@ -101,7 +161,7 @@ impl Config {
     fn prefill(&self) -> Option<u64> {
         match self.workload {
             Workload::Get | Workload::Mixed { .. } => {
-                Some(self.args.keyspace.unwrap_or(match self.stop {
+                Some(self.opts.keyspace.unwrap_or(match self.stop {
                     Stop::Requests(n) => n,
                     Stop::Duration(_) => 100_000,
                 }))
@@ -112,7 +172,7 @@ impl Config {
 
     /// Reads of keys that were never written would only measure misses.
     fn keyspace(&self) -> Option<u64> {
-        match (self.prefill(), self.args.keyspace) {
+        match (self.prefill(), self.opts.keyspace) {
             (_, Some(k)) => Some(k),
             (Some(p), None) if matches!(self.stop, Stop::Duration(_)) => Some(p),
             _ => None,
@@ -126,16 +186,16 @@ impl Config {
             (None, Stop::Requests(n)) => *n,
             // Open loop knows its rate; closed loop: assume a fast server.
             (None, Stop::Duration(d)) => {
-                (d.as_secs_f64() * self.args.rate.unwrap_or(2_000_000.0)) as u64
+                (d.as_secs_f64() * self.opts.rate.unwrap_or(2_000_000.0)) as u64
             }
         };
-        keys.saturating_add(self.args.warmup)
-            * (prefix_len as u64 + 20 + self.args.data_size.1 as u64 + 64)
+        keys.saturating_add(self.opts.warmup)
+            * (prefix_len as u64 + 20 + self.opts.data_size.1 as u64 + 64)
     }
 }
 
-pub async fn run(args: &PerfArgs, ctx: &Ctx) -> Result<Report<PerfDetails>> {
-    let cfg = Config::from_args(args, ctx.topology.replicas.len())?;
+pub async fn run(opts: Options, ctx: &Ctx) -> Result<Report<PerfDetails>> {
+    let cfg = Config::from_options(&opts, ctx.topology.replicas.len())?;
     let states = ctx.survey().await;
     require_master(&states[0])?;
     let d = measure(&cfg, ctx, &states).await?;
@@ -158,7 +218,7 @@ pub async fn measure(cfg: &Config, ctx: &Ctx, states: &[NodeState]) -> Result<Pe
             workload: Workload::Set,
             stop: Stop::Requests(n),
             keyspace: None,
-            pipeline: cfg.args.pipeline.max(100),
+            pipeline: cfg.opts.pipeline.max(100),
             rate: None,
             ..base.clone()
         };
@@ -166,22 +226,22 @@ pub async fn measure(cfg: &Config, ctx: &Ctx, states: &[NodeState]) -> Result<Pe
             .add_range(&prefix, Arc::new(AtomicU64::new(n)), 0);
         phase(ctx, fill, "filling keys to read").await?;
     }
-    if cfg.args.warmup > 0 {
+    if cfg.opts.warmup > 0 {
         let warm_prefix = ctx.key("perf-warm:");
         // Distinct keys 0..warmup, closed loop: exactly the range recorded below.
         let warm = EngineConfig {
             key_prefix: warm_prefix.clone(),
-            stop: Stop::Requests(cfg.args.warmup),
+            stop: Stop::Requests(cfg.opts.warmup),
             keyspace: None,
             rate: None,
             ..base.clone()
         };
-        let upto = Arc::new(AtomicU64::new(cfg.args.warmup));
+        let upto = Arc::new(AtomicU64::new(cfg.opts.warmup));
         ctx.ledger.add_range(&warm_prefix, upto, 0);
         phase(ctx, warm, "warming up").await?;
     }
     let mut results = Vec::new();
-    for r in 0..cfg.args.rounds {
+    for r in 0..cfg.opts.rounds {
         let round = EngineConfig {
             progress: Some(Arc::new(AtomicU64::new(0))),
             ..base.clone()
@@ -199,21 +259,21 @@ pub async fn measure(cfg: &Config, ctx: &Ctx, states: &[NodeState]) -> Result<Pe
             _ => 0,
         };
         ctx.ledger.add_range(&prefix, upto, slack);
-        results.push(phase(ctx, round, &format!("round {}/{}", r + 1, cfg.args.rounds)).await?);
+        results.push(phase(ctx, round, &format!("round {}/{}", r + 1, cfg.opts.rounds)).await?);
     }
     let load_ms = crate::duration::ms(started.elapsed());
-    let replicas = catch_up(states, cfg.args.settle).await;
+    let replicas = catch_up(states, cfg.opts.settle).await;
     let mut mconn = states[0].conn.clone().expect("reachable master");
     // What the report compares with `before`: used_memory and evicted_keys.
     let after = mconn.info_sections(&["memory", "stats"]).await?;
-    let keys_removed = if cfg.args.keep_keys {
+    let keys_removed = if cfg.opts.keep_keys {
         keep_measured_keys(ctx, &prefix)
     } else {
         ctx.cleanup_on(states[0].conn.clone()).await?
     };
     let median = median_round(&results);
-    if let Some(path) = &cfg.args.hdr_out {
-        crate::report::write_file(path, &crate::stats::hgrm_ms(&results[median].latency_ns))?;
+    if let Some(path) = &cfg.opts.hdr_out {
+        crate::report::write_file(path, &crate::latency::hgrm_ms(&results[median].latency_ns))?;
     }
     let mut d = details::build(
         cfg,
@@ -227,8 +287,8 @@ pub async fn measure(cfg: &Config, ctx: &Ctx, states: &[NodeState]) -> Result<Pe
         keys_removed,
         load_ms,
     );
-    if let Some(path) = &cfg.args.baseline {
-        d.baseline = Some(baseline::compare(path, &d, cfg.args.tolerance)?);
+    if let Some(path) = &cfg.opts.baseline {
+        d.baseline = Some(baseline::compare(path, &d, cfg.opts.tolerance)?);
     }
     Ok(d)
 }
@@ -258,13 +318,13 @@ async fn engine_base(
         db: settings.db(),
         workload: cfg.workload.clone(),
         stop: cfg.stop.clone(),
-        pipeline: cfg.args.pipeline,
-        connections: cfg.args.connections,
-        data_size: cfg.args.data_size,
+        pipeline: cfg.opts.pipeline,
+        connections: cfg.opts.connections,
+        data_size: cfg.opts.data_size,
         keyspace: cfg.keyspace(),
-        seed: cfg.args.seed,
+        seed: cfg.opts.seed,
         key_prefix: prefix.to_string(),
-        rate: cfg.args.rate,
+        rate: cfg.opts.rate,
         timeout,
         progress: None,
         ..EngineConfig::new(addr)
@@ -359,7 +419,7 @@ impl Drop for StopOnDrop {
 fn eviction_guard(cfg: &Config, info: &Info, prefix_len: usize) -> Result<()> {
     let max = info.u64("maxmemory").unwrap_or(0);
     let policy = info.get("maxmemory_policy").unwrap_or("noeviction");
-    if max == 0 || cfg.args.allow_eviction {
+    if max == 0 || cfg.opts.allow_eviction {
         return Ok(());
     }
     let used = info.u64("used_memory").unwrap_or(0);
@@ -474,7 +534,7 @@ pub fn checks(d: &PerfDetails) -> Vec<Check> {
         "{total} requests in {} round(s), median {:.0} ops/s, p99 {}",
         d.round_results.len(),
         d.throughput_ops_per_sec,
-        crate::stats::fmt_us(d.latency.p99_us)
+        crate::latency::fmt_us(d.latency.p99_us)
     );
     out.push(if total > 0 {
         Check::pass("perf.requests", summary)

@@ -3,8 +3,8 @@
 
 use super::{MasterResult, ReplicaResult};
 use crate::client::{Info, ReplicaLine};
-use crate::ctx::Ctx;
 use crate::report::Check;
+use crate::run::Ctx;
 use crate::survey::NodeState;
 use crate::topology::{same_host, Node};
 

@@ -17,14 +17,13 @@ use anyhow::{bail, Result};
 use futures_util::future::join_all;
 use tokio::sync::mpsc::unbounded_channel;
 
-use crate::cli::{GlobalArgs, TtlWatchArgs};
 use crate::client::Conn;
-use crate::ctx::Ctx;
 use crate::duration::ms;
-use crate::narrate::Narrator;
 use crate::report::Report;
+use crate::run::Ctx;
 use crate::survey::{require_master, NodeState};
 use crate::topology::Role;
+use crate::ui::narrate::Narrator;
 
 /// What to watch and how closely.
 #[derive(Debug, Clone)]
@@ -47,18 +46,6 @@ pub struct WatchConfig {
 pub type Config = WatchConfig;
 
 impl WatchConfig {
-    pub fn new(a: &TtlWatchArgs, g: &GlobalArgs) -> WatchConfig {
-        WatchConfig {
-            key: a.key.clone(),
-            ttl: a.ttl,
-            interval: a.interval,
-            tolerance: a.tolerance,
-            grace: a.grace,
-            window: a.window,
-            narrate: Narrator::new(!g.quiet),
-        }
-    }
-
     /// redlab's own key with this TTL, watched until it has left every node,
     /// without narrative: the expiry-propagation check.
     pub fn expiry(ttl: Duration) -> WatchConfig {

@@ -274,7 +274,7 @@ impl Stats {
         // Growing histograms: they start small and size themselves to the
         // largest value seen. A fixed 1 ns .. 1 h range costs 270 KiB zeroed
         // up front (~70 page faults), which a short run notices.
-        let hist = crate::stats::histogram;
+        let hist = crate::latency::histogram;
         Stats {
             latency: hist(),
             wait_latency: set_wait.then(hist),
@@ -363,7 +363,7 @@ fn finish(shared: &Shared, elapsed_ns: u64) -> Result<EngineResult> {
         per_second.resize(whole_secs, 0);
     }
     Ok(EngineResult {
-        latency_ns: std::mem::replace(&mut stats.latency, crate::stats::histogram()),
+        latency_ns: std::mem::replace(&mut stats.latency, crate::latency::histogram()),
         wait_latency_ns: stats.wait_latency.take(),
         wait_acked: stats.wait_acked.take(),
         completed: stats.completed,

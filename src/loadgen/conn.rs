@@ -251,7 +251,7 @@ impl Conn {
                 classify(&mut stats, reply);
                 if let Some((first_due, interval)) = batch.sched {
                     let due = (first_due + got as f64 * interval) as u64;
-                    crate::stats::record_n(&mut stats.latency, now.saturating_sub(due), 1);
+                    crate::latency::record_n(&mut stats.latency, now.saturating_sub(due), 1);
                 }
                 replies += 1;
             }
@@ -262,7 +262,7 @@ impl Conn {
             if batch.sched.is_none() {
                 // Closed loop: all replies in this chunk share one latency.
                 let lat = now.saturating_sub(batch.t0);
-                crate::stats::record_n(&mut stats.latency, lat, replies);
+                crate::latency::record_n(&mut stats.latency, lat, replies);
             }
             stats.add_completed(now, replies);
             if let Some(p) = &shared.cfg.progress {
@@ -309,13 +309,13 @@ fn record_wait(stats: &mut Stats, reply: Reply<'_>, latency: u64) {
     match reply {
         Reply::Integer(n) => {
             if let Some(h) = stats.wait_acked.as_mut() {
-                crate::stats::record_n(h, n.max(0) as u64, 1);
+                crate::latency::record_n(h, n.max(0) as u64, 1);
             }
         }
         Reply::Error(msg) => count_error(stats, msg),
         _ => {}
     }
     if let Some(h) = stats.wait_latency.as_mut() {
-        crate::stats::record_n(h, latency, 1);
+        crate::latency::record_n(h, latency, 1);
     }
 }

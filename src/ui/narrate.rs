@@ -9,9 +9,8 @@
 
 use std::io::{IsTerminal, Write};
 
-use crate::cli::Format;
-use crate::progress::Task;
-use crate::report::{render_sections, Section};
+use crate::report::{render_sections, Format, Section};
+use crate::ui::progress::Task;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Narrator {

@@ -31,9 +31,9 @@ struct Tally {
 impl Tally {
     fn new() -> Tally {
         Tally {
-            latency: crate::stats::histogram(),
-            wait_latency: crate::stats::histogram(),
-            wait_acked: crate::stats::histogram(),
+            latency: crate::latency::histogram(),
+            wait_latency: crate::latency::histogram(),
+            wait_acked: crate::latency::histogram(),
             completed: 0,
             misses: 0,
             errors: BTreeMap::new(),

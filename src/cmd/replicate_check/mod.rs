@@ -6,11 +6,10 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::cli::ReplicateCheckArgs;
 use crate::client::Conn;
-use crate::ctx::Ctx;
+use crate::latency::{fmt_us, histogram, LatencyUs};
 use crate::report::{Check, Details, Report, Section};
-use crate::stats::{fmt_us, histogram, LatencyUs};
+use crate::run::Ctx;
 use crate::survey::{require_master, NodeState};
 
 mod roles;
@@ -21,15 +20,6 @@ use roles::{inspect, master_check, role_check};
 pub struct Config {
     pub probes: u32,
     pub max_lag: Duration,
-}
-
-impl From<&ReplicateCheckArgs> for Config {
-    fn from(a: &ReplicateCheckArgs) -> Config {
-        Config {
-            probes: a.probes,
-            max_lag: a.max_lag,
-        }
-    }
 }
 
 #[derive(Debug, Serialize)]

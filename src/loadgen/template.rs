@@ -176,7 +176,7 @@ fn write_digits(slot: &mut [u8], mut n: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::perf::resp::encode_command;
+    use crate::loadgen::resp::encode_command;
 
     #[test]
     fn key_encoder_matches_generic_encoding() {

@@ -1,0 +1,228 @@
+//! From the parsed command line to plain configuration, in one place (fd's
+//! `construct_config`): after this, nothing below knows the argument parser.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::cli::{
+    Cli, Command, DemoArgs, FailOnArg, FormatArg, LabAction, PerfWorkload, StatsArgs, TtlWatchArgs,
+};
+use crate::cmd::{check, demo, keycount, lab, perf, replicate_check, stats, ttl_watch};
+use crate::report::{FailOn, Format};
+use crate::topology::TopologySpec;
+use crate::ui::narrate::Narrator;
+
+/// What applies to every subcommand.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub topology: TopologySpec,
+    /// Bound on connecting and on every command.
+    pub timeout: Duration,
+    /// `--spawn`: run against a throwaway lab with this many replicas.
+    pub spawn: Option<usize>,
+    pub output: Output,
+}
+
+/// Where the report goes and what else may be printed.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// The format asked for, if any.
+    pub format: Option<Format>,
+    /// `--output PATH`.
+    pub path: Option<PathBuf>,
+    /// `--report`: a file under reports/.
+    pub report: bool,
+    /// No progress, no narrative.
+    pub quiet: bool,
+}
+
+impl Output {
+    /// A machine format (JSON, JUnit) goes to stdout: nothing else may.
+    pub fn machine_stdout(&self) -> bool {
+        self.path.is_none()
+            && !self.report
+            && matches!(self.format, Some(Format::Json | Format::Junit))
+    }
+}
+
+/// The subcommand to run, with its plain configuration.
+pub enum Job {
+    ReplicateCheck(replicate_check::Config),
+    Keycount(keycount::Config),
+    Lab(lab::Config),
+    Perf(perf::Options),
+    Check(check::Config),
+    Stats(stats::Config),
+    TtlWatch(ttl_watch::Config),
+    Demo(demo::Config),
+}
+
+impl Job {
+    /// The subcommand as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Job::ReplicateCheck(_) => "replicate-check",
+            Job::Keycount(_) => "keycount",
+            Job::Lab(_) => "lab",
+            Job::Perf(_) => "perf",
+            Job::Check(_) => "check",
+            Job::Stats(_) => "stats",
+            Job::TtlWatch(_) => "ttl-watch",
+            Job::Demo(_) => "demo",
+        }
+    }
+}
+
+pub fn resolve(cli: &Cli) -> Result<(Settings, Job)> {
+    let g = &cli.global;
+    let output = Output {
+        format: g.format.map(format),
+        path: g.output.clone(),
+        report: g.report,
+        quiet: g.quiet,
+    };
+    let settings = Settings {
+        topology: TopologySpec {
+            master: g.master.clone(),
+            replicas: g.replicas.clone(),
+            discover: g.discover,
+            user: g.user.clone(),
+            password: g.password.clone(),
+        },
+        timeout: g.timeout,
+        spawn: g.spawn.then_some(g.spawn_replicas),
+        output,
+    };
+    let job = job(&cli.command, &settings.output);
+    Ok((settings, job))
+}
+
+fn job(command: &Command, out: &Output) -> Job {
+    match command {
+        Command::ReplicateCheck(a) => Job::ReplicateCheck(replicate_check::Config {
+            probes: a.probes,
+            max_lag: a.max_lag,
+        }),
+        Command::Keycount(a) => Job::Keycount(keycount::Config { settle: a.settle }),
+        Command::Lab(a) => Job::Lab(lab::Config {
+            state_dir: a.state_dir.clone(),
+            action: match a.action {
+                LabAction::Up {
+                    replicas,
+                    base_port,
+                } => lab::Action::Up {
+                    replicas,
+                    base_port,
+                },
+                LabAction::Down => lab::Action::Down,
+                LabAction::Status => lab::Action::Status,
+            },
+        }),
+        Command::Perf(a) => Job::Perf(perf_options(a)),
+        Command::Check(a) => {
+            let (selected, skipped, unknown) = check::select(&a.skip, &a.only);
+            Job::Check(check::Config {
+                selected,
+                skipped,
+                fail_on: match a.fail_on {
+                    FailOnArg::Fail => FailOn::Fail,
+                    FailOnArg::Warn => FailOn::Warn,
+                },
+                strict: a.strict,
+                require_min_replicas: a.require_min_replicas,
+                replication: replicate_check::Config {
+                    probes: a.replication.probes,
+                    max_lag: a.replication.max_lag,
+                },
+                keycount: keycount::Config {
+                    settle: a.keycount.settle,
+                },
+                expiry_ttl: a.expiry_ttl,
+                throughput: perf::Config::smoke(a.baseline.clone(), a.tolerance),
+                min_ops: a.min_ops,
+                unknown,
+            })
+        }
+        Command::Stats(a) => Job::Stats(stats_config(a, out)),
+        Command::TtlWatch(a) => Job::TtlWatch(ttl_watch_config(a, out)),
+        Command::Demo(a) => Job::Demo(demo_config(a, out)),
+    }
+}
+
+fn format(f: FormatArg) -> Format {
+    match f {
+        FormatArg::Table => Format::Table,
+        FormatArg::Markdown => Format::Markdown,
+        FormatArg::Json => Format::Json,
+        FormatArg::Junit => Format::Junit,
+    }
+}
+
+fn perf_options(a: &crate::cli::PerfArgs) -> perf::Options {
+    perf::Options {
+        workload: match a.workload {
+            PerfWorkload::Set => perf::WorkloadKind::Set,
+            PerfWorkload::Get => perf::WorkloadKind::Get,
+            PerfWorkload::Mixed => perf::WorkloadKind::Mixed {
+                sets: a.ratio.0,
+                gets: a.ratio.1,
+            },
+            PerfWorkload::SetWait => perf::WorkloadKind::SetWait,
+        },
+        requests: a.requests,
+        duration: a.duration,
+        pipeline: a.pipeline,
+        connections: a.connections,
+        data_size: a.data_size,
+        keyspace: a.keyspace,
+        seed: a.seed,
+        warmup: a.warmup,
+        rounds: a.rounds,
+        rate: a.rate,
+        wait_timeout: a.wait_timeout,
+        hdr_out: a.hdr_out.clone(),
+        keep_keys: a.keep_keys,
+        allow_eviction: a.allow_eviction,
+        baseline: a.baseline.clone(),
+        tolerance: a.tolerance,
+        settle: a.settle,
+    }
+}
+
+fn stats_config(a: &StatsArgs, out: &Output) -> stats::Config {
+    stats::Config {
+        watch: a.watch,
+        count: a.count,
+        frames_to_stdout: !out.machine_stdout(),
+        narrate: Narrator::new(!out.quiet),
+    }
+}
+
+fn ttl_watch_config(a: &TtlWatchArgs, out: &Output) -> ttl_watch::Config {
+    ttl_watch::Config {
+        key: a.key.clone(),
+        ttl: a.ttl,
+        interval: a.interval,
+        tolerance: a.tolerance,
+        grace: a.grace,
+        window: a.window,
+        narrate: Narrator::new(!out.quiet),
+    }
+}
+
+/// `--fast` shrinks every wait: the source answers in 200 ms, entries live 2 s.
+fn demo_config(a: &DemoArgs, out: &Output) -> demo::Config {
+    let fast = |normal: Duration, short: Duration| if a.fast { normal.min(short) } else { normal };
+    demo::Config {
+        query: a.query.clone(),
+        source_latency: fast(a.source_latency, Duration::from_millis(200)),
+        ttl: fast(a.ttl, Duration::from_secs(2)),
+        ttl_window: fast(a.ttl_window, Duration::from_secs(3)),
+        pace: a.pace,
+        fast: a.fast,
+        interactive: a.interactive,
+        narrate: Narrator::new(!out.quiet),
+    }
+}

@@ -1,0 +1,5 @@
+//! The only code that writes to a terminal: progress bars and spinners
+//! (indicatif), and the live narrative of `demo` and `ttl-watch`.
+
+pub mod narrate;
+pub mod progress;
