@@ -66,6 +66,11 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub discover: bool,
 
+    /// How many replicas the master must have. Discovered replicas are
+    /// otherwise not asserted: a replica the master lost vanishes from its list.
+    #[arg(long, global = true, env = "REDLAB_EXPECT_REPLICAS", value_name = "N")]
+    pub expect_replicas: Option<usize>,
+
     /// ACL user for every node (a user in a URL wins).
     #[arg(long, global = true, env = "REDLAB_USER")]
     pub user: Option<String>,
@@ -101,6 +106,21 @@ pub struct GlobalArgs {
     /// No progress output on stderr.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+
+    /// The verdict that fails the run (exit 1): fail, or warn to make warnings fatal.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "fail",
+        value_name = "VERDICT"
+    )]
+    pub fail_on: FailOnArg,
+
+    /// Write even where that could evict user keys (a master near its maxmemory
+    /// with an eviction policy): evictions are then reported as a warning.
+    #[arg(long, global = true)]
+    pub allow_eviction: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -234,9 +254,6 @@ pub struct PerfArgs {
     /// Leave the written keys in place (e.g. to look at keycount parity).
     #[arg(long)]
     pub keep_keys: bool,
-    /// Run even where the master's eviction policy could evict user keys.
-    #[arg(long)]
-    pub allow_eviction: bool,
     /// Compare with an earlier JSON report of `redlab perf`; fail on a regression.
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
@@ -294,9 +311,6 @@ pub struct CheckArgs {
         conflicts_with = "skip"
     )]
     pub only: Vec<String>,
-    /// The verdict that fails the run (exit 1): fail, or warn to make warnings fatal.
-    #[arg(long, value_enum, default_value = "fail", value_name = "VERDICT")]
-    pub fail_on: FailOnArg,
     /// Configuration lint findings fail instead of warn.
     #[arg(long)]
     pub strict: bool,

@@ -23,6 +23,10 @@ pub struct Settings {
     /// `--spawn`: run against a throwaway lab with this many replicas.
     pub spawn: Option<usize>,
     pub output: Output,
+    /// The verdict that fails the run.
+    pub fail_on: FailOn,
+    /// `--allow-eviction`: the user's consent to writes that may evict.
+    pub allow_eviction: bool,
 }
 
 /// Where the report goes and what else may be printed.
@@ -90,16 +94,23 @@ pub fn resolve(cli: &Cli) -> Result<(Settings, Job)> {
             discover: g.discover,
             user: g.user.clone(),
             password: g.password.clone(),
+            expect_replicas: g.expect_replicas,
         },
         timeout: g.timeout,
         spawn: g.spawn.then_some(g.spawn_replicas),
         output,
+        fail_on: match g.fail_on {
+            FailOnArg::Fail => FailOn::Fail,
+            FailOnArg::Warn => FailOn::Warn,
+        },
+        allow_eviction: g.allow_eviction,
     };
-    let job = job(&cli.command, &settings.output);
+    let job = job(&cli.command, &settings);
     Ok((settings, job))
 }
 
-fn job(command: &Command, out: &Output) -> Job {
+fn job(command: &Command, settings: &Settings) -> Job {
+    let out = &settings.output;
     match command {
         Command::ReplicateCheck(a) => Job::ReplicateCheck(replicate_check::Config {
             probes: a.probes,
@@ -120,16 +131,13 @@ fn job(command: &Command, out: &Output) -> Job {
                 LabAction::Status => lab::Action::Status,
             },
         }),
-        Command::Perf(a) => Job::Perf(perf_options(a)),
+        Command::Perf(a) => Job::Perf(perf_options(a, settings.allow_eviction)),
         Command::Check(a) => {
             let (selected, skipped, unknown) = check::select(&a.skip, &a.only);
             Job::Check(check::Config {
                 selected,
                 skipped,
-                fail_on: match a.fail_on {
-                    FailOnArg::Fail => FailOn::Fail,
-                    FailOnArg::Warn => FailOn::Warn,
-                },
+                fail_on: settings.fail_on,
                 strict: a.strict,
                 require_min_replicas: a.require_min_replicas,
                 replication: replicate_check::Config {
@@ -160,7 +168,7 @@ fn format(f: FormatArg) -> Format {
     }
 }
 
-fn perf_options(a: &crate::cli::PerfArgs) -> perf::Options {
+fn perf_options(a: &crate::cli::PerfArgs, allow_eviction: bool) -> perf::Options {
     perf::Options {
         workload: match a.workload {
             PerfWorkload::Set => perf::WorkloadKind::Set,
@@ -184,7 +192,7 @@ fn perf_options(a: &crate::cli::PerfArgs) -> perf::Options {
         wait_timeout: a.wait_timeout,
         hdr_out: a.hdr_out.clone(),
         keep_keys: a.keep_keys,
-        allow_eviction: a.allow_eviction,
+        allow_eviction,
         baseline: a.baseline.clone(),
         tolerance: a.tolerance,
         settle: a.settle,

@@ -11,6 +11,7 @@ pub mod duration;
 pub mod lab;
 pub mod latency;
 pub mod loadgen;
+pub mod replication;
 pub mod report;
 pub mod run;
 pub mod survey;
@@ -25,7 +26,7 @@ use std::time::{Instant, SystemTime};
 use anyhow::{bail, Result};
 
 use cli::Cli;
-use config::{Job, Output};
+use config::{Job, Settings};
 use lab::{Lab, LabOptions};
 use report::{Details, Format, Report, Verdict};
 use run::{Ctx, Signals};
@@ -40,12 +41,12 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// 0 every check passed (warnings included), 1 a check failed, 130 interrupted.
-    /// Errors (exit 2) are the `Err` of `run`.
+    /// 0 every check passed (warnings included), 1 a check failed or none
+    /// could be performed, 130 interrupted. Errors (exit 2) are the `Err` of `run`.
     pub fn exit_code(self) -> u8 {
         match self {
             Outcome::Done(Verdict::Pass | Verdict::Warn) => 0,
-            Outcome::Done(Verdict::Fail) => 1,
+            Outcome::Done(Verdict::Fail | Verdict::Skip) => 1,
             Outcome::Interrupted => 130,
         }
     }
@@ -65,6 +66,12 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
     let lab = if let Some(spawn_replicas) = g.spawn.filter(|_| !is_lab) {
         if g.topology.master.is_some() || !g.topology.replicas.is_empty() {
             bail!("--spawn starts its own topology: drop --master/--replica, or drop --spawn");
+        }
+        if let Some(n) = g.topology.expect_replicas.filter(|n| *n != spawn_replicas) {
+            bail!(
+                "--expect-replicas {n} but --spawn starts {spawn_replicas} replicas: \
+                 set --spawn-replicas {n}, or drop --expect-replicas (the lab asserts its own count)"
+            );
         }
         let spinner = progress.spinner(format!(
             "starting a throwaway lab with {spawn_replicas} replicas"
@@ -106,11 +113,12 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         started: SystemTime::now(),
         started_at: Instant::now(),
         args: run::redacted_args(&std::env::args().collect::<Vec<_>>()),
+        say: ui::narrate::Narrator::new(!out.quiet),
         discovered: std::sync::Mutex::new(discovered),
     };
     // A panic must not skip the key removal below: it is caught, and resumed after.
     let name = job.name();
-    let work = std::panic::AssertUnwindSafe(dispatch(job, out, &ctx)).catch_unwind();
+    let work = std::panic::AssertUnwindSafe(dispatch(job, &settings, &ctx)).catch_unwind();
     // Biased: a subcommand that handles Ctrl-C itself (stats --watch ends
     // cleanly on it) must see it before the interruption below does.
     let result = tokio::select! {
@@ -133,7 +141,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
                 eprintln!("redlab: interrupted; this run's keys were removed");
             }
             // Whoever waits on the report file (a CI job) still gets one that says so.
-            let _ = emit(out, interrupted_report(name, &ctx));
+            let _ = emit(&settings, interrupted_report(name, &ctx));
             Ok(Outcome::Interrupted)
         }
         Some(Err(panic)) => std::panic::resume_unwind(panic),
@@ -168,7 +176,7 @@ fn interrupted_report(command: &str, ctx: &Ctx) -> Report<Interrupted> {
     )
 }
 
-async fn dispatch(job: Job, out: &Output, ctx: &Ctx) -> Result<Verdict> {
+async fn dispatch(job: Job, out: &Settings, ctx: &Ctx) -> Result<Verdict> {
     match job {
         Job::ReplicateCheck(c) => emit(out, cmd::replicate_check::run(c, ctx).await?),
         Job::Keycount(c) => emit(out, cmd::keycount::run(c, ctx).await?),
@@ -187,7 +195,11 @@ async fn dispatch(job: Job, out: &Output, ctx: &Ctx) -> Result<Verdict> {
 
 /// Print the report to stdout and write the files asked for; a failing run's
 /// report is written too.
-fn emit<D: Details>(g: &Output, report: Report<D>) -> Result<Verdict> {
+fn emit<D: Details>(settings: &Settings, mut report: Report<D>) -> Result<Verdict> {
+    if settings.fail_on == report::FailOn::Warn {
+        report.warnings_fatal();
+    }
+    let g = &settings.output;
     let to_file = g.path.is_some() || g.report;
     let stdout_format = if to_file {
         (!g.quiet).then_some(Format::Table)

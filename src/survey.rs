@@ -1,6 +1,8 @@
 //! One concurrent pass over every node: connect, INFO, and the facts every
-//! report shows.
+//! report shows. `Survey::master` proves the master answered and is a
+//! master; `Survey::validate` refuses topologies redlab would mis-test.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
@@ -15,6 +17,8 @@ pub struct NodeState {
     pub info: Option<Info>,
     pub error: Option<NodeError>,
     pub persistence: Option<String>,
+    /// For a Sentinel: the masters it monitors, `name at host:port`.
+    pub sentinel_masters: Vec<String>,
 }
 
 impl NodeState {
@@ -35,6 +39,140 @@ impl NodeState {
             error: self.error.as_ref().map(|e| e.message.clone()),
         }
     }
+
+    fn is_sentinel(&self) -> bool {
+        self.info
+            .as_ref()
+            .is_some_and(|i| i.get("redis_mode") == Some("sentinel"))
+    }
+
+    fn is_cluster(&self) -> bool {
+        self.info
+            .as_ref()
+            .is_some_and(|i| i.flag("cluster_enabled"))
+    }
+}
+
+/// The master, proven reachable and a master.
+#[derive(Clone)]
+pub struct Master<'a> {
+    pub state: &'a NodeState,
+    pub info: &'a Info,
+    /// Its connection (clones share it).
+    pub conn: Conn,
+}
+
+impl Master<'_> {
+    pub fn node(&self) -> &Node {
+        &self.state.node
+    }
+}
+
+/// Every node's state, the master first, then the replicas in topology order.
+pub struct Survey {
+    nodes: Vec<NodeState>,
+}
+
+impl Survey {
+    pub fn new(nodes: Vec<NodeState>) -> Survey {
+        assert!(!nodes.is_empty(), "a survey has the master at least");
+        Survey { nodes }
+    }
+
+    pub fn all(&self) -> &[NodeState] {
+        &self.nodes
+    }
+
+    pub fn master_state(&self) -> &NodeState {
+        &self.nodes[0]
+    }
+
+    pub fn replicas(&self) -> &[NodeState] {
+        &self.nodes[1..]
+    }
+
+    pub fn infos(&self) -> Vec<NodeInfo> {
+        self.nodes.iter().map(NodeState::to_info).collect()
+    }
+
+    /// The master, or why redlab cannot use it. Checked before any write.
+    pub fn master(&self) -> Result<Master<'_>> {
+        let st = self.master_state();
+        if let Some(e) = &st.error {
+            bail!("{e}");
+        }
+        let (Some(info), Some(conn)) = (&st.info, &st.conn) else {
+            bail!("{}: no answer to INFO", st.node.label());
+        };
+        if !info.is_master() {
+            let follows = info
+                .follows()
+                .map(|(h, p)| format!("{h}:{p}"))
+                .unwrap_or_else(|| "an unknown master".into());
+            bail!(
+                "{}: is a replica of {follows}, not a master; refused before any write. \
+                 Give the real master with --master",
+                st.node.label()
+            );
+        }
+        Ok(Master {
+            state: st,
+            info,
+            conn: conn.clone(),
+        })
+    }
+
+    /// Refuse, before anything runs, what redlab would mis-test: a Sentinel
+    /// or a cluster node given as a node, or one server given twice under
+    /// two names (same run id).
+    pub fn validate(&self) -> Result<()> {
+        for st in &self.nodes {
+            refuse_kind(st)?;
+        }
+        let mut seen: BTreeMap<&str, &Node> = BTreeMap::new();
+        for st in &self.nodes {
+            let Some(id) = st.info.as_ref().and_then(|i| i.get("run_id")) else {
+                continue;
+            };
+            if let Some(first) = seen.insert(id, &st.node) {
+                bail!(
+                    "{} and {} are the same server (run id {}): give each node once",
+                    first.label(),
+                    st.node.label(),
+                    &id[..id.len().min(8)]
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+fn refuse_kind(st: &NodeState) -> Result<()> {
+    if st.is_sentinel() {
+        let monitors = if st.sentinel_masters.is_empty() {
+            "it monitors no master".to_string()
+        } else {
+            format!("it monitors {}", st.sentinel_masters.join(", "))
+        };
+        let hint = st
+            .sentinel_masters
+            .first()
+            .and_then(|m| m.rsplit(" at ").next())
+            .map(|a| format!(": give the master with --master redis://{a}"))
+            .unwrap_or_default();
+        bail!(
+            "{}: is a Redis Sentinel, not a data node ({monitors}){hint}",
+            st.node.label()
+        );
+    }
+    if st.is_cluster() {
+        bail!(
+            "{}: is a Redis Cluster node (cluster_enabled:1); cluster topologies are not supported yet, \
+             so nothing was written: test a replication topology (a master and its replicas)",
+            st.node.label()
+        );
+    }
+    Ok(())
 }
 
 async fn visit(node: Node, timeout: Duration) -> NodeState {
@@ -44,6 +182,7 @@ async fn visit(node: Node, timeout: Duration) -> NodeState {
         info: None,
         error: None,
         persistence: None,
+        sentinel_masters: Vec::new(),
     };
     let mut conn = match Conn::connect(&st.node, timeout).await {
         Ok(c) => c,
@@ -56,6 +195,9 @@ async fn visit(node: Node, timeout: Duration) -> NodeState {
     match conn.info_and_config("default", "save").await {
         Ok((info, save)) => {
             st.persistence = save.map(|s| persistence(&s, info.flag("aof_enabled")));
+            if info.get("redis_mode") == Some("sentinel") {
+                st.sentinel_masters = conn.sentinel_masters().await.unwrap_or_default();
+            }
             st.info = Some(info);
             st.conn = Some(conn);
         }
@@ -75,7 +217,7 @@ fn persistence(save: &str, aof: bool) -> String {
 }
 
 /// Visit every node at once; each result carries its own error.
-pub async fn survey(topo: &Topology, timeout: Duration) -> Vec<NodeState> {
+pub async fn survey(topo: &Topology, timeout: Duration) -> Survey {
     survey_reusing(topo, timeout, None).await
 }
 
@@ -85,7 +227,7 @@ pub async fn survey_reusing(
     topo: &Topology,
     timeout: Duration,
     master: Option<NodeState>,
-) -> Vec<NodeState> {
+) -> Survey {
     let mut master = master.filter(|m| m.node.addr() == topo.master.addr());
     let tasks: Vec<_> = topo
         .nodes()
@@ -100,28 +242,7 @@ pub async fn survey_reusing(
     for t in tasks {
         out.push(t.await.expect("survey task does not panic"));
     }
-    out
-}
-
-/// redlab cannot run without a reachable master that is a master. Checked
-/// before any write.
-pub fn require_master(master: &NodeState) -> Result<()> {
-    if let Some(e) = &master.error {
-        bail!("{e}");
-    }
-    let info = master.info.as_ref().expect("no error means INFO was read");
-    if !info.is_master() {
-        let follows = info
-            .follows()
-            .map(|(h, p)| format!("{h}:{p}"))
-            .unwrap_or_else(|| "an unknown master".into());
-        bail!(
-            "{}: is a replica of {follows}, not a master; refused before any write. \
-             Give the real master with --master",
-            master.node.label()
-        );
-    }
-    Ok(())
+    Survey::new(out)
 }
 
 /// Fill the replica list from the master's own INFO replication. Returns the
@@ -132,7 +253,10 @@ pub async fn discover(topo: &mut Topology, timeout: Duration) -> Result<NodeStat
     if let Some(e) = &master.error {
         bail!("{e}");
     }
-    let info = master.info.as_ref().expect("no error means INFO was read");
+    refuse_kind(&master)?;
+    let Some(info) = master.info.as_ref() else {
+        bail!("{}: no answer to INFO", master.node.label());
+    };
     topo.replicas = info
         .replicas()
         .iter()

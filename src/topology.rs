@@ -129,9 +129,10 @@ impl Node {
 
 /// Whether two hosts name the same machine as far as loopback goes.
 pub fn same_host(a: &str, b: &str) -> bool {
-    let norm = |h: &str| match h.trim_matches(['[', ']']) {
-        "localhost" | "127.0.0.1" | "::1" => "loopback".to_string(),
-        other => other.to_ascii_lowercase(),
+    let norm = |h: &str| match h.trim_matches(['[', ']']).to_ascii_lowercase().as_str() {
+        "localhost" | "::1" | "0:0:0:0:0:0:0:1" => "loopback".to_string(),
+        h if h.starts_with("127.") => "loopback".to_string(),
+        other => other.to_string(),
     };
     norm(a) == norm(b)
 }
@@ -153,12 +154,25 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// How many replicas the master should have, and who said so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicaCount {
+    /// The user listed them (`--replica`), or redlab started them (the lab).
+    Given(usize),
+    /// `--expect-replicas N` with discovered replicas.
+    Asserted(usize),
+    /// Discovered and not asserted: whatever the master lists now, which a
+    /// lost replica silently leaves.
+    NotAsserted,
+}
+
 #[derive(Debug, Clone)]
 pub struct Topology {
     pub master: Node,
     pub replicas: Vec<Node>,
     /// The replica list must come from the master's INFO replication.
     pub discover: bool,
+    pub expected: ReplicaCount,
 }
 
 /// The topology as the user described it (flags or environment).
@@ -169,6 +183,8 @@ pub struct TopologySpec {
     pub discover: bool,
     pub user: Option<String>,
     pub password: Option<String>,
+    /// `--expect-replicas N`.
+    pub expect_replicas: Option<usize>,
 }
 
 impl Topology {
@@ -208,11 +224,54 @@ impl Topology {
                 .map(|(i, p)| master.sibling(&format!("replica{}", i + 1), master.host(), *p))
                 .collect()
         };
-        Ok(Topology {
+        let expected = match (discover, g.expect_replicas) {
+            (true, Some(n)) => ReplicaCount::Asserted(n),
+            (true, None) => ReplicaCount::NotAsserted,
+            (false, Some(n)) if n != replicas.len() => bail!(
+                "--expect-replicas {n} but {} replica(s) given: give every replica with --replica, \
+                 or drop --replica to discover them from the master",
+                replicas.len()
+            ),
+            (false, _) => ReplicaCount::Given(replicas.len()),
+        };
+        let topo = Topology {
             master,
             replicas,
             discover,
-        })
+            expected,
+        };
+        topo.refuse_duplicates()?;
+        Ok(topo)
+    }
+
+    /// One node given twice (a replica twice, the master as a replica,
+    /// `localhost` and `127.0.0.1` of one port) would pass "2 of 2" while
+    /// the second replica is never looked at: refused before anything runs.
+    /// Aliases this cannot see (two names of one host) are caught by the
+    /// survey, which compares run ids.
+    pub fn refuse_duplicates(&self) -> Result<()> {
+        let nodes: Vec<&Node> = self.nodes().collect();
+        for (i, a) in nodes.iter().enumerate() {
+            if let Some(b) = nodes[i + 1..]
+                .iter()
+                .find(|b| b.port() == a.port() && same_host(a.host(), b.host()))
+            {
+                bail!(
+                    "{} and {} are the same node: give each node once",
+                    a.label(),
+                    b.label()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The replica count the master must have, when someone said so.
+    pub fn expected_count(&self) -> Option<usize> {
+        match self.expected {
+            ReplicaCount::Given(n) | ReplicaCount::Asserted(n) => Some(n),
+            ReplicaCount::NotAsserted => None,
+        }
     }
 
     pub fn nodes(&self) -> impl Iterator<Item = &Node> {

@@ -5,7 +5,7 @@ use common::*;
 #[test]
 fn up_status_down_manage_exactly_the_lab_processes() {
     let state = tempfile::tempdir().unwrap();
-    let base = redlab::lab::free_port().unwrap().to_string();
+    let base = free_port_run(3).to_string();
     let dir = state.path().to_str().unwrap();
     let up = redlab(&[
         "lab",

@@ -212,8 +212,8 @@ impl Conn {
         let mut replies: Vec<redis::Value> = self.pipe(&pipe).await?;
         let config = replies
             .pop()
-            .and_then(|v| redis::from_redis_value::<Vec<String>>(v).ok())
-            .and_then(|v| v.into_iter().nth(1));
+            .and_then(|v| pairs(&v).into_iter().next())
+            .map(|(_, v)| v);
         match replies.pop().map(redis::from_redis_value::<String>) {
             Some(Ok(text)) => Ok((Info::parse(&text), config)),
             // An error reply to INFO: ask again alone, for the classified error.
@@ -221,10 +221,26 @@ impl Conn {
         }
     }
 
-    /// A configuration value, or None where CONFIG GET is not allowed.
+    /// A configuration value, or None where this Redis has no such parameter.
     pub async fn config_get(&mut self, key: &str) -> Result<Option<String>, NodeError> {
-        let v: Vec<String> = self.query(redis::cmd("CONFIG").arg("GET").arg(key)).await?;
-        Ok(v.into_iter().nth(1))
+        Ok(self.config_get_many(&[key]).await?.remove(key))
+    }
+
+    /// The masters a Sentinel monitors, as `name at host:port`.
+    pub async fn sentinel_masters(&mut self) -> Result<Vec<String>, NodeError> {
+        let v: redis::Value = self.query(redis::cmd("SENTINEL").arg("MASTERS")).await?;
+        let masters = match v {
+            redis::Value::Array(items) | redis::Value::Set(items) => items,
+            _ => Vec::new(),
+        };
+        Ok(masters
+            .iter()
+            .map(|m| {
+                let kv: std::collections::BTreeMap<String, String> = pairs(m).into_iter().collect();
+                let get = |k: &str| kv.get(k).cloned().unwrap_or_else(|| "?".into());
+                format!("'{}' at {}:{}", get("name"), get("ip"), get("port"))
+            })
+            .collect())
     }
 
     /// Several configuration values in one round trip (Redis 7 takes many
@@ -235,10 +251,36 @@ impl Conn {
     ) -> Result<std::collections::BTreeMap<String, String>, NodeError> {
         let mut cmd = redis::cmd("CONFIG");
         cmd.arg("GET").arg(keys);
-        let v: Vec<String> = self.query(&cmd).await?;
-        Ok(v.chunks(2)
-            .filter_map(|kv| Some((kv.first()?.clone(), kv.get(1)?.clone())))
-            .collect())
+        let v: redis::Value = self.query(&cmd).await?;
+        Ok(pairs(&v).into_iter().collect())
+    }
+}
+
+/// Field/value pairs of a reply that is a map under RESP3 and a flat array
+/// of alternating fields and values under RESP2 (CONFIG GET, SENTINEL
+/// MASTERS entries, HGETALL): redlab reads both the same way.
+pub fn pairs(v: &redis::Value) -> Vec<(String, String)> {
+    use redis::Value;
+    let text = |v: &Value| -> Option<String> {
+        match v {
+            Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            Value::SimpleString(s) => Some(s.clone()),
+            Value::VerbatimString { text, .. } => Some(text.clone()),
+            Value::Int(i) => Some(i.to_string()),
+            Value::Double(d) => Some(d.to_string()),
+            _ => None,
+        }
+    };
+    match v {
+        Value::Map(kv) => kv
+            .iter()
+            .filter_map(|(k, v)| Some((text(k)?, text(v)?)))
+            .collect(),
+        Value::Array(items) => items
+            .chunks(2)
+            .filter_map(|kv| Some((text(kv.first()?)?, text(kv.get(1)?)?)))
+            .collect(),
+        _ => Vec::new(),
     }
 }
 

@@ -8,9 +8,10 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::client::{Conn, DbCounts, NodeError};
+use crate::replication::{self, Standing};
 use crate::report::{Check, Details, Report, Section};
 use crate::run::Ctx;
-use crate::survey::{require_master, NodeState};
+use crate::survey::{Master, NodeState, Survey};
 use crate::ui::progress::Task;
 
 pub struct Config {
@@ -18,7 +19,7 @@ pub struct Config {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum NodeStatus {
     /// Its counts equal the master's in every db.
     Parity,
@@ -28,6 +29,9 @@ pub enum NodeStatus {
     Syncing,
     /// Not reachable.
     Down,
+    /// Follows another master, is chained behind a replica, or is no replica
+    /// at all: its counts are not comparable with this master's.
+    NotFollowing,
     /// The reference everything is compared with.
     Master,
 }
@@ -53,7 +57,7 @@ pub struct NodeCounts {
     pub status: NodeStatus,
     /// `db<N>` -> keys and expires, from INFO keyspace.
     pub dbs: BTreeMap<String, DbCounts>,
-    /// Why it is syncing or down.
+    /// Why it is syncing, down or not following.
     pub reason: Option<String>,
 }
 
@@ -69,38 +73,55 @@ pub struct Mismatch {
 
 pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<KeycountDetails>> {
     let spinner = ctx.progress.spinner("waiting for the replicas to settle");
-    let states = ctx.survey().await;
-    require_master(&states[0])?;
-    let (checks, details) = evaluate(&cfg, &states, &spinner).await?;
+    let survey = ctx.survey().await?;
+    let master = survey.master()?;
+    let (mut checks, details) = evaluate(&cfg, ctx, &survey, &master, &spinner).await?;
+    checks.insert(0, replication::count_check(&ctx.topology, &master));
     spinner.finish();
-    let infos = states.iter().map(NodeState::to_info).collect();
     Ok(Report::new(
         "keycount",
         ctx.manifest(),
-        infos,
+        survey.infos(),
         checks,
         details,
     ))
 }
 
-/// Settle, count and compare, on a survey whose master passed
-/// `require_master`: one `.parity` check per replica.
+/// Settle, count and compare: one `.parity` check per replica (a count
+/// check, not a data comparison), only for replicas that follow this master.
 pub async fn evaluate(
     cfg: &Config,
-    states: &[NodeState],
+    ctx: &Ctx,
+    survey: &Survey,
+    master: &Master<'_>,
     spinner: &Task,
 ) -> Result<(Vec<Check>, KeycountDetails)> {
     let start = Instant::now();
     let deadline = start + cfg.settle;
     let mut reads = 0;
     let mut settled_ms = None;
+    // Only a replica that follows this master has counts worth comparing.
+    let standing: Vec<Option<(NodeStatus, String)>> = survey
+        .replicas()
+        .iter()
+        .map(|st| {
+            let v = replication::view(st, master.info, &ctx.topology);
+            match v.standing {
+                Standing::Unreachable => Some((NodeStatus::Down, v.reason())),
+                Standing::NotReplica | Standing::Elsewhere => {
+                    Some((NodeStatus::NotFollowing, v.reason()))
+                }
+                Standing::Syncing | Standing::LinkDown | Standing::Follows => None,
+            }
+        })
+        .collect();
     let (nodes, mismatches) = loop {
-        let settled = settle(states, deadline).await?;
+        let settled = settle(master, survey, &standing, start, deadline).await?;
         if settled.iter().all(|s| s.is_none()) && settled_ms.is_none() {
             settled_ms = Some(crate::duration::ms(start.elapsed()));
         }
         reads += 1;
-        let (nodes, mismatches) = count(states, &settled).await?;
+        let (nodes, mismatches) = count(master, survey, &settled).await?;
         // Logically expired keys linger in the counts until the master's DEL
         // arrives: re-read while there is time before calling it a failure.
         if mismatches.is_empty() || Instant::now() >= deadline {
@@ -122,58 +143,43 @@ pub async fn evaluate(
 
 /// Per replica: None once caught up with the master's offset taken now, or why not.
 async fn settle(
-    states: &[NodeState],
+    master: &Master<'_>,
+    survey: &Survey,
+    standing: &[Option<(NodeStatus, String)>],
+    start: Instant,
     deadline: Instant,
 ) -> Result<Vec<Option<(NodeStatus, String)>>> {
-    let mut master = states[0].conn.clone().expect("reachable master");
-    let target = master.info("replication").await?.repl_offset();
+    let target = master.conn.clone().info("replication").await?.repl_offset();
+    let mut tasks = Vec::new();
+    for (st, known) in survey.replicas().iter().zip(standing) {
+        let task = match (known, &st.conn) {
+            (Some(k), _) => Err(k.clone()),
+            (None, None) => Err((NodeStatus::Down, "not reachable".into())),
+            (None, Some(c)) => Ok(tokio::spawn(replication::wait_caught_up(
+                c.clone(),
+                target,
+                start,
+                deadline,
+                Duration::from_millis(10),
+            ))),
+        };
+        tasks.push(task);
+    }
     let mut out = Vec::new();
-    for st in &states[1..] {
-        out.push(match &st.conn {
-            None => Some((
-                NodeStatus::Down,
-                st.error
-                    .as_ref()
-                    .map(|e| e.message.clone())
-                    .unwrap_or_default(),
-            )),
-            Some(c) => wait_caught_up(c.clone(), target, deadline).await,
+    for t in tasks {
+        out.push(match t {
+            Err(k) => Some(k),
+            Ok(h) => match h.await.expect("settle task does not panic").behind {
+                None => None,
+                Some((Standing::Unreachable, why)) => Some((NodeStatus::Down, why)),
+                Some((Standing::NotReplica | Standing::Elsewhere, why)) => {
+                    Some((NodeStatus::NotFollowing, why))
+                }
+                Some((_, why)) => Some((NodeStatus::Syncing, why)),
+            },
         });
     }
     Ok(out)
-}
-
-async fn wait_caught_up(
-    mut c: Conn,
-    target: u64,
-    deadline: Instant,
-) -> Option<(NodeStatus, String)> {
-    loop {
-        let why = match c.info("replication").await {
-            Err(e) => return Some((NodeStatus::Down, e.message)),
-            Ok(i) if i.role() != "slave" => format!("role is {}, not a replica", i.role()),
-            // A full sync takes the link down too: say which it is.
-            Ok(i) if i.syncing() => "loading or in a full sync".to_string(),
-            Ok(i) if !i.link_up() => format!(
-                "link to master is {}",
-                i.get("master_link_status").unwrap_or("?")
-            ),
-            Ok(i) => {
-                let off = i.u64("slave_repl_offset").unwrap_or(0);
-                if off >= target {
-                    return None;
-                }
-                format!(
-                    "offset {off} behind the master's {target} by {} bytes",
-                    target - off
-                )
-            }
-        };
-        if Instant::now() >= deadline {
-            return Some((NodeStatus::Syncing, why));
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 async fn keyspace(c: &Option<Conn>) -> Option<Result<BTreeMap<u32, DbCounts>, NodeError>> {
@@ -182,18 +188,29 @@ async fn keyspace(c: &Option<Conn>) -> Option<Result<BTreeMap<u32, DbCounts>, No
 }
 
 async fn count(
-    states: &[NodeState],
+    master: &Master<'_>,
+    survey: &Survey,
     settled: &[Option<(NodeStatus, String)>],
 ) -> Result<(Vec<NodeCounts>, Vec<Mismatch>)> {
-    let master_ks = keyspace(&states[0].conn).await.expect("reachable master")?;
+    let master_ks = master.conn.clone().info("keyspace").await?.keyspace();
     let mut nodes = vec![node_counts(
-        &states[0],
+        master.state,
         NodeStatus::Master,
         &master_ks,
         None,
     )];
     let mut mismatches = Vec::new();
-    for (st, why) in states[1..].iter().zip(settled) {
+    for (st, why) in survey.replicas().iter().zip(settled) {
+        // A node that just failed to answer is not asked again.
+        if let Some((NodeStatus::Down, reason)) = why {
+            nodes.push(node_counts(
+                st,
+                NodeStatus::Down,
+                &BTreeMap::new(),
+                Some(reason.clone()),
+            ));
+            continue;
+        }
         let ks = match keyspace(&st.conn).await {
             Some(Ok(ks)) => ks,
             Some(Err(e)) => {
@@ -262,6 +279,12 @@ pub fn compare(
 }
 
 fn checks(nodes: &[NodeCounts], mismatches: &[Mismatch]) -> Vec<Check> {
+    if nodes.len() < 2 {
+        return vec![Check::skip(
+            "parity",
+            "not run: the topology has no replica, so there are no counts to compare",
+        )];
+    }
     nodes[1..]
         .iter()
         .map(|n| {
@@ -271,6 +294,15 @@ fn checks(nodes: &[NodeCounts], mismatches: &[Mismatch]) -> Vec<Check> {
                 NodeStatus::Down => {
                     Check::fail(name, format!("down: {}", n.reason.as_deref().unwrap_or("")))
                 }
+                NodeStatus::NotFollowing => Check::fail(
+                    name,
+                    format!(
+                        "not compared: {}",
+                        n.reason
+                            .as_deref()
+                            .unwrap_or("it does not follow this master")
+                    ),
+                ),
                 NodeStatus::Syncing => Check::fail(
                     name,
                     format!(
@@ -301,9 +333,24 @@ fn checks(nodes: &[NodeCounts], mismatches: &[Mismatch]) -> Vec<Check> {
 
 fn parity_reason(n: &NodeCounts) -> String {
     let keys: u64 = n.dbs.values().map(|c| c.keys).sum();
-    match n.dbs.len() {
-        0 => "same counts as the master: every db empty".into(),
-        dbs => format!("same counts as the master: {keys} keys in {dbs} db(s)"),
+    let what = match n.dbs.len() {
+        0 => "every db empty".to_string(),
+        1 => format!("{} in 1 db", crate::report::plural(keys, "key")),
+        dbs => format!("{} in {dbs} dbs", crate::report::plural(keys, "key")),
+    };
+    format!(
+        "same key counts as the master ({what}); a count check, not a data comparison (`redlab compare` compares values)"
+    )
+}
+
+fn status_word(s: NodeStatus) -> &'static str {
+    match s {
+        NodeStatus::Parity => "parity",
+        NodeStatus::Mismatch => "mismatch",
+        NodeStatus::Syncing => "syncing",
+        NodeStatus::Down => "down",
+        NodeStatus::NotFollowing => "not following",
+        NodeStatus::Master => "master",
     }
 }
 
@@ -318,7 +365,7 @@ impl Details for KeycountDetails {
             let mut row = vec![
                 n.name.clone(),
                 n.address.clone(),
-                format!("{:?}", n.status).to_lowercase(),
+                status_word(n.status).into(),
             ];
             for d in &dbs {
                 let c = n.dbs.get(*d).copied().unwrap_or_default();

@@ -92,7 +92,7 @@ async fn up(
     lab::save_state(&state_dir, &state)?;
     spinner.finish();
     let states = survey(&topo, ctx.timeout).await;
-    report(ctx, "up", state_dir, &state, &states).await
+    report(ctx, "up", state_dir, &state, states.all()).await
 }
 
 async fn down(ctx: &Ctx, state_dir: PathBuf) -> Result<Report<LabDetails>> {
@@ -145,7 +145,7 @@ async fn status(ctx: &Ctx, state_dir: PathBuf) -> Result<Report<LabDetails>> {
     };
     let topo = topology_of(&state, ctx)?;
     let states = survey(&topo, ctx.timeout).await;
-    report(ctx, "status", state_dir, &state, &states).await
+    report(ctx, "status", state_dir, &state, states.all()).await
 }
 
 fn topology_of(state: &LabState, ctx: &Ctx) -> Result<crate::topology::Topology> {

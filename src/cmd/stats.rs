@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::client::DbCounts;
 use crate::report::{render_sections, Check, Details, Report, Section, Verdict};
 use crate::run::Ctx;
-use crate::survey::NodeState;
+use crate::survey::{NodeState, Survey};
 use crate::topology::Role;
 use crate::ui::narrate::{self, Narrator};
 
@@ -78,9 +78,9 @@ pub struct NodeStats {
 pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<StatsDetails>> {
     let Some(interval) = cfg.watch else {
         let spinner = ctx.progress.spinner("reading INFO on every node");
-        let (states, nodes) = collect(ctx).await;
+        let (survey, nodes) = collect(ctx).await?;
         spinner.finish();
-        return Ok(report(ctx, &states, nodes, 1, None));
+        return Ok(report(ctx, &survey, nodes, 1, None));
     };
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -93,7 +93,7 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<StatsDetails>> {
         let snap = tokio::select! {
             biased;
             _ = &mut ctrl_c => break,
-            s = async { ticker.tick().await; collect(ctx).await } => s,
+            s = async { ticker.tick().await; collect(ctx).await } => s?,
         };
         refreshes += 1;
         let text = format!(
@@ -111,13 +111,13 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<StatsDetails>> {
             break;
         }
     }
-    let (states, nodes) = match last {
+    let (survey, nodes) = match last {
         Some(s) => s,
-        None => collect(ctx).await,
+        None => collect(ctx).await?,
     };
     Ok(report(
         ctx,
-        &states,
+        &survey,
         nodes,
         refreshes.max(1),
         Some(crate::duration::ms(interval)),
@@ -125,24 +125,28 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<StatsDetails>> {
 }
 
 /// One concurrent INFO pass over every node; a down node is a row, not an error.
-pub async fn collect(ctx: &Ctx) -> (Vec<NodeState>, Vec<NodeStats>) {
-    let states = ctx.survey().await;
-    let nodes = node_stats(&states);
-    (states, nodes)
+pub async fn collect(ctx: &Ctx) -> Result<(Survey, Vec<NodeStats>)> {
+    let survey = ctx.survey().await?;
+    let nodes = node_stats(survey.all());
+    Ok((survey, nodes))
 }
 
 fn report(
     ctx: &Ctx,
-    states: &[NodeState],
+    survey: &Survey,
     nodes: Vec<NodeStats>,
     refreshes: u64,
     interval_ms: Option<f64>,
 ) -> Report<StatsDetails> {
+    let mut checks = checks(&nodes);
+    if let Ok(m) = survey.master() {
+        checks.insert(0, crate::replication::count_check(&ctx.topology, &m));
+    }
     Report::new(
         "stats",
         ctx.manifest(),
-        states.iter().map(NodeState::to_info).collect(),
-        checks(&nodes),
+        survey.infos(),
+        checks,
         StatsDetails {
             refreshes,
             interval_ms,
@@ -192,10 +196,8 @@ pub fn node_stats(states: &[NodeState]) -> Vec<NodeStats> {
                 i.u64("slave_repl_offset")
             };
             if st.node.role == Role::Replica {
-                if let (Some(m), Some(l)) = (
-                    master,
-                    crate::cmd::replicate_check::line_for(&st.node, &lines),
-                ) {
+                if let (Some(m), Some(l)) = (master, crate::replication::line_for(&st.node, &lines))
+                {
                     n.lag_bytes = Some(m.repl_offset().saturating_sub(l.offset));
                     n.lag_s = Some(l.lag_s);
                 }

@@ -376,6 +376,7 @@ pub fn loopback_topology(nodes: &[(&str, u16)], password: Option<&str>) -> Topol
         master: node(nodes[0], Role::Master),
         replicas: nodes[1..].iter().map(|n| node(*n, Role::Replica)).collect(),
         discover: false,
+        expected: crate::topology::ReplicaCount::Given(nodes.len() - 1),
     }
 }
 

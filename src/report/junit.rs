@@ -1,81 +1,78 @@
-//! JUnit XML: one testcase per check, so CI systems show them natively.
-//! The run manifest goes into the suite's properties.
+//! JUnit XML (quick-junit): one testcase per check, so CI systems show them
+//! natively; a skipped check is `<skipped/>` with its reason. The run
+//! manifest and each node's facts go into the suite's properties.
 
-use anyhow::Result;
+use std::time::Duration;
 
-use super::{Check, Document, Exporter, Manifest, NodeInfo, Verdict};
+use anyhow::{Context, Result};
+use quick_junit::{NonSuccessKind, Property, TestCase, TestCaseStatus, TestSuite};
+
+use super::{Check, Document, Exporter, NodeInfo, Verdict};
 
 pub struct JunitExporter;
 
 impl Exporter for JunitExporter {
     fn export(&self, doc: &Document<'_>) -> Result<String> {
-        Ok(render(doc.command, doc.checks, doc.manifest, doc.nodes))
+        let m = doc.manifest;
+        let time = Duration::from_secs_f64(m.duration_ms.max(0.0) / 1000.0);
+        let started = chrono::DateTime::parse_from_rfc3339(&m.started_at).ok();
+        let mut suite = TestSuite::new(format!("redlab {}", doc.command));
+        suite.set_time(time);
+        if let Some(t) = started {
+            suite.set_timestamp(t);
+        }
+        suite
+            .extra
+            .insert("hostname".into(), m.host.as_str().into());
+        let mut props = vec![
+            Property::new("redlab_version", m.redlab_version.as_str()),
+            Property::new("run_id", m.run_id.as_str()),
+            Property::new("started_at", m.started_at.as_str()),
+            Property::new("args", m.args.join(" ")),
+        ];
+        props.extend(
+            doc.nodes
+                .iter()
+                .map(|n| Property::new(format!("node.{}", n.name), node_summary(n))),
+        );
+        suite.add_properties(props);
+        suite.add_test_cases(doc.checks.iter().map(|c| test_case(doc.command, c)));
+        let mut report = quick_junit::Report::new("redlab");
+        report.set_time(time);
+        report.add_test_suite(suite);
+        report.to_string().context("writing the JUnit report")
     }
 }
 
-fn render(suite: &str, checks: &[Check], m: &Manifest, nodes: &[NodeInfo]) -> String {
-    let failures = checks.iter().filter(|c| c.verdict == Verdict::Fail).count();
-    let time = m.duration_ms / 1000.0;
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    out.push_str(&format!(
-        "<testsuites name=\"redlab\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" time=\"{time:.3}\">\n",
-        checks.len(),
-    ));
-    // The JUnit schema's timestamp has no zone designator.
-    let stamp = m
-        .started_at
-        .trim_end_matches('Z')
-        .split('.')
-        .next()
-        .unwrap_or("");
-    out.push_str(&format!(
-        "  <testsuite name=\"redlab {}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" time=\"{time:.3}\" timestamp=\"{}\" hostname=\"{}\">\n",
-        esc(suite),
-        checks.len(),
-        esc(stamp),
-        esc(&m.host),
-    ));
-    out.push_str("    <properties>\n");
-    let mut props = vec![
-        ("redlab_version".to_string(), m.redlab_version.clone()),
-        ("run_id".into(), m.run_id.clone()),
-        ("started_at".into(), m.started_at.clone()),
-        ("args".into(), m.args.join(" ")),
-    ];
-    props.extend(
-        nodes
-            .iter()
-            .map(|n| (format!("node.{}", n.name), node_summary(n))),
-    );
-    for (k, v) in props {
-        out.push_str(&format!(
-            "      <property name=\"{}\" value=\"{}\"/>\n",
-            esc(&k),
-            esc(&v)
-        ));
-    }
-    out.push_str("    </properties>\n");
-    for c in checks {
-        let open = format!(
-            "    <testcase classname=\"redlab.{}\" name=\"{}\"",
-            esc(suite),
-            esc(&c.name)
-        );
-        match c.verdict {
-            Verdict::Pass => out.push_str(&format!("{open}>\n      <system-out>{}</system-out>\n    </testcase>\n", esc(&c.reason))),
-            Verdict::Warn => out.push_str(&format!(
-                "{open}>\n      <system-out>WARN: {}</system-out>\n    </testcase>\n",
-                esc(&c.reason)
-            )),
-            Verdict::Fail => out.push_str(&format!(
-                "{open}>\n      <failure message=\"{}\" type=\"fail\">{}</failure>\n    </testcase>\n",
-                esc(&c.reason),
-                esc(&c.reason)
-            )),
+fn test_case(suite: &str, c: &Check) -> TestCase {
+    let status = match c.verdict {
+        Verdict::Pass => TestCaseStatus::success(),
+        Verdict::Warn => TestCaseStatus::success(),
+        Verdict::Skip => {
+            let mut s = TestCaseStatus::skipped();
+            s.set_message(c.reason.as_str());
+            s
         }
+        Verdict::Fail => {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            s.set_message(c.reason.as_str())
+                .set_type("fail")
+                .set_description(c.reason.as_str());
+            s
+        }
+    };
+    let mut t = TestCase::new(c.name.as_str(), status);
+    t.set_classname(format!("redlab.{suite}"));
+    match c.verdict {
+        Verdict::Pass => {
+            t.set_system_out(c.reason.as_str());
+        }
+        Verdict::Warn => {
+            t.set_system_out(format!("WARN: {}", c.reason));
+        }
+        _ => {}
     }
-    out.push_str("  </testsuite>\n</testsuites>\n");
-    out
+    t
 }
 
 /// `127.0.0.1:6379 master redis 7.0.15, persistence rdb, maxmemory 268435456 allkeys-lru`
@@ -95,18 +92,4 @@ fn node_summary(n: &NodeInfo) -> String {
             o(&n.maxmemory_policy)
         ),
     }
-}
-
-fn esc(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
-        .map(|c| match c {
-            '&' => "&amp;".to_string(),
-            '<' => "&lt;".to_string(),
-            '>' => "&gt;".to_string(),
-            '"' => "&quot;".to_string(),
-            '\'' => "&apos;".to_string(),
-            c => c.to_string(),
-        })
-        .collect()
 }

@@ -57,9 +57,14 @@ pub struct Document<'a> {
 /// Bumped whenever a field changes meaning or goes away.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// Ordered from least to most severe: a run's verdict is its worst check's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
+    /// Not performed (nothing to check, a node unreachable, --skip): no
+    /// evidence either way. A run of nothing but skipped checks proved nothing.
+    #[serde(rename = "skipped")]
+    Skip,
     Pass,
     Warn,
     Fail,
@@ -68,14 +73,17 @@ pub enum Verdict {
 impl Verdict {
     pub fn as_str(self) -> &'static str {
         match self {
+            Verdict::Skip => "SKIPPED",
             Verdict::Pass => "PASS",
             Verdict::Warn => "WARN",
             Verdict::Fail => "FAIL",
         }
     }
 
+    /// The worst of them; with none at all (or only skipped ones) nothing was
+    /// checked, which is `Skip`, never `Pass`.
     pub fn worst(items: impl IntoIterator<Item = Verdict>) -> Verdict {
-        items.into_iter().max().unwrap_or(Verdict::Pass)
+        items.into_iter().max().unwrap_or(Verdict::Skip)
     }
 }
 
@@ -111,6 +119,13 @@ impl Check {
     }
     pub fn fail(name: impl Into<String>, reason: impl Into<String>) -> Check {
         Check::new(name, Verdict::Fail, reason)
+    }
+    pub fn warn(name: impl Into<String>, reason: impl Into<String>) -> Check {
+        Check::new(name, Verdict::Warn, reason)
+    }
+    /// Not performed: the reason says why.
+    pub fn skip(name: impl Into<String>, reason: impl Into<String>) -> Check {
+        Check::new(name, Verdict::Skip, reason)
     }
 }
 
@@ -221,6 +236,17 @@ impl<D: Details> Report<D> {
         }
     }
 
+    /// `--fail-on warn`: every warning becomes a failure, saying so.
+    pub fn warnings_fatal(&mut self) {
+        for c in &mut self.checks {
+            if c.verdict == Verdict::Warn {
+                c.verdict = Verdict::Fail;
+                c.reason = format!("warning made fatal by --fail-on warn: {}", c.reason);
+            }
+        }
+        self.verdict = Verdict::worst(self.checks.iter().map(|c| c.verdict));
+    }
+
     pub fn render(&self, format: Format) -> Result<String> {
         let json = || -> Result<String> {
             let mut s = serde_json::to_string_pretty(self).context("encoding the JSON report")?;
@@ -288,6 +314,15 @@ pub fn write_file(path: &Path, text: &str) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     std::fs::write(path, text).with_context(|| format!("writing the report to {}", path.display()))
+}
+
+/// `1 key`, `2 keys`: a count with its noun, singular or plural.
+pub fn plural(n: u64, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }
 
 pub fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {

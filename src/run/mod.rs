@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::client::{Conn, NodeError};
 use crate::report::Manifest;
-use crate::survey::{self, NodeState};
+use crate::survey::{self, NodeState, Survey};
 use crate::topology::Topology;
 use crate::ui::progress::Progress;
 
@@ -18,6 +18,16 @@ pub use ledger::{Ledger, Owned};
 pub use manifest::{hostname, new_run_id, redacted_args};
 pub use signals::Signals;
 
+/// The shortest TTL a key of redlab's gets: long enough for any step that
+/// reads it back, short enough that a crash leaves nothing for long.
+pub const MIN_KEY_TTL: Duration = Duration::from_secs(60);
+
+/// The TTL for a key a step needs for `need`: every key redlab writes
+/// outside a perf measurement expires by itself.
+pub fn key_ttl(need: Duration) -> Duration {
+    need.max(MIN_KEY_TTL)
+}
+
 pub struct Ctx {
     pub topology: Topology,
     pub timeout: Duration,
@@ -28,6 +38,8 @@ pub struct Ctx {
     pub started_at: Instant,
     /// The command line with secrets replaced.
     pub args: Vec<String>,
+    /// Lines for the person at the terminal (stderr; silenced by --quiet).
+    pub say: crate::ui::narrate::Narrator,
     /// The master as discovery found it, for the first survey to reuse.
     pub discovered: Mutex<Option<NodeState>>,
 }
@@ -39,10 +51,13 @@ impl Ctx {
     }
 
     /// Every node's state (`survey::survey`), the first time reusing the
-    /// master's visit from discovery.
-    pub async fn survey(&self) -> Vec<NodeState> {
+    /// master's visit from discovery. Refuses what redlab would mis-test
+    /// (`Survey::validate`) before anything is written.
+    pub async fn survey(&self) -> anyhow::Result<Survey> {
         let known = self.discovered.lock().map(|mut d| d.take()).unwrap_or(None);
-        survey::survey_reusing(&self.topology, self.timeout, known).await
+        let s = survey::survey_reusing(&self.topology, self.timeout, known).await;
+        s.validate()?;
+        Ok(s)
     }
 
     pub fn key(&self, suffix: &str) -> String {

@@ -37,6 +37,25 @@ pub fn server(name: &str, extra: &[&str]) -> (Server, tempfile::TempDir) {
     (s, dir)
 }
 
+/// The first of `n` consecutive free loopback ports, below the kernel's
+/// ephemeral range (32768-60999 on Linux), where outgoing connections of
+/// other processes cannot take one of them between the check and the bind.
+pub fn free_port_run(n: u16) -> u16 {
+    let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+    let seed = std::process::id() as u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos() as u64;
+    for i in 0..1000u64 {
+        let base = 20000 + ((seed.wrapping_mul(2654435761) + i * 7919) % 12000) as u16;
+        if (base..base + n).all(free) {
+            return base;
+        }
+    }
+    panic!("no run of {n} free ports between 20000 and 32000");
+}
+
 pub fn url(port: u16) -> String {
     format!("redis://127.0.0.1:{port}")
 }

@@ -15,15 +15,17 @@ use serde::Serialize;
 use crate::cmd::{keycount, replicate_check};
 use crate::report::{Check, Details, FailOn, Report, Section, Verdict};
 use crate::run::Ctx;
-use crate::survey::{require_master, NodeState};
+use crate::survey::{Master, Survey};
 
 /// What a check gets: the configuration, the run context, and one survey of
 /// every node (connections included) taken before any check ran.
 pub struct Env<'a> {
     pub cfg: &'a Config,
     pub ctx: &'a Ctx,
-    /// `states[0]` is the master, then the replicas in topology order.
-    pub states: &'a [NodeState],
+    pub survey: &'a Survey,
+    /// The master, when it answered and is a master (checks that need it
+    /// only run then).
+    pub master: Option<Master<'a>>,
 }
 
 /// What a check found: findings named `<node>.<aspect>`, each with its own
@@ -169,13 +171,15 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CheckDetails>> {
         crate::cmd::perf::read_baseline(path)?;
     }
     let spinner = ctx.progress.spinner("surveying the topology");
-    let states = ctx.survey().await;
+    let survey = ctx.survey().await?;
     spinner.finish();
-    let refused = require_master(&states[0]).err().map(|e| format!("{e:#}"));
+    let master = survey.master();
+    let refused = master.as_ref().err().map(|e| format!("{e:#}"));
     let env = Env {
         cfg: &cfg,
         ctx,
-        states: &states,
+        survey: &survey,
+        master: master.ok(),
     };
     let mut runs = Vec::new();
     for entry in CHECKS.iter().filter(|e| cfg.selected.contains(&e.name)) {
@@ -203,8 +207,13 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CheckDetails>> {
         warnings_fatal: cfg.fail_on == FailOn::Warn,
         refused,
     };
-    let nodes = states.iter().map(NodeState::to_info).collect();
-    Ok(Report::new("check", ctx.manifest(), nodes, checks, details))
+    Ok(Report::new(
+        "check",
+        ctx.manifest(),
+        survey.infos(),
+        checks,
+        details,
+    ))
 }
 
 /// The run's verdict, or exit 2 when redlab refused to write: the report is
@@ -224,6 +233,8 @@ fn check_run(name: &str, outcome: Result<StepOutcome>, started: Instant) -> Chec
     let verdict = Verdict::worst(outcome.items.iter().map(|c| c.verdict));
     let reason = if verdict == Verdict::Pass {
         outcome.summary
+    } else if outcome.items.is_empty() {
+        "not run: there was nothing to check".to_string()
     } else {
         let bad: Vec<String> = outcome
             .items

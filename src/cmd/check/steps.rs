@@ -8,17 +8,30 @@ use std::time::{Duration, Instant};
 
 use crate::client::{Conn, ErrorKind, Info, NodeError};
 use crate::cmd::{keycount as kc, perf, replicate_check as rc, ttl_watch as tw};
-use crate::report::{Check, Details, Verdict};
-use crate::survey::require_master;
+use crate::report::{plural, Check, Details, Verdict};
+use crate::survey::Master;
 use crate::topology::Node;
+
+/// The master, for a step that needs it (the gate runs those only when it
+/// answered and is a master).
+fn master<'a>(env: &'a Env<'_>) -> Result<&'a Master<'a>> {
+    env.master
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("not run: the master is not usable"))
+}
 
 /// Every node answers, the master is a master with the replicas it should
 /// have, each replica follows it with its link up. No write.
 pub async fn reachability(env: &Env<'_>) -> Result<StepOutcome> {
-    let states = env.states;
-    if let Err(e) = require_master(&states[0]) {
-        let mut items = vec![Check::fail("master", format!("{e:#}"))];
-        items.extend(states[1..].iter().map(|s| match &s.error {
+    let survey = env.survey;
+    let Some(m) = &env.master else {
+        let e = survey
+            .master()
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        let mut items = vec![Check::fail("master", e)];
+        items.extend(survey.replicas().iter().map(|s| match &s.error {
             Some(e) => Check::fail(format!("{}.reachable", s.node.name), e.message.clone()),
             None => Check::pass(format!("{}.reachable", s.node.name), "answers"),
         }));
@@ -26,13 +39,20 @@ pub async fn reachability(env: &Env<'_>) -> Result<StepOutcome> {
             items,
             ..StepOutcome::default()
         });
-    }
-    let (details, items) = rc::roles(&env.cfg.replication, env.ctx, states);
-    let summary = format!(
-        "{} nodes answer; the master has the {} replica(s) expected, each following it with its link up",
-        states.len(),
-        details.master.expected_replicas
-    );
+    };
+    let (details, items) = rc::roles(&env.cfg.replication, env.ctx, survey, m);
+    let summary = match details.master.expected_replicas {
+        Some(n) => format!(
+            "{} answer; the master has the {} expected, each following it with its link up",
+            plural(survey.all().len() as u64, "node"),
+            plural(n as u64, "replica")
+        ),
+        None => format!(
+            "{} answer; {} discovered, each following the master with its link up",
+            plural(survey.all().len() as u64, "node"),
+            plural(details.replicas.len() as u64, "replica")
+        ),
+    };
     Ok(StepOutcome {
         items,
         summary,
@@ -48,13 +68,16 @@ pub async fn replication(env: &Env<'_>) -> Result<StepOutcome> {
         .ctx
         .progress
         .spinner(format!("replication: writing {} probes", cfg.probes));
-    let (mut details, _) = rc::roles(cfg, env.ctx, env.states);
-    let items = rc::propagation(cfg, env.ctx, env.states, &mut details).await?;
+    let m = master(env)?;
+    let (mut details, _) = rc::roles(cfg, env.ctx, env.survey, m);
+    let items = rc::propagation(cfg, env.ctx, env.survey, m, &mut details).await?;
+    let passed = items.iter().filter(|c| c.verdict == Verdict::Pass).count() as u64;
     Ok(StepOutcome {
         summary: format!(
-            "{} probes seen on every replica within {}",
-            cfg.probes,
-            humantime::format_duration(cfg.max_lag)
+            "{} seen within {} on {}",
+            plural(cfg.probes as u64, "probe"),
+            humantime::format_duration(cfg.max_lag),
+            plural(passed, "replica")
         ),
         items,
         sections: details.sections(),
@@ -68,10 +91,18 @@ pub async fn keycount(env: &Env<'_>) -> Result<StepOutcome> {
         .ctx
         .progress
         .spinner("keycount: waiting for the replicas");
-    let (items, details) = kc::evaluate(&env.cfg.keycount, env.states, &spinner).await?;
-    let dbs = details.nodes.first().map(|n| n.dbs.len()).unwrap_or(0);
+    let m = master(env)?;
+    let (items, details) =
+        kc::evaluate(&env.cfg.keycount, env.ctx, env.survey, m, &spinner).await?;
+    let dbs = details.nodes.first().map(|n| n.dbs.len()).unwrap_or(0) as u64;
+    let replicas = details.nodes.len().saturating_sub(1) as u64;
     Ok(StepOutcome {
-        summary: format!("every replica has the master's key counts in {dbs} db(s)"),
+        summary: format!(
+            "{} {} the master's key counts in {} (a count check; `redlab compare` compares data)",
+            plural(replicas, "replica"),
+            if replicas == 1 { "has" } else { "have" },
+            plural(dbs, "db")
+        ),
         items,
         sections: details.sections(),
         details: serde_json::to_value(&details)?,
@@ -86,7 +117,8 @@ pub async fn expiry(env: &Env<'_>) -> Result<StepOutcome> {
         "expiry: watching a {} key expire",
         humantime::format_duration(ttl)
     ));
-    let d = tw::watch_states(&tw::WatchConfig::expiry(ttl), env.ctx, env.states).await?;
+    let m = master(env)?;
+    let d = tw::watch_states(&tw::WatchConfig::expiry(ttl), env.ctx, env.survey, m).await?;
     let gap = d
         .nodes
         .iter()
@@ -107,7 +139,8 @@ pub async fn expiry(env: &Env<'_>) -> Result<StepOutcome> {
 
 /// 1000 pipelined SETs (perf), with an optional floor and baseline.
 pub async fn throughput(env: &Env<'_>) -> Result<StepOutcome> {
-    let d = perf::measure(&env.cfg.throughput, env.ctx, env.states).await?;
+    let m = master(env)?;
+    let d = perf::measure(&env.cfg.throughput, env.ctx, env.survey, m).await?;
     let mut items = perf::checks(&d);
     if let Some(min) = env.cfg.min_ops {
         let reason = format!(
@@ -137,7 +170,7 @@ pub async fn throughput(env: &Env<'_>) -> Result<StepOutcome> {
 /// run: every result after it is suspect. Only reported when it happened or
 /// cannot be ruled out.
 pub async fn restart_guard(env: &Env<'_>) -> Option<CheckRun> {
-    let st = &env.states[0];
+    let st = env.survey.master_state();
     let before = st.info.as_ref()?.get("run_id")?.to_string();
     let started = Instant::now();
     let now = server_info_soon(&st.node, env.ctx.timeout).await;
@@ -150,8 +183,8 @@ pub async fn restart_guard(env: &Env<'_>) -> Option<CheckRun> {
         Ok(i) => {
             let persistence = match st.persistence.as_deref() {
                 Some("none") => format!(
-                    "persistence is off: it came back empty, and its {} replicas resync to that empty dataset",
-                    env.states.len() - 1
+                    "persistence is off: it came back empty, and its {} resync to that empty dataset",
+                    plural(env.survey.replicas().len() as u64, "replica")
                 ),
                 Some(p) => format!("persistence {p}: it reloaded what it had last saved"),
                 None => "persistence unknown (CONFIG not allowed)".to_string(),

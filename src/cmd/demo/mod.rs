@@ -16,7 +16,7 @@ use anyhow::Result;
 use crate::cmd::{replicate_check, stats, ttl_watch};
 use crate::report::{Details, Report};
 use crate::run::Ctx;
-use crate::survey::{require_master, NodeState};
+use crate::survey::Survey;
 use crate::ui::narrate::Narrator;
 
 use cache::{read_on, Cache, Lookup};
@@ -54,12 +54,11 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<DemoDetails>> {
     ));
 
     cfg.step(1, "The topology and its stats").await;
-    let (states, node_stats) = stats::collect(ctx).await;
+    let (survey, node_stats) = stats::collect(ctx).await?;
     say.tables(&stats::sections(&node_stats));
-    require_master(&states[0])?;
-    let master = states[0].conn.clone().expect("checked by require_master");
+    let master = survey.master()?;
     let mut cache = Cache {
-        master,
+        master: master.conn.clone(),
         source_latency: cfg.source_latency,
         ttl: cfg.ttl,
         ctx,
@@ -86,7 +85,7 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<DemoDetails>> {
     .await;
     let hit = cache.lookup(&cfg.query).await?;
     tell(&say, &hit, cfg.ttl);
-    let replica_reads = replica_reads(ctx, &mut cache.master, &states, &hit.key).await;
+    let replica_reads = replica_reads(ctx, &mut cache.master, &survey, &hit.key).await;
     for r in &replica_reads {
         say.line(&format!(
             "  {:<10} {}  {:>8.2} ms  {}",
@@ -136,7 +135,8 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<DemoDetails>> {
         interactive = prompt(&say, &mut cache, cfg.ttl).await?;
     }
 
-    let mut checks = stats::checks(&node_stats);
+    let mut checks = vec![crate::replication::count_check(&ctx.topology, &master)];
+    checks.extend(stats::checks(&node_stats));
     checks.extend(rc.checks.iter().cloned().map(|mut c| {
         c.name = format!("replicate.{}", c.name);
         c
@@ -168,8 +168,13 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<DemoDetails>> {
     cfg.step(8, "Summary").await;
     say.tables(&[details::summary(&d)]);
     say.line("The full report follows; this run's keys are removed now.");
-    let nodes = states.iter().map(NodeState::to_info).collect();
-    Ok(Report::new("demo", ctx.manifest(), nodes, checks, d))
+    Ok(Report::new(
+        "demo",
+        ctx.manifest(),
+        survey.infos(),
+        checks,
+        d,
+    ))
 }
 
 fn tell(say: &Narrator, l: &Lookup, ttl: Duration) {
@@ -193,10 +198,10 @@ fn tell(say: &Narrator, l: &Lookup, ttl: Duration) {
 async fn replica_reads(
     ctx: &Ctx,
     master: &mut crate::client::Conn,
-    states: &[NodeState],
+    survey: &Survey,
     key: &str,
 ) -> Vec<ReplicaRead> {
-    let n = states.len() - 1;
+    let n = survey.replicas().len();
     // WAIT counts this connection's writes, which include the SETEX.
     let _ = master
         .query_for::<u64>(
@@ -208,7 +213,7 @@ async fn replica_reads(
         )
         .await;
     let mut out = Vec::new();
-    for st in &states[1..] {
+    for st in survey.replicas() {
         let (hit, elapsed_ms, error) = match st.conn.clone() {
             Some(mut c) => read_on(&mut c, key).await,
             None => (false, 0.0, st.error.as_ref().map(|e| e.message.clone())),

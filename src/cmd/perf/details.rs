@@ -10,7 +10,7 @@ use crate::client::Info;
 use crate::latency::{fmt_us, LatencyUs};
 use crate::loadgen::engine::{EngineResult, Stop};
 use crate::report::{Details, Section};
-use crate::survey::NodeState;
+use crate::survey::Master;
 
 #[derive(Debug, Serialize)]
 pub struct PerfDetails {
@@ -72,6 +72,11 @@ pub struct PerfDetails {
     pub memory: Memory,
     /// Each replica right after the load.
     pub replicas: Vec<CatchUp>,
+    /// Resyncs while redlab wrote: a load that broke replication fails.
+    pub resyncs: super::Resyncs,
+    /// The replicas' output-buffer hard limit on the master, bytes (0: none;
+    /// null where CONFIG is not allowed).
+    pub replica_output_limit_bytes: Option<u64>,
     /// Wall time of prefill, warm-up and rounds, ms.
     pub load_ms: f64,
     /// Keys are `<key_prefix><n>`.
@@ -127,21 +132,41 @@ pub struct CatchUp {
     pub catch_up_ms: Option<f64>,
     /// Why it could not be measured or did not catch up.
     pub error: Option<String>,
+    /// Its link to the master was re-established during the load (it resynced).
+    pub reconnected: bool,
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn build(
-    cfg: &Config,
-    states: &[NodeState],
-    results: &[EngineResult],
-    median: usize,
-    before: &Info,
-    after: &Info,
-    replicas: Vec<CatchUp>,
-    prefix: &str,
-    keys_removed: u64,
-    load_ms: f64,
-) -> PerfDetails {
+/// Everything a run measured, for `build`.
+pub struct Measured<'a> {
+    pub cfg: &'a Config,
+    pub master: &'a Master<'a>,
+    pub results: &'a [EngineResult],
+    pub median: usize,
+    pub before: &'a Info,
+    pub after: &'a Info,
+    pub replicas: Vec<CatchUp>,
+    pub resyncs: super::Resyncs,
+    pub output_limit: Option<u64>,
+    pub prefix: &'a str,
+    pub keys_removed: u64,
+    pub load_ms: f64,
+}
+
+pub fn build(x: Measured<'_>) -> PerfDetails {
+    let Measured {
+        cfg,
+        master,
+        results,
+        median,
+        before,
+        after,
+        replicas,
+        resyncs,
+        output_limit,
+        prefix,
+        keys_removed,
+        load_ms,
+    } = x;
     let m = &results[median];
     let ops: Vec<f64> = results.iter().map(EngineResult::ops_per_sec).collect();
     let mut errors = BTreeMap::new();
@@ -168,12 +193,7 @@ pub fn build(
     };
     let a = &cfg.opts;
     PerfDetails {
-        client_path: if states[0].node.tls() {
-            "tls"
-        } else {
-            "engine"
-        }
-        .into(),
+        client_path: if master.node().tls() { "tls" } else { "engine" }.into(),
         mode: if m.open_loop {
             "open-loop"
         } else {
@@ -209,7 +229,7 @@ pub fn build(
                 .get("maxmemory_policy")
                 .unwrap_or("unknown")
                 .to_string(),
-            persistence: states[0].persistence.clone(),
+            persistence: master.state.persistence.clone(),
         },
         throughput_ops_per_sec: round2(ops[median]),
         throughput_min_ops_per_sec: round2(ops.iter().copied().fold(f64::INFINITY, f64::min)),
@@ -237,6 +257,8 @@ pub fn build(
             evicted_keys_after: after.u64("evicted_keys").unwrap_or(0),
         },
         replicas,
+        resyncs,
+        replica_output_limit_bytes: output_limit,
         load_ms,
         key_prefix: prefix.to_string(),
         keys_kept: a.keep_keys,

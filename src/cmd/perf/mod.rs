@@ -7,26 +7,26 @@
 
 mod baseline;
 mod details;
+mod guard;
+mod phase;
+mod replicas;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
-use crate::client::{Conn, Info};
 use crate::latency::LatencyUs;
-use crate::loadgen::engine::{self, EngineConfig, EngineResult, Stop, Workload};
-use crate::loadgen::tls;
-use crate::report::{Check, Report};
+use crate::loadgen::engine::{EngineConfig, EngineResult, Stop, Workload};
+use crate::report::{Check, Report, Verdict};
 use crate::run::Ctx;
-use crate::survey::{require_master, NodeState};
-use crate::topology::Node;
-use std::future::Future;
-use std::pin::Pin;
+use crate::survey::{Master, Survey};
 
 pub use baseline::read as read_baseline;
 pub use details::{CatchUp, Memory, PerfDetails, Round};
+use phase::{engine_base, phase};
+pub use replicas::Resyncs;
 
 /// What each request does, as the user chose it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +157,31 @@ impl Config {
         }
     }
 
+    /// What the run will do, said before it starts: how much load in all,
+    /// and that -n/--duration are per round.
+    pub fn plan(&self) -> String {
+        let rounds = self.opts.rounds;
+        let each = match self.stop {
+            Stop::Requests(n) => format!(
+                "{} each (-n is per round)",
+                crate::report::plural(n, "request")
+            ),
+            Stop::Duration(d) => format!(
+                "{} each (--duration is per round): {} of load in all",
+                humantime::format_duration(d),
+                humantime::format_duration(d * rounds)
+            ),
+        };
+        let warm = match self.opts.warmup {
+            0 => String::new(),
+            n => format!(", after {} of warm-up", crate::report::plural(n, "request")),
+        };
+        format!(
+            "perf: {} of {each}{warm}",
+            crate::report::plural(rounds as u64, "round")
+        )
+    }
+
     /// Keys read by get/mixed must exist first.
     fn prefill(&self) -> Option<u64> {
         match self.workload {
@@ -196,20 +221,33 @@ impl Config {
 
 pub async fn run(opts: Options, ctx: &Ctx) -> Result<Report<PerfDetails>> {
     let cfg = Config::from_options(&opts, ctx.topology.replicas.len())?;
-    let states = ctx.survey().await;
-    require_master(&states[0])?;
-    let d = measure(&cfg, ctx, &states).await?;
-    let checks = checks(&d);
-    let nodes = states.iter().map(NodeState::to_info).collect();
-    Ok(Report::new("perf", ctx.manifest(), nodes, checks, d))
+    let survey = ctx.survey().await?;
+    let master = survey.master()?;
+    ctx.say.line(&cfg.plan());
+    let mut checks = vec![crate::replication::count_check(&ctx.topology, &master)];
+    let d = measure(&cfg, ctx, &survey, &master).await?;
+    checks.extend(self::checks(&d));
+    Ok(Report::new(
+        "perf",
+        ctx.manifest(),
+        survey.infos(),
+        checks,
+        d,
+    ))
 }
 
-/// The whole measurement on an existing survey (the master passed
-/// `require_master`): prefill, warm-up, rounds, replica catch-up, cleanup.
-pub async fn measure(cfg: &Config, ctx: &Ctx, states: &[NodeState]) -> Result<PerfDetails> {
-    let before = states[0].info.clone().expect("checked by require_master");
+/// The whole measurement on a survey whose master answered: prefill,
+/// warm-up, rounds (watching the replicas' links), replica catch-up, cleanup.
+pub async fn measure(
+    cfg: &Config,
+    ctx: &Ctx,
+    survey: &Survey,
+    master: &Master<'_>,
+) -> Result<PerfDetails> {
+    let before = master.info.clone();
     let prefix = ctx.key("perf:");
-    eviction_guard(cfg, &before, prefix.len())?;
+    guard::eviction_guard(cfg, &before, prefix.len())?;
+    let output_limit = guard::replica_output_limit(master).await;
     let base = engine_base(cfg, &ctx.topology.master, ctx.timeout, &prefix).await?;
     let started = Instant::now();
 
@@ -241,6 +279,7 @@ pub async fn measure(cfg: &Config, ctx: &Ctx, states: &[NodeState]) -> Result<Pe
         phase(ctx, warm, "warming up").await?;
     }
     let mut results = Vec::new();
+    let mut resyncs = Resyncs::default();
     for r in 0..cfg.opts.rounds {
         let round = EngineConfig {
             progress: Some(Arc::new(AtomicU64::new(0))),
@@ -259,188 +298,52 @@ pub async fn measure(cfg: &Config, ctx: &Ctx, states: &[NodeState]) -> Result<Pe
             _ => 0,
         };
         ctx.ledger.add_range(&prefix, upto, slack);
+        let links = replicas::Links::read(master, survey).await;
         results.push(phase(ctx, round, &format!("round {}/{}", r + 1, cfg.opts.rounds)).await?);
+        links.add_changes(
+            &replicas::Links::read(master, survey).await,
+            survey,
+            &mut resyncs,
+        );
     }
     let load_ms = crate::duration::ms(started.elapsed());
-    let replicas = catch_up(states, cfg.opts.settle).await;
-    let mut mconn = states[0].conn.clone().expect("reachable master");
+    let mut caught = replicas::catch_up(master, survey, cfg.opts.settle).await;
+    for c in &mut caught {
+        c.reconnected = resyncs.replicas_reconnected.contains(&c.name);
+    }
     // What the report compares with `before`: used_memory and evicted_keys.
-    let after = mconn.info_sections(&["memory", "stats"]).await?;
+    let after = master
+        .conn
+        .clone()
+        .info_sections(&["memory", "stats"])
+        .await?;
     let keys_removed = if cfg.opts.keep_keys {
         keep_measured_keys(ctx, &prefix)
     } else {
-        ctx.cleanup_on(states[0].conn.clone()).await?
+        ctx.cleanup_on(Some(master.conn.clone())).await?
     };
     let median = median_round(&results);
     if let Some(path) = &cfg.opts.hdr_out {
         crate::report::write_file(path, &crate::latency::hgrm_ms(&results[median].latency_ns))?;
     }
-    let mut d = details::build(
+    let mut d = details::build(details::Measured {
         cfg,
-        states,
-        &results,
+        master,
+        results: &results,
         median,
-        &before,
-        &after,
-        replicas,
-        &prefix,
+        before: &before,
+        after: &after,
+        replicas: caught,
+        resyncs,
+        output_limit,
+        prefix: &prefix,
         keys_removed,
         load_ms,
-    );
+    });
     if let Some(path) = &cfg.opts.baseline {
         d.baseline = Some(baseline::compare(path, &d, cfg.opts.tolerance)?);
     }
     Ok(d)
-}
-
-/// The engine settings every phase shares.
-async fn engine_base(
-    cfg: &Config,
-    master: &Node,
-    timeout: Duration,
-    prefix: &str,
-) -> Result<EngineConfig> {
-    // The TLS path connects through the redis crate from the node itself.
-    let addr = if master.tls() {
-        std::net::SocketAddr::from(([0, 0, 0, 0], master.port()))
-    } else {
-        tokio::net::lookup_host((master.host(), master.port()))
-            .await
-            .with_context(|| format!("resolving {}", master.label()))?
-            .next()
-            .with_context(|| format!("{}: the host name resolves to no address", master.label()))?
-    };
-    let settings = master.info.redis_settings();
-    Ok(EngineConfig {
-        auth: settings
-            .password()
-            .map(|p| (settings.username().map(String::from), p.to_string())),
-        db: settings.db(),
-        workload: cfg.workload.clone(),
-        stop: cfg.stop.clone(),
-        pipeline: cfg.opts.pipeline,
-        connections: cfg.opts.connections,
-        data_size: cfg.opts.data_size,
-        keyspace: cfg.keyspace(),
-        seed: cfg.opts.seed,
-        key_prefix: prefix.to_string(),
-        rate: cfg.opts.rate,
-        timeout,
-        progress: None,
-        ..EngineConfig::new(addr)
-    })
-}
-
-/// Run one engine phase off the async threads, with a progress bar.
-async fn phase(ctx: &Ctx, mut cfg: EngineConfig, label: &str) -> Result<EngineResult> {
-    let progress = cfg
-        .progress
-        .get_or_insert_with(|| Arc::new(AtomicU64::new(0)))
-        .clone();
-    let guard = StopOnDrop::new(ctx.timeout * 2);
-    cfg.cancel = Some(guard.cancel.clone());
-    let bar = match cfg.stop {
-        Stop::Requests(n) => ctx.progress.bar(n, label.to_string()),
-        Stop::Duration(d) => ctx
-            .progress
-            .spinner(format!("{label} for {}", humantime::format_duration(d))),
-    };
-    let job: Pin<Box<dyn Future<Output = Result<EngineResult>> + Send>> =
-        if ctx.topology.master.tls() {
-            // Its tasks are aborted with its future: nothing to wait for on drop.
-            guard.finished();
-            let node = ctx.topology.master.clone();
-            Box::pin(async move { tls::run(&node, &cfg).await })
-        } else {
-            let done = guard.done.clone();
-            match engine::start(&cfg, move || signal_done(&done)) {
-                Ok(rx) => Box::pin(async move { rx.await.context("the perf engine stopped")? }),
-                Err(e) => {
-                    guard.finished();
-                    Box::pin(std::future::ready(Err(e)))
-                }
-            }
-        };
-    tokio::pin!(job);
-    let result = loop {
-        tokio::select! {
-            r = &mut job => break r,
-            _ = tokio::time::sleep(Duration::from_millis(100)) => bar.set_position(progress.load(Ordering::Relaxed)),
-        }
-    };
-    bar.finish();
-    result
-}
-
-/// If a phase is abandoned (Ctrl-C drops its future), tell the engine to stop
-/// and wait, bounded, until it has: the key cleanup that follows must not race
-/// with writes still going out.
-struct StopOnDrop {
-    cancel: Arc<AtomicBool>,
-    done: Arc<(Mutex<bool>, Condvar)>,
-    bound: Duration,
-}
-
-impl StopOnDrop {
-    fn new(bound: Duration) -> StopOnDrop {
-        StopOnDrop {
-            cancel: Arc::default(),
-            done: Arc::default(),
-            bound,
-        }
-    }
-}
-
-impl StopOnDrop {
-    fn finished(&self) {
-        signal_done(&self.done);
-    }
-}
-
-fn signal_done(done: &(Mutex<bool>, Condvar)) {
-    let (lock, cv) = done;
-    *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
-    cv.notify_all();
-}
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        self.cancel.store(true, Ordering::Relaxed);
-        let (lock, cv) = &*self.done;
-        let finished = lock.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = cv.wait_timeout_while(finished, self.bound, |done| !*done);
-    }
-}
-
-/// Refuse a run that could make the master evict user keys.
-/// Refuse a run that could push the master to its memory limit: there it
-/// would evict user keys (`allkeys-*`, `volatile-*`) or refuse the users'
-/// own writes (`noeviction`).
-fn eviction_guard(cfg: &Config, info: &Info, prefix_len: usize) -> Result<()> {
-    let max = info.u64("maxmemory").unwrap_or(0);
-    let policy = info.get("maxmemory_policy").unwrap_or("noeviction");
-    if max == 0 || cfg.opts.allow_eviction {
-        return Ok(());
-    }
-    let used = info.u64("used_memory").unwrap_or(0);
-    let need = cfg.bytes_estimate(prefix_len);
-    let harm = if policy == "noeviction" {
-        "which could fill it and make it refuse the users' writes (OOM)"
-    } else {
-        "which could evict user keys"
-    };
-    // Allocator overhead and fragmentation: keep a 10 % margin below maxmemory.
-    if used.saturating_add(need) > max / 10 * 9 {
-        bail!(
-            "refusing to start: this run may store ~{} MiB on a master at {} of {} MiB with maxmemory-policy {policy}, \
-             {harm}. Bound the keys with --keyspace (a --duration run writes a new key per request), \
-             use fewer requests or a smaller --data-size, or pass --allow-eviction",
-            need >> 20,
-            format_args!("{} MiB", used >> 20),
-            max >> 20
-        );
-    }
-    Ok(())
 }
 
 fn median_round(results: &[EngineResult]) -> usize {
@@ -457,74 +360,6 @@ fn median_round(results: &[EngineResult]) -> usize {
 fn keep_measured_keys(ctx: &Ctx, prefix: &str) -> u64 {
     let _ = ctx.ledger.take_ranges(prefix);
     0
-}
-
-/// Per replica: offset lag right after the load and the time to catch up.
-async fn catch_up(states: &[NodeState], settle: Duration) -> Vec<CatchUp> {
-    let Some(mut master) = states[0].conn.clone().filter(|_| states.len() > 1) else {
-        return Vec::new();
-    };
-    let target = match master.info("replication").await {
-        Ok(i) => i.repl_offset(),
-        Err(_) => return Vec::new(),
-    };
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for st in &states[1..] {
-        let conn = st.conn.clone();
-        tasks.push((
-            st.node.name.clone(),
-            st.node.addr(),
-            tokio::spawn(track(conn, target, start, settle)),
-        ));
-    }
-    let mut out = Vec::new();
-    for (name, address, t) in tasks {
-        let (lag, ms, error) = t.await.unwrap_or((None, None, Some("task failed".into())));
-        out.push(CatchUp {
-            name,
-            address,
-            offset_lag_bytes_after_load: lag,
-            catch_up_ms: ms,
-            error,
-        });
-    }
-    out
-}
-
-async fn track(
-    conn: Option<Conn>,
-    target: u64,
-    start: Instant,
-    settle: Duration,
-) -> (Option<u64>, Option<f64>, Option<String>) {
-    let Some(mut c) = conn else {
-        return (None, None, Some("not reachable".into()));
-    };
-    let mut first_lag = None;
-    loop {
-        match c.info("replication").await {
-            Err(e) => return (first_lag, None, Some(e.message)),
-            Ok(i) => {
-                let off = i.u64("slave_repl_offset").unwrap_or(0);
-                first_lag.get_or_insert(target.saturating_sub(off));
-                if off >= target {
-                    return (first_lag, Some(crate::duration::ms(start.elapsed())), None);
-                }
-            }
-        }
-        if start.elapsed() > settle {
-            return (
-                first_lag,
-                None,
-                Some(format!(
-                    "not caught up within {}",
-                    humantime::format_duration(settle)
-                )),
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
 }
 
 pub fn checks(d: &PerfDetails) -> Vec<Check> {
@@ -545,11 +380,27 @@ pub fn checks(d: &PerfDetails) -> Vec<Check> {
         out.push(Check::pass("perf.errors", "no error replies"));
     } else {
         let kinds: Vec<String> = d.errors.iter().map(|(k, n)| format!("{k} x{n}")).collect();
-        out.push(Check::new(
+        out.push(Check::warn(
             "perf.errors",
-            crate::report::Verdict::Warn,
             format!("error replies: {}", kinds.join(", ")),
         ));
+    }
+    if let Some(c) = rate_check(d) {
+        out.push(c);
+    }
+    if let Some(limit) = d.replica_output_limit_bytes.filter(|l| *l > 0) {
+        if d.data_size_max_bytes as u64 > limit {
+            out.push(Check::warn(
+                "perf.output-buffer",
+                format!(
+                    "values of {} exceed the replicas' output-buffer hard limit of {} \
+                     (client-output-buffer-limit replica): the master drops a replica that \
+                     falls that far behind, and it resyncs in full",
+                    crate::report::human_bytes(d.data_size_max_bytes as u64),
+                    crate::report::human_bytes(limit)
+                ),
+            ));
+        }
     }
     if let Some(acked) = &d.wait_acked {
         let want = d.replicas.len() as u64;
@@ -560,26 +411,100 @@ pub fn checks(d: &PerfDetails) -> Vec<Check> {
         out.push(if acked.min >= want {
             Check::pass("perf.wait", reason)
         } else {
-            Check::new("perf.wait", crate::report::Verdict::Warn, reason)
+            Check::warn("perf.wait", reason)
         });
     }
+    let resynced = d.resyncs.full + d.resyncs.partial;
     for r in &d.replicas {
-        let name = format!("{}.catch_up", r.name);
-        out.push(match (r.catch_up_ms, &r.error) {
-            (Some(ms), _) => Check::pass(
-                name,
-                format!(
-                    "{} bytes behind after the load, caught up in {ms:.1} ms",
-                    crate::report::opt(&r.offset_lag_bytes_after_load)
-                ),
+        out.push(catch_up_check(r, &d.resyncs, d.replicas.len()));
+    }
+    // Resyncs the master counted that no replica's link accounts for (a
+    // replica whose link redlab could not see) still fail the run.
+    if resynced > 0 && d.resyncs.replicas_reconnected.is_empty() {
+        out.push(Check::fail(
+            "master.resyncs",
+            format!(
+                "{} during the load: the load broke replication (a replica's output buffer over its limit?)",
+                resync_words(&d.resyncs)
             ),
-            (None, e) => Check::fail(name, e.clone().unwrap_or_else(|| "did not catch up".into())),
-        });
+        ));
     }
     if let Some(b) = &d.baseline {
         out.push(baseline::check(b));
     }
     out
+}
+
+fn resync_words(r: &Resyncs) -> String {
+    let mut parts = Vec::new();
+    if r.full > 0 {
+        parts.push(crate::report::plural(r.full, "full resync"));
+    }
+    if r.partial > 0 {
+        parts.push(crate::report::plural(r.partial, "partial resync"));
+    }
+    if parts.is_empty() {
+        "a reconnection".into()
+    } else {
+        parts.join(" and ")
+    }
+}
+
+/// `replicaN.catch_up`: caught up after the load, and never lost its link
+/// to the master while redlab wrote.
+fn catch_up_check(r: &CatchUp, resyncs: &Resyncs, replicas: usize) -> Check {
+    let name = format!("{}.catch_up", r.name);
+    if r.reconnected {
+        // The master's counters are for all replicas; with one, they are its.
+        let counted = if replicas == 1 || resyncs.replicas_reconnected.len() == 1 {
+            format!(" ({} on the master)", resync_words(resyncs))
+        } else {
+            String::new()
+        };
+        return Check::fail(
+            name,
+            format!(
+                "lost its link to the master during the load and resynced{counted}: the load broke replication \
+                 (output buffer over client-output-buffer-limit replica?)"
+            ),
+        );
+    }
+    match (r.catch_up_ms, &r.error) {
+        (Some(ms), _) => Check::pass(
+            name,
+            format!(
+                "{} bytes behind after the load, caught up in {ms:.1} ms",
+                crate::report::opt(&r.offset_lag_bytes_after_load)
+            ),
+        ),
+        (None, e) => Check::fail(name, e.clone().unwrap_or_else(|| "did not catch up".into())),
+    }
+}
+
+/// Open loop: the rate asked for must have been met (95 %); a schedule the
+/// client or server could not keep is a failed measurement, not a pass.
+fn rate_check(d: &PerfDetails) -> Option<Check> {
+    let target = d.target_rate_ops_per_sec?;
+    let achieved = d.throughput_ops_per_sec;
+    let m = d.round_results.get(d.median_round)?;
+    let due = (target * m.elapsed_ms / 1e3).round() as u64;
+    let backlog = due.saturating_sub(m.completed);
+    let reason = format!(
+        "target {target:.0} ops/s, achieved {achieved:.0} ops/s ({:.1} %)",
+        achieved / target * 100.0
+    );
+    Some(if achieved >= 0.95 * target {
+        Check::pass("perf.rate", reason)
+    } else {
+        Check::new(
+            "perf.rate",
+            Verdict::Fail,
+            format!(
+                "rate not met: {reason}; the schedule fell {backlog} requests behind, so the latencies \
+                 measure a backlog, not the server: lower --rate, or add connections (-c)"
+            ),
+        )
+    })
 }
 
 /// Summary of the latency for renderers.

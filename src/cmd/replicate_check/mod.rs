@@ -1,25 +1,32 @@
-//! replicate-check: each replica follows this master, its link is up, and a
-//! write on the master becomes readable on it within --max-lag.
+//! replicate-check: the master has the replicas it should, each follows
+//! this master with its link up, and a write on the master becomes readable
+//! on it within --max-lag (a probe seen later is a failure, not a slow pass).
 
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use serde::Serialize;
 
 use crate::client::Conn;
 use crate::latency::{fmt_us, histogram, LatencyUs};
+use crate::replication::{self, Standing};
 use crate::report::{Check, Details, Report, Section};
 use crate::run::Ctx;
-use crate::survey::{require_master, NodeState};
-
-mod roles;
-
-pub(crate) use roles::line_for;
-use roles::{inspect, master_check, role_check};
+use crate::survey::{Master, Survey};
 
 pub struct Config {
     pub probes: u32,
     pub max_lag: Duration,
+}
+
+impl Config {
+    /// Refused as input: a check over no probe would pass over nothing.
+    pub fn validate(&self) -> Result<()> {
+        if self.probes == 0 {
+            bail!("--probes must be at least 1: with no probe, propagation would pass without being checked");
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -38,19 +45,22 @@ pub struct ReplicateDetails {
 pub struct MasterResult {
     /// Replicas the master reports (`connected_slaves`).
     pub connected_replicas: u64,
-    /// Replicas redlab was told about.
-    pub expected_replicas: usize,
+    /// Replicas it must have: given, started by redlab, or --expect-replicas;
+    /// null when discovered and not asserted.
+    pub expected_replicas: Option<usize>,
     /// `master_repl_offset` at the start, bytes.
     pub repl_offset_bytes: u64,
     /// `master_replid`.
     pub replid: String,
+    /// Slowest probe SET on the master, ms (a paused master shows here).
+    pub slowest_write_ms: Option<f64>,
 }
 
 #[derive(Debug, Default, Serialize)]
 pub struct ReplicaResult {
     pub name: String,
     pub address: String,
-    /// pass or fail for this node.
+    /// pass, fail, or skipped (not probed: it does not follow this master).
     pub verdict: String,
     /// The role it reports, null when unreachable.
     pub role: Option<String>,
@@ -66,12 +76,18 @@ pub struct ReplicaResult {
     pub offset_lag_bytes: Option<u64>,
     /// Seconds since its last ACK, as the master reports (`lag`).
     pub lag_s: Option<u64>,
+    /// Whether probes were timed on it (only on a replica that follows this master).
+    pub probed: bool,
     /// Probes seen within --max-lag.
     pub probes_seen: u32,
-    /// Probes not seen within --max-lag (probing stops at the first miss).
+    /// Probes first seen after --max-lag (a bound exceeded, even if the value arrived).
+    pub probes_late: u32,
+    /// Probes not seen at all within --max-lag (probing stops at the first miss).
     pub probes_missed: u32,
-    /// Write-to-visible latency of the probes it saw (from the SET on the master
-    /// to the GET on this replica returning the value).
+    /// When the late probe was first seen, ms after its SET was sent.
+    pub late_seen_ms: Option<f64>,
+    /// Write-to-visible latency of the probes it saw within the bound (from the
+    /// SET on the master to the GET on this replica returning the value).
     pub visible_latency: Option<LatencyUs>,
     /// The error that stopped probing this replica.
     pub probe_error: Option<String>,
@@ -80,71 +96,104 @@ pub struct ReplicaResult {
 }
 
 pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<ReplicateDetails>> {
+    cfg.validate()?;
     let spinner = ctx.progress.spinner("surveying the topology");
-    let states = ctx.survey().await;
-    require_master(&states[0])?;
-    let (mut details, mut checks) = roles(&cfg, ctx, &states);
+    let survey = ctx.survey().await?;
+    let master = survey.master()?;
+    let (mut details, mut checks) = roles(&cfg, ctx, &survey, &master);
     spinner.set_message(format!("writing {} probes", cfg.probes));
-    checks.extend(propagation(&cfg, ctx, &states, &mut details).await?);
+    checks.extend(propagation(&cfg, ctx, &survey, &master, &mut details).await?);
     spinner.finish();
-    let nodes = states.iter().map(NodeState::to_info).collect();
     Ok(Report::new(
         "replicate-check",
         ctx.manifest(),
-        nodes,
+        survey.infos(),
         checks,
         details,
     ))
 }
 
-/// Reachability and roles from one survey, before any write: the master's
-/// check, then each replica's `.reachable` or `.replication`. The master
-/// must have passed `require_master`.
-pub fn roles(cfg: &Config, ctx: &Ctx, states: &[NodeState]) -> (ReplicateDetails, Vec<Check>) {
-    let minfo = states[0].info.as_ref().expect("checked by require_master");
-    let lines = minfo.replicas();
-    let master = MasterResult {
+/// Reachability and roles from one survey, before any write: the replica
+/// count, then each replica's `.reachable` or `.replication`.
+pub fn roles(
+    cfg: &Config,
+    ctx: &Ctx,
+    survey: &Survey,
+    master: &Master<'_>,
+) -> (ReplicateDetails, Vec<Check>) {
+    let minfo = master.info;
+    let m = MasterResult {
         connected_replicas: minfo.u64("connected_slaves").unwrap_or(0),
-        expected_replicas: ctx.topology.replicas.len(),
+        expected_replicas: ctx.topology.expected_count(),
         repl_offset_bytes: minfo.repl_offset(),
         replid: minfo.get("master_replid").unwrap_or("").to_string(),
+        slowest_write_ms: None,
     };
-    let mut checks = vec![master_check(&master)];
-    let mut replicas: Vec<ReplicaResult> = states[1..]
+    let mut checks = vec![replication::count_check(&ctx.topology, master)];
+    let replicas: Vec<ReplicaResult> = survey
+        .replicas()
         .iter()
-        .map(|s| inspect(s, minfo, &lines, ctx))
+        .map(|st| {
+            let v = replication::view(st, minfo, &ctx.topology);
+            let mut r = ReplicaResult {
+                name: st.node.name.clone(),
+                address: st.node.addr(),
+                role: v.role.clone(),
+                link_status: v.link_status.clone(),
+                follows: v.follows.clone(),
+                listed_by_master: v.listed_by_master,
+                syncing: v.syncing,
+                offset_lag_bytes: v.offset_lag_bytes,
+                lag_s: v.lag_s,
+                // Every reachable replica is probed: one that does not follow
+                // this master fails to see the probes, which says so twice.
+                probed: v.standing != Standing::Unreachable,
+                problems: v.problems,
+                ..ReplicaResult::default()
+            };
+            r.set_verdict();
+            r
+        })
         .collect();
-    replicas.iter_mut().for_each(ReplicaResult::set_verdict);
     checks.extend(replicas.iter().map(role_check));
     let details = ReplicateDetails {
         probes: cfg.probes,
         max_lag_ms: crate::duration::ms(cfg.max_lag),
-        master,
+        master: m,
         replicas,
     };
     (details, checks)
 }
 
-/// Write the probes and time them to each reachable replica: one
-/// `.propagation` check per reachable replica.
+/// Write the probes and time them to each replica that follows this
+/// master: one `.propagation` check per replica (skipped, with the reason,
+/// where it could not be probed), or one skipped `propagation` when the
+/// master has no replica at all.
 pub async fn propagation(
     cfg: &Config,
     ctx: &Ctx,
-    states: &[NodeState],
+    survey: &Survey,
+    master: &Master<'_>,
     details: &mut ReplicateDetails,
 ) -> Result<Vec<Check>> {
-    let mconn = states[0]
-        .conn
-        .clone()
-        .expect("reachable master has a connection");
-    let conns: Vec<Option<Conn>> = states[1..].iter().map(|s| s.conn.clone()).collect();
-    probe(cfg, ctx, mconn.clone(), conns, &mut details.replicas).await?;
-    refresh_lag(mconn, &states[1..], &mut details.replicas).await;
+    if details.replicas.is_empty() {
+        return Ok(vec![Check::skip(
+            "propagation",
+            "not run: the topology has no replica, so there is nothing to propagate to",
+        )]);
+    }
+    let conns: Vec<Option<Conn>> = survey
+        .replicas()
+        .iter()
+        .zip(&details.replicas)
+        .map(|(s, r)| s.conn.clone().filter(|_| r.probed))
+        .collect();
+    let slowest = probe(cfg, ctx, master.conn.clone(), conns, &mut details.replicas).await?;
+    details.master.slowest_write_ms = slowest.map(crate::duration::ms);
+    refresh_lag(master.conn.clone(), survey, &mut details.replicas).await;
     let mut checks = Vec::new();
     for r in &mut details.replicas {
-        if r.role.is_some() {
-            checks.push(propagation_check(r, cfg));
-        }
+        checks.push(propagation_check(r, cfg, slowest));
         r.set_verdict();
     }
     Ok(checks)
@@ -152,10 +201,10 @@ pub async fn propagation(
 
 /// A replica that missed a probe: what the master sees of it now, so the
 /// reason shows how far behind it is.
-async fn refresh_lag(mut master: Conn, states: &[NodeState], results: &mut [ReplicaResult]) {
+async fn refresh_lag(mut master: Conn, survey: &Survey, results: &mut [ReplicaResult]) {
     if results
         .iter()
-        .all(|r| r.probes_missed == 0 && r.probe_error.is_none())
+        .all(|r| r.probes_missed + r.probes_late == 0 && r.probe_error.is_none())
     {
         return;
     }
@@ -163,24 +212,40 @@ async fn refresh_lag(mut master: Conn, states: &[NodeState], results: &mut [Repl
         return;
     };
     let lines = info.replicas();
-    for (st, r) in states.iter().zip(results.iter_mut()) {
-        if let Some(l) = line_for(&st.node, &lines) {
+    for (st, r) in survey.replicas().iter().zip(results.iter_mut()) {
+        if let Some(l) = replication::line_for(&st.node, &lines) {
             r.offset_lag_bytes = Some(info.repl_offset().saturating_sub(l.offset));
             r.lag_s = Some(l.lag_s);
         }
     }
 }
 
-/// Write each probe on the master, then time until every live replica serves it.
+/// What one replica showed of one probe.
+enum Seen {
+    /// Within the bound, ns after the SET was sent.
+    InTime(u64),
+    /// Only after the bound, ns after the SET was sent.
+    Late(u64),
+    /// Not by the bound (or the replica did not answer by then).
+    Missed,
+    Error(String),
+}
+
+/// Write each probe on the master, then time until every probed replica
+/// serves it. Returns the slowest SET on the master.
 async fn probe(
     cfg: &Config,
     ctx: &Ctx,
     mut master: Conn,
     conns: Vec<Option<Conn>>,
     results: &mut [ReplicaResult],
-) -> Result<()> {
+) -> Result<Option<Duration>> {
     let mut hists: Vec<_> = results.iter().map(|_| histogram()).collect();
     let mut active: Vec<bool> = conns.iter().map(Option::is_some).collect();
+    // Every probe expires by itself: a crash or a lost master leaves nothing
+    // that outlives this bound.
+    let ttl = crate::run::key_ttl(cfg.max_lag * 2 + ctx.timeout * 2);
+    let mut slowest: Option<Duration> = None;
     for i in 0..cfg.probes {
         // Once no replica is left to time, more probes would only be writes.
         if !active.contains(&true) {
@@ -191,28 +256,44 @@ async fn probe(
         ctx.ledger.add(key.clone());
         let t0 = Instant::now();
         master
-            .query::<()>(redis::cmd("SET").arg(&key).arg(&value))
+            .query::<()>(
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&value)
+                    .arg("PX")
+                    .arg(ttl.as_millis() as u64),
+            )
             .await?;
+        let took = t0.elapsed();
+        slowest = Some(slowest.map_or(took, |s| s.max(took)));
         let deadline = t0 + cfg.max_lag;
         let mut tasks = Vec::new();
         for (idx, c) in conns.iter().enumerate() {
             if let (true, Some(c)) = (active[idx], c) {
                 let (c, key, value) = (c.clone(), key.clone(), value.clone());
-                tasks.push((idx, tokio::spawn(wait_visible(c, key, value, t0, deadline))));
+                tasks.push((
+                    idx,
+                    tokio::spawn(wait_visible(c, key, value, t0, deadline, cfg.max_lag)),
+                ));
             }
         }
         for (idx, t) in tasks {
             let r = &mut results[idx];
             match t.await.expect("probe task does not panic") {
-                Ok(Some(ns)) => {
+                Seen::InTime(ns) => {
                     r.probes_seen += 1;
-                    let _ = hists[idx].record(ns.max(1));
+                    crate::latency::record_n(&mut hists[idx], ns.max(1), 1);
                 }
-                Ok(None) => {
+                Seen::Late(ns) => {
+                    r.probes_late += 1;
+                    r.late_seen_ms.get_or_insert(ns as f64 / 1e6);
+                    active[idx] = false;
+                }
+                Seen::Missed => {
                     r.probes_missed += 1;
                     active[idx] = false;
                 }
-                Err(e) => {
+                Seen::Error(e) => {
                     r.problems.push(e.clone());
                     r.probe_error = Some(e);
                     active[idx] = false;
@@ -225,39 +306,116 @@ async fn probe(
             r.visible_latency = Some(LatencyUs::from_ns(h));
         }
     }
-    Ok(())
+    Ok(slowest)
 }
 
-/// Poll GET until the value is there (Some(ns since the write)) or the deadline passes (None).
+/// Poll GET until the value is there or the bound passes. Each GET waits at
+/// most until the bound: a stalled replica is a miss at the bound, and a
+/// value that only arrives after it (a GET the replica answered late) is
+/// late, never a pass.
 async fn wait_visible(
     mut c: Conn,
     key: String,
     value: String,
     t0: Instant,
     deadline: Instant,
-) -> Result<Option<u64>, String> {
+    bound: Duration,
+) -> Seen {
     loop {
-        let got: Option<String> = c
-            .query(redis::cmd("GET").arg(&key))
-            .await
-            .map_err(|e| e.message)?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let cmd = redis::cmd("GET").arg(&key).clone();
+        let get = c.query::<Option<String>>(&cmd);
+        let got = match tokio::time::timeout(left.max(Duration::from_millis(1)), get).await {
+            Err(_) => return Seen::Missed,
+            Ok(Err(e)) => return Seen::Error(e.message),
+            Ok(Ok(v)) => v,
+        };
+        let elapsed = t0.elapsed();
         if got.as_deref() == Some(value.as_str()) {
-            return Ok(Some(t0.elapsed().as_nanos() as u64));
+            let ns = elapsed.as_nanos() as u64;
+            return if elapsed <= bound {
+                Seen::InTime(ns)
+            } else {
+                Seen::Late(ns)
+            };
         }
         if Instant::now() >= deadline {
-            return Ok(None);
+            return Seen::Missed;
         }
         // Each GET is a round trip; yield so the other replicas' polls run too.
         tokio::task::yield_now().await;
     }
 }
 
-fn propagation_check(r: &mut ReplicaResult, cfg: &Config) -> Check {
+impl ReplicaResult {
+    fn set_verdict(&mut self) {
+        self.verdict = if !self.problems.is_empty() {
+            "fail"
+        } else if !self.probed {
+            "skipped"
+        } else {
+            "pass"
+        }
+        .into();
+    }
+}
+
+/// `.reachable` when it could not be reached, else `.replication`: role,
+/// link, and whether it follows this master.
+fn role_check(r: &ReplicaResult) -> Check {
+    if r.role.is_none() {
+        let mut reason = r.problems.join("; ");
+        if r.listed_by_master {
+            reason.push_str(&format!(
+                "; the master sees it {} bytes behind, last ACK {} s ago",
+                crate::report::opt(&r.offset_lag_bytes),
+                crate::report::opt(&r.lag_s)
+            ));
+        }
+        return Check::fail(format!("{}.reachable", r.name), reason);
+    }
+    let name = format!("{}.replication", r.name);
+    if r.problems.is_empty() {
+        Check::pass(
+            name,
+            format!(
+                "role {}, link {}, follows {}",
+                r.role.as_deref().unwrap_or("-"),
+                r.link_status.as_deref().unwrap_or("-"),
+                r.follows.as_deref().unwrap_or("-")
+            ),
+        )
+    } else {
+        Check::fail(name, r.problems.join("; "))
+    }
+}
+
+fn propagation_check(r: &mut ReplicaResult, cfg: &Config, slowest: Option<Duration>) -> Check {
     let name = format!("{}.propagation", r.name);
+    if !r.probed {
+        let why = if r.role.is_none() {
+            "it could not be reached"
+        } else {
+            "it does not follow this master with its link up (see its .replication check)"
+        };
+        return Check::skip(name, format!("not probed: {why}"));
+    }
     let behind = match (r.offset_lag_bytes, r.lag_s) {
         (Some(b), Some(s)) => format!("the master sees it {b} bytes behind, last ACK {s} s ago"),
         _ => "the master does not list it among its replicas".to_string(),
     };
+    let bound = humantime::format_duration(cfg.max_lag);
+    // A master that takes longer than the bound to accept the write makes
+    // every replica late: say so, instead of blaming the replicas alone.
+    let master_slow = slowest
+        .filter(|s| *s > cfg.max_lag / 2)
+        .map(|s| {
+            format!(
+                "; the master itself took up to {:.0} ms to accept a probe SET (paused or overloaded?)",
+                s.as_secs_f64() * 1e3
+            )
+        })
+        .unwrap_or_default();
     if let Some(e) = &r.probe_error {
         return Check::fail(
             name,
@@ -267,12 +425,20 @@ fn propagation_check(r: &mut ReplicaResult, cfg: &Config) -> Check {
             ),
         );
     }
-    if r.probes_missed > 0 {
+    if r.probes_late > 0 {
         let msg = format!(
-            "probe not visible within {} ({} of {} seen); {behind}",
-            humantime::format_duration(cfg.max_lag),
+            "probe first seen {:.0} ms after its write, past the {bound} bound ({} of {} seen in time){master_slow}",
+            r.late_seen_ms.unwrap_or(0.0),
             r.probes_seen,
             cfg.probes,
+        );
+        r.problems.push(msg.clone());
+        return Check::fail(name, msg);
+    }
+    if r.probes_missed > 0 {
+        let msg = format!(
+            "probe not visible within {bound} ({} of {} seen); {behind}{master_slow}",
+            r.probes_seen, cfg.probes,
         );
         r.problems.push(msg.clone());
         return Check::fail(name, msg);
@@ -281,7 +447,7 @@ fn propagation_check(r: &mut ReplicaResult, cfg: &Config) -> Check {
     Check::pass(
         name,
         format!(
-            "{} probes seen, p50 {}, max {}",
+            "{} probes seen within {bound}, p50 {}, max {}",
             r.probes_seen,
             fmt_us(l.p50_us),
             fmt_us(l.max_us)
@@ -326,15 +492,23 @@ impl Details for ReplicateDetails {
                 r.lag_s
                     .map(|b| format!("{b} s"))
                     .unwrap_or_else(|| "-".into()),
-                format!("{}/{}", r.probes_seen, self.probes),
+                if r.probed {
+                    format!("{}/{}", r.probes_seen, self.probes)
+                } else {
+                    "-".into()
+                },
                 us(|l| l.p50_us),
                 us(|l| l.p99_us),
                 us(|l| l.max_us),
             ]);
         }
+        let expected = match self.master.expected_replicas {
+            Some(n) => format!("{n} expected"),
+            None => "count not asserted".into(),
+        };
         s.notes.push(format!(
-            "master: {} connected replicas ({} expected), offset {} B; probes are timed from the SET on the master to the value readable on the replica",
-            self.master.connected_replicas, self.master.expected_replicas, self.master.repl_offset_bytes
+            "master: {} connected replicas ({expected}), offset {} B; probes are timed from the SET on the master to the value readable on the replica",
+            self.master.connected_replicas, self.master.repl_offset_bytes
         ));
         vec![s]
     }

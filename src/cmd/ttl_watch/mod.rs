@@ -3,10 +3,16 @@
 //! leaves each replica's keyspace because the master's DEL arrived (replicas
 //! never expire keys themselves: they hide them, then wait for the DEL).
 //!
+//! Every node is polled by a task of its own, on its own clock: a stalled
+//! node delays only its own readings, and it is the one reported. Every
+//! moment is an interval (a reading is known between its send and its
+//! reply), so a verdict rests on what was seen, never on a neighbour's delay.
+//!
 //! `watch` is the reusable core (`check` calls it for expiry propagation);
 //! `run` is the subcommand around it.
 
 mod notify;
+mod poll;
 mod report;
 
 pub use report::{checks, NodeExpiry, TtlWatchDetails};
@@ -14,16 +20,16 @@ pub use report::{checks, NodeExpiry, TtlWatchDetails};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use futures_util::future::join_all;
 use tokio::sync::mpsc::unbounded_channel;
 
-use crate::client::Conn;
 use crate::duration::ms;
 use crate::report::Report;
 use crate::run::Ctx;
-use crate::survey::{require_master, NodeState};
+use crate::survey::{Master, Survey};
 use crate::topology::Role;
 use crate::ui::narrate::Narrator;
+
+use poll::{Observe, Sample, Track};
 
 /// What to watch and how closely.
 #[derive(Debug, Clone)]
@@ -61,43 +67,16 @@ impl WatchConfig {
     }
 }
 
-/// How the key leaving a node's keyspace can be seen.
-enum Observe {
-    Notification,
-    /// INFO keyspace count of the db: `baseline` is taken while the key is served.
-    Count {
-        baseline: Option<u64>,
-    },
-    /// The master: it deletes the key when it stops serving it.
-    Pttl,
-    Unobservable,
-}
-
-struct Track {
-    conn: Option<Conn>,
-    observe: Observe,
-    res: NodeExpiry,
-}
-
-impl Track {
-    fn done(&self) -> bool {
-        self.res.error.is_some()
-            || (self.res.stopped_serving_ms.is_some()
-                && (self.res.left_keyspace_ms.is_some()
-                    || matches!(self.observe, Observe::Unobservable | Observe::Pttl)))
-    }
-}
-
 pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<TtlWatchDetails>> {
-    let states = ctx.survey().await;
-    require_master(&states[0])?;
-    let details = watch_states(&cfg, ctx, &states).await?;
-    let checks = checks(&details);
-    let nodes = states.iter().map(NodeState::to_info).collect();
+    let survey = ctx.survey().await?;
+    let master = survey.master()?;
+    let details = watch_states(&cfg, ctx, &survey, &master).await?;
+    let mut checks = vec![crate::replication::count_check(&ctx.topology, &master)];
+    checks.extend(report::checks(&details));
     Ok(Report::new(
         "ttl-watch",
         ctx.manifest(),
-        nodes,
+        survey.infos(),
         checks,
         details,
     ))
@@ -106,15 +85,16 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<TtlWatchDetails>> {
 /// Watch a key expire on every node of `ctx.topology` and measure each step.
 /// redlab's own key is in the ledger (removed even on Ctrl-C); `--key` is only read.
 pub async fn watch(cfg: &WatchConfig, ctx: &Ctx) -> Result<TtlWatchDetails> {
-    let states = ctx.survey().await;
-    require_master(&states[0])?;
-    watch_states(cfg, ctx, &states).await
+    let survey = ctx.survey().await?;
+    let master = survey.master()?;
+    watch_states(cfg, ctx, &survey, &master).await
 }
 
 pub async fn watch_states(
     cfg: &WatchConfig,
     ctx: &Ctx,
-    states: &[NodeState],
+    survey: &Survey,
+    master: &Master<'_>,
 ) -> Result<TtlWatchDetails> {
     let say = &cfg.narrate;
     let db = ctx.topology.master.db();
@@ -122,9 +102,9 @@ pub async fn watch_states(
         Some(k) => (k.clone(), false),
         None => (ctx.key("ttl-watch"), true),
     };
-    let (tx, mut rx) = unbounded_channel();
+    let (tx, mut notes) = unbounded_channel();
     let mut tracks = Vec::new();
-    for (i, st) in states.iter().enumerate() {
+    for (i, st) in survey.all().iter().enumerate() {
         let mut res = NodeExpiry {
             name: st.node.name.clone(),
             address: st.node.addr(),
@@ -158,14 +138,10 @@ pub async fn watch_states(
                 }
             }
         };
-        tracks.push(Track {
-            conn: st.conn.clone(),
-            observe,
-            res,
-        });
+        tracks.push(Track::new(st.conn.clone(), observe, res));
     }
     if written {
-        let mut m = states[0].conn.clone().expect("reachable master");
+        let mut m = master.conn.clone();
         ctx.ledger.add(key.clone());
         let px = cfg.ttl.as_millis().max(1) as u64;
         m.query::<()>(
@@ -182,87 +158,111 @@ pub async fn watch_states(
         ));
     }
     for t in &tracks {
-        let how = match t.observe {
-            Observe::Notification => "keyspace notifications (exact)",
-            Observe::Count { .. } => "INFO keyspace counts (poll resolution, db must be quiet)",
-            Observe::Pttl => "PTTL polling",
-            Observe::Unobservable => "nothing: unreachable",
-        };
         say.line(&format!(
-            "  {:<10} key leaving its keyspace seen by {how}",
-            t.res.name
+            "  {:<10} key leaving its keyspace seen by {}",
+            t.res.name,
+            t.observe.describe()
         ));
     }
-    let mut ticker = tokio::time::interval(cfg.interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let t0 = Instant::now();
+    let (samples_tx, mut samples) = unbounded_channel::<Sample>();
+    let stop = tokio_util_stop();
+    let pollers: Vec<_> = tracks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| {
+            let conn = t.conn.clone().filter(|_| t.res.error.is_none())?;
+            Some(tokio::spawn(poll::poller(
+                i,
+                conn,
+                key.clone(),
+                db,
+                matches!(t.observe, Observe::Count { .. }),
+                cfg.interval,
+                samples_tx.clone(),
+                stop.1.clone(),
+            )))
+        })
+        .collect();
+    drop(samples_tx);
     let bar = ctx.progress.countdown(cfg.ttl.as_millis() as u64, "");
     bar.set_prefix(format!("TTL of {key}"));
-    let mut start = None::<Instant>;
-    let mut expected = None::<Instant>;
+    let mut expected: Option<(Instant, Instant)> = None;
     let mut initial_ttl_ms = 0;
     let mut polls = 0u64;
+    let mut tick = tokio::time::interval(cfg.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let ended = loop {
-        ticker.tick().await;
-        let sent = Instant::now();
-        let answers = join_all(tracks.iter().map(|t| poll(t, &key, db))).await;
-        polls += 1;
-        let t0 = *start.get_or_insert(sent);
-        if expected.is_none() {
-            let first = answers[0].as_ref().map_err(|e| anyhow::anyhow!("{e}"))?.0;
-            match first {
-                -2 => bail!("{key} does not exist on the master (db{db}): nothing to watch"),
-                -1 => bail!("{key} has no TTL on the master: it never expires, nothing to watch"),
-                t => {
-                    initial_ttl_ms = t;
-                    expected = Some(sent + Duration::from_millis(t as u64));
-                    bar.set_length(t as u64);
-                    say.line_above(
-                        &bar,
-                        &format!(
-                            "+0.000 s  TTL {t} ms on the master; expected expiry at +{:.3} s",
-                            t as f64 / 1e3
-                        ),
-                    );
+        tokio::select! {
+            s = samples.recv() => {
+                let Some(s) = s else { break "bound" };
+                polls += 1;
+                if s.index == 0 && expected.is_none() {
+                    match &s.result {
+                        Err(e) => bail!("{}: {e}", master.node().label()),
+                        Ok((-2, _)) => bail!("{key} does not exist on the master (db{db}): nothing to watch"),
+                        Ok((-1, _)) => bail!("{key} has no TTL on the master: it never expires, nothing to watch"),
+                        Ok((t, _)) => {
+                            initial_ttl_ms = *t;
+                            let ttl = Duration::from_millis(*t as u64);
+                            expected = Some((s.sent + ttl, s.recv + ttl));
+                            bar.set_length(*t as u64);
+                            say.line_above(&bar, &format!(
+                                "+{:.3} s  TTL {t} ms on the master; expected expiry at +{:.3} s",
+                                ms(s.sent - t0) / 1e3,
+                                ms(s.sent + ttl - t0) / 1e3
+                            ));
+                        }
+                    }
+                }
+                let Some(exp) = expected else { continue };
+                let latest_master = tracks[0].implied_expiry;
+                let i = s.index;
+                for event in tracks[i].update(s, t0, exp, latest_master, cfg.tolerance, cfg.interval, db) {
+                    say.line_above(&bar, &format!("+{:.3} s  {} {event}", ms(Instant::now() - t0) / 1e3, tracks[i].res.name));
                 }
             }
+            _ = tick.tick() => {}
         }
-        let exp = expected.expect("set at the first poll");
-        let master_ttl = answers[0].as_ref().ok().map(|a| a.0).filter(|t| *t >= 0);
-        for (t, a) in tracks.iter_mut().zip(answers) {
-            for event in update(t, a, sent, t0, exp, master_ttl, db) {
-                say.line_above(
-                    &bar,
-                    &format!("+{:.3} s  {} {event}", ms(sent - t0) / 1e3, t.res.name),
-                );
+        while let Ok((i, at)) = notes.try_recv() {
+            tracks[i].left_by_notification(at, t0);
+        }
+        let now = Instant::now();
+        bar.set_position(ms(now - t0) as u64);
+        bar.set_message(poll::ttl_line(&tracks));
+        let Some((_, exp_hi)) = expected else {
+            if now - t0 > cfg.ttl + cfg.grace + ctx.timeout {
+                bail!("{}: no PTTL answer from the master", master.node().label());
             }
-        }
-        while let Ok((i, at)) = rx.try_recv() {
-            tracks[i]
-                .res
-                .left_keyspace_ms
-                .get_or_insert(ms(at.saturating_duration_since(t0)));
-        }
-        bar.set_position(ms(sent - t0) as u64);
-        bar.set_message(ttl_line(&tracks));
+            continue;
+        };
         if tracks.iter().all(Track::done) {
             break "expired";
         }
-        if cfg.window.is_some_and(|w| sent - t0 >= w) && sent < exp {
+        if cfg.window.is_some_and(|w| now - t0 >= w) && now < exp_hi {
             break "window";
         }
-        if sent > exp + cfg.grace {
+        if now > exp_hi + cfg.grace {
             break "bound";
         }
     };
-    bar.finish();
-    let t0 = start.expect("at least one poll");
-    while let Ok((i, at)) = rx.try_recv() {
-        tracks[i]
-            .res
-            .left_keyspace_ms
-            .get_or_insert(ms(at.saturating_duration_since(t0)));
+    let _ = stop.0.send(true);
+    for p in pollers {
+        let _ = p.await;
     }
-    let nodes = finish(tracks, ms(cfg.interval), say);
+    while let Ok(s) = samples.try_recv() {
+        if let Some(exp) = expected {
+            let i = s.index;
+            let m = tracks[0].implied_expiry;
+            tracks[i].update(s, t0, exp, m, cfg.tolerance, cfg.interval, db);
+        }
+    }
+    while let Ok((i, at)) = notes.try_recv() {
+        tracks[i].left_by_notification(at, t0);
+    }
+    bar.finish();
+    let exp = expected.map(|(lo, hi)| (ms(lo - t0), ms(hi - t0)));
+    let nodes = poll::finish(tracks, say);
     Ok(TtlWatchDetails {
         key,
         db,
@@ -274,141 +274,15 @@ pub async fn watch_states(
         polls,
         ended: ended.into(),
         watched_ms: ms(t0.elapsed()),
+        expected_expiry_ms: exp.map(|(lo, _)| lo),
         nodes,
     })
 }
 
-/// PTTL, and the db's key count where counts are the way to see the DEL.
-async fn poll(t: &Track, key: &str, db: i64) -> Result<(i64, Option<u64>), String> {
-    let Some(mut c) = t.conn.clone().filter(|_| t.res.error.is_none()) else {
-        return Err(t.res.error.clone().unwrap_or_default());
-    };
-    let ttl: i64 = c
-        .query(redis::cmd("PTTL").arg(key))
-        .await
-        .map_err(|e| e.message)?;
-    let count = match t.observe {
-        Observe::Count { .. } if t.res.left_keyspace_ms.is_none() => {
-            let ks = c.info("keyspace").await.map_err(|e| e.message)?.keyspace();
-            Some(ks.get(&(db as u32)).map(|c| c.keys).unwrap_or(0))
-        }
-        _ => None,
-    };
-    Ok((ttl, count))
-}
-
-/// Fold one answer into a node's record; returns what happened, for the narrative.
-fn update(
-    t: &mut Track,
-    answer: Result<(i64, Option<u64>), String>,
-    sent: Instant,
-    t0: Instant,
-    expected: Instant,
-    master_ttl: Option<i64>,
-    db: i64,
-) -> Vec<String> {
-    let mut events = Vec::new();
-    let r = &mut t.res;
-    let (ttl, count) = match answer {
-        Ok(a) => a,
-        Err(e) => {
-            if r.error.is_none() {
-                events.push(format!("stopped answering: {e}"));
-                r.error = Some(e);
-            }
-            return events;
-        }
-    };
-    let now_ms = ms(sent - t0);
-    if ttl >= 0 || ttl == -1 {
-        r.last_ttl_ms = Some(ttl);
-        if let (Some(m), true) = (master_ttl, r.role == "replica" && ttl >= 0) {
-            let d = (ttl - m).abs();
-            r.max_ttl_drift_ms = Some(r.max_ttl_drift_ms.map_or(d, |x| x.max(d)));
-        }
-    } else if r.last_ttl_ms.is_some() && r.stopped_serving_ms.is_none() {
-        // -2 before it was ever served means the key has not reached this node yet.
-        r.stopped_serving_ms = Some(now_ms);
-        let late = signed_ms(sent, expected);
-        r.stopped_after_expiry_ms = Some(late);
-        events.push(format!(
-            "stops serving the key ({late:+.0} ms from its expected expiry)"
-        ));
-    }
-    if let Observe::Count { baseline } = &mut t.observe {
-        if let (Some(n), None) = (count, r.left_keyspace_ms) {
-            match *baseline {
-                None if ttl >= 0 => *baseline = Some(n),
-                Some(b) if n == b => {}
-                Some(b) if n + 1 == b && ttl == -2 => {
-                    r.left_keyspace_ms = Some(now_ms);
-                    events.push(format!(
-                        "db{db} key count fell {b} -> {n}: the master's DEL arrived"
-                    ));
-                }
-                Some(b) => {
-                    r.note = Some(format!("db{db} was not quiet (its key count went {b} -> {n} for other reasons): the DEL's arrival could not be observed"));
-                    t.observe = Observe::Unobservable;
-                }
-                None => {}
-            }
-        }
-    }
-    events
-}
-
-/// The master's moment of leaving is the reference for each replica's gap.
-fn finish(tracks: Vec<Track>, interval_ms: f64, say: &Narrator) -> Vec<NodeExpiry> {
-    let mut nodes: Vec<NodeExpiry> = tracks
-        .into_iter()
-        .map(|t| {
-            let mut r = t.res;
-            r.measured_by = match (&t.observe, r.left_keyspace_ms) {
-                (Observe::Pttl, _) => {
-                    r.left_keyspace_ms = r.stopped_serving_ms;
-                    "pttl"
-                }
-                (_, None) => "not-observed",
-                (Observe::Notification, Some(_)) => "notification",
-                (_, Some(_)) => "keyspace-count",
-            }
-            .into();
-            r
-        })
-        .collect();
-    let (master_left, master_how) = (nodes[0].left_keyspace_ms, nodes[0].measured_by.clone());
-    for r in nodes.iter_mut().skip(1) {
-        if let (Some(m), Some(l)) = (master_left, r.left_keyspace_ms) {
-            let exact = master_how == "notification" && r.measured_by == "notification";
-            let res = if exact { 0.0 } else { interval_ms };
-            r.propagation_gap_ms = Some(((l - m) * 1000.0).round() / 1000.0);
-            r.gap_resolution_ms = Some(res);
-            say.line(&format!(
-                "  {:<10} expiry-propagation gap {:.1} ms ± {res:.0} ms (master seen by {master_how}, replica by {})",
-                r.name, l - m, r.measured_by
-            ));
-        }
-    }
-    nodes
-}
-
-/// `a - b` in ms, negative when `a` is earlier.
-fn signed_ms(a: Instant, b: Instant) -> f64 {
-    if a >= b {
-        ms(a - b)
-    } else {
-        -ms(b - a)
-    }
-}
-
-fn ttl_line(tracks: &[Track]) -> String {
-    tracks
-        .iter()
-        .map(|t| match (t.res.stopped_serving_ms, t.res.last_ttl_ms) {
-            (Some(_), _) => format!("{} gone", t.res.name),
-            (None, Some(ms)) => format!("{} {:.2}s", t.res.name, ms as f64 / 1e3),
-            (None, None) => format!("{} -", t.res.name),
-        })
-        .collect::<Vec<_>>()
-        .join(" | ")
+/// A stop signal the pollers watch.
+fn tokio_util_stop() -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::sync::watch::Receiver<bool>,
+) {
+    tokio::sync::watch::channel(false)
 }

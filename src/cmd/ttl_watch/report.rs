@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::report::{Check, Details, Section, Verdict};
+use crate::report::{Check, Details, Section};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TtlWatchDetails {
@@ -26,8 +26,11 @@ pub struct TtlWatchDetails {
     /// `expired` (the key left every node), `window` (the watch window ended
     /// first) or `bound` (grace ran out).
     pub ended: String,
-    /// Time from the first poll to the end of the watch, ms.
+    /// Time from the start of polling to the end of the watch, ms.
     pub watched_ms: f64,
+    /// Earliest moment the key could expire (the master's first reading + its
+    /// TTL), ms from the start; null when the master never answered.
+    pub expected_expiry_ms: Option<f64>,
     /// One entry per node, master first. Times are ms from the first poll.
     pub nodes: Vec<NodeExpiry>,
 }
@@ -38,22 +41,41 @@ pub struct NodeExpiry {
     pub address: String,
     /// master or replica.
     pub role: String,
-    /// Largest |PTTL here - PTTL on the master| in the same poll, ms (replicas).
+    /// Replicas: the largest distance between the expiry its readings imply
+    /// (reading time + PTTL) and the master's, ms: what the readings prove.
     pub max_ttl_drift_ms: Option<i64>,
     /// The last PTTL read while it still served the key, ms.
     pub last_ttl_ms: Option<i64>,
-    /// When PTTL first answered -2 (the key is no longer served), ms from start.
+    /// When the last reading that still served the key was sent, ms from start.
+    pub last_served_ms: Option<f64>,
+    /// When PTTL's first -2 (no longer served) came back, ms from start.
     pub stopped_serving_ms: Option<f64>,
-    /// That moment minus the expected expiry (first poll + initial TTL), ms.
+    /// Proven lateness: it still served the key this long after the latest
+    /// possible expiry, ms (negative: not late).
+    pub served_past_expiry_ms: Option<f64>,
+    /// It had stopped serving the key by this long after the earliest
+    /// possible expiry, ms (the first "gone" reading's reply).
     pub stopped_after_expiry_ms: Option<f64>,
-    /// When the key left its keyspace, ms from start: on a replica, when the
-    /// master's DEL arrived.
+    /// Width of the window it stopped in (last reading that served it to the
+    /// first that did not), ms: the resolution of the moment.
+    pub stop_resolution_ms: Option<f64>,
+    /// When the key left its keyspace, ms from start (middle of the window it
+    /// was seen in): on a replica, when the master's DEL arrived.
     pub left_keyspace_ms: Option<f64>,
-    /// Replicas: left_keyspace minus the master's, ms: the expiry-propagation gap.
+    /// Half the width of that window, ms (0 by notification).
+    pub left_resolution_ms: Option<f64>,
+    /// Replicas: when the DEL arrived after the master dropped the key, ms:
+    /// the expiry-propagation gap (never negative).
     pub propagation_gap_ms: Option<f64>,
-    /// Resolution of the gap, ms: 0 when both ends were seen by notification,
-    /// else one polling interval.
+    /// ± of the gap, ms: 0 when both ends were seen by notification.
     pub gap_resolution_ms: Option<f64>,
+    /// The readings contradict each other (the replica lost the key before
+    /// the master did): the gap could not be measured.
+    pub gap_measurement_failed: bool,
+    /// The slowest PTTL answer from this node, ms.
+    pub slowest_poll_ms: Option<f64>,
+    /// Set when a PTTL took longer than the poll interval: how long, ms.
+    pub unresponsive_ms: Option<f64>,
     /// How left_keyspace was measured: `notification` (a keyspace event, exact),
     /// `keyspace-count` (INFO keyspace count dropped by one while the db was
     /// quiet, at poll resolution), `pttl` (the master drops the key when it
@@ -65,10 +87,10 @@ pub struct NodeExpiry {
     pub error: Option<String>,
 }
 
-/// Per node: reachable, TTL drift, hiding the key on time, the DEL arriving.
+/// Per node: reachable and answering within the poll interval, TTL drift,
+/// hiding the key on time, the DEL arriving.
 pub fn checks(d: &TtlWatchDetails) -> Vec<Check> {
     let mut out = Vec::new();
-    let slack = d.tolerance_ms + d.interval_ms;
     if d.ended == "window" {
         out.push(Check::pass(
             "ttl.window",
@@ -84,6 +106,16 @@ pub fn checks(d: &TtlWatchDetails) -> Vec<Check> {
             out.push(Check::fail(format!("{}.reachable", n.name), e.clone()));
             continue;
         }
+        if let Some(took) = n.unresponsive_ms {
+            out.push(Check::fail(
+                format!("{}.responsive", n.name),
+                format!(
+                    "did not answer within the {:.0} ms poll interval: one PTTL took {took:.0} ms \
+                     (stalled or overloaded), so its moments are known only to within that",
+                    d.interval_ms
+                ),
+            ));
+        }
         if let Some(dr) = n.max_ttl_drift_ms {
             let reason = format!(
                 "TTL differs from the master's by at most {dr} ms (tolerance {:.0} ms)",
@@ -98,14 +130,7 @@ pub fn checks(d: &TtlWatchDetails) -> Vec<Check> {
         if d.ended == "window" {
             continue;
         }
-        let name = format!("{}.expiry", n.name);
-        out.push(match n.stopped_after_expiry_ms {
-            None if n.last_ttl_ms.is_none() => Check::fail(name, "never served the key: it did not reach this node"),
-            None => Check::fail(name, format!("still served {:.1} s after its expected expiry", d.grace_ms / 1e3)),
-            Some(x) if x > slack => Check::fail(name, format!("served the key {x:.0} ms past its expiry (tolerance {:.0} ms + one {:.0} ms poll)", d.tolerance_ms, d.interval_ms)),
-            Some(x) if x < -slack => Check::new(name, Verdict::Warn, format!("stopped serving {:.0} ms before its expected expiry: deleted, or its TTL changed", -x)),
-            Some(x) => Check::pass(name, format!("stopped serving {x:+.0} ms from its expected expiry (polled every {:.0} ms)", d.interval_ms)),
-        });
+        out.push(expiry_check(n, d));
         if n.role == "replica" {
             out.push(propagation_check(n, d));
         }
@@ -113,20 +138,85 @@ pub fn checks(d: &TtlWatchDetails) -> Vec<Check> {
     out
 }
 
-fn propagation_check(n: &NodeExpiry, d: &TtlWatchDetails) -> Check {
-    let name = format!("{}.propagation", n.name);
-    match (n.propagation_gap_ms, n.measured_by.as_str()) {
-        (Some(g), how) => Check::pass(
+fn expiry_check(n: &NodeExpiry, d: &TtlWatchDetails) -> Check {
+    let name = format!("{}.expiry", n.name);
+    let res = n.stop_resolution_ms.unwrap_or(0.0);
+    match (n.served_past_expiry_ms, n.stopped_after_expiry_ms) {
+        (None, _) if n.last_ttl_ms.is_none() => {
+            Check::fail(name, "never served the key: it did not reach this node")
+        }
+        (None, _) => Check::fail(
             name,
             format!(
-                "the master's DEL arrived {g:.1} ms ± {:.0} ms after the master dropped the key (seen by {how})",
-                n.gap_resolution_ms.unwrap_or(0.0)
+                "still served {:.1} s after its expected expiry",
+                d.grace_ms / 1e3
             ),
         ),
-        (None, _) if n.left_keyspace_ms.is_none() && n.note.as_deref().is_some_and(|s| s.contains("not quiet")) || d.nodes[0].left_keyspace_ms.is_none() => {
-            Check::new(name, Verdict::Warn, format!("propagation gap could not be observed: {}", n.note.clone().unwrap_or_else(|| "the master's expiry was not seen".into())))
+        (Some(late), _) if late > d.tolerance_ms => Check::fail(
+            name,
+            format!(
+                "served the key {late:.0} ms past its expiry (tolerance {:.0} ms)",
+                d.tolerance_ms
+            ),
+        ),
+        (_, Some(x)) if x < -d.tolerance_ms => Check::warn(
+            name,
+            format!(
+                "stopped serving {:.0} ms before its expected expiry: deleted, or its TTL changed",
+                -x
+            ),
+        ),
+        (_, x) => Check::pass(
+            name,
+            format!(
+                "stopped serving by {:+.0} ms from its expected expiry (within a {res:.0} ms window)",
+                x.unwrap_or(0.0)
+            ),
+        ),
+    }
+}
+
+fn propagation_check(n: &NodeExpiry, d: &TtlWatchDetails) -> Check {
+    let name = format!("{}.propagation", n.name);
+    if n.gap_measurement_failed {
+        return Check::warn(
+            name,
+            "measurement failed: this replica was seen losing the key before the master dropped it, which cannot happen; no gap is reported",
+        );
+    }
+    match n.propagation_gap_ms {
+        Some(g) => Check::pass(
+            name,
+            format!(
+                "the master's DEL arrived {g:.1} ms ± {:.1} ms after the master dropped the key (seen by {})",
+                n.gap_resolution_ms.unwrap_or(0.0),
+                n.measured_by
+            ),
+        ),
+        None if n.note.as_deref().is_some_and(|s| s.contains("not quiet"))
+            || d.nodes[0].left_keyspace_ms.is_none() =>
+        {
+            Check::warn(
+                name,
+                format!(
+                    "propagation gap could not be observed: {}",
+                    n.note
+                        .clone()
+                        .unwrap_or_else(|| "the master's expiry was not seen".into())
+                ),
+            )
         }
-        (None, _) => Check::fail(name, format!("the key was still in its keyspace {:.1} s after its expiry (the master's DEL never arrived)", d.grace_ms / 1e3)),
+        None if n.unresponsive_ms.is_some() => Check::skip(
+            name,
+            "not measured: the replica did not answer in time (see its .responsive check)",
+        ),
+        None => Check::fail(
+            name,
+            format!(
+                "the key was still in its keyspace {:.1} s after its expiry (the master's DEL never arrived)",
+                d.grace_ms / 1e3
+            ),
+        ),
     }
 }
 
@@ -160,14 +250,14 @@ impl Details for TtlWatchDetails {
                 f(n.stopped_after_expiry_ms, " ms"),
                 f(n.left_keyspace_ms.map(|x| x / 1e3), " s"),
                 match (n.propagation_gap_ms, n.gap_resolution_ms) {
-                    (Some(g), Some(r)) if r > 0.0 => format!("{g:.1} ± {r:.0} ms"),
+                    (Some(g), Some(r)) if r > 0.0 => format!("{g:.1} ± {r:.1} ms"),
                     (g, _) => f(g, " ms"),
                 },
                 n.measured_by.clone(),
             ]);
         }
         s.notes.push(format!(
-            "key {} (db{}), TTL {} ms at the first poll, {}; PTTL polled every {:.0} ms on every node; times from the first poll",
+            "key {} (db{}), TTL {} ms at the first poll, {}; PTTL polled every {:.0} ms on every node, each on its own clock; times from the start",
             self.key,
             self.db,
             self.initial_ttl_ms,

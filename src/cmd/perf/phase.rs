@@ -1,0 +1,135 @@
+//! Running one engine phase (prefill, warm-up, a round) off the async
+//! thread, with a progress bar, stopping it cleanly when abandoned.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use super::Config;
+use crate::loadgen::engine::{self, EngineConfig, EngineResult, Stop};
+use crate::loadgen::tls;
+use crate::run::Ctx;
+use crate::topology::Node;
+
+/// The engine settings every phase shares.
+pub(super) async fn engine_base(
+    cfg: &Config,
+    master: &Node,
+    timeout: Duration,
+    prefix: &str,
+) -> Result<EngineConfig> {
+    // The TLS path connects through the redis crate from the node itself.
+    let addr = if master.tls() {
+        std::net::SocketAddr::from(([0, 0, 0, 0], master.port()))
+    } else {
+        tokio::net::lookup_host((master.host(), master.port()))
+            .await
+            .with_context(|| format!("resolving {}", master.label()))?
+            .next()
+            .with_context(|| format!("{}: the host name resolves to no address", master.label()))?
+    };
+    let settings = master.info.redis_settings();
+    Ok(EngineConfig {
+        auth: settings
+            .password()
+            .map(|p| (settings.username().map(String::from), p.to_string())),
+        db: settings.db(),
+        workload: cfg.workload.clone(),
+        stop: cfg.stop.clone(),
+        pipeline: cfg.opts.pipeline,
+        connections: cfg.opts.connections,
+        data_size: cfg.opts.data_size,
+        keyspace: cfg.keyspace(),
+        seed: cfg.opts.seed,
+        key_prefix: prefix.to_string(),
+        rate: cfg.opts.rate,
+        timeout,
+        progress: None,
+        ..EngineConfig::new(addr)
+    })
+}
+
+/// Run one engine phase off the async threads, with a progress bar.
+pub(super) async fn phase(ctx: &Ctx, mut cfg: EngineConfig, label: &str) -> Result<EngineResult> {
+    let progress = cfg
+        .progress
+        .get_or_insert_with(|| Arc::new(AtomicU64::new(0)))
+        .clone();
+    let guard = StopOnDrop::new(ctx.timeout * 2);
+    cfg.cancel = Some(guard.cancel.clone());
+    let bar = match cfg.stop {
+        Stop::Requests(n) => ctx.progress.bar(n, label.to_string()),
+        Stop::Duration(d) => ctx
+            .progress
+            .spinner(format!("{label} for {}", humantime::format_duration(d))),
+    };
+    let job: Pin<Box<dyn Future<Output = Result<EngineResult>> + Send>> =
+        if ctx.topology.master.tls() {
+            // Its tasks are aborted with its future: nothing to wait for on drop.
+            guard.finished();
+            let node = ctx.topology.master.clone();
+            Box::pin(async move { tls::run(&node, &cfg).await })
+        } else {
+            let done = guard.done.clone();
+            match engine::start(&cfg, move || signal_done(&done)) {
+                Ok(rx) => Box::pin(async move { rx.await.context("the perf engine stopped")? }),
+                Err(e) => {
+                    guard.finished();
+                    Box::pin(std::future::ready(Err(e)))
+                }
+            }
+        };
+    tokio::pin!(job);
+    let result = loop {
+        tokio::select! {
+            r = &mut job => break r,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => bar.set_position(progress.load(Ordering::Relaxed)),
+        }
+    };
+    bar.finish();
+    result
+}
+
+/// If a phase is abandoned (Ctrl-C drops its future), tell the engine to stop
+/// and wait, bounded, until it has: the key cleanup that follows must not race
+/// with writes still going out.
+struct StopOnDrop {
+    cancel: Arc<AtomicBool>,
+    done: Arc<(Mutex<bool>, Condvar)>,
+    bound: Duration,
+}
+
+impl StopOnDrop {
+    fn new(bound: Duration) -> StopOnDrop {
+        StopOnDrop {
+            cancel: Arc::default(),
+            done: Arc::default(),
+            bound,
+        }
+    }
+}
+
+impl StopOnDrop {
+    fn finished(&self) {
+        signal_done(&self.done);
+    }
+}
+
+fn signal_done(done: &(Mutex<bool>, Condvar)) {
+    let (lock, cv) = done;
+    *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+    cv.notify_all();
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.cancel.store(true, Ordering::Relaxed);
+        let (lock, cv) = &*self.done;
+        let finished = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = cv.wait_timeout_while(finished, self.bound, |done| !*done);
+    }
+}

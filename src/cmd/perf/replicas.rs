@@ -1,0 +1,155 @@
+//! What the load did to replication: each replica's lag right after it and
+//! the time to catch up, and whether any replica lost its link and resynced
+//! while redlab wrote (a load can break replication by itself, when a
+//! replica's output buffer passes its hard limit).
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::details::CatchUp;
+use crate::client::{Conn, Info};
+use crate::replication::{self, Standing};
+use crate::survey::{Master, Survey};
+
+/// Resync counters on the master and each replica's connection to it.
+#[derive(Debug, Clone, Default)]
+pub struct Links {
+    sync_full: u64,
+    sync_partial_ok: u64,
+    /// Per replica: the client id of its connection to the master (`CLIENT
+    /// LIST TYPE master` on the replica): a new id is a new link.
+    link_ids: Vec<Option<u64>>,
+}
+
+/// Resyncs seen while redlab wrote, over all rounds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Resyncs {
+    /// Full resyncs the master served during the load (`sync_full` delta).
+    pub full: u64,
+    /// Partial resyncs it accepted (`sync_partial_ok` delta).
+    pub partial: u64,
+    /// Replicas whose link to the master was re-established during the load.
+    pub replicas_reconnected: Vec<String>,
+}
+
+impl Links {
+    pub async fn read(master: &Master<'_>, survey: &Survey) -> Links {
+        let stats = master
+            .conn
+            .clone()
+            .info("stats")
+            .await
+            .unwrap_or_else(|_| Info::parse(""));
+        let reads: Vec<_> = survey
+            .replicas()
+            .iter()
+            .map(|st| st.conn.clone().map(|c| tokio::spawn(link_id(c))))
+            .collect();
+        let mut link_ids = Vec::new();
+        for r in reads {
+            link_ids.push(match r {
+                Some(t) => t.await.unwrap_or(None),
+                None => None,
+            });
+        }
+        Links {
+            sync_full: stats.u64("sync_full").unwrap_or(0),
+            sync_partial_ok: stats.u64("sync_partial_ok").unwrap_or(0),
+            link_ids,
+        }
+    }
+
+    /// Add what changed between `self` (before a round) and `after`.
+    pub fn add_changes(&self, after: &Links, survey: &Survey, into: &mut Resyncs) {
+        into.full += after.sync_full.saturating_sub(self.sync_full);
+        into.partial += after.sync_partial_ok.saturating_sub(self.sync_partial_ok);
+        for ((st, b), a) in survey
+            .replicas()
+            .iter()
+            .zip(&self.link_ids)
+            .zip(&after.link_ids)
+        {
+            let changed = matches!((b, a), (Some(b), Some(a)) if a != b);
+            if changed && !into.replicas_reconnected.contains(&st.node.name) {
+                into.replicas_reconnected.push(st.node.name.clone());
+            }
+        }
+    }
+}
+
+/// A replica that does not answer at once has no id here: its catch-up
+/// check reports it, and one stalled node must not slow every round.
+async fn link_id(mut c: Conn) -> Option<u64> {
+    let cmd = redis::cmd("CLIENT")
+        .arg("LIST")
+        .arg("TYPE")
+        .arg("master")
+        .clone();
+    let list: String = tokio::time::timeout(Duration::from_millis(250), c.query(&cmd))
+        .await
+        .ok()?
+        .ok()?;
+    let line = list.lines().next()?;
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix("id="))
+        .and_then(|v| v.parse().ok())
+}
+
+/// Per replica: offset lag right after the load and the time to catch up.
+pub async fn catch_up(master: &Master<'_>, survey: &Survey, settle: Duration) -> Vec<CatchUp> {
+    if survey.replicas().is_empty() {
+        return Vec::new();
+    }
+    let target = match master.conn.clone().info("replication").await {
+        Ok(i) => i.repl_offset(),
+        Err(_) => return Vec::new(),
+    };
+    let start = Instant::now();
+    let deadline = start + settle;
+    let mut tasks = Vec::new();
+    for st in survey.replicas() {
+        let task = st.conn.clone().map(|c| {
+            tokio::spawn(replication::wait_caught_up(
+                c,
+                target,
+                start,
+                deadline,
+                Duration::from_millis(2),
+            ))
+        });
+        tasks.push((st.node.name.clone(), st.node.addr(), task));
+    }
+    let mut out = Vec::new();
+    for (name, address, task) in tasks {
+        let c = match task {
+            None => CatchUp {
+                name,
+                address,
+                offset_lag_bytes_after_load: None,
+                catch_up_ms: None,
+                error: Some("not reachable".into()),
+                reconnected: false,
+            },
+            Some(t) => {
+                let r = t.await.expect("catch-up task does not panic");
+                CatchUp {
+                    name,
+                    address,
+                    offset_lag_bytes_after_load: r.first_lag_bytes,
+                    catch_up_ms: r.caught_up_after.map(crate::duration::ms),
+                    error: r.behind.map(|(standing, why)| match standing {
+                        Standing::Follows => format!(
+                            "not caught up within {}: {why}",
+                            humantime::format_duration(settle)
+                        ),
+                        _ => why,
+                    }),
+                    reconnected: false,
+                }
+            }
+        };
+        out.push(c);
+    }
+    out
+}

@@ -1,0 +1,282 @@
+//! What a replica is to this master, decided one way for every check: does
+//! it follow *this* master (same replication id **and** listed among the
+//! master's own replicas, by ip:port), is its link up, is it syncing, how far
+//! behind is it; the replica-count assertion; and one bounded poller that
+//! waits for a replica to reach an offset.
+
+use std::time::{Duration, Instant};
+
+use crate::client::{Conn, Info, ReplicaLine};
+use crate::report::Check;
+use crate::survey::{Master, NodeState};
+use crate::topology::{same_host, Node, ReplicaCount, Topology};
+
+/// The master's INFO line for this replica: by ip:port, or by a port only
+/// one line has (inside Docker the master may see another ip).
+pub fn line_for<'a>(node: &Node, lines: &'a [ReplicaLine]) -> Option<&'a ReplicaLine> {
+    lines
+        .iter()
+        .find(|l| l.port == node.port() && same_host(&l.ip, node.host()))
+        .or_else(|| {
+            let same_port: Vec<_> = lines.iter().filter(|l| l.port == node.port()).collect();
+            (same_port.len() == 1).then(|| same_port[0])
+        })
+}
+
+/// Why a replica's data cannot be compared with the master's, if it can't.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Follows this master, link up, not syncing: comparable.
+    Follows,
+    Unreachable,
+    /// Reachable but not a replica (promoted, or never made one).
+    NotReplica,
+    /// Loading or in a full sync: its data is not complete.
+    Syncing,
+    /// Its link to the master is down.
+    LinkDown,
+    /// Follows another master (other replication id), or is chained behind
+    /// another replica, or follows an address that is not this master.
+    Elsewhere,
+}
+
+/// Everything INFO says about one replica relative to this master.
+#[derive(Debug, Clone)]
+pub struct ReplicaView {
+    pub standing: Standing,
+    /// The role it reports, None when unreachable.
+    pub role: Option<String>,
+    pub link_status: Option<String>,
+    /// What it follows, `host:port (name)` where the address is one of ours.
+    pub follows: Option<String>,
+    pub listed_by_master: bool,
+    pub syncing: bool,
+    /// Master offset minus the offset this replica acknowledged.
+    pub offset_lag_bytes: Option<u64>,
+    /// Seconds since its last ACK, as the master reports.
+    pub lag_s: Option<u64>,
+    /// Every problem found, one line each; empty when it follows this master.
+    pub problems: Vec<String>,
+}
+
+impl ReplicaView {
+    /// The first problem, or what it follows.
+    pub fn reason(&self) -> String {
+        if self.problems.is_empty() {
+            format!("follows {}", self.follows.as_deref().unwrap_or("-"))
+        } else {
+            self.problems.join("; ")
+        }
+    }
+}
+
+/// Judge one replica against the master's INFO.
+pub fn view(st: &NodeState, master: &Info, topo: &Topology) -> ReplicaView {
+    let lines = master.replicas();
+    let line = line_for(&st.node, &lines);
+    let mut v = ReplicaView {
+        standing: Standing::Follows,
+        role: None,
+        link_status: None,
+        follows: None,
+        listed_by_master: line.is_some(),
+        syncing: false,
+        offset_lag_bytes: line.map(|l| master.repl_offset().saturating_sub(l.offset)),
+        lag_s: line.map(|l| l.lag_s),
+        problems: Vec::new(),
+    };
+    let Some(info) = &st.info else {
+        v.standing = Standing::Unreachable;
+        v.problems.push(
+            st.error
+                .as_ref()
+                .map(|e| e.message.clone())
+                .unwrap_or_else(|| "no answer".into()),
+        );
+        return v;
+    };
+    v.role = Some(info.role().to_string());
+    v.link_status = info.get("master_link_status").map(String::from);
+    v.syncing = info.syncing();
+    let follows = info.follows();
+    v.follows = follows.as_ref().map(|(h, p)| describe(topo, h, *p));
+    if info.role() != "slave" {
+        v.standing = Standing::NotReplica;
+        v.problems.push(format!(
+            "role is {}: it follows no master (promoted, or never made a replica), not this one",
+            info.role()
+        ));
+        return v;
+    }
+    let target = v.follows.clone().unwrap_or_else(|| "nothing".into());
+    if v.syncing {
+        v.standing = Standing::Syncing;
+        v.problems.push(syncing_reason(info));
+    } else if !info.link_up() {
+        v.standing = Standing::LinkDown;
+        v.problems.push(format!(
+            "link to {target} is {} (master_link_down_since_seconds {}, master_last_io_seconds_ago {}): \
+             wrong masterauth, or the master unreachable from the replica? its log says why",
+            info.get("master_link_status").unwrap_or("unknown"),
+            info.get("master_link_down_since_seconds").unwrap_or("-"),
+            info.get("master_last_io_seconds_ago").unwrap_or("-"),
+        ));
+    }
+    let same_id = info.get("master_replid") == master.get("master_replid");
+    let follows_ours =
+        follows.as_ref().and_then(|(h, p)| topo.name_of(h, *p)) == Some(topo.master.name.as_str());
+    let elsewhere = if info.link_up() && !same_id {
+        Some(format!(
+            "follows {target}, which is another master (different replication id), not this one"
+        ))
+    } else if info.link_up() && line.is_none() {
+        Some(format!(
+            "follows {target} but is not among the master's own replicas: chained behind another replica, or following another master"
+        ))
+    } else if !info.link_up() && !follows_ours {
+        Some(format!("follows {target}, not this master"))
+    } else {
+        None
+    };
+    if let Some(why) = elsewhere {
+        v.standing = Standing::Elsewhere;
+        v.problems.push(why);
+    }
+    v
+}
+
+/// A replica in a full sync or loading: say how far along, never a verdict on its data.
+fn syncing_reason(info: &Info) -> String {
+    let progress = if info.flag("loading") {
+        format!(
+            "loading the dataset ({}% loaded)",
+            info.get("loading_loaded_perc").unwrap_or("?")
+        )
+    } else {
+        let read = info.get("master_sync_read_bytes").unwrap_or("?");
+        match info.get("master_sync_total_bytes") {
+            // A diskless sync does not know its size in advance.
+            Some("-1") | None => format!("full sync in progress ({read} bytes received so far)"),
+            Some(total) => format!("full sync in progress ({read} of {total} bytes received)"),
+        }
+    };
+    format!("syncing: {progress}; its data is not complete yet, so it is not compared")
+}
+
+/// `127.0.0.1:6380 (replica1)` where the address is one of ours.
+fn describe(topo: &Topology, host: &str, port: u16) -> String {
+    match topo.name_of(host, port) {
+        Some(name) => format!("{host}:{port} ({name})"),
+        None => format!("{host}:{port}"),
+    }
+}
+
+/// `master`: it is a master with the replicas it should have. A discovered
+/// topology whose count nobody asserted is a warning (`--fail-on warn`
+/// fails it): a replica the master lost is simply not in its list.
+pub fn count_check(topo: &Topology, master: &Master<'_>) -> Check {
+    const NAME: &str = "master";
+    let lines = master.info.replicas();
+    let listed = lines.len();
+    let addrs: Vec<String> = lines
+        .iter()
+        .map(|l| format!("{}:{}", l.ip, l.port))
+        .collect();
+    let lists = match listed {
+        0 => "role master, it lists no replica".to_string(),
+        1 => format!("role master, it lists 1 replica ({})", addrs[0]),
+        n => format!("role master, it lists {n} replicas ({})", addrs.join(", ")),
+    };
+    match topo.expected {
+        ReplicaCount::Given(n) | ReplicaCount::Asserted(n) if listed < n => Check::fail(
+            NAME,
+            format!(
+                "{lists}, {n} expected: {} missing (stopped, or unable to reach the master?)",
+                n - listed
+            ),
+        ),
+        ReplicaCount::Given(n) if listed > n => Check::fail(
+            NAME,
+            format!("{lists}, {n} given: the others are not checked; give every replica with --replica"),
+        ),
+        ReplicaCount::Asserted(n) if listed > n => {
+            Check::warn(NAME, format!("{lists}, {n} expected (--expect-replicas)"))
+        }
+        ReplicaCount::Given(n) | ReplicaCount::Asserted(n) => {
+            Check::pass(NAME, format!("{lists}, {n} expected"))
+        }
+        ReplicaCount::NotAsserted => Check::warn(
+            NAME,
+            format!("replica count not asserted: {lists}; a replica it lost would not be listed, so give --expect-replicas N"),
+        ),
+    }
+}
+
+/// Where a replica stands after waiting for it to reach an offset.
+#[derive(Debug, Clone)]
+pub struct CatchUp {
+    /// Bytes behind the target at the first read.
+    pub first_lag_bytes: Option<u64>,
+    /// Time from the start of the wait until it reached the target.
+    pub caught_up_after: Option<Duration>,
+    /// Why not, when it did not.
+    pub behind: Option<(Standing, String)>,
+}
+
+/// Poll the replica's INFO replication until its offset reaches `target`
+/// or `deadline` passes: the one "wait until caught up" loop.
+pub async fn wait_caught_up(
+    mut c: Conn,
+    target: u64,
+    start: Instant,
+    deadline: Instant,
+    every: Duration,
+) -> CatchUp {
+    let mut out = CatchUp {
+        first_lag_bytes: None,
+        caught_up_after: None,
+        behind: None,
+    };
+    loop {
+        let why = match c.info("replication").await {
+            Err(e) => {
+                out.behind = Some((Standing::Unreachable, e.message));
+                return out;
+            }
+            Ok(i) if i.role() != "slave" => (
+                Standing::NotReplica,
+                format!("role is {}, not a replica", i.role()),
+            ),
+            // A full sync takes the link down too: say which it is.
+            Ok(i) if i.syncing() => (Standing::Syncing, "loading or in a full sync".to_string()),
+            Ok(i) if !i.link_up() => (
+                Standing::LinkDown,
+                format!(
+                    "link to master is {}",
+                    i.get("master_link_status").unwrap_or("?")
+                ),
+            ),
+            Ok(i) => {
+                let off = i.u64("slave_repl_offset").unwrap_or(0);
+                out.first_lag_bytes
+                    .get_or_insert(target.saturating_sub(off));
+                if off >= target {
+                    out.caught_up_after = Some(start.elapsed());
+                    return out;
+                }
+                (
+                    Standing::Follows,
+                    format!(
+                        "offset {off} behind the master's {target} by {} bytes",
+                        target - off
+                    ),
+                )
+            }
+        };
+        if Instant::now() >= deadline {
+            out.behind = Some(why);
+            return out;
+        }
+        tokio::time::sleep(every).await;
+    }
+}
