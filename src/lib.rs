@@ -13,6 +13,7 @@ pub mod narrate;
 pub mod perf;
 pub mod progress;
 pub mod report;
+pub mod series;
 pub mod stats;
 pub mod survey;
 mod tls;
