@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cli::KeycountArgs;
 use crate::client::{Conn, DbCounts, NodeError};
@@ -24,7 +24,7 @@ impl From<&KeycountArgs> for Config {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeStatus {
     /// Its counts equal the master's in every db.
@@ -39,7 +39,7 @@ pub enum NodeStatus {
     Master,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct KeycountDetails {
     /// Bound on waiting for the replicas to catch up, ms.
     pub settle_ms: f64,
@@ -53,7 +53,7 @@ pub struct KeycountDetails {
     pub mismatches: Vec<Mismatch>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeCounts {
     pub name: String,
     pub address: String,
@@ -64,7 +64,7 @@ pub struct NodeCounts {
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Mismatch {
     pub node: String,
     pub db: String,

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cli::ReplicateCheckArgs;
 use crate::client::Conn;
@@ -32,7 +32,7 @@ impl From<&ReplicateCheckArgs> for Config {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct ReplicateDetails {
     /// Probe keys written.
     pub probes: u32,
@@ -44,7 +44,7 @@ pub struct ReplicateDetails {
     pub replicas: Vec<ReplicaResult>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct MasterResult {
     /// Replicas the master reports (`connected_slaves`).
     pub connected_replicas: u64,
@@ -56,7 +56,7 @@ pub struct MasterResult {
     pub replid: String,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct ReplicaResult {
     pub name: String,
     pub address: String,

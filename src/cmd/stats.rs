@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Result;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cli::{GlobalArgs, StatsArgs};
 use crate::client::DbCounts;
@@ -46,7 +46,7 @@ pub struct StatsDetails {
     pub nodes: Vec<NodeStats>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct NodeStats {
     pub name: String,
     /// host:port.

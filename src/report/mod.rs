@@ -8,14 +8,14 @@ mod text;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cli::Format;
 
 /// Bumped whenever a field changes meaning or goes away.
 pub const SCHEMA_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Pass,
@@ -38,7 +38,7 @@ impl Verdict {
 }
 
 /// One named check with its outcome and a one-line reason.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Check {
     /// Stable name, e.g. `replica1.link` or `parity.db0`.
     pub name: String,
@@ -65,7 +65,7 @@ impl Check {
 }
 
 /// Facts about one node, as every report shows them.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeInfo {
     /// `master`, `replica1`, ...
     pub name: String,
@@ -88,7 +88,7 @@ pub struct NodeInfo {
 }
 
 /// What the run was: reproducible context for every report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
     /// redlab's version.
     pub redlab_version: String,
@@ -133,7 +133,7 @@ pub trait Details: Serialize {
     fn sections(&self) -> Vec<Section>;
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Report<D: Details> {
     /// Version of this JSON layout.
     pub schema_version: u32,

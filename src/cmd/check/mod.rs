@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cli::{CheckArgs, FailOn};
 use crate::cmd::{keycount, replicate_check};
@@ -137,7 +137,7 @@ impl From<&CheckArgs> for Config {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct CheckDetails {
     /// Every check that ran, in order, with its findings.
     pub checks: Vec<CheckRun>,
@@ -152,7 +152,7 @@ pub struct CheckDetails {
     pub refused: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct CheckRun {
     pub name: String,
     pub verdict: Verdict,

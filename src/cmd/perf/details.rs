@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::baseline::Comparison;
 use super::{latency_of, Config};
@@ -12,7 +12,7 @@ use crate::report::{Details, Section};
 use crate::stats::{fmt_us, LatencyUs};
 use crate::survey::NodeState;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct PerfDetails {
     /// `closed-loop` (a batch goes out when the previous one is answered) or
     /// `open-loop` (--rate: requests scheduled at fixed intervals, latency
@@ -84,7 +84,7 @@ pub struct PerfDetails {
     pub baseline: Option<Comparison>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Server {
     pub redis_version: String,
     /// 0 = no limit.
@@ -94,7 +94,7 @@ pub struct Server {
     pub persistence: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Round {
     pub ops_per_sec: f64,
     pub elapsed_ms: f64,
@@ -102,14 +102,14 @@ pub struct Round {
     pub p99_us: f64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Acked {
     pub min: u64,
     pub max: u64,
     pub mean: f64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Memory {
     pub used_memory_before_bytes: u64,
     pub used_memory_after_bytes: u64,
@@ -117,7 +117,7 @@ pub struct Memory {
     pub evicted_keys_after: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct CatchUp {
     pub name: String,
     pub address: String,

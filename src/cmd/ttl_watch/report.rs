@@ -1,11 +1,11 @@
 //! The ttl-watch report: what each node did as the key expired, the checks
 //! over it, and the human tables.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::report::{Check, Details, Section, Verdict};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TtlWatchDetails {
     /// The key watched.
     pub key: String,
@@ -32,7 +32,7 @@ pub struct TtlWatchDetails {
     pub nodes: Vec<NodeExpiry>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct NodeExpiry {
     pub name: String,
     pub address: String,
