@@ -82,9 +82,10 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "PATH")]
     pub output: Option<PathBuf>,
 
-    /// Write the report to reports/<subcommand>-<UTC timestamp>.<ext>.
-    #[arg(long, global = true)]
-    pub report: bool,
+    /// Write the report to reports/<subcommand>-<UTC timestamp>.<ext>, or to
+    /// PATH when given (format from --format, else from its extension: .html, .md, .json, .xml).
+    #[arg(long, global = true, value_name = "PATH", num_args = 0..=1, value_parser = parse_report_path)]
+    pub report: Option<Option<PathBuf>>,
 
     /// No progress output on stderr.
     #[arg(long, short, global = true)]
@@ -95,8 +96,8 @@ impl GlobalArgs {
     /// A machine format (JSON, JUnit) goes to stdout: nothing else may.
     pub fn machine_stdout(&self) -> bool {
         self.output.is_none()
-            && !self.report
-            && matches!(self.format, Some(Format::Json | Format::Junit))
+            && self.report.is_none()
+            && matches!(self.format, Some(Format::Json | Format::Junit | Format::Html))
     }
 }
 
@@ -106,6 +107,8 @@ pub enum Format {
     Markdown,
     Json,
     Junit,
+    /// One self-contained page with the figures (no scripts, nothing fetched).
+    Html,
 }
 
 #[derive(Debug, Subcommand)]
@@ -259,6 +262,19 @@ pub struct PerfArgs {
     /// How long the replicas may take to catch up after the load.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub settle: Duration,
+}
+
+/// A report file name must say its format: `--report perf` before the
+/// subcommand would otherwise swallow the subcommand's name.
+fn parse_report_path(s: &str) -> Result<PathBuf, String> {
+    let known = ["html", "htm", "md", "markdown", "json", "xml", "txt"];
+    match std::path::Path::new(s).extension().and_then(|e| e.to_str()) {
+        Some(e) if known.contains(&e) => Ok(PathBuf::from(s)),
+        _ => Err(format!(
+            "'{s}' is not a report file name: end it in .html, .md, .json, .xml or .txt \
+             (or give --report last, without a name, for reports/<subcommand>-<time>.json)"
+        )),
+    }
 }
 
 fn parse_ratio(s: &str) -> Result<(u32, u32), String> {

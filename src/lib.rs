@@ -220,8 +220,8 @@ async fn dispatch(command: &Command, g: &GlobalArgs, ctx: &Ctx) -> Result<Verdic
 
 /// Print the report to stdout and write the files asked for; a failing run's
 /// report is written too.
-fn emit<D: Details>(g: &GlobalArgs, report: Report<D>) -> Result<Verdict> {
-    let to_file = g.output.is_some() || g.report;
+pub(crate) fn emit<D: Details>(g: &GlobalArgs, report: Report<D>) -> Result<Verdict> {
+    let to_file = g.output.is_some() || g.report.is_some();
     let stdout_format = if to_file {
         (!g.quiet).then_some(Format::Table)
     } else {
@@ -239,15 +239,17 @@ fn emit<D: Details>(g: &GlobalArgs, report: Report<D>) -> Result<Verdict> {
         }
     }
     if let Some(path) = &g.output {
-        report::write_file(
-            path,
-            &report.render(report::format_for_path(path, g.format))?,
-        )?;
+        report.write_to(path, report::format_for_path(path, g.format))?;
     }
-    if g.report {
-        let f = g.format.unwrap_or(Format::Json);
-        let path = report::default_path(&report.command, f);
-        report::write_file(&path, &report.render(f)?)?;
+    if let Some(named) = &g.report {
+        let (path, f) = match named {
+            Some(p) => (p.clone(), report::format_for_path(p, g.format)),
+            None => {
+                let f = g.format.unwrap_or(Format::Json);
+                (report::default_path(&report.command, f), f)
+            }
+        };
+        report.write_to(&path, f)?;
         eprintln!("redlab: report written to {}", path.display());
     }
     Ok(report.verdict)

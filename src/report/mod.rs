@@ -2,7 +2,11 @@
 //! turn them into a terminal table, markdown, JSON or JUnit; subcommands never
 //! format output themselves.
 
+pub mod figure;
+mod html;
 mod junit;
+mod output;
+pub mod plot;
 mod text;
 
 use std::path::{Path, PathBuf};
@@ -11,6 +15,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::Format;
+pub use figure::Figure;
 
 /// Bumped whenever a field changes meaning or goes away.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -131,6 +136,11 @@ impl Section {
 pub trait Details: Serialize {
     /// The tables a human sees, in order.
     fn sections(&self) -> Vec<Section>;
+
+    /// The plots of its series (HTML inline, markdown as SVG files beside it).
+    fn figures(&self) -> Vec<Figure> {
+        Vec::new()
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -180,7 +190,12 @@ impl<D: Details> Report<D> {
                 s
             }
             Format::Table => text::render(self, text::Style::Table),
-            Format::Markdown => text::render(self, text::Style::Markdown),
+            Format::Markdown => text::render_with(
+                self,
+                text::Style::Markdown,
+                &output::markdown_stdout_note(self),
+            ),
+            Format::Html => html::render(self),
             Format::Junit => {
                 junit::render(&self.command, &self.checks, &self.manifest, &self.nodes)
             }
@@ -209,6 +224,7 @@ pub fn render_sections(sections: &[Section], format: Format) -> String {
 pub fn format_for_path(path: &Path, asked: Option<Format>) -> Format {
     asked.unwrap_or_else(|| match path.extension().and_then(|e| e.to_str()) {
         Some("md") | Some("markdown") => Format::Markdown,
+        Some("html") | Some("htm") => Format::Html,
         Some("xml") => Format::Junit,
         Some("txt") => Format::Table,
         _ => Format::Json,
@@ -221,6 +237,7 @@ pub fn extension(format: Format) -> &'static str {
         Format::Markdown => "md",
         Format::Json => "json",
         Format::Junit => "xml",
+        Format::Html => "html",
     }
 }
 

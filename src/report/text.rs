@@ -11,6 +11,11 @@ pub enum Style {
 }
 
 pub fn render<D: Details>(report: &Report<D>, style: Style) -> String {
+    render_with(report, style, "")
+}
+
+/// With `extra` (markdown's figures) between the checks and the footer.
+pub fn render_with<D: Details>(report: &Report<D>, style: Style, extra: &str) -> String {
     let mut sections = vec![nodes_section(report)];
     sections.extend(report.details.sections());
     sections.push(checks_section(report));
@@ -24,6 +29,7 @@ pub fn render<D: Details>(report: &Report<D>, style: Style) -> String {
         out.push('\n');
         out.push_str(&section(s, style));
     }
+    out.push_str(extra);
     let m = &report.manifest;
     let footer = format!(
         "redlab {} on {}, started {}, took {:.1} ms, run {}: {}",
@@ -41,7 +47,7 @@ pub fn render<D: Details>(report: &Report<D>, style: Style) -> String {
     out
 }
 
-fn nodes_section<D: Details>(report: &Report<D>) -> Section {
+pub(super) fn nodes_section<D: Details>(report: &Report<D>) -> Section {
     let mut s = Section::new(
         "Topology",
         &[
