@@ -13,6 +13,7 @@ use crate::report::{Check, Details, Report, Section};
 use crate::stats::{fmt_us, histogram, LatencyUs};
 use crate::survey::{require_master, NodeState};
 
+mod figures;
 mod roles;
 
 pub(crate) use roles::line_for;
@@ -83,6 +84,10 @@ pub struct ReplicaResult {
     /// Write-to-visible latency of the probes it saw (from the SET on the master
     /// to the GET on this replica returning the value).
     pub visible_latency: Option<LatencyUs>,
+    /// The same probes as a cumulative distribution: share of probes (percent)
+    /// visible within each latency seen.
+    #[serde(default)]
+    pub visible_distribution: Vec<crate::series::PercentilePoint>,
     /// The error that stopped probing this replica.
     pub probe_error: Option<String>,
     /// Every problem found, one line each.
@@ -233,6 +238,7 @@ async fn probe(
     for (r, h) in results.iter_mut().zip(&hists) {
         if !h.is_empty() {
             r.visible_latency = Some(LatencyUs::from_ns(h));
+            r.visible_distribution = crate::series::cdf(h, 200);
         }
     }
     Ok(())
@@ -347,5 +353,9 @@ impl Details for ReplicateDetails {
             self.master.connected_replicas, self.master.expected_replicas, self.master.repl_offset_bytes
         ));
         vec![s]
+    }
+
+    fn figures(&self) -> Vec<crate::report::Figure> {
+        figures::figures(self)
     }
 }

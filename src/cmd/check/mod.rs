@@ -2,6 +2,7 @@
 //! of the topology, each ends pass, warn or fail with a one-line reason, and
 //! the report is one testcase per check in JUnit.
 
+mod figures;
 mod lint;
 mod steps;
 
@@ -291,10 +292,21 @@ impl Details for CheckDetails {
         let mut out: Vec<Section> = self
             .checks
             .iter()
-            .flat_map(|r| r.sections.clone())
+            .flat_map(|r| {
+                // Read back from JSON, a step has no tables: rebuild them from its details.
+                if r.sections.is_empty() {
+                    figures::sections(r)
+                } else {
+                    r.sections.clone()
+                }
+            })
             .collect();
         out.push(findings);
         out
+    }
+
+    fn figures(&self) -> Vec<crate::report::Figure> {
+        figures::figures(self)
     }
 }
 

@@ -292,6 +292,13 @@ impl Details for DemoDetails {
         out.push(summary(self));
         out
     }
+
+    /// Step 6's probes and step 7's expiry, as replicate-check and ttl-watch draw them.
+    fn figures(&self) -> Vec<crate::report::Figure> {
+        let mut out = self.replication.figures();
+        out.extend(self.expiry.iter().flat_map(Details::figures));
+        out
+    }
 }
 
 pub fn cached_section(entries: &[CachedEntry]) -> Section {

@@ -68,6 +68,18 @@ pub struct PerfDetails {
     pub misses: u64,
     /// Completed requests in each second of the median round.
     pub per_second_ops: Vec<u64>,
+    /// Latency percentile spectrum of the median round (the .hgrm points), µs.
+    #[serde(default)]
+    pub latency_spectrum: Vec<crate::series::PercentilePoint>,
+    /// Latency of the replies read in each second of the median round (empty over TLS).
+    #[serde(default)]
+    pub per_second_latency: Vec<crate::series::LatencySlice>,
+    /// The same per 100 ms (empty over TLS, or when the round outlasted 5 minutes).
+    #[serde(default)]
+    pub per_100ms_latency: Vec<crate::series::LatencySlice>,
+    /// Each replica's offset lag sampled during the median round (null: not sampled).
+    #[serde(default)]
+    pub replica_lag: Option<crate::series::lag::LagSeries>,
     /// Memory and eviction before and after the load.
     pub memory: Memory,
     /// Each replica right after the load.
@@ -230,6 +242,10 @@ pub fn build(
         errors,
         misses: results.iter().map(|r| r.misses).sum(),
         per_second_ops: m.per_second.clone(),
+        latency_spectrum: crate::series::spectrum(&m.latency_ns),
+        per_second_latency: m.latency_timeline.per_second.clone(),
+        per_100ms_latency: m.latency_timeline.per_100ms.clone(),
+        replica_lag: None,
         memory: Memory {
             used_memory_before_bytes: before.u64("used_memory").unwrap_or(0),
             used_memory_after_bytes: after.u64("used_memory").unwrap_or(0),
@@ -360,6 +376,10 @@ impl Details for PerfDetails {
             out.push(super::baseline::section(b));
         }
         out
+    }
+
+    fn figures(&self) -> Vec<crate::report::Figure> {
+        super::figures::figures(self)
     }
 }
 

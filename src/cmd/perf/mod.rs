@@ -7,6 +7,7 @@
 
 mod baseline;
 mod details;
+pub(crate) mod figures;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};

@@ -6,10 +6,11 @@
 //! `watch` is the reusable core (`check` calls it for expiry propagation);
 //! `run` is the subcommand around it.
 
+mod figures;
 mod notify;
 mod report;
 
-pub use report::{checks, NodeExpiry, TtlWatchDetails};
+pub use report::{checks, NodeExpiry, TtlSample, TtlWatchDetails};
 
 use std::time::{Duration, Instant};
 
@@ -335,6 +336,10 @@ fn update(
     let now_ms = ms(sent - t0);
     if ttl >= 0 || ttl == -1 {
         r.last_ttl_ms = Some(ttl);
+        r.ttl_samples.push(TtlSample {
+            t_ms: now_ms,
+            ttl_ms: ttl,
+        });
         if let (Some(m), true) = (master_ttl, r.role == "replica" && ttl >= 0) {
             let d = (ttl - m).abs();
             r.max_ttl_drift_ms = Some(r.max_ttl_drift_ms.map_or(d, |x| x.max(d)));

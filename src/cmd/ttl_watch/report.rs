@@ -63,6 +63,18 @@ pub struct NodeExpiry {
     pub note: Option<String>,
     /// The error that stopped the watch of this node.
     pub error: Option<String>,
+    /// Every PTTL reading while it served the key (thinned evenly past 8192).
+    #[serde(default)]
+    pub ttl_samples: crate::series::Thinned<TtlSample>,
+}
+
+/// One PTTL reading.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct TtlSample {
+    /// When it was sent, ms from the first poll.
+    pub t_ms: f64,
+    /// PTTL, ms (-1: no TTL).
+    pub ttl_ms: i64,
 }
 
 /// Per node: reachable, TTL drift, hiding the key on time, the DEL arriving.
@@ -180,5 +192,9 @@ impl Details for TtlWatchDetails {
             }
         }
         vec![s]
+    }
+
+    fn figures(&self) -> Vec<crate::report::Figure> {
+        super::figures::figures(self)
     }
 }
