@@ -129,6 +129,9 @@ pub enum Command {
     TtlWatch(TtlWatchArgs),
     /// The live walkthrough: cache-aside, replication and expiry, step by step.
     Demo(DemoArgs),
+    /// Render a saved JSON report again (--format html|markdown|table, --output PATH),
+    /// or two perf reports side by side (--compare).
+    Report(ReportArgs),
 }
 
 impl Command {
@@ -143,6 +146,7 @@ impl Command {
             Command::Stats(_) => "stats",
             Command::TtlWatch(_) => "ttl-watch",
             Command::Demo(_) => "demo",
+            Command::Report(_) => "report",
         }
     }
 }
@@ -417,6 +421,16 @@ pub struct DemoArgs {
     pub interactive: bool,
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// A JSON report written by redlab (`--format json`, or `--report` without a name).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Another perf JSON report: its latency spectrum drawn over FILE's, and a table of deltas.
+    #[arg(long, value_name = "OTHER")]
+    pub compare: Option<PathBuf>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,6 +451,7 @@ mod tests {
         for sub in Cli::command().get_subcommands() {
             let args = match sub.get_name() {
                 "lab" => vec!["redlab", "lab", "status"],
+                "report" => vec!["redlab", "report", "saved.json"],
                 name => vec!["redlab", name],
             };
             let cli = Cli::try_parse_from(args).unwrap();

@@ -55,8 +55,12 @@ impl Outcome {
 pub async fn run(cli: Cli) -> Result<Outcome> {
     // Listen before anything starts: a signal during --spawn's start-up must
     // still stop the servers (they sit in their own process group).
-    let mut signals = Signals::new()?;
     let g = &cli.global;
+    // Rendering a saved report needs no topology, lab or signal handling.
+    if let Command::Report(a) = &cli.command {
+        return cmd::report::run(a, g).map(Outcome::Done);
+    }
+    let mut signals = Signals::new()?;
     let mut topology = Topology::from_args(g)?;
     let machine_stdout = g.machine_stdout();
     let progress = Progress::new(!g.quiet && !machine_stdout && std::io::stderr().is_terminal());
@@ -215,6 +219,7 @@ async fn dispatch(command: &Command, g: &GlobalArgs, ctx: &Ctx) -> Result<Verdic
             cmd::ttl_watch::run(cmd::ttl_watch::Config::new(a, g), ctx).await?,
         ),
         Command::Demo(a) => emit(g, cmd::demo::run(cmd::demo::Config::new(a, g), ctx).await?),
+        Command::Report(a) => cmd::report::run(a, g),
     }
 }
 
