@@ -234,6 +234,16 @@ pub fn bytes_unit(max_bytes: f64) -> (f64, &'static str) {
     }
 }
 
+/// Bytes for a caption: `508.0 KiB`.
+pub fn fmt_bytes(b: u64) -> String {
+    let (div, unit) = bytes_unit(b as f64);
+    if div == 1.0 {
+        format!("{b} bytes")
+    } else {
+        format!("{:.1} {unit}", b as f64 / div)
+    }
+}
+
 /// Microseconds in a unit that keeps axis labels short: (divisor, unit).
 pub fn us_unit(max_us: f64) -> (f64, &'static str) {
     match max_us {

@@ -164,9 +164,15 @@ fn draw(root: &DrawingArea<SVGBackend, plotters::coord::Shift>, fig: &Figure, pa
         } else {
             (6, HPos::Left)
         };
+        // On a timeline the top belongs to the first lane's labels: rules are labelled below.
+        let (at, dy, v) = if fig.kind == Kind::Timeline {
+            (y_bottom, -dy, VPos::Bottom)
+        } else {
+            (y_top, dy, VPos::Top)
+        };
         chart.draw_series(std::iter::once(
-            EmptyElement::at((x, y_top))
-                + Text::new(r.label.clone(), (dx, dy), font(NOTE_PX).pos(Pos::new(h, VPos::Top))),
+            EmptyElement::at((x, at))
+                + Text::new(r.label.clone(), (dx, dy), font(NOTE_PX).pos(Pos::new(h, v))),
         ))?;
     }
     Ok(())

@@ -2,7 +2,7 @@
 //! and latency per second, and each replica's lag during the load.
 
 use super::PerfDetails;
-use crate::report::figure::{bytes_unit, us_unit, Figure, Kind, Rule, Series};
+use crate::report::figure::{bytes_unit, fmt_bytes, us_unit, Figure, Kind, Rule, Series};
 use crate::series::lag::LagSeries;
 use crate::series::{LatencySlice, PercentilePoint};
 
@@ -187,9 +187,9 @@ pub fn replica_lag(lag: &LagSeries) -> Option<Figure> {
             .collect();
         f.series.push(Series::new(&r.name, points));
         notes.push(format!(
-            "{} peaked at {} bytes ({:.1} s) and {}",
+            "{} peaked at {} ({:.1} s) and {}",
             r.name,
-            r.max_lag_bytes,
+            fmt_bytes(r.max_lag_bytes),
             r.max_lag_at_ms / 1e3,
             match r.catch_up_ms {
                 Some(ms) => format!("caught up {ms:.0} ms after the load"),
