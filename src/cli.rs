@@ -97,7 +97,10 @@ impl GlobalArgs {
     pub fn machine_stdout(&self) -> bool {
         self.output.is_none()
             && self.report.is_none()
-            && matches!(self.format, Some(Format::Json | Format::Junit | Format::Html))
+            && matches!(
+                self.format,
+                Some(Format::Json | Format::Junit | Format::Html)
+            )
     }
 }
 

@@ -132,16 +132,31 @@ fn open_in_browser(name: &str, html: &str, figures: &[&str]) {
     );
     let (w, h, inked, colours) = inspect_png(&shot);
     assert_eq!((w, h), (WIDTH, HEIGHT), "screenshot size");
-    assert!(inked > 0.03, "the page looks blank: {:.1} % inked", inked * 100.0);
+    assert!(
+        inked > 0.03,
+        "the page looks blank: {:.1} % inked",
+        inked * 100.0
+    );
     assert!(colours > 20, "the page looks blank: {colours} colours");
     assert_eq!(console_messages(&out.stderr), Vec::<String>::new());
 
     let out = run_chromium(&["--dump-dom".into(), url]);
     let dom = String::from_utf8_lossy(&out.stdout);
-    assert!(dom.contains("</html>"), "no DOM dumped:\n{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(dom.matches("<svg").count(), figures.len(), "SVG figures in the DOM");
+    assert!(
+        dom.contains("</html>"),
+        "no DOM dumped:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        dom.matches("<svg").count(),
+        figures.len(),
+        "SVG figures in the DOM"
+    );
     for id in figures {
-        assert!(dom.contains(&format!("id=\"fig-{id}\"")), "no figure {id} in the DOM");
+        assert!(
+            dom.contains(&format!("id=\"fig-{id}\"")),
+            "no figure {id} in the DOM"
+        );
     }
     assert!(dom.contains("<text"), "the figures have no text");
     assert_eq!(console_messages(&out.stderr), Vec::<String>::new());
@@ -159,7 +174,12 @@ fn chromium_renders_a_perf_report_with_its_figures() {
     open_in_browser(
         "perf",
         &html,
-        &["latency-spectrum", "throughput", "latency-over-time", "replica-lag"],
+        &[
+            "latency-spectrum",
+            "throughput",
+            "latency-over-time",
+            "replica-lag",
+        ],
     );
 }
 

@@ -44,7 +44,10 @@ fn lag_rises_under_load_and_ends_caught_up() {
     assert_eq!(series.interval_ms, 100.0);
     assert_eq!(series.failed_samples, 0, "{:?}", series.last_error);
     let ended = series.load_ended_ms.expect("the load ended");
-    assert!((1400.0..4000.0).contains(&ended), "load ended at {ended} ms");
+    assert!(
+        (1400.0..4000.0).contains(&ended),
+        "load ended at {ended} ms"
+    );
     assert_eq!(series.replicas.len(), 2);
     for r in &series.replicas {
         let s = r.samples.points();
@@ -61,16 +64,46 @@ fn lag_rises_under_load_and_ends_caught_up() {
         let mut gaps: Vec<f64> = s.windows(2).map(|w| w[1].t_ms - w[0].t_ms).collect();
         gaps.sort_by(f64::total_cmp);
         let median = gaps[gaps.len() / 2];
-        assert!((90.0..=160.0).contains(&median), "{}: median gap {median} ms", r.name);
-        assert!(gaps.last().unwrap() < &1000.0, "{}: a gap of {:?} ms", r.name, gaps.last());
+        assert!(
+            (90.0..=160.0).contains(&median),
+            "{}: median gap {median} ms",
+            r.name
+        );
+        assert!(
+            gaps.last().unwrap() < &1000.0,
+            "{}: a gap of {:?} ms",
+            r.name,
+            gaps.last()
+        );
         // Covering the load: from its start to after its end.
-        assert!(s[0].t_ms < 150.0, "{}: first sample at {} ms", r.name, s[0].t_ms);
-        assert!(s.last().unwrap().t_ms >= ended, "{}: sampling stopped before the load did", r.name);
+        assert!(
+            s[0].t_ms < 150.0,
+            "{}: first sample at {} ms",
+            r.name,
+            s[0].t_ms
+        );
+        assert!(
+            s.last().unwrap().t_ms >= ended,
+            "{}: sampling stopped before the load did",
+            r.name
+        );
         // Behind while the writes stream, caught up at the end.
         assert!(r.max_lag_bytes > 0, "{}: never behind under load", r.name);
-        assert_eq!(r.max_lag_bytes, s.iter().map(|x| x.lag_bytes).max().unwrap());
-        assert!(r.max_lag_at_ms <= ended + 150.0, "{}: peak after the load", r.name);
-        assert_eq!(s.last().unwrap().lag_bytes, 0, "{}: not caught up at the end", r.name);
+        assert_eq!(
+            r.max_lag_bytes,
+            s.iter().map(|x| x.lag_bytes).max().unwrap()
+        );
+        assert!(
+            r.max_lag_at_ms <= ended + 150.0,
+            "{}: peak after the load",
+            r.name
+        );
+        assert_eq!(
+            s.last().unwrap().lag_bytes,
+            0,
+            "{}: not caught up at the end",
+            r.name
+        );
         let c = r.catch_up_ms.expect("caught up");
         assert!(c < 5000.0, "{}: caught up after {c} ms", r.name);
         assert_eq!(r.unlisted_samples, 0);

@@ -190,16 +190,14 @@ pub struct Palette {
 }
 
 impl Palette {
-    pub fn new<'a>(
-        nodes: impl IntoIterator<Item = &'a str>,
-        figures: &[Figure],
-    ) -> Palette {
+    pub fn new<'a>(nodes: impl IntoIterator<Item = &'a str>, figures: &[Figure]) -> Palette {
         let mut names: Vec<String> = Vec::new();
         let mut seen = BTreeSet::new();
-        let all = nodes
-            .into_iter()
-            .map(str::to_string)
-            .chain(figures.iter().flat_map(|f| f.series.iter().map(|s| s.name.clone())));
+        let all = nodes.into_iter().map(str::to_string).chain(
+            figures
+                .iter()
+                .flat_map(|f| f.series.iter().map(|s| s.name.clone())),
+        );
         for n in all {
             if seen.insert(n.clone()) {
                 names.push(n);

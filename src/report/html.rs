@@ -93,14 +93,21 @@ fn tally<D: Details>(report: &Report<D>) -> String {
         "{} check{}: {}",
         report.checks.len(),
         if report.checks.len() == 1 { "" } else { "s" },
-        if parts.is_empty() { "none".into() } else { parts.join(", ") }
+        if parts.is_empty() {
+            "none".into()
+        } else {
+            parts.join(", ")
+        }
     )
 }
 
 fn manifest<D: Details>(report: &Report<D>) -> String {
     let m = &report.manifest;
     let rows = [
-        ("command line", format!("<code>{}</code>", esc(&m.args.join(" ")))),
+        (
+            "command line",
+            format!("<code>{}</code>", esc(&m.args.join(" "))),
+        ),
         ("started", esc(&m.started_at)),
         ("took", esc(&format!("{:.1} ms", m.duration_ms))),
         ("host", esc(&m.host)),

@@ -50,7 +50,10 @@ impl<D: Details> Report<D> {
                 links.push_str(&format!("_{}_\n\n", md_text(&f.caption)));
             }
         }
-        write_file(path, &text::render_with(self, text::Style::Markdown, &links))?;
+        write_file(
+            path,
+            &text::render_with(self, text::Style::Markdown, &links),
+        )?;
         written.insert(0, path.to_path_buf());
         Ok(written)
     }

@@ -83,7 +83,12 @@ pub struct LagSample {
 
 impl ReplicaLag {
     /// Fold one INFO in; the lag seen, or None when it was not listed online.
-    fn observe(&mut self, line: Option<&ReplicaLine>, master_offset: u64, t_ms: f64) -> Option<u64> {
+    fn observe(
+        &mut self,
+        line: Option<&ReplicaLine>,
+        master_offset: u64,
+        t_ms: f64,
+    ) -> Option<u64> {
         // Right after a (re)connection the master shows offset=0 until the
         // first ACK: that is not a lag of the whole stream.
         let Some(line) = line.filter(|l| l.state == "online" && l.offset > 0) else {

@@ -187,7 +187,8 @@ impl Slices {
             .push(LatencySlice::from_ns(start_ms(self.index), &self.current));
         self.current.reset();
         for empty in self.index + 1..index {
-            self.done.push(LatencySlice::from_ns(start_ms(empty), &self.current));
+            self.done
+                .push(LatencySlice::from_ns(start_ms(empty), &self.current));
         }
         self.index = index;
         if self.cap.is_some_and(|c| self.done.len() > c) {
@@ -228,7 +229,7 @@ impl<T> Thinned<T> {
     pub fn push(&mut self, point: T) {
         let every = self.every.max(1);
         self.offered += 1;
-        if (self.offered - 1) % every != 0 {
+        if !(self.offered - 1).is_multiple_of(every) {
             return;
         }
         if self.points.len() >= Self::CAP {
@@ -238,7 +239,7 @@ impl<T> Thinned<T> {
                 i % 2 == 1
             });
             self.every = every * 2;
-            if (self.offered - 1) % self.every != 0 {
+            if !(self.offered - 1).is_multiple_of(self.every) {
                 return;
             }
         }
@@ -296,8 +297,9 @@ mod tests {
     fn spectrum_rises_to_the_max_at_100_percent() {
         let s = spectrum(&hist(1..=100_000));
         assert!(s.len() > 50, "{}", s.len());
-        assert!(s.windows(2).all(|w| w[0].percentile <= w[1].percentile
-            && w[0].value_us <= w[1].value_us));
+        assert!(s
+            .windows(2)
+            .all(|w| w[0].percentile <= w[1].percentile && w[0].value_us <= w[1].value_us));
         let last = s.last().unwrap();
         assert_eq!(last.percentile, 100.0);
         assert!((last.value_us - 100_000.0).abs() / 1e5 < 0.001, "{last:?}");
@@ -327,7 +329,10 @@ mod tests {
         assert_eq!((s[2].start_ms, s[2].count), (2000.0, 1));
         assert!((s[2].max_us - 3000.0).abs() < 5.0);
         assert_eq!(t.per_100ms.len(), 26);
-        assert_eq!((t.per_100ms[25].start_ms, t.per_100ms[25].count), (2500.0, 1));
+        assert_eq!(
+            (t.per_100ms[25].start_ms, t.per_100ms[25].count),
+            (2500.0, 1)
+        );
         assert_eq!(t.per_100ms[1].count, 0);
     }
 
@@ -353,6 +358,9 @@ mod tests {
         let step = p[1] - p[0];
         assert!(p.windows(2).all(|w| w[1] - w[0] == step), "uneven");
         assert_eq!(step, 4);
-        assert_eq!(serde_json::to_string(&Thinned::from(vec![1, 2])).unwrap(), "[1,2]");
+        assert_eq!(
+            serde_json::to_string(&Thinned::from(vec![1, 2])).unwrap(),
+            "[1,2]"
+        );
     }
 }

@@ -137,12 +137,22 @@ pub fn perf_details(spectrum_scale: f64) -> Value {
 
 pub fn perf_json() -> Value {
     let mut checks = vec![
-        check("perf.requests", "pass", "15000000 requests in 5 round(s), median 985000 ops/s, p99 2.20 ms"),
+        check(
+            "perf.requests",
+            "pass",
+            "15000000 requests in 5 round(s), median 985000 ops/s, p99 2.20 ms",
+        ),
         check("perf.errors", "pass", "no error replies"),
     ];
     for (r, n) in REPLICAS.iter().enumerate() {
-        checks.push(check(&format!("{n}.catch_up"), "pass",
-            &format!("40000 bytes behind after the load, caught up in {} ms", 200 + r * 100)));
+        checks.push(check(
+            &format!("{n}.catch_up"),
+            "pass",
+            &format!(
+                "40000 bytes behind after the load, caught up in {} ms",
+                200 + r * 100
+            ),
+        ));
     }
     report("perf", Value::Array(checks), perf_details(1.0))
 }
@@ -199,13 +209,34 @@ pub fn check_json() -> Value {
     };
     let steps = vec![
         step("reachability", "pass", "4 nodes answer", Value::Null),
-        step("replication", "pass", "20 probes seen on every replica within 1s", replicate_details()),
-        step("expiry", "warn", "stopped serving 300 ms before its expected expiry", ttl_details()),
-        step("throughput", "fail", "below the floor: 985000 ops/s, floor 2000000 (--min-ops)", perf_details(0.5)),
+        step(
+            "replication",
+            "pass",
+            "20 probes seen on every replica within 1s",
+            replicate_details(),
+        ),
+        step(
+            "expiry",
+            "warn",
+            "stopped serving 300 ms before its expected expiry",
+            ttl_details(),
+        ),
+        step(
+            "throughput",
+            "fail",
+            "below the floor: 985000 ops/s, floor 2000000 (--min-ops)",
+            perf_details(0.5),
+        ),
     ];
     let checks: Vec<Value> = steps
         .iter()
-        .map(|s| check(s["name"].as_str().unwrap(), s["verdict"].as_str().unwrap(), s["reason"].as_str().unwrap()))
+        .map(|s| {
+            check(
+                s["name"].as_str().unwrap(),
+                s["verdict"].as_str().unwrap(),
+                s["reason"].as_str().unwrap(),
+            )
+        })
         .collect();
     report(
         "check",

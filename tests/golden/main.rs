@@ -67,7 +67,9 @@ fn perf_page_is_self_contained_and_titled_with_its_verdict() {
         .expect("a PASS badge");
     assert_eq!(badge.text(), Some("PASS"));
     // Nothing that could reach the network or run: no URL, script, link or image source.
-    for bad in ["http:", "https:", "<script", "<link", "src=", "url(", "@import", "<iframe"] {
+    for bad in [
+        "http:", "https:", "<script", "<link", "src=", "url(", "@import", "<iframe",
+    ] {
         assert!(!html.contains(bad), "the page contains {bad}");
     }
     for section in ["run", "tables", "checks", "figures"] {
@@ -79,7 +81,10 @@ fn perf_page_is_self_contained_and_titled_with_its_verdict() {
         .filter_map(|n| n.text())
         .collect();
     for want in ["replica3", "985000", "allkeys-lru"] {
-        assert!(cells.iter().any(|c| c.contains(want)), "no cell with {want}");
+        assert!(
+            cells.iter().any(|c| c.contains(want)),
+            "no cell with {want}"
+        );
     }
 }
 
@@ -99,7 +104,10 @@ fn perf_has_its_four_figures_with_labelled_axes() {
         "99.99%",
         "99.999%",
     ] {
-        assert!(spectrum.iter().any(|t| t == want), "spectrum lacks {want}: {spectrum:?}");
+        assert!(
+            spectrum.iter().any(|t| t == want),
+            "spectrum lacks {want}: {spectrum:?}"
+        );
     }
     let throughput = figure_svg(&doc, "throughput");
     let t = texts(throughput);
@@ -108,12 +116,19 @@ fn perf_has_its_four_figures_with_labelled_axes() {
     // 30 slices of 100 ms: one bar each (plus the legend's swatch).
     let bars = throughput
         .descendants()
-        .filter(|d| d.has_tag_name("rect") && d.attribute("fill").is_some_and(|f| f.eq_ignore_ascii_case("#0072b2")))
+        .filter(|d| {
+            d.has_tag_name("rect")
+                && d.attribute("fill")
+                    .is_some_and(|f| f.eq_ignore_ascii_case("#0072b2"))
+        })
         .count();
     assert_eq!(bars, 31, "bars in the throughput figure");
     let over_time = texts(figure_svg(&doc, "latency-over-time"));
     for want in ["p50", "p99", "latency (ms)"] {
-        assert!(over_time.contains(&want.to_string()), "{want}: {over_time:?}");
+        assert!(
+            over_time.contains(&want.to_string()),
+            "{want}: {over_time:?}"
+        );
     }
 }
 
@@ -128,13 +143,25 @@ fn replica_lag_draws_one_line_per_replica_in_its_colour() {
     for c in &want {
         assert!(drawn.contains(c), "no line in {c}: {drawn:?}");
     }
-    assert!(!drawn.contains(&pal.hex("master")), "the master has no lag line");
+    assert!(
+        !drawn.contains(&pal.hex("master")),
+        "the master has no lag line"
+    );
     let t = texts(svg);
-    for want in ["replica1", "replica2", "replica3", "offset lag (KiB)", "load ended"] {
+    for want in [
+        "replica1",
+        "replica2",
+        "replica3",
+        "offset lag (KiB)",
+        "load ended",
+    ] {
         assert!(t.contains(&want.to_string()), "{want}: {t:?}");
     }
     // The same node has the same colour in the topology table.
-    assert!(doc_text.contains(&format!("background:{}\"></span>replica2", pal.hex("replica2"))));
+    assert!(doc_text.contains(&format!(
+        "background:{}\"></span>replica2",
+        pal.hex("replica2")
+    )));
 }
 
 #[test]
@@ -154,8 +181,14 @@ fn check_page_colours_verdicts_and_titles_each_steps_figures() {
     assert_eq!(class_of("PASS"), "v v-pass");
     assert_eq!(class_of("WARN"), "v v-warn");
     assert_eq!(class_of("FAIL"), "v v-fail");
-    assert!(html.contains("td.v-pass { background: #dafbe1"), "PASS is green");
-    assert!(html.contains("td.v-fail { background: #ffebe9"), "FAIL is red");
+    assert!(
+        html.contains("td.v-pass { background: #dafbe1"),
+        "PASS is green"
+    );
+    assert!(
+        html.contains("td.v-fail { background: #ffebe9"),
+        "FAIL is red"
+    );
     for id in [
         "replication-visible-latency",
         "expiry-ttl",
@@ -171,7 +204,13 @@ fn check_page_colours_verdicts_and_titles_each_steps_figures() {
         );
     }
     let timeline = texts(figure_svg(&doc, "expiry-expiry-timeline"));
-    for want in ["master", "replica3", "expired", "DEL arrived", "expected expiry"] {
+    for want in [
+        "master",
+        "replica3",
+        "expired",
+        "DEL arrived",
+        "expected expiry",
+    ] {
         assert!(timeline.contains(&want.to_string()), "{want}: {timeline:?}");
     }
     let cdf = texts(figure_svg(&doc, "replication-visible-latency"));
@@ -220,14 +259,25 @@ fn markdown_file_links_svg_files_written_beside_it() {
     assert_eq!(written.len(), 5, "{written:?}");
     let md = std::fs::read_to_string(&path).unwrap();
     assert!(md.starts_with("# redlab perf: PASS\n"));
-    for id in ["latency-spectrum", "throughput", "latency-over-time", "replica-lag"] {
+    for id in [
+        "latency-spectrum",
+        "throughput",
+        "latency-over-time",
+        "replica-lag",
+    ] {
         let name = format!("run-{id}.svg");
-        assert!(md.contains(&format!("]({name})")), "no link to {name}:\n{md}");
+        assert!(
+            md.contains(&format!("]({name})")),
+            "no link to {name}:\n{md}"
+        );
         let svg = std::fs::read_to_string(dir.path().join(&name)).unwrap();
         let doc = parse(&svg);
         let root = doc.root_element();
         assert_eq!(root.tag_name().name(), "svg");
-        assert_eq!(root.tag_name().namespace(), Some("http://www.w3.org/2000/svg"));
+        assert_eq!(
+            root.tag_name().namespace(),
+            Some("http://www.w3.org/2000/svg")
+        );
         assert!(root.attribute("viewBox").is_some());
     }
     // On stdout there is nowhere to put them: the markdown says how to get them.
@@ -245,7 +295,10 @@ fn json_keeps_the_series_and_reads_back_to_the_same_page() {
     assert_eq!(lag["name"], "replica2");
     assert_eq!(lag["samples"][5]["t_ms"], 500.0);
     assert!(v["details"]["latency_spectrum"].as_array().unwrap().len() > 50);
-    assert_eq!(v["details"]["per_100ms_latency"].as_array().unwrap().len(), 30);
+    assert_eq!(
+        v["details"]["per_100ms_latency"].as_array().unwrap().len(),
+        30
+    );
     let again: Report<redlab::cmd::perf::PerfDetails> = serde_json::from_value(v).unwrap();
     assert_eq!(
         again.render(Format::Html).unwrap(),
@@ -263,28 +316,57 @@ fn a_drill_timeline_shades_the_unavailability_window() {
         "",
     );
     let mut master = Series::new("master", Vec::new());
-    master.marks.push(Mark { x: 1.0, label: "killed".into() });
+    master.marks.push(Mark {
+        x: 1.0,
+        label: "killed".into(),
+    });
     let mut r1 = Series::new("replica1", Vec::new());
-    r1.marks.push(Mark { x: 4.2, label: "promoted".into() });
-    r1.spans.push(Band { from: 1.0, to: 4.2, label: "no master".into() });
+    r1.marks.push(Mark {
+        x: 4.2,
+        label: "promoted".into(),
+    });
+    r1.spans.push(Band {
+        from: 1.0,
+        to: 4.2,
+        label: "no master".into(),
+    });
     f.series = vec![master, r1];
-    f.shaded.push(Band { from: 1.0, to: 4.6, label: "writes refused".into() });
-    f.rules.push(Rule { x: 4.6, label: "first write accepted".into() });
+    f.shaded.push(Band {
+        from: 1.0,
+        to: 4.6,
+        label: "writes refused".into(),
+    });
+    f.rules.push(Rule {
+        x: 4.6,
+        label: "first write accepted".into(),
+    });
     let svg = plot::svg(&f, &palette()).unwrap();
     let doc = parse(&svg);
     let t = texts(doc.root_element());
-    for want in ["Failover drill", "master", "replica1", "killed", "promoted", "writes refused", "first write accepted", "time since the drill started (s)"] {
+    for want in [
+        "Failover drill",
+        "master",
+        "replica1",
+        "killed",
+        "promoted",
+        "writes refused",
+        "first write accepted",
+        "time since the drill started (s)",
+    ] {
         assert!(t.contains(&want.to_string()), "{want}: {t:?}");
     }
     // The shaded window is a translucent rectangle across the plot.
     assert!(doc.descendants().any(|n| n.has_tag_name("rect")
-        && n.attribute("opacity").and_then(|o| o.parse::<f64>().ok()).is_some_and(|o| o > 0.0 && o < 0.5)));
+        && n.attribute("opacity")
+            .and_then(|o| o.parse::<f64>().ok())
+            .is_some_and(|o| o > 0.0 && o < 0.5)));
 }
 
 #[test]
 fn figure_text_is_escaped() {
     let mut f = Figure::new("x", "a <b> & \"c\"", Kind::Line, "x & y (s)", "<y>");
-    f.series.push(Series::new("master", vec![(0.0, 1.0), (1.0, 2.0)]).label("p<50>"));
+    f.series
+        .push(Series::new("master", vec![(0.0, 1.0), (1.0, 2.0)]).label("p<50>"));
     let svg = plot::svg(&f, &palette()).unwrap();
     let doc = parse(&svg);
     let t = texts(doc.root_element());
@@ -323,10 +405,17 @@ fn redlab_report_renders_a_saved_report_as_html_and_markdown() {
     assert!(by_id(&doc, "fig-replica-lag").is_some());
     assert_eq!(html, fabricate::perf().render(Format::Html).unwrap());
 
-    let (code, table, err) = redlab(&["report", "perf.json", "--output", "out/perf.md"], dir.path());
+    let (code, table, err) = redlab(
+        &["report", "perf.json", "--output", "out/perf.md"],
+        dir.path(),
+    );
     assert_eq!(code, 0, "{err}");
     assert!(table.starts_with("redlab perf: PASS\n"), "{table}");
-    for f in ["perf.md", "perf-latency-spectrum.svg", "perf-replica-lag.svg"] {
+    for f in [
+        "perf.md",
+        "perf-latency-spectrum.svg",
+        "perf-replica-lag.svg",
+    ] {
         assert!(dir.path().join("out").join(f).is_file(), "no {f}");
     }
     // A saved failure renders; rendering it is not itself a failure.
@@ -347,7 +436,14 @@ fn redlab_report_compare_overlays_two_spectra_with_a_table_of_deltas() {
     old["details"] = fabricate::perf_details(0.7);
     saved(dir.path(), "old.json", &old);
     let (code, html, err) = redlab(
-        &["report", "new.json", "--compare", "old.json", "--format", "html"],
+        &[
+            "report",
+            "new.json",
+            "--compare",
+            "old.json",
+            "--format",
+            "html",
+        ],
         dir.path(),
     );
     assert_eq!(code, 0, "{err}");
@@ -361,21 +457,39 @@ fn redlab_report_compare_overlays_two_spectra_with_a_table_of_deltas() {
     f.series.push(Series::new("other run", vec![]));
     let pal = Palette::new(["master", "replica1", "replica2", "replica3"], &[f]);
     let drawn = line_colours(svg);
-    assert!(drawn.contains(&pal.hex("master")) && drawn.contains(&pal.hex("other run")), "{drawn:?}");
-    assert!(by_id(&doc, "fig-latency-spectrum").is_none(), "the single spectrum is replaced");
-    let h3: Vec<&str> = doc.descendants().filter(|n| n.has_tag_name("h3")).filter_map(|n| n.text()).collect();
+    assert!(
+        drawn.contains(&pal.hex("master")) && drawn.contains(&pal.hex("other run")),
+        "{drawn:?}"
+    );
+    assert!(
+        by_id(&doc, "fig-latency-spectrum").is_none(),
+        "the single spectrum is replaced"
+    );
+    let h3: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("h3"))
+        .filter_map(|n| n.text())
+        .collect();
     assert!(h3.contains(&"Compared with old.json"), "{h3:?}");
     // Latency 1/0.7 of the other run's: p99 is worse by ~43 %.
     let row: String = doc
         .descendants()
         .filter(|n| n.has_tag_name("tr"))
-        .map(|tr| tr.children().filter_map(|c| c.text()).collect::<Vec<_>>().join("|"))
+        .map(|tr| {
+            tr.children()
+                .filter_map(|c| c.text())
+                .collect::<Vec<_>>()
+                .join("|")
+        })
         .find(|r| r.starts_with("p99|"))
         .expect("a p99 row");
     assert!(row.contains("+42.9 % (worse)"), "{row}");
 
     saved(dir.path(), "check.json", &fabricate::check_json());
-    let (code, _, err) = redlab(&["report", "new.json", "--compare", "check.json"], dir.path());
+    let (code, _, err) = redlab(
+        &["report", "new.json", "--compare", "check.json"],
+        dir.path(),
+    );
     assert_eq!(code, 2);
     assert!(err.contains("check.json is a check report"), "{err}");
 }
@@ -389,7 +503,10 @@ fn redlab_report_falls_back_on_details_it_cannot_read() {
     let (code, out, err) = redlab(&["report", "stopped.json"], dir.path());
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("showing them as saved"), "{err}");
-    assert!(out.contains("interrupted") && out.contains("perf.requests"), "{out}");
+    assert!(
+        out.contains("interrupted") && out.contains("perf.requests"),
+        "{out}"
+    );
     std::fs::write(dir.path().join("x.json"), "[1, 2]").unwrap();
     let (code, _, err) = redlab(&["report", "x.json"], dir.path());
     assert_eq!(code, 2);
@@ -400,9 +517,14 @@ fn redlab_report_falls_back_on_details_it_cannot_read() {
 fn report_takes_a_file_name_that_says_its_format() {
     let dir = tempfile::tempdir().unwrap();
     saved(dir.path(), "perf.json", &fabricate::perf_json());
-    let (code, _, err) = redlab(&["report", "perf.json", "--report", "again.html"], dir.path());
+    let (code, _, err) = redlab(
+        &["report", "perf.json", "--report", "again.html"],
+        dir.path(),
+    );
     assert_eq!(code, 0, "{err}");
-    assert!(std::fs::read_to_string(dir.path().join("again.html")).unwrap().contains("<svg"));
+    assert!(std::fs::read_to_string(dir.path().join("again.html"))
+        .unwrap()
+        .contains("<svg"));
     let (code, _, err) = redlab(&["--report", "perf", "lab", "status"], dir.path());
     assert_eq!(code, 2);
     assert!(err.contains("not a report file name"), "{err}");

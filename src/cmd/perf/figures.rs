@@ -81,7 +81,11 @@ fn throughput(d: &PerfDetails) -> Option<Figure> {
     let (slices, width) = slices(d);
     // Over TLS there are no slices, only the engine's count per second.
     let counts: Vec<(f64, u64)> = if slices.is_empty() {
-        d.per_second_ops.iter().enumerate().map(|(i, n)| (i as f64, *n)).collect()
+        d.per_second_ops
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i as f64, *n))
+            .collect()
     } else {
         slices.iter().map(|s| (s.start_ms / 1e3, s.count)).collect()
     };
@@ -122,7 +126,8 @@ fn throughput(d: &PerfDetails) -> Option<Figure> {
         "throughput (ops/s)",
     )
     .caption(caption);
-    f.series.push(Series::new(MASTER, points).label("requests completed"));
+    f.series
+        .push(Series::new(MASTER, points).label("requests completed"));
     Some(f)
 }
 
@@ -155,13 +160,19 @@ fn latency_over_time(d: &PerfDetails) -> Option<Figure> {
         slice_name(width)
     ));
     f.series.push(
-        Series::new(MASTER, busy.iter().map(|s| (mid(s), s.p50_us / div)).collect())
-            .label("p50"),
+        Series::new(
+            MASTER,
+            busy.iter().map(|s| (mid(s), s.p50_us / div)).collect(),
+        )
+        .label("p50"),
     );
     f.series.push(
-        Series::new(MASTER, busy.iter().map(|s| (mid(s), s.p99_us / div)).collect())
-            .label("p99")
-            .dashed(),
+        Series::new(
+            MASTER,
+            busy.iter().map(|s| (mid(s), s.p99_us / div)).collect(),
+        )
+        .label("p99")
+        .dashed(),
     );
     Some(f)
 }

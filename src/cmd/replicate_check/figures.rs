@@ -27,7 +27,11 @@ pub fn figures(d: &ReplicateDetails) -> Vec<Figure> {
          their SET on the master: the further left a curve reaches 100 %, the faster writes arrive.",
         d.probes
     ));
-    for r in d.replicas.iter().filter(|r| !r.visible_distribution.is_empty()) {
+    for r in d
+        .replicas
+        .iter()
+        .filter(|r| !r.visible_distribution.is_empty())
+    {
         // A probe that never became visible keeps the curve below 100 %.
         let tried = (r.probes_seen + r.probes_missed).max(1) as f64;
         let share = r.probes_seen as f64 / tried;

@@ -36,13 +36,7 @@ pub fn run(
         other: other.details,
         this: this.details,
     };
-    let report = Report::new(
-        "perf",
-        this.manifest,
-        this.nodes,
-        this.checks,
-        compared,
-    );
+    let report = Report::new("perf", this.manifest, this.nodes, this.checks, compared);
     crate::emit(g, report).map(|_| ())
 }
 
@@ -54,8 +48,12 @@ fn perf(path: &Path, v: serde_json::Value) -> Result<Report<PerfDetails>> {
             path.display()
         );
     }
-    serde_json::from_value(v)
-        .with_context(|| format!("{}: its perf details do not read as this redlab's", path.display()))
+    serde_json::from_value(v).with_context(|| {
+        format!(
+            "{}: its perf details do not read as this redlab's",
+            path.display()
+        )
+    })
 }
 
 /// This run's details, with the other run and the differences.
@@ -86,6 +84,9 @@ pub struct Delta {
     pub better: Option<bool>,
 }
 
+/// A latency figure's name and how to read it.
+type Pick = fn(&LatencyUs) -> f64;
+
 fn deltas(this: &PerfDetails, other: &PerfDetails) -> Vec<Delta> {
     let mut out = vec![delta(
         "throughput_ops_per_sec",
@@ -93,7 +94,7 @@ fn deltas(this: &PerfDetails, other: &PerfDetails) -> Vec<Delta> {
         other.throughput_ops_per_sec,
         true,
     )];
-    let pick: [(&str, fn(&LatencyUs) -> f64); 7] = [
+    let pick: [(&str, Pick); 7] = [
         ("p50_us", |l| l.p50_us),
         ("p90_us", |l| l.p90_us),
         ("p99_us", |l| l.p99_us),

@@ -69,10 +69,7 @@ fn timeline(d: &TtlWatchDetails) -> Option<Figure> {
         x: 0.0,
         label: "expected expiry".into(),
     });
-    f.series
-        .iter()
-        .any(|s| !s.marks.is_empty())
-        .then_some(f)
+    f.series.iter().any(|s| !s.marks.is_empty()).then_some(f)
 }
 
 fn lane(d: &TtlWatchDetails, n: &NodeExpiry) -> Series {
