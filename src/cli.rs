@@ -99,9 +99,10 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "PATH")]
     pub output: Option<PathBuf>,
 
-    /// Write the report to reports/<subcommand>-<UTC timestamp>.<ext>.
-    #[arg(long, global = true)]
-    pub report: bool,
+    /// Write the report to reports/<subcommand>-<UTC timestamp>.<ext>, or to
+    /// PATH when given (format from --format, else from its extension: .html, .md, .json, .xml).
+    #[arg(long, global = true, value_name = "PATH", num_args = 0..=1, value_parser = parse_report_path)]
+    pub report: Option<Option<PathBuf>>,
 
     /// No progress output on stderr.
     #[arg(long, short, global = true)]
@@ -129,6 +130,8 @@ pub enum FormatArg {
     Markdown,
     Json,
     Junit,
+    /// One self-contained page with the figures (no scripts, nothing fetched).
+    Html,
 }
 
 #[derive(Debug, Subcommand)]
@@ -149,6 +152,9 @@ pub enum Command {
     TtlWatch(TtlWatchArgs),
     /// The live walkthrough: cache-aside, replication and expiry, step by step.
     Demo(DemoArgs),
+    /// Render a saved JSON report again (--format html|markdown|table, --output PATH),
+    /// or two perf reports side by side (--compare).
+    Report(ReportArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -263,6 +269,19 @@ pub struct PerfArgs {
     /// How long the replicas may take to catch up after the load.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub settle: Duration,
+}
+
+/// A report file name must say its format: `--report perf` before the
+/// subcommand would otherwise swallow the subcommand's name.
+fn parse_report_path(s: &str) -> Result<PathBuf, String> {
+    let known = ["html", "htm", "md", "markdown", "json", "xml", "txt"];
+    match std::path::Path::new(s).extension().and_then(|e| e.to_str()) {
+        Some(e) if known.contains(&e) => Ok(PathBuf::from(s)),
+        _ => Err(format!(
+            "'{s}' is not a report file name: end it in .html, .md, .json, .xml or .txt \
+             (or give --report last, without a name, for reports/<subcommand>-<time>.json)"
+        )),
+    }
 }
 
 fn parse_ratio(s: &str) -> Result<(u32, u32), String> {
@@ -402,6 +421,16 @@ pub struct DemoArgs {
     pub interactive: bool,
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// A JSON report written by redlab (`--format json`, or `--report` without a name).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Another perf JSON report: its latency spectrum drawn over FILE's, and a table of deltas.
+    #[arg(long, value_name = "OTHER")]
+    pub compare: Option<PathBuf>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,6 +451,7 @@ mod tests {
         for sub in Cli::command().get_subcommands() {
             let args = match sub.get_name() {
                 "lab" => vec!["redlab", "lab", "status"],
+                "report" => vec!["redlab", "report", "saved.json"],
                 name => vec!["redlab", name],
             };
             let cli = Cli::try_parse_from(args).unwrap();

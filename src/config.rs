@@ -9,6 +9,7 @@ use anyhow::Result;
 use crate::cli::{
     Cli, Command, DemoArgs, FailOnArg, FormatArg, LabAction, PerfWorkload, StatsArgs, TtlWatchArgs,
 };
+use crate::cmd::report as report_cmd;
 use crate::cmd::{check, demo, keycount, lab, perf, replicate_check, stats, ttl_watch};
 use crate::report::{FailOn, Format};
 use crate::topology::TopologySpec;
@@ -36,8 +37,8 @@ pub struct Output {
     pub format: Option<Format>,
     /// `--output PATH`.
     pub path: Option<PathBuf>,
-    /// `--report`: a file under reports/.
-    pub report: bool,
+    /// `--report [PATH]`: PATH, or a file under reports/ (`Some(None)`).
+    pub report: Option<Option<PathBuf>>,
     /// No progress, no narrative.
     pub quiet: bool,
 }
@@ -46,8 +47,11 @@ impl Output {
     /// A machine format (JSON, JUnit) goes to stdout: nothing else may.
     pub fn machine_stdout(&self) -> bool {
         self.path.is_none()
-            && !self.report
-            && matches!(self.format, Some(Format::Json | Format::Junit))
+            && self.report.is_none()
+            && matches!(
+                self.format,
+                Some(Format::Json | Format::Junit | Format::Html)
+            )
     }
 }
 
@@ -61,6 +65,8 @@ pub enum Job {
     Stats(stats::Config),
     TtlWatch(ttl_watch::Config),
     Demo(demo::Config),
+    /// Render a saved report again (no topology).
+    Report(report_cmd::Config),
 }
 
 impl Job {
@@ -75,6 +81,7 @@ impl Job {
             Job::Stats(_) => "stats",
             Job::TtlWatch(_) => "ttl-watch",
             Job::Demo(_) => "demo",
+            Job::Report(_) => "report",
         }
     }
 }
@@ -84,7 +91,7 @@ pub fn resolve(cli: &Cli) -> Result<(Settings, Job)> {
     let output = Output {
         format: g.format.map(format),
         path: g.output.clone(),
-        report: g.report,
+        report: g.report.clone(),
         quiet: g.quiet,
     };
     let settings = Settings {
@@ -156,6 +163,10 @@ fn job(command: &Command, settings: &Settings) -> Job {
         Command::Stats(a) => Job::Stats(stats_config(a, out)),
         Command::TtlWatch(a) => Job::TtlWatch(ttl_watch_config(a, out)),
         Command::Demo(a) => Job::Demo(demo_config(a, out)),
+        Command::Report(a) => Job::Report(report_cmd::Config {
+            file: a.file.clone(),
+            compare: a.compare.clone(),
+        }),
     }
 }
 
@@ -165,6 +176,7 @@ fn format(f: FormatArg) -> Format {
         FormatArg::Markdown => Format::Markdown,
         FormatArg::Json => Format::Json,
         FormatArg::Junit => Format::Junit,
+        FormatArg::Html => Format::Html,
     }
 }
 

@@ -2,7 +2,7 @@
 //! the end, never raw samples.
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A histogram of nanoseconds, 3 significant figures, growing as needed.
 pub fn histogram() -> Histogram<u64> {
@@ -21,7 +21,7 @@ pub fn record_n(h: &mut Histogram<u64>, value: u64, n: u64) {
 }
 
 /// Latency summary in microseconds (recorded in nanoseconds).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LatencyUs {
     /// Number of samples.
     pub count: u64,

@@ -14,6 +14,7 @@ pub mod loadgen;
 pub mod replication;
 pub mod report;
 pub mod run;
+pub mod series;
 pub mod survey;
 pub mod topology;
 pub mod ui;
@@ -55,8 +56,13 @@ impl Outcome {
 pub async fn run(cli: Cli) -> Result<Outcome> {
     // Listen before anything starts: a signal during --spawn's start-up must
     // still stop the servers (they sit in their own process group).
-    let mut signals = Signals::new()?;
     let (settings, job) = config::resolve(&cli)?;
+    // Rendering a saved report needs no topology, lab or signal handling.
+    let job = match job {
+        Job::Report(c) => return cmd::report::run(c, &settings).map(Outcome::Done),
+        other => other,
+    };
+    let mut signals = Signals::new()?;
     let g = &settings;
     let out = &settings.output;
     let mut topology = Topology::from_spec(&g.topology)?;
@@ -190,17 +196,18 @@ async fn dispatch(job: Job, out: &Settings, ctx: &Ctx) -> Result<Verdict> {
         Job::Stats(c) => emit(out, cmd::stats::run(c, ctx).await?),
         Job::TtlWatch(c) => emit(out, cmd::ttl_watch::run(c, ctx).await?),
         Job::Demo(c) => emit(out, cmd::demo::run(c, ctx).await?),
+        Job::Report(c) => cmd::report::run(c, out),
     }
 }
 
 /// Print the report to stdout and write the files asked for; a failing run's
 /// report is written too.
-fn emit<D: Details>(settings: &Settings, mut report: Report<D>) -> Result<Verdict> {
+pub(crate) fn emit<D: Details>(settings: &Settings, mut report: Report<D>) -> Result<Verdict> {
     if settings.fail_on == report::FailOn::Warn {
         report.warnings_fatal();
     }
     let g = &settings.output;
-    let to_file = g.path.is_some() || g.report;
+    let to_file = g.path.is_some() || g.report.is_some();
     let stdout_format = if to_file {
         (!g.quiet).then_some(Format::Table)
     } else {
@@ -218,15 +225,17 @@ fn emit<D: Details>(settings: &Settings, mut report: Report<D>) -> Result<Verdic
         }
     }
     if let Some(path) = &g.path {
-        report::write_file(
-            path,
-            &report.render(report::format_for_path(path, g.format))?,
-        )?;
+        report.write_to(path, report::format_for_path(path, g.format))?;
     }
-    if g.report {
-        let f = g.format.unwrap_or(Format::Json);
-        let path = report::default_path(&report.command, f);
-        report::write_file(&path, &report.render(f)?)?;
+    if let Some(named) = &g.report {
+        let (path, f) = match named {
+            Some(p) => (p.clone(), report::format_for_path(p, g.format)),
+            None => {
+                let f = g.format.unwrap_or(Format::Json);
+                (report::default_path(&report.command, f), f)
+            }
+        };
+        report.write_to(&path, f)?;
         eprintln!("redlab: report written to {}", path.display());
     }
     Ok(report.verdict)

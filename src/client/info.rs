@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default)]
 pub struct Info {
@@ -22,7 +22,7 @@ pub struct ReplicaLine {
 }
 
 /// One `dbN:` line of INFO keyspace.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DbCounts {
     pub keys: u64,
     pub expires: u64,

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::client::{Conn, DbCounts, NodeError};
 use crate::replication::{self, Standing};
@@ -18,7 +18,7 @@ pub struct Config {
     pub settle: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NodeStatus {
     /// Its counts equal the master's in every db.
@@ -36,7 +36,7 @@ pub enum NodeStatus {
     Master,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct KeycountDetails {
     /// Bound on waiting for the replicas to catch up, ms.
     pub settle_ms: f64,
@@ -50,7 +50,7 @@ pub struct KeycountDetails {
     pub mismatches: Vec<Mismatch>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeCounts {
     pub name: String,
     pub address: String,
@@ -61,7 +61,7 @@ pub struct NodeCounts {
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Mismatch {
     pub node: String,
     pub db: String,

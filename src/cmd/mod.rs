@@ -6,5 +6,6 @@ pub mod keycount;
 pub mod lab;
 pub mod perf;
 pub mod replicate_check;
+pub mod report;
 pub mod stats;
 pub mod ttl_watch;

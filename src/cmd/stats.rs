@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Result;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::client::DbCounts;
 use crate::report::{render_sections, Check, Details, Report, Section, Verdict};
@@ -34,7 +34,7 @@ pub struct StatsDetails {
     pub nodes: Vec<NodeStats>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct NodeStats {
     pub name: String,
     /// host:port.

@@ -251,7 +251,7 @@ impl Conn {
                 classify(&mut stats, reply);
                 if let Some((first_due, interval)) = batch.sched {
                     let due = (first_due + got as f64 * interval) as u64;
-                    crate::latency::record_n(&mut stats.latency, now.saturating_sub(due), 1);
+                    stats.record_latency(now, now.saturating_sub(due), 1);
                 }
                 replies += 1;
             }
@@ -262,7 +262,7 @@ impl Conn {
             if batch.sched.is_none() {
                 // Closed loop: all replies in this chunk share one latency.
                 let lat = now.saturating_sub(batch.t0);
-                crate::latency::record_n(&mut stats.latency, lat, replies);
+                stats.record_latency(now, lat, replies);
             }
             stats.add_completed(now, replies);
             if let Some(p) = &shared.cfg.progress {

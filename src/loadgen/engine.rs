@@ -124,6 +124,8 @@ pub struct EngineResult {
     /// Completed ops in each second of the run (last partial second included).
     pub per_second: Vec<u64>,
     pub open_loop: bool,
+    /// Latency of the replies read in each second and 100 ms (empty on the TLS path).
+    pub latency_timeline: crate::series::LatencyTimeline,
 }
 
 impl EngineResult {
@@ -267,6 +269,8 @@ pub(crate) struct Stats {
     pub misses: u64,
     pub errors: BTreeMap<String, u64>,
     pub per_second: Vec<u64>,
+    /// Latency over time, next to the whole run's histogram.
+    pub latency_timeline: crate::series::LatencyRecorder,
 }
 
 impl Stats {
@@ -283,7 +287,16 @@ impl Stats {
             misses: 0,
             errors: BTreeMap::new(),
             per_second: Vec::new(),
+            latency_timeline: Default::default(),
         }
+    }
+
+    /// Record `n` replies of `latency_ns` read at `now_ns` (since start), in
+    /// the run's histogram and in the current second's.
+    #[inline]
+    pub fn record_latency(&mut self, now_ns: u64, latency_ns: u64, n: u64) {
+        crate::latency::record_n(&mut self.latency, latency_ns, n);
+        self.latency_timeline.record(now_ns, latency_ns, n);
     }
 
     /// Count `n` completions that arrived at `now_ns` (since start).
@@ -372,5 +385,6 @@ fn finish(shared: &Shared, elapsed_ns: u64) -> Result<EngineResult> {
         elapsed_ns,
         per_second,
         open_loop: shared.cfg.rate.is_some(),
+        latency_timeline: std::mem::take(&mut stats.latency_timeline).finish(),
     })
 }

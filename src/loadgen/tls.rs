@@ -99,6 +99,7 @@ pub async fn run(node: &Node, cfg: &EngineConfig) -> Result<EngineResult> {
         elapsed_ns: (start.elapsed().as_nanos() as u64).max(1),
         per_second: total.per_second,
         open_loop: false,
+        latency_timeline: Default::default(),
     })
 }
 

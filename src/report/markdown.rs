@@ -23,6 +23,12 @@ impl Markup for MarkdownExporter {
     fn footer(&self, text: &str) -> String {
         format!("\n_{text}_\n")
     }
+    fn extra(&self, doc: &Document<'_>) -> String {
+        match &doc.figure_links {
+            Some(links) => links.clone(),
+            None => super::output::markdown_stdout_note(&doc.figures),
+        }
+    }
 }
 
 /// One section as a heading, a pipe table and a bullet list of notes.

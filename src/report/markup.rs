@@ -9,6 +9,11 @@ pub(super) trait Markup {
     fn section(&self, s: &Section) -> String;
     fn footer(&self, text: &str) -> String;
 
+    /// What goes between the checks and the footer (markdown's figures).
+    fn extra(&self, _doc: &Document<'_>) -> String {
+        String::new()
+    }
+
     fn walk(&self, doc: &Document<'_>) -> String {
         let mut sections = vec![nodes_section(doc.nodes)];
         sections.extend(doc.sections.iter().cloned());
@@ -18,6 +23,7 @@ pub(super) trait Markup {
             out.push('\n');
             out.push_str(&self.section(s));
         }
+        out.push_str(&self.extra(doc));
         let m = doc.manifest;
         out.push_str(&self.footer(&format!(
             "redlab {} on {}, started {}, took {:.1} ms, run {}: {}",
@@ -32,7 +38,7 @@ pub(super) trait Markup {
     }
 }
 
-fn nodes_section(nodes: &[NodeInfo]) -> Section {
+pub(super) fn nodes_section(nodes: &[NodeInfo]) -> Section {
     let mut s = Section::new(
         "Topology",
         &[

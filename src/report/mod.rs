@@ -2,18 +2,25 @@
 //! turn them into a terminal table, markdown, JSON or JUnit; subcommands never
 //! format output themselves.
 
+pub mod figure;
+mod html;
 mod json;
 mod junit;
 mod markdown;
 mod markup;
+mod output;
+pub mod plot;
 mod table;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+pub use figure::Figure;
 pub use table::human_bytes;
+
+use figure::Palette;
 
 /// The formats a report renders to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +29,8 @@ pub enum Format {
     Markdown,
     Json,
     Junit,
+    /// One self-contained page with the figures.
+    Html,
 }
 
 /// One format's renderer (hyperfine's `Exporter`): every format gets the same
@@ -37,11 +46,12 @@ pub fn exporter(format: Format) -> Box<dyn Exporter> {
         Format::Markdown => Box::new(markdown::MarkdownExporter),
         Format::Json => Box::new(json::JsonExporter),
         Format::Junit => Box::new(junit::JunitExporter),
+        Format::Html => Box::new(html::HtmlExporter),
     }
 }
 
 /// A report as the exporters see it: the common parts, its details turned
-/// into tables, and its JSON on demand.
+/// into tables and figures, and its JSON on demand.
 pub struct Document<'a> {
     pub command: &'a str,
     pub verdict: Verdict,
@@ -50,6 +60,12 @@ pub struct Document<'a> {
     pub checks: &'a [Check],
     /// The subcommand's own tables, in order.
     pub sections: Vec<Section>,
+    /// Its figures worth drawing, and one colour per node across them.
+    pub figures: Vec<Figure>,
+    pub palette: Palette,
+    /// Markdown only: links to the figures written beside the file (None on
+    /// stdout, where a note says how to get them).
+    pub figure_links: Option<String>,
     /// The whole report as pretty JSON.
     pub json: &'a dyn Fn() -> Result<String>,
 }
@@ -58,7 +74,7 @@ pub struct Document<'a> {
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Ordered from least to most severe: a run's verdict is its worst check's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     /// Not performed (nothing to check, a node unreachable, --skip): no
@@ -96,7 +112,7 @@ pub enum FailOn {
 }
 
 /// One named check with its outcome and a one-line reason.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Check {
     /// Stable name, e.g. `replica1.link` or `parity.db0`.
     pub name: String,
@@ -130,7 +146,7 @@ impl Check {
 }
 
 /// Facts about one node, as every report shows them.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeInfo {
     /// `master`, `replica1`, ...
     pub name: String,
@@ -153,7 +169,7 @@ pub struct NodeInfo {
 }
 
 /// What the run was: reproducible context for every report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
     /// redlab's version.
     pub redlab_version: String,
@@ -196,9 +212,14 @@ impl Section {
 pub trait Details: Serialize {
     /// The tables a human sees, in order.
     fn sections(&self) -> Vec<Section>;
+
+    /// The plots of its series (HTML inline, markdown as SVG files beside it).
+    fn figures(&self) -> Vec<Figure> {
+        Vec::new()
+    }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Report<D: Details> {
     /// Version of this JSON layout.
     pub schema_version: u32,
@@ -248,11 +269,17 @@ impl<D: Details> Report<D> {
     }
 
     pub fn render(&self, format: Format) -> Result<String> {
+        self.export(format, None)
+    }
+
+    /// Render through the format's exporter; `figure_links` as in `Document`.
+    pub(crate) fn export(&self, format: Format, figure_links: Option<String>) -> Result<String> {
         let json = || -> Result<String> {
             let mut s = serde_json::to_string_pretty(self).context("encoding the JSON report")?;
             s.push('\n');
             Ok(s)
         };
+        let (figures, palette) = self.figures();
         let doc = Document {
             command: &self.command,
             verdict: self.verdict,
@@ -260,6 +287,9 @@ impl<D: Details> Report<D> {
             nodes: &self.nodes,
             checks: &self.checks,
             sections: self.details.sections(),
+            figures,
+            palette,
+            figure_links,
             json: &json,
         };
         exporter(format).export(&doc)
@@ -286,6 +316,7 @@ pub fn render_sections(sections: &[Section], format: Format) -> String {
 pub fn format_for_path(path: &Path, asked: Option<Format>) -> Format {
     asked.unwrap_or_else(|| match path.extension().and_then(|e| e.to_str()) {
         Some("md") | Some("markdown") => Format::Markdown,
+        Some("html") | Some("htm") => Format::Html,
         Some("xml") => Format::Junit,
         Some("txt") => Format::Table,
         _ => Format::Json,
@@ -298,6 +329,7 @@ pub fn extension(format: Format) -> &'static str {
         Format::Markdown => "md",
         Format::Json => "json",
         Format::Junit => "xml",
+        Format::Html => "html",
     }
 }
 

@@ -2,6 +2,7 @@
 //! of the topology, each ends pass, warn or fail with a one-line reason, and
 //! the report is one testcase per check in JUnit.
 
+mod figures;
 mod lint;
 mod steps;
 
@@ -10,7 +11,7 @@ use std::pin::Pin;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cmd::{keycount, replicate_check};
 use crate::report::{Check, Details, FailOn, Report, Section, Verdict};
@@ -127,7 +128,7 @@ pub fn select(
     (selected, skipped, unknown)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct CheckDetails {
     /// Every check that ran, in order, with its findings.
     pub checks: Vec<CheckRun>,
@@ -142,7 +143,7 @@ pub struct CheckDetails {
     pub refused: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct CheckRun {
     pub name: String,
     pub verdict: Verdict,
@@ -290,10 +291,21 @@ impl Details for CheckDetails {
         let mut out: Vec<Section> = self
             .checks
             .iter()
-            .flat_map(|r| r.sections.clone())
+            .flat_map(|r| {
+                // Read back from JSON, a step has no tables: rebuild them from its details.
+                if r.sections.is_empty() {
+                    figures::sections(r)
+                } else {
+                    r.sections.clone()
+                }
+            })
             .collect();
         out.push(findings);
         out
+    }
+
+    fn figures(&self) -> Vec<crate::report::Figure> {
+        figures::figures(self)
     }
 }
 

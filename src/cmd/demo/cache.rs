@@ -5,13 +5,13 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Result;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::client::Conn;
 use crate::duration::ms;
 use crate::run::Ctx;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Lookup {
     /// The query text.
     pub query: String,

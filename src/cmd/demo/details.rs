@@ -1,7 +1,7 @@
 //! What the demo measured, its checks and its tables (the summary table is
 //! shown live at step 8 and again in the report).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::cache::Lookup;
 use crate::cmd::replicate_check::ReplicateDetails;
@@ -9,7 +9,7 @@ use crate::cmd::stats::NodeStats;
 use crate::cmd::ttl_watch::TtlWatchDetails;
 use crate::report::{Check, Details, Section, Verdict};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct DemoDetails {
     /// --fast: every wait shrunk.
     pub fast: bool,
@@ -43,7 +43,7 @@ pub struct DemoDetails {
     pub interactive: Vec<Lookup>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReplicaRead {
     pub name: String,
     /// Whether the replica served the cached entry.
@@ -54,7 +54,7 @@ pub struct ReplicaRead {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CachedEntry {
     pub key: String,
     /// PTTL on the master, ms (-2: gone).
@@ -290,6 +290,13 @@ impl Details for DemoDetails {
             out.extend(e.sections());
         }
         out.push(summary(self));
+        out
+    }
+
+    /// Step 6's probes and step 7's expiry, as replicate-check and ttl-watch draw them.
+    fn figures(&self) -> Vec<crate::report::Figure> {
+        let mut out = self.replication.figures();
+        out.extend(self.expiry.iter().flat_map(Details::figures));
         out
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::baseline::Comparison;
 use super::{latency_of, Config};
@@ -12,7 +12,7 @@ use crate::loadgen::engine::{EngineResult, Stop};
 use crate::report::{Details, Section};
 use crate::survey::Master;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct PerfDetails {
     /// `closed-loop` (a batch goes out when the previous one is answered) or
     /// `open-loop` (--rate: requests scheduled at fixed intervals, latency
@@ -68,11 +68,24 @@ pub struct PerfDetails {
     pub misses: u64,
     /// Completed requests in each second of the median round.
     pub per_second_ops: Vec<u64>,
+    /// Latency percentile spectrum of the median round (the .hgrm points), µs.
+    #[serde(default)]
+    pub latency_spectrum: Vec<crate::series::PercentilePoint>,
+    /// Latency of the replies read in each second of the median round (empty over TLS).
+    #[serde(default)]
+    pub per_second_latency: Vec<crate::series::LatencySlice>,
+    /// The same per 100 ms (empty over TLS, or when the round outlasted 5 minutes).
+    #[serde(default)]
+    pub per_100ms_latency: Vec<crate::series::LatencySlice>,
+    /// Each replica's offset lag sampled during the median round (null: not sampled).
+    #[serde(default)]
+    pub replica_lag: Option<crate::series::lag::LagSeries>,
     /// Memory and eviction before and after the load.
     pub memory: Memory,
     /// Each replica right after the load.
     pub replicas: Vec<CatchUp>,
     /// Resyncs while redlab wrote: a load that broke replication fails.
+    #[serde(default)]
     pub resyncs: super::Resyncs,
     /// The replicas' output-buffer hard limit on the master, bytes (0: none;
     /// null where CONFIG is not allowed).
@@ -89,7 +102,7 @@ pub struct PerfDetails {
     pub baseline: Option<Comparison>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Server {
     pub redis_version: String,
     /// 0 = no limit.
@@ -99,7 +112,7 @@ pub struct Server {
     pub persistence: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Round {
     pub ops_per_sec: f64,
     pub elapsed_ms: f64,
@@ -107,14 +120,14 @@ pub struct Round {
     pub p99_us: f64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Acked {
     pub min: u64,
     pub max: u64,
     pub mean: f64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Memory {
     pub used_memory_before_bytes: u64,
     pub used_memory_after_bytes: u64,
@@ -122,7 +135,7 @@ pub struct Memory {
     pub evicted_keys_after: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct CatchUp {
     pub name: String,
     pub address: String,
@@ -133,6 +146,7 @@ pub struct CatchUp {
     /// Why it could not be measured or did not catch up.
     pub error: Option<String>,
     /// Its link to the master was re-established during the load (it resynced).
+    #[serde(default)]
     pub reconnected: bool,
 }
 
@@ -250,6 +264,10 @@ pub fn build(x: Measured<'_>) -> PerfDetails {
         errors,
         misses: results.iter().map(|r| r.misses).sum(),
         per_second_ops: m.per_second.clone(),
+        latency_spectrum: crate::series::spectrum(&m.latency_ns),
+        per_second_latency: m.latency_timeline.per_second.clone(),
+        per_100ms_latency: m.latency_timeline.per_100ms.clone(),
+        replica_lag: None,
         memory: Memory {
             used_memory_before_bytes: before.u64("used_memory").unwrap_or(0),
             used_memory_after_bytes: after.u64("used_memory").unwrap_or(0),
@@ -382,6 +400,10 @@ impl Details for PerfDetails {
             out.push(super::baseline::section(b));
         }
         out
+    }
+
+    fn figures(&self) -> Vec<crate::report::Figure> {
+        super::figures::figures(self)
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod baseline;
 mod details;
+pub(crate) mod figures;
 mod guard;
 mod phase;
 mod replicas;

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::details::CatchUp;
 use crate::client::{Conn, Info};
@@ -23,7 +23,7 @@ pub struct Links {
 }
 
 /// Resyncs seen while redlab wrote, over all rounds.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Resyncs {
     /// Full resyncs the master served during the load (`sync_full` delta).
     pub full: u64,

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::client::Conn;
 use crate::latency::{fmt_us, histogram, LatencyUs};
@@ -13,6 +13,8 @@ use crate::replication::{self, Standing};
 use crate::report::{Check, Details, Report, Section};
 use crate::run::Ctx;
 use crate::survey::{Master, Survey};
+
+mod figures;
 
 pub struct Config {
     pub probes: u32,
@@ -29,7 +31,7 @@ impl Config {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct ReplicateDetails {
     /// Probe keys written.
     pub probes: u32,
@@ -41,7 +43,7 @@ pub struct ReplicateDetails {
     pub replicas: Vec<ReplicaResult>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct MasterResult {
     /// Replicas the master reports (`connected_slaves`).
     pub connected_replicas: u64,
@@ -56,7 +58,8 @@ pub struct MasterResult {
     pub slowest_write_ms: Option<f64>,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ReplicaResult {
     pub name: String,
     pub address: String,
@@ -89,6 +92,9 @@ pub struct ReplicaResult {
     /// Write-to-visible latency of the probes it saw within the bound (from the
     /// SET on the master to the GET on this replica returning the value).
     pub visible_latency: Option<LatencyUs>,
+    /// The same probes as a cumulative distribution: share of probes (percent)
+    /// visible within each latency seen.
+    pub visible_distribution: Vec<crate::series::PercentilePoint>,
     /// The error that stopped probing this replica.
     pub probe_error: Option<String>,
     /// Every problem found, one line each.
@@ -304,6 +310,7 @@ async fn probe(
     for (r, h) in results.iter_mut().zip(&hists) {
         if !h.is_empty() {
             r.visible_latency = Some(LatencyUs::from_ns(h));
+            r.visible_distribution = crate::series::cdf(h, 200);
         }
     }
     Ok(slowest)
@@ -511,5 +518,9 @@ impl Details for ReplicateDetails {
             self.master.connected_replicas, self.master.repl_offset_bytes
         ));
         vec![s]
+    }
+
+    fn figures(&self) -> Vec<crate::report::Figure> {
+        figures::figures(self)
     }
 }

@@ -11,11 +11,12 @@
 //! `watch` is the reusable core (`check` calls it for expiry propagation);
 //! `run` is the subcommand around it.
 
+mod figures;
 mod notify;
 mod poll;
 mod report;
 
-pub use report::{checks, NodeExpiry, TtlWatchDetails};
+pub use report::{checks, NodeExpiry, TtlSample, TtlWatchDetails};
 
 use std::time::{Duration, Instant};
 

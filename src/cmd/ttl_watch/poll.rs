@@ -186,6 +186,10 @@ impl Track {
         };
         if ttl >= 0 || ttl == -1 {
             r.last_ttl_ms = Some(ttl);
+            r.ttl_samples.push(super::TtlSample {
+                t_ms: sent,
+                ttl_ms: ttl,
+            });
             self.last_served_sent = Some(sent);
             r.last_served_ms = Some(sent);
             if ttl >= 0 {

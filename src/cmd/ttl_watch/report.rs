@@ -1,11 +1,11 @@
 //! The ttl-watch report: what each node did as the key expired, the checks
 //! over it, and the human tables.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::report::{Check, Details, Section};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TtlWatchDetails {
     /// The key watched.
     pub key: String,
@@ -35,7 +35,8 @@ pub struct TtlWatchDetails {
     pub nodes: Vec<NodeExpiry>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct NodeExpiry {
     pub name: String,
     pub address: String,
@@ -85,6 +86,18 @@ pub struct NodeExpiry {
     pub note: Option<String>,
     /// The error that stopped the watch of this node.
     pub error: Option<String>,
+    /// Every PTTL reading while it served the key (thinned evenly past 8192).
+    #[serde(default)]
+    pub ttl_samples: crate::series::Thinned<TtlSample>,
+}
+
+/// One PTTL reading.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct TtlSample {
+    /// When it was sent, ms from the first poll.
+    pub t_ms: f64,
+    /// PTTL, ms (-1: no TTL).
+    pub ttl_ms: i64,
 }
 
 /// Per node: reachable and answering within the poll interval, TTL drift,
@@ -270,5 +283,9 @@ impl Details for TtlWatchDetails {
             }
         }
         vec![s]
+    }
+
+    fn figures(&self) -> Vec<crate::report::Figure> {
+        super::figures::figures(self)
     }
 }

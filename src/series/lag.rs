@@ -1,0 +1,183 @@
+//! Each replica's offset lag in bytes over a load: the master's offset minus
+//! the offset the replica acknowledged, both from one `INFO replication` on the
+//! master per sample (one command per sample, whatever the number of
+//! replicas, and nothing sent to the replicas).
+//!
+//! Replicas acknowledge about once a second (`REPLCONF ACK`), so under a
+//! steady load the series is a saw-tooth of up to a second of writes, and the
+//! catch-up time is at that resolution too: it says when the master *knew*
+//! the replica had everything, which is what `WAIT` and `min-replicas-to-write`
+//! act on.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::Thinned;
+use crate::client::{Conn, ReplicaLine};
+use crate::duration::ms;
+use crate::topology::Node;
+
+/// How often to sample and how long to wait for the replicas after the load.
+#[derive(Debug, Clone, Copy)]
+pub struct LagOptions {
+    /// Time between samples (`--lag-interval`, 100 ms by default).
+    pub interval: Duration,
+    /// After the load ends, stop sampling once every replica has caught up,
+    /// or after this long.
+    pub settle: Duration,
+}
+
+impl Default for LagOptions {
+    fn default() -> Self {
+        LagOptions {
+            interval: Duration::from_millis(100),
+            settle: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Offset lag of every replica during one load (a perf round, a drill, probes).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LagSeries {
+    /// Time between samples asked for, ms.
+    pub interval_ms: f64,
+    /// When the load ended, ms from the first sample (null: it never did).
+    pub load_ended_ms: Option<f64>,
+    /// INFO replication calls on the master that failed (no sample then).
+    pub failed_samples: u64,
+    /// The last such failure.
+    pub last_error: Option<String>,
+    /// One entry per replica, in topology order.
+    pub replicas: Vec<ReplicaLag>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaLag {
+    /// `replica1`, ...
+    pub name: String,
+    /// host:port.
+    pub address: String,
+    /// Samples in time order (thinned evenly past 8192 of them).
+    pub samples: Thinned<LagSample>,
+    /// Largest lag seen, bytes (over every sample, thinned or not).
+    pub max_lag_bytes: u64,
+    /// When it was seen, ms from the first sample.
+    pub max_lag_at_ms: f64,
+    /// From the end of the load to the first sample where the master saw it
+    /// caught up (lag 0), ms; null if it did not catch up within the bound.
+    pub catch_up_ms: Option<f64>,
+    /// Samples in which the master did not list it as an online replica.
+    pub unlisted_samples: u64,
+}
+
+/// One sample of one replica.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct LagSample {
+    /// ms from the first sample (when INFO was sent).
+    pub t_ms: f64,
+    /// `master_repl_offset` minus the replica's acknowledged `offset`, bytes.
+    pub lag_bytes: u64,
+}
+
+impl ReplicaLag {
+    /// Fold one INFO in; the lag seen, or None when it was not listed online.
+    fn observe(
+        &mut self,
+        line: Option<&ReplicaLine>,
+        master_offset: u64,
+        t_ms: f64,
+    ) -> Option<u64> {
+        // Right after a (re)connection the master shows offset=0 until the
+        // first ACK: that is not a lag of the whole stream.
+        let Some(line) = line.filter(|l| l.state == "online" && l.offset > 0) else {
+            self.unlisted_samples += 1;
+            return None;
+        };
+        let lag_bytes = master_offset.saturating_sub(line.offset);
+        if self.samples.is_empty() || lag_bytes > self.max_lag_bytes {
+            self.max_lag_bytes = lag_bytes;
+            self.max_lag_at_ms = t_ms;
+        }
+        self.samples.push(LagSample { t_ms, lag_bytes });
+        Some(lag_bytes)
+    }
+}
+
+/// Sample every replica's lag on the master every `opts.interval` from now
+/// until `load_done` resolves and then every replica has caught up (or
+/// `opts.settle` has passed). Start it with the first request of the load.
+///
+/// Never fails: an INFO that errs is counted in `failed_samples` and the
+/// sampling goes on (a drill takes the master away on purpose).
+pub async fn sample_lag(
+    mut master: Conn,
+    replicas: &[Node],
+    opts: LagOptions,
+    load_done: impl Future<Output = ()>,
+) -> LagSeries {
+    let start = Instant::now();
+    let mut out = LagSeries {
+        interval_ms: ms(opts.interval),
+        replicas: replicas
+            .iter()
+            .map(|n| ReplicaLag {
+                name: n.name.clone(),
+                address: n.addr(),
+                ..ReplicaLag::default()
+            })
+            .collect(),
+        ..LagSeries::default()
+    };
+    let mut ticker = tokio::time::interval(opts.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(load_done);
+    let mut ended: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            // Sample at once when the load ends: that is where catch-up starts.
+            _ = &mut load_done, if ended.is_none() => ended = Some(Instant::now()),
+        }
+        let sent = Instant::now();
+        let t_ms = ms(sent - start);
+        let info = {
+            let query = master.info("replication");
+            tokio::pin!(query);
+            loop {
+                tokio::select! {
+                    r = &mut query => break r,
+                    _ = &mut load_done, if ended.is_none() => ended = Some(Instant::now()),
+                }
+            }
+        };
+        match info {
+            Ok(info) => {
+                let lines = info.replicas();
+                let offset = info.repl_offset();
+                for (node, r) in replicas.iter().zip(out.replicas.iter_mut()) {
+                    let line = crate::replication::line_for(node, &lines);
+                    let lag = r.observe(line, offset, t_ms);
+                    // A sample sent before the load ended does not show the catch-up.
+                    if let (Some(end), None, Some(0)) = (ended, r.catch_up_ms, lag) {
+                        if sent >= end {
+                            r.catch_up_ms = Some(ms(sent - end));
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                out.failed_samples += 1;
+                out.last_error = Some(e.message);
+            }
+        }
+        if let Some(end) = ended {
+            let all_caught_up = out.replicas.iter().all(|r| r.catch_up_ms.is_some());
+            if all_caught_up || sent.saturating_duration_since(end) >= opts.settle {
+                out.load_ended_ms = Some(ms(end - start));
+                return out;
+            }
+        }
+    }
+}
