@@ -112,13 +112,13 @@ pub fn resolve(cli: &Cli) -> Result<(Settings, Job)> {
         },
         allow_eviction: g.allow_eviction,
     };
-    let job = job(&cli.command, &settings);
+    let job = job(&cli.command, &settings)?;
     Ok((settings, job))
 }
 
-fn job(command: &Command, settings: &Settings) -> Job {
+fn job(command: &Command, settings: &Settings) -> Result<Job> {
     let out = &settings.output;
-    match command {
+    Ok(match command {
         Command::ReplicateCheck(a) => Job::ReplicateCheck(replicate_check::Config {
             probes: a.probes,
             max_lag: a.max_lag,
@@ -155,7 +155,7 @@ fn job(command: &Command, settings: &Settings) -> Job {
                     settle: a.keycount.settle,
                 },
                 expiry_ttl: a.expiry_ttl,
-                throughput: perf::Config::smoke(a.baseline.clone(), a.tolerance),
+                throughput: perf::Config::smoke(a.baseline.clone(), a.tolerance)?,
                 min_ops: a.min_ops,
                 unknown,
             })
@@ -167,7 +167,7 @@ fn job(command: &Command, settings: &Settings) -> Job {
             file: a.file.clone(),
             compare: a.compare.clone(),
         }),
-    }
+    })
 }
 
 fn format(f: FormatArg) -> Format {

@@ -277,52 +277,93 @@ fn open_loop_keeps_the_requested_rate() {
     assert_no_redlab_keys(&ports(&lab));
 }
 
-#[test]
-fn baseline_fails_on_a_fabricated_regression() {
-    let lab = lab(0);
+/// A baseline recorded from a real run, then rewritten: its rounds said to
+/// last a second each (long enough to gate), at `speedup` times the
+/// throughput and 1/`speedup` of the p99.
+fn fabricated_baseline(args: &[String], shape: &[&str], speedup: f64) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().join("base.json");
-    let args = topo_args(&lab);
-    let run = perf(
-        &args,
-        &[
-            "-n",
-            "2000",
-            "--rounds",
-            "1",
-            "--output",
-            base.to_str().unwrap(),
-        ],
-    );
+    let mut a = shape.to_vec();
+    a.extend(["--output", base.to_str().unwrap()]);
+    let run = perf(args, &a);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let mut v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&base).unwrap()).unwrap();
-    // A baseline twice as fast with half the p99: against it the new run has
-    // regressed by 50 % (both figures would have to halve by chance to pass).
-    let ops = v["details"]["throughput_ops_per_sec"].as_f64().unwrap();
-    let p99 = v["details"]["latency"]["p99_us"].as_f64().unwrap();
-    v["details"]["throughput_ops_per_sec"] = serde_json::json!(ops * 2.0);
-    v["details"]["latency"]["p99_us"] = serde_json::json!(p99 / 2.0);
+    for r in v["details"]["round_results"].as_array_mut().unwrap() {
+        r["elapsed_ms"] = serde_json::json!(1000.0);
+        r["ops_per_sec"] = serde_json::json!(r["ops_per_sec"].as_f64().unwrap() * speedup);
+        r["p99_us"] = serde_json::json!(r["p99_us"].as_f64().unwrap() / speedup);
+    }
     std::fs::write(&base, v.to_string()).unwrap();
+    dir
+}
+
+#[test]
+fn baseline_fails_on_a_fabricated_regression() {
+    let lab = lab(0);
+    let args = topo_args(&lab);
+    let shape = ["-n", "20000", "-P", "100", "--rounds", "5", "--warmup", "0"];
+    // Twice as fast with half the p99: against it the new run has regressed
+    // by 50 %, far past the tolerance plus any noise of five rounds.
+    let dir = fabricated_baseline(&args, &shape, 2.0);
+    let base = dir.path().join("base.json");
+    let mut a = shape.to_vec();
+    a.extend(["--baseline", base.to_str().unwrap()]);
+    let run = perf(&args, &a);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let r = run.json();
+    let c = check(&r, "perf.baseline");
+    let reason = c["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("regression") && reason.contains("noise"),
+        "{c}"
+    );
+    assert_eq!(r["details"]["baseline"]["regressed"], true);
+}
+
+#[test]
+fn baseline_gates_refuse_short_rounds_and_unlike_runs() {
+    let lab = lab(0);
+    let args = topo_args(&lab);
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("short.json");
+    // The README's old gate: the default run lasts a few milliseconds a round.
+    let run = perf(&args, &["--output", short.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = perf(&args, &["--baseline", short.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("too short to compare") && run.stderr.contains("--duration"),
+        "{}",
+        run.stderr
+    );
+    let shape = ["-n", "5000", "-P", "100", "--rounds", "5", "--warmup", "0"];
+    let good = fabricated_baseline(&args, &shape, 1.0);
+    let base = good.path().join("base.json");
     let run = perf(
         &args,
         &[
             "-n",
-            "2000",
+            "5000",
+            "-P",
+            "64",
             "--rounds",
-            "1",
+            "5",
             "--baseline",
             base.to_str().unwrap(),
         ],
     );
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    let r = run.json();
-    let c = check(&r, "perf.baseline");
+    assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
-        c["reason"].as_str().unwrap().starts_with("regression"),
-        "{c}"
+        run.stderr.contains("compare like with like") && run.stderr.contains("-P 100"),
+        "{}",
+        run.stderr
     );
-    assert_eq!(r["details"]["baseline"]["regressed"], true);
+    let big = dir.path().join("big.json");
+    std::fs::write(&big, vec![b' '; 5 << 20]).unwrap();
+    let run = perf(&args, &["--baseline", big.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("too large"), "{}", run.stderr);
 }
 
 #[test]

@@ -101,7 +101,7 @@ pub struct Config {
     /// TTL of the key the expiry check watches.
     pub expiry_ttl: std::time::Duration,
     /// The throughput smoke test: a perf run.
-    pub throughput: crate::cmd::perf::Config,
+    pub throughput: crate::cmd::perf::Options,
     /// --min-ops: a throughput below it fails.
     pub min_ops: Option<f64>,
     /// Names given to --skip/--only that no check has.
@@ -167,9 +167,6 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CheckDetails>> {
             cfg.unknown.join(", "),
             names.join(", ")
         );
-    }
-    if let Some(path) = &cfg.throughput.opts.baseline {
-        crate::cmd::perf::read_baseline(path)?;
     }
     let spinner = ctx.progress.spinner("surveying the topology");
     let survey = ctx.survey().await?;

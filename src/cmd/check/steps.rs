@@ -140,7 +140,8 @@ pub async fn expiry(env: &Env<'_>) -> Result<StepOutcome> {
 /// 1000 pipelined SETs (perf), with an optional floor and baseline.
 pub async fn throughput(env: &Env<'_>) -> Result<StepOutcome> {
     let m = master(env)?;
-    let d = perf::measure(&env.cfg.throughput, env.ctx, env.survey, m).await?;
+    let cfg = perf::Config::from_options(&env.cfg.throughput, env.survey.replicas().len())?;
+    let d = perf::measure(&cfg, env.ctx, env.survey, m).await?;
     let mut items = perf::checks(&d);
     if let Some(min) = env.cfg.min_ops {
         let reason = format!(

@@ -24,7 +24,6 @@ use crate::report::{Check, Report, Verdict};
 use crate::run::Ctx;
 use crate::survey::{Master, Survey};
 
-pub use baseline::read as read_baseline;
 pub use details::{CatchUp, Memory, PerfDetails, Round};
 use phase::{engine_base, phase};
 pub use replicas::Resyncs;
@@ -130,7 +129,15 @@ impl Config {
             bail!("-n/--requests must be at least 1");
         }
         if let Some(path) = &args.baseline {
-            baseline::read(path)?;
+            let base = baseline::read(path)?;
+            base.refuse_unlike(&baseline::Shape::of(args))?;
+            if (args.rounds as usize) < baseline::MIN_ROUNDS {
+                bail!(
+                    "--baseline needs at least {} rounds to measure its own noise (--rounds {})",
+                    baseline::MIN_ROUNDS,
+                    args.rounds
+                );
+            }
         }
         if !(args.tolerance.is_finite() && args.tolerance >= 0.0) {
             bail!("--tolerance must be a percentage >= 0");
@@ -142,20 +149,23 @@ impl Config {
         })
     }
 
-    /// The smoke test `check` runs: 1000 SETs pipelined 1000 deep, one round.
-    pub fn smoke(baseline: Option<std::path::PathBuf>, tolerance: f64) -> Config {
-        let args = Options {
+    /// The smoke test `check` runs: 1000 SETs pipelined 1000 deep, one
+    /// round; with a baseline, the baseline's own shape and round count (a
+    /// gate compares like with like, over rounds long enough to mean it).
+    pub fn smoke(baseline: Option<std::path::PathBuf>, tolerance: f64) -> Result<Options> {
+        let mut args = Options {
             rounds: 1,
             warmup: 0,
-            baseline,
             tolerance,
             ..Options::default()
         };
-        Config {
-            opts: args,
-            workload: Workload::Set,
-            stop: Stop::Requests(1000),
+        if let Some(path) = &baseline {
+            let base = baseline::read(path)?;
+            base.shape.apply(&mut args, base.rounds() as u32)?;
+            args.warmup = DEFAULT_WARMUP;
         }
+        args.baseline = baseline;
+        Ok(args)
     }
 
     /// What the run will do, said before it starts: how much load in all,
@@ -281,6 +291,7 @@ pub async fn measure(
     }
     let mut results = Vec::new();
     let mut resyncs = Resyncs::default();
+    let links = replicas::Links::read(master, survey).await;
     for r in 0..cfg.opts.rounds {
         let round = EngineConfig {
             progress: Some(Arc::new(AtomicU64::new(0))),
@@ -299,16 +310,14 @@ pub async fn measure(
             _ => 0,
         };
         ctx.ledger.add_range(&prefix, upto, slack);
-        let links = replicas::Links::read(master, survey).await;
         results.push(phase(ctx, round, &format!("round {}/{}", r + 1, cfg.opts.rounds)).await?);
-        links.add_changes(
-            &replicas::Links::read(master, survey).await,
-            survey,
-            &mut resyncs,
-        );
     }
     let load_ms = crate::duration::ms(started.elapsed());
     let mut caught = replicas::catch_up(master, survey, cfg.opts.settle).await;
+    // After the catch-up: a replica dropped during the load may resync only
+    // once it reconnects, after the load.
+    let after_links = replicas::Links::read(master, survey).await;
+    links.add_changes(&after_links, survey, &mut resyncs);
     for c in &mut caught {
         c.reconnected = resyncs.replicas_reconnected.contains(&c.name);
     }

@@ -13,16 +13,26 @@ use crate::replication::{self, Standing};
 use crate::survey::{Master, Survey};
 
 /// Resync counters on the master and each replica's connection to it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Links {
     sync_full: u64,
     sync_partial_ok: u64,
-    /// Per replica: the client id of its connection to the master (`CLIENT
-    /// LIST TYPE master` on the replica): a new id is a new link.
-    link_ids: Vec<Option<u64>>,
+    /// Per replica: its connection to the master (`CLIENT LIST TYPE master`
+    /// on the replica): a new client id is a new link.
+    link_ids: Vec<Link>,
 }
 
-/// Resyncs seen while redlab wrote, over all rounds.
+/// A replica's link to its master, as its own client list shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    Id(u64),
+    /// It has no connection to a master.
+    None,
+    /// It did not say (no answer in time, or CLIENT not allowed).
+    Unknown,
+}
+
+/// Resyncs seen while redlab wrote, over all rounds and the catch-up after.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Resyncs {
     /// Full resyncs the master served during the load (`sync_full` delta).
@@ -49,8 +59,8 @@ impl Links {
         let mut link_ids = Vec::new();
         for r in reads {
             link_ids.push(match r {
-                Some(t) => t.await.unwrap_or(None),
-                None => None,
+                Some(t) => t.await.unwrap_or(Link::Unknown),
+                None => Link::Unknown,
             });
         }
         Links {
@@ -70,7 +80,12 @@ impl Links {
             .zip(&self.link_ids)
             .zip(&after.link_ids)
         {
-            let changed = matches!((b, a), (Some(b), Some(a)) if a != b);
+            // A new link, or none where there was one: it lost its link.
+            let changed = match (b, a) {
+                (Link::Id(b), Link::Id(a)) => a != b,
+                (Link::Id(_), Link::None) => true,
+                _ => false,
+            };
             if changed && !into.replicas_reconnected.contains(&st.node.name) {
                 into.replicas_reconnected.push(st.node.name.clone());
             }
@@ -80,20 +95,23 @@ impl Links {
 
 /// A replica that does not answer at once has no id here: its catch-up
 /// check reports it, and one stalled node must not slow every round.
-async fn link_id(mut c: Conn) -> Option<u64> {
+async fn link_id(mut c: Conn) -> Link {
     let cmd = redis::cmd("CLIENT")
         .arg("LIST")
         .arg("TYPE")
         .arg("master")
         .clone();
-    let list: String = tokio::time::timeout(Duration::from_millis(250), c.query(&cmd))
-        .await
-        .ok()?
-        .ok()?;
-    let line = list.lines().next()?;
+    let list: String = match tokio::time::timeout(Duration::from_millis(250), c.query(&cmd)).await {
+        Ok(Ok(l)) => l,
+        _ => return Link::Unknown,
+    };
+    let Some(line) = list.lines().find(|l| !l.trim().is_empty()) else {
+        return Link::None;
+    };
     line.split_whitespace()
         .find_map(|kv| kv.strip_prefix("id="))
         .and_then(|v| v.parse().ok())
+        .map_or(Link::Unknown, Link::Id)
 }
 
 /// Per replica: offset lag right after the load and the time to catch up.
