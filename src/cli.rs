@@ -75,7 +75,8 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "REDLAB_USER")]
     pub user: Option<String>,
 
-    /// Password for every node (a password in a URL wins).
+    /// Password for every node (a password in a URL wins). Prefer the
+    /// REDLAB_PASSWORD environment variable: a flag is visible in `ps`.
     #[arg(long, global = true, env = "REDLAB_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
 
@@ -152,9 +153,21 @@ pub enum Command {
     TtlWatch(TtlWatchArgs),
     /// The live walkthrough: cache-aside, replication and expiry, step by step.
     Demo(DemoArgs),
+    /// Remove what dead redlab runs left (killed, or their master lost mid-run).
+    Clean(CleanArgs),
     /// Render a saved JSON report again (--format html|markdown|table, --output PATH),
     /// or two perf reports side by side (--compare).
     Report(ReportArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CleanArgs {
+    /// Only this run's keys (its id, as redlab printed it); default: every dead run's.
+    #[arg(long, value_name = "ID")]
+    pub run: Option<String>,
+    /// At most this many keys removed per second (a live master serves its users first).
+    #[arg(long, default_value_t = 50_000, value_name = "KEYS")]
+    pub rate: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -310,8 +323,13 @@ fn parse_size_range(s: &str) -> Result<(usize, usize), String> {
             (v, v)
         }
     };
-    if a > b || b > 512 * 1024 * 1024 {
+    if a > b {
         return Err(err());
+    }
+    if b > 512 * 1024 * 1024 {
+        return Err(format!(
+            "'{s}' is larger than Redis's limit for one value (512 MiB = 536870912 bytes)"
+        ));
     }
     Ok((a, b))
 }

@@ -10,7 +10,7 @@ use crate::cli::{
     Cli, Command, DemoArgs, FailOnArg, FormatArg, LabAction, PerfWorkload, StatsArgs, TtlWatchArgs,
 };
 use crate::cmd::report as report_cmd;
-use crate::cmd::{check, demo, keycount, lab, perf, replicate_check, stats, ttl_watch};
+use crate::cmd::{check, clean, demo, keycount, lab, perf, replicate_check, stats, ttl_watch};
 use crate::report::{FailOn, Format};
 use crate::topology::TopologySpec;
 use crate::ui::narrate::Narrator;
@@ -65,6 +65,7 @@ pub enum Job {
     Stats(stats::Config),
     TtlWatch(ttl_watch::Config),
     Demo(demo::Config),
+    Clean(clean::Config),
     /// Render a saved report again (no topology).
     Report(report_cmd::Config),
 }
@@ -82,6 +83,7 @@ impl Job {
             Job::TtlWatch(_) => "ttl-watch",
             Job::Demo(_) => "demo",
             Job::Report(_) => "report",
+            Job::Clean(_) => "clean",
         }
     }
 }
@@ -163,6 +165,10 @@ fn job(command: &Command, settings: &Settings) -> Result<Job> {
         Command::Stats(a) => Job::Stats(stats_config(a, out)),
         Command::TtlWatch(a) => Job::TtlWatch(ttl_watch_config(a, out)),
         Command::Demo(a) => Job::Demo(demo_config(a, out)),
+        Command::Clean(a) => Job::Clean(clean::Config {
+            run: a.run.clone(),
+            rate: a.rate,
+        }),
         Command::Report(a) => Job::Report(report_cmd::Config {
             file: a.file.clone(),
             compare: a.compare.clone(),

@@ -29,7 +29,7 @@ use anyhow::{bail, Result};
 use cli::Cli;
 use config::{Job, Settings};
 use lab::{Lab, LabOptions};
-use report::{Details, Format, Report, Verdict};
+use report::{AnyReport, Details, Format, Report, Verdict};
 use run::{Ctx, Signals};
 use topology::Topology;
 use ui::progress::Progress;
@@ -110,6 +110,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
             Err(e) => return Err(e),
         }
     }
+    let name = job.name();
     let ctx = Ctx {
         topology,
         timeout: g.timeout,
@@ -119,12 +120,16 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         started: SystemTime::now(),
         started_at: Instant::now(),
         args: run::redacted_args(&std::env::args().collect::<Vec<_>>()),
+        command: name,
         say: ui::narrate::Narrator::new(!out.quiet),
+        allow_eviction: g.allow_eviction,
         discovered: std::sync::Mutex::new(discovered),
+        safety: run::safety::State::default(),
+        extra_checks: std::sync::Mutex::new(Vec::new()),
+        partial: std::sync::Mutex::new(None),
     };
     // A panic must not skip the key removal below: it is caught, and resumed after.
-    let name = job.name();
-    let work = std::panic::AssertUnwindSafe(dispatch(job, &settings, &ctx)).catch_unwind();
+    let work = std::panic::AssertUnwindSafe(dispatch(job, &ctx)).catch_unwind();
     // Biased: a subcommand that handles Ctrl-C itself (stats --watch ends
     // cleanly on it) must see it before the interruption below does.
     let result = tokio::select! {
@@ -132,27 +137,80 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         r = work => Some(r),
         _ = signals.recv() => None,
     };
-    let cleaned = ctx.cleanup().await;
-    if let Err(e) = &cleaned {
-        eprintln!(
-            "redlab: warning: could not remove this run's keys ({e}); remove them with: \
-             redis-cli --scan --pattern '{}*' | xargs redis-cli unlink",
-            ctx.prefix()
-        );
+    // A second signal stops the cleanup at once; what remains is reported.
+    let cleaned = ctx.cleanup(signals.recv()).await;
+    ctx.unregister(cleaned.remaining == 0 && cleaned.error.is_none() && !cleaned.interrupted)
+        .await;
+    if cleaned.remaining > 0 {
+        if let Some(c) = ctx.cleanup_check(&cleaned) {
+            eprintln!("redlab: {}", c.reason);
+        }
     }
+    let mut extra: Vec<report::Check> = ctx
+        .extra_checks
+        .lock()
+        .map(|mut x| std::mem::take(&mut *x))
+        .unwrap_or_default();
+    extra.extend(ctx.cleanup_check(&cleaned));
+    extra.extend(ctx.eviction_checks().await);
     drop(lab);
     match result {
         None => {
-            if cleaned.is_ok() {
+            if cleaned.remaining == 0 {
                 eprintln!("redlab: interrupted; this run's keys were removed");
             }
             // Whoever waits on the report file (a CI job) still gets one that says so.
-            let _ = emit(&settings, interrupted_report(name, &ctx));
+            let mut r = interrupted_report(name, &ctx);
+            r.add_checks(extra);
+            let _ = write_files(out, &r);
             Ok(Outcome::Interrupted)
         }
         Some(Err(panic)) => std::panic::resume_unwind(panic),
-        Some(Ok(r)) => r.map(Outcome::Done),
+        Some(Ok(Ok(mut report))) => {
+            report.add_checks(extra);
+            let verdict = emit(&settings, report.as_mut())?;
+            match report.refused() {
+                Some(why) => bail!("{why}"),
+                None => Ok(Outcome::Done(verdict)),
+            }
+        }
+        Some(Ok(Err(e))) => {
+            // The report file a CI job waits for still says what happened,
+            // with what was measured; the headline is the first cause.
+            let mut r = failed_report(name, &ctx, &e);
+            r.add_checks(extra);
+            let _ = write_files(out, &r);
+            Err(e)
+        }
     }
+}
+
+/// What a run that ended with an error reports.
+#[derive(serde::Serialize)]
+struct Failed {
+    /// The error that ended the run (it exited 2).
+    error: String,
+    /// What had been measured by then, where the subcommand keeps it.
+    partial: Option<serde_json::Value>,
+}
+
+impl Details for Failed {
+    fn sections(&self) -> Vec<report::Section> {
+        Vec::new()
+    }
+}
+
+fn failed_report(command: &str, ctx: &Ctx, e: &anyhow::Error) -> Report<Failed> {
+    let error = format!("{e:#}");
+    let checks = vec![report::Check::fail("error", error.clone())];
+    let partial = ctx.partial.lock().ok().and_then(|mut p| p.take());
+    Report::new(
+        command,
+        ctx.manifest(),
+        Vec::new(),
+        checks,
+        Failed { error, partial },
+    )
 }
 
 /// What an interrupted run reports: that it did not finish.
@@ -182,49 +240,53 @@ fn interrupted_report(command: &str, ctx: &Ctx) -> Report<Interrupted> {
     )
 }
 
-async fn dispatch(job: Job, out: &Settings, ctx: &Ctx) -> Result<Verdict> {
-    match job {
-        Job::ReplicateCheck(c) => emit(out, cmd::replicate_check::run(c, ctx).await?),
-        Job::Keycount(c) => emit(out, cmd::keycount::run(c, ctx).await?),
-        Job::Lab(c) => emit(out, cmd::lab::run(c, ctx).await?),
-        Job::Perf(c) => emit(out, cmd::perf::run(c, ctx).await?),
-        Job::Check(c) => {
-            let report = cmd::check::run(c, ctx).await?;
-            let refused = report.details.refused.clone();
-            cmd::check::exit(emit(out, report)?, refused)
-        }
-        Job::Stats(c) => emit(out, cmd::stats::run(c, ctx).await?),
-        Job::TtlWatch(c) => emit(out, cmd::ttl_watch::run(c, ctx).await?),
-        Job::Demo(c) => emit(out, cmd::demo::run(c, ctx).await?),
-        Job::Report(c) => cmd::report::run(c, out),
+async fn dispatch(job: Job, ctx: &Ctx) -> Result<Box<dyn AnyReport>> {
+    fn boxed<D: Details + 'static>(r: Report<D>) -> Box<dyn AnyReport> {
+        Box::new(r)
     }
+    Ok(match job {
+        Job::ReplicateCheck(c) => boxed(cmd::replicate_check::run(c, ctx).await?),
+        Job::Keycount(c) => boxed(cmd::keycount::run(c, ctx).await?),
+        Job::Lab(c) => boxed(cmd::lab::run(c, ctx).await?),
+        Job::Perf(c) => boxed(cmd::perf::run(c, ctx).await?),
+        Job::Check(c) => boxed(cmd::check::run(c, ctx).await?),
+        Job::Stats(c) => boxed(cmd::stats::run(c, ctx).await?),
+        Job::TtlWatch(c) => boxed(cmd::ttl_watch::run(c, ctx).await?),
+        Job::Demo(c) => boxed(cmd::demo::run(c, ctx).await?),
+        Job::Clean(c) => boxed(cmd::clean::run(c, ctx).await?),
+        Job::Report(_) => unreachable!("rendered before any run starts"),
+    })
 }
 
-/// Print the report to stdout and write the files asked for; a failing run's
-/// report is written too.
-pub(crate) fn emit<D: Details>(settings: &Settings, mut report: Report<D>) -> Result<Verdict> {
+/// Print the report to stdout and write the files asked for; a failing
+/// run's report is written too. The rule: stdout gets the report (in
+/// --format, else the table) unless `--output PATH` sends it to a file
+/// (`--output -` is stdout); `--report [PATH]` writes a copy besides; `-q`
+/// silences progress and narration, never the report.
+pub(crate) fn emit(settings: &Settings, report: &mut dyn AnyReport) -> Result<Verdict> {
     if settings.fail_on == report::FailOn::Warn {
         report.warnings_fatal();
     }
     let g = &settings.output;
-    let to_file = g.path.is_some() || g.report.is_some();
-    let stdout_format = if to_file {
-        (!g.quiet).then_some(Format::Table)
-    } else {
-        Some(g.format.unwrap_or(Format::Table))
-    };
-    if let Some(f) = stdout_format {
-        let text = report.render(f)?;
-        let mut out = std::io::stdout().lock();
-        match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-            // A reader that went away (`| head`) is not redlab's failure.
-            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                return Err(anyhow::Error::new(e).context("writing the report to stdout"))
-            }
-            _ => {}
-        }
+    write_files(g, report)?;
+    if g.path.as_ref().is_some_and(|p| p.as_os_str() != "-") {
+        return Ok(report.verdict());
     }
-    if let Some(path) = &g.path {
+    let text = report.render(g.format.unwrap_or(Format::Table))?;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        // A reader that went away (`| head`) is not redlab's failure.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            return Err(anyhow::Error::new(e).context("writing the report to stdout"))
+        }
+        _ => {}
+    }
+    Ok(report.verdict())
+}
+
+/// The files asked for: --output PATH (not `-`) and --report [PATH].
+fn write_files(g: &config::Output, report: &dyn AnyReport) -> Result<()> {
+    if let Some(path) = g.path.as_ref().filter(|p| p.as_os_str() != "-") {
         report.write_to(path, report::format_for_path(path, g.format))?;
     }
     if let Some(named) = &g.report {
@@ -232,11 +294,11 @@ pub(crate) fn emit<D: Details>(settings: &Settings, mut report: Report<D>) -> Re
             Some(p) => (p.clone(), report::format_for_path(p, g.format)),
             None => {
                 let f = g.format.unwrap_or(Format::Json);
-                (report::default_path(&report.command, f), f)
+                (report::default_path(report.command(), f), f)
             }
         };
         report.write_to(&path, f)?;
         eprintln!("redlab: report written to {}", path.display());
     }
-    Ok(report.verdict)
+    Ok(())
 }

@@ -27,8 +27,8 @@ fn output_by_extension_and_report_into_reports_dir() {
     args.extend(["keycount", "--output", "out/kc.md", "--report"].map(String::from));
     let (code, stdout, stderr) = redlab_in(dir.path(), &args);
     assert_eq!(code, 0, "{stderr}");
-    // stdout gets the table when a file is asked for.
-    assert!(stdout.starts_with("redlab keycount: PASS\n"), "{stdout}");
+    // --output sends the report to the file: stdout gets nothing.
+    assert!(stdout.is_empty(), "{stdout}");
     let md = std::fs::read_to_string(dir.path().join("out/kc.md")).unwrap();
     assert!(
         md.starts_with("# redlab keycount: PASS") && md.contains("| node |"),
@@ -84,4 +84,26 @@ fn json_on_stdout_is_clean_even_with_progress_asked_for() {
     let v = run.json();
     assert_eq!(v["verdict"], "pass");
     assert!(run.stdout.trim_end().ends_with('}'));
+}
+
+#[test]
+fn quiet_silences_progress_never_the_report() {
+    let lab = lab(1);
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = topo_args(&lab);
+    args.extend(["-q", "keycount", "--report", "kc.json"].map(String::from));
+    let (code, stdout, stderr) = redlab_in(dir.path(), &args);
+    assert_eq!(code, 0, "{stderr}");
+    // --report writes a copy; stdout still gets the report, -q or not.
+    assert!(stdout.starts_with("redlab keycount: PASS\n"), "{stdout}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("kc.json")).unwrap())
+            .unwrap();
+    assert_eq!(v["command"], "keycount");
+    let mut args = topo_args(&lab);
+    args.extend(["--output", "-", "--format", "json", "keycount"].map(String::from));
+    let (code, stdout, _) = redlab_in(dir.path(), &args);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["command"], "keycount");
 }

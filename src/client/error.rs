@@ -19,6 +19,10 @@ pub enum ErrorKind {
     OutOfMemory,
     MasterDown,
     Loading,
+    /// The server is at maxclients.
+    MaxClients,
+    /// Writes refused: min-replicas-to-write is not met.
+    NoReplicas,
     Closed,
     Other,
 }
@@ -113,6 +117,12 @@ pub fn classify(
                 format!("{op} refused with MASTERDOWN: the replica lost its master and replica-serve-stale-data is no"),
             )
         }
+        "NOREPLICAS" => {
+            return (
+                ErrorKind::NoReplicas,
+                format!("{op} refused with NOREPLICAS: the master has fewer good replicas than min-replicas-to-write requires"),
+            )
+        }
         "LOADING" => {
             return (
                 ErrorKind::Loading,
@@ -120,6 +130,12 @@ pub fn classify(
             )
         }
         _ => {}
+    }
+    if has("max number of clients reached") {
+        return (
+            ErrorKind::MaxClients,
+            format!("{op} refused: the server has reached maxclients (max number of clients reached); close other clients or raise maxclients"),
+        );
     }
     if has("invalid password") || has("WRONGPASS") || has("AuthenticationFailed") {
         return (

@@ -443,11 +443,22 @@ async fn stream_flows(master: &mut Conn, replicas: usize, deadline: Instant) -> 
     Ok(acked as usize >= replicas)
 }
 
+/// The most replicas a lab may have: one port each, above the privileged ones.
+pub const MAX_REPLICAS: usize = 1000;
+
 fn pick_ports(base: Option<u16>, n: usize) -> Result<Vec<u16>> {
+    if n > MAX_REPLICAS + 1 {
+        bail!(
+            "{} replicas is more than a local lab can hold (at most {MAX_REPLICAS}: each is a \
+             redis-server process on a port of its own)",
+            n - 1
+        );
+    }
     match base {
         Some(b) => {
-            let last = b
-                .checked_add(n as u16 - 1)
+            let last = u16::try_from(n - 1)
+                .ok()
+                .and_then(|k| b.checked_add(k))
                 .filter(|_| b > 0)
                 .ok_or_else(|| {
                     anyhow::anyhow!(

@@ -217,6 +217,48 @@ pub trait Details: Serialize {
     fn figures(&self) -> Vec<Figure> {
         Vec::new()
     }
+
+    /// Why redlab refused to go on although it reported (exit 2), if it did.
+    fn refused(&self) -> Option<String> {
+        None
+    }
+}
+
+/// A finished report of any subcommand, as the run handles it at the end:
+/// checks added (cleanup, evictions), --fail-on applied, rendered.
+pub trait AnyReport {
+    fn command(&self) -> &str;
+    fn verdict(&self) -> Verdict;
+    fn add_checks(&mut self, checks: Vec<Check>);
+    fn warnings_fatal(&mut self);
+    fn render(&self, format: Format) -> Result<String>;
+    fn write_to(&self, path: &Path, format: Format) -> Result<Vec<PathBuf>>;
+    fn refused(&self) -> Option<String>;
+}
+
+impl<D: Details> AnyReport for Report<D> {
+    fn command(&self) -> &str {
+        &self.command
+    }
+    fn verdict(&self) -> Verdict {
+        self.verdict
+    }
+    fn add_checks(&mut self, checks: Vec<Check>) {
+        self.checks.extend(checks);
+        self.verdict = Verdict::worst(self.checks.iter().map(|c| c.verdict));
+    }
+    fn warnings_fatal(&mut self) {
+        Report::warnings_fatal(self)
+    }
+    fn render(&self, format: Format) -> Result<String> {
+        Report::render(self, format)
+    }
+    fn write_to(&self, path: &Path, format: Format) -> Result<Vec<PathBuf>> {
+        Report::write_to(self, path, format)
+    }
+    fn refused(&self) -> Option<String> {
+        self.details.refused()
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -1,22 +1,83 @@
 //! The ledger of what a run wrote on the master, so that it is removed at
-//! the end, also on Ctrl-C.
+//! the end, also on Ctrl-C, and so that a later run can tell how much a dead
+//! one left (its registry record carries the ledger's description).
+//!
+//! Keys written by a load are not listed one by one: a range is described by
+//! the request numbers sent, and the key of request r is a pure function of
+//! (keyspace, seed, r) (`loadgen::keys::key_index`). Cleanup therefore takes
+//! time proportional to what was written, never to the size of --keyspace.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use serde::{Deserialize, Serialize};
+
+use crate::loadgen::keys::key_index;
+
 /// Keys are deleted in batches this large: bounded commands, few round trips.
-const CLEANUP_BATCH: u64 = 1000;
+pub const CLEANUP_BATCH: u64 = 1000;
 
 /// Something this run wrote on the master.
 #[derive(Debug, Clone)]
 pub enum Owned {
     Key(String),
-    /// `prefix0` .. `prefix{upto + slack - 1}`; `upto` may grow while a load runs.
+    /// The keys of requests `0 .. upto + slack` of a load: `prefix` plus
+    /// `key_index(keyspace, seed, r)`; `upto` may grow while the load runs.
     Range {
         prefix: String,
         upto: Arc<AtomicU64>,
         slack: u64,
+        keyspace: Option<u64>,
+        seed: u64,
     },
+}
+
+/// A range as a registry record keeps it (plain numbers).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RangeRecord {
+    pub prefix: String,
+    /// Requests sent (at least), slack included.
+    pub requests: u64,
+    pub keyspace: Option<u64>,
+    pub seed: u64,
+}
+
+impl RangeRecord {
+    /// How many distinct key indices the range can hold, at most.
+    pub fn bound(&self) -> u64 {
+        match self.keyspace {
+            Some(k) => k.min(self.requests),
+            None => self.requests,
+        }
+    }
+
+    /// The key indices written, each once where the whole keyspace is
+    /// covered; otherwise in request order (a repeat is harmless to UNLINK).
+    pub fn indices(&self) -> Box<dyn Iterator<Item = u64> + Send + '_> {
+        match self.keyspace {
+            Some(k) if self.requests >= k => Box::new(0..k),
+            ks => {
+                let seed = self.seed;
+                Box::new((0..self.requests).map(move |r| key_index(ks, seed, r)))
+            }
+        }
+    }
+
+    /// The key names, batch by batch, as UNLINK (or EXISTS) arguments.
+    pub fn batches(&self, verb: &'static str) -> impl Iterator<Item = redis::Cmd> + '_ {
+        let mut it = self.indices().peekable();
+        std::iter::from_fn(move || {
+            it.peek()?;
+            let mut cmd = redis::cmd(verb);
+            let mut key = self.prefix.as_bytes().to_vec();
+            for i in it.by_ref().take(CLEANUP_BATCH as usize) {
+                key.truncate(self.prefix.len());
+                crate::loadgen::resp::push_u64(&mut key, i);
+                cmd.arg(&key[..]);
+            }
+            Some(cmd)
+        })
+    }
 }
 
 impl Owned {
@@ -35,28 +96,39 @@ impl Owned {
         }
     }
 
-    /// `UNLINK` commands for the keys, at most `CLEANUP_BATCH` keys each.
-    /// Range keys are written straight into the command (no `String` per
-    /// key: a million-key cleanup should not cost a million allocations).
-    pub(super) fn unlinks(&self) -> Box<dyn Iterator<Item = redis::Cmd> + '_> {
+    /// The range as plain numbers, read now.
+    pub fn record(&self) -> Option<RangeRecord> {
         match self {
-            Owned::Key(k) => Box::new(std::iter::once(redis::cmd("UNLINK").arg(k).clone())),
+            Owned::Key(_) => None,
             Owned::Range {
                 prefix,
                 upto,
                 slack,
-            } => {
-                let end = upto.load(Ordering::Relaxed) + slack;
-                Box::new((0..end).step_by(CLEANUP_BATCH as usize).map(move |start| {
-                    let mut cmd = redis::cmd("UNLINK");
-                    let mut key = prefix.as_bytes().to_vec();
-                    for i in start..(start + CLEANUP_BATCH).min(end) {
-                        key.truncate(prefix.len());
-                        crate::loadgen::resp::push_u64(&mut key, i);
-                        cmd.arg(&key[..]);
-                    }
-                    cmd
-                }))
+                keyspace,
+                seed,
+            } => Some(RangeRecord {
+                prefix: prefix.clone(),
+                requests: upto.load(Ordering::Relaxed) + slack,
+                keyspace: *keyspace,
+                seed: *seed,
+            }),
+        }
+    }
+
+    /// How many keys it may hold.
+    pub fn bound(&self) -> u64 {
+        self.record().map_or(1, |r| r.bound())
+    }
+
+    /// `UNLINK` (or `DEL`) commands for the keys, at most `CLEANUP_BATCH`
+    /// keys each. Range keys are written straight into the command (no
+    /// `String` per key).
+    pub fn unlinks(&self, verb: &'static str) -> Vec<redis::Cmd> {
+        match self {
+            Owned::Key(k) => vec![redis::cmd(verb).arg(k).clone()],
+            Owned::Range { .. } => {
+                let r = self.record().expect("a range has a record");
+                r.batches(verb).collect()
             }
         }
     }
@@ -70,12 +142,22 @@ impl Ledger {
     pub fn add(&self, key: impl Into<String>) {
         self.lock().push(Owned::Key(key.into()));
     }
-    /// Keys `prefix + i` for i below `upto` (read at cleanup time) plus `slack`.
-    pub fn add_range(&self, prefix: &str, upto: Arc<AtomicU64>, slack: u64) {
+    /// The keys of requests `0 .. upto + slack` of a load (`upto` read at
+    /// cleanup time), with `keyspace`/`seed` as the load chose them.
+    pub fn add_range(
+        &self,
+        prefix: &str,
+        upto: Arc<AtomicU64>,
+        slack: u64,
+        keyspace: Option<u64>,
+        seed: u64,
+    ) {
         self.lock().push(Owned::Range {
             prefix: prefix.to_string(),
             upto,
             slack,
+            keyspace,
+            seed,
         });
     }
     /// Drop the ranges under `prefix` (they are to be kept), returning them.
@@ -90,6 +172,34 @@ impl Ledger {
     pub fn snapshot(&self) -> Vec<Owned> {
         self.lock().clone()
     }
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+    /// The ranges as plain numbers, one per (prefix, keyspace, seed): rounds
+    /// of one load write the same names, so the longest stands for all.
+    pub fn ranges(&self) -> Vec<RangeRecord> {
+        merge(self.lock().iter().filter_map(Owned::record))
+    }
+    /// How many keys it may still hold (an upper bound).
+    pub fn bound(&self) -> u64 {
+        let all = self.lock();
+        let keys = all.iter().filter(|o| matches!(o, Owned::Key(_))).count() as u64;
+        drop(all);
+        keys + self.ranges().iter().map(RangeRecord::bound).sum::<u64>()
+    }
+    /// Forget every range that `r` covers (same prefix, keyspace and seed,
+    /// no more requests): its keys were just removed.
+    pub fn remove_covered(&self, r: &RangeRecord) {
+        self.lock().retain(|o| match o.record() {
+            Some(x) => {
+                !(x.prefix == r.prefix
+                    && x.keyspace == r.keyspace
+                    && x.seed == r.seed
+                    && x.requests <= r.requests)
+            }
+            None => true,
+        });
+    }
     /// Forget one entry (the same key, or the same range by identity).
     pub fn remove(&self, entry: &Owned) {
         let mut all = self.lock();
@@ -103,9 +213,33 @@ impl Ledger {
     }
 }
 
+/// One record per (prefix, keyspace, seed), with the most requests.
+fn merge(records: impl Iterator<Item = RangeRecord>) -> Vec<RangeRecord> {
+    let mut out: Vec<RangeRecord> = Vec::new();
+    for r in records {
+        match out
+            .iter_mut()
+            .find(|x| x.prefix == r.prefix && x.keyspace == r.keyspace && x.seed == r.seed)
+        {
+            Some(x) => x.requests = x.requests.max(r.requests),
+            None => out.push(r),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn args(c: &redis::Cmd) -> Vec<Vec<u8>> {
+        c.args_iter()
+            .map(|a| match a {
+                redis::Arg::Simple(b) => b.to_vec(),
+                _ => Vec::new(),
+            })
+            .collect()
+    }
 
     #[test]
     fn keys_are_removed_in_bounded_batches() {
@@ -114,17 +248,11 @@ mod tests {
             prefix: "p:".into(),
             upto: upto.clone(),
             slack: 1,
+            keyspace: None,
+            seed: 0,
         };
         upto.store(2500, Ordering::Relaxed);
-        let args = |c: &redis::Cmd| -> Vec<Vec<u8>> {
-            c.args_iter()
-                .map(|a| match a {
-                    redis::Arg::Simple(b) => b.to_vec(),
-                    _ => Vec::new(),
-                })
-                .collect()
-        };
-        let b: Vec<Vec<Vec<u8>>> = r.unlinks().map(|c| args(&c)).collect();
+        let b: Vec<Vec<Vec<u8>>> = r.unlinks("UNLINK").iter().map(args).collect();
         // "UNLINK" and then the keys.
         assert_eq!(
             b.iter().map(Vec::len).collect::<Vec<_>>(),
@@ -137,8 +265,30 @@ mod tests {
         assert_eq!(b[2][501], b"p:2500");
         let one = Owned::Key("k".into());
         assert_eq!(
-            one.unlinks().map(|c| args(&c)).collect::<Vec<_>>(),
+            one.unlinks("UNLINK").iter().map(args).collect::<Vec<_>>(),
             vec![vec![b"UNLINK".to_vec(), b"k".to_vec()]]
         );
+    }
+
+    #[test]
+    fn a_huge_keyspace_costs_what_was_written() {
+        // 1000 requests into a keyspace of 10^12: 1000 names, the ones written.
+        let r = RangeRecord {
+            prefix: "p:".into(),
+            requests: 1000,
+            keyspace: Some(1_000_000_000_000),
+            seed: 7,
+        };
+        assert_eq!(r.bound(), 1000);
+        let names: Vec<u64> = r.indices().collect();
+        assert_eq!(names.len(), 1000);
+        assert_eq!(names[3], key_index(Some(1_000_000_000_000), 7, 3));
+        assert_eq!(r.batches("UNLINK").count(), 1);
+        // A small keyspace fully covered: each key once.
+        let small = RangeRecord {
+            keyspace: Some(10),
+            ..r
+        };
+        assert_eq!(small.indices().collect::<Vec<_>>(), (0..10).collect::<Vec<_>>());
     }
 }

@@ -1,20 +1,26 @@
 //! What every subcommand gets: the topology, the bounds, the run id, progress,
-//! and the ledger of keys it wrote (so they are removed even on Ctrl-C).
+//! the ledger of keys it wrote (removed at the end, even on Ctrl-C), and the
+//! safety layer around writing (`safety`: may this run write at all, the
+//! registry and heartbeat, evictions watched) and cleaning up (`cleanup`).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::client::{Conn, NodeError};
-use crate::report::Manifest;
+use crate::client::Conn;
+use crate::report::{Check, Manifest};
 use crate::survey::{self, NodeState, Survey};
 use crate::topology::Topology;
+use crate::ui::narrate::Narrator;
 use crate::ui::progress::Progress;
 
+pub mod cleanup;
 mod ledger;
 mod manifest;
+pub mod registry;
+pub mod safety;
 mod signals;
 
-pub use ledger::{Ledger, Owned};
+pub use ledger::{Ledger, Owned, RangeRecord};
 pub use manifest::{hostname, new_run_id, redacted_args};
 pub use signals::Signals;
 
@@ -38,10 +44,21 @@ pub struct Ctx {
     pub started_at: Instant,
     /// The command line with secrets replaced.
     pub args: Vec<String>,
+    /// The subcommand, for the registry record.
+    pub command: &'static str,
     /// Lines for the person at the terminal (stderr; silenced by --quiet).
-    pub say: crate::ui::narrate::Narrator,
+    pub say: Narrator,
+    /// `--allow-eviction`: the user consented to writes that may evict.
+    pub allow_eviction: bool,
     /// The master as discovery found it, for the first survey to reuse.
     pub discovered: Mutex<Option<NodeState>>,
+    /// What the safety layer learnt and decided (see `safety`).
+    pub safety: safety::State,
+    /// Checks the run adds to whatever report the subcommand makes (dead
+    /// runs' leftovers found on the way).
+    pub extra_checks: Mutex<Vec<Check>>,
+    /// What was measured before an error ended the run, for its report.
+    pub partial: Mutex<Option<serde_json::Value>>,
 }
 
 impl Ctx {
@@ -52,16 +69,27 @@ impl Ctx {
 
     /// Every node's state (`survey::survey`), the first time reusing the
     /// master's visit from discovery. Refuses what redlab would mis-test
-    /// (`Survey::validate`) before anything is written.
+    /// (`Survey::validate`) before anything is written. The first survey is
+    /// the reference the end of the run compares with (evictions), and the
+    /// moment a dead run's leftovers are looked for.
     pub async fn survey(&self) -> anyhow::Result<Survey> {
         let known = self.discovered.lock().map(|mut d| d.take()).unwrap_or(None);
         let s = survey::survey_reusing(&self.topology, self.timeout, known).await;
         s.validate()?;
+        self.safety.first_survey(self, &s).await;
         Ok(s)
     }
 
     pub fn key(&self, suffix: &str) -> String {
         format!("{}{suffix}", self.prefix())
+    }
+
+    /// Store what has been measured so far, for a report if an error ends
+    /// the run before the subcommand's own report exists.
+    pub fn set_partial(&self, v: impl serde::Serialize) {
+        if let (Ok(v), Ok(mut p)) = (serde_json::to_value(v), self.partial.lock()) {
+            *p = Some(v);
+        }
     }
 
     pub fn manifest(&self) -> Manifest {
@@ -75,39 +103,12 @@ impl Ctx {
         }
     }
 
-    /// Remove every key in the ledger from the master, then wait (bounded) for
-    /// the replicas to apply the deletes.
-    pub async fn cleanup(&self) -> Result<u64, NodeError> {
-        self.cleanup_on(None).await
-    }
-
-    /// `cleanup` on a live master connection where the caller has one.
-    pub async fn cleanup_on(&self, conn: Option<Conn>) -> Result<u64, NodeError> {
-        // Entries leave the ledger only once deleted: an error or a Ctrl-C in
-        // the middle leaves the rest for the next attempt (or the hint).
-        let owned = self.ledger.snapshot();
-        if owned.is_empty() {
-            return Ok(0);
+    /// A connection to the master: the survey's when there is one (a master
+    /// at maxclients refuses a new one), else a new one.
+    pub async fn master_conn(&self) -> Result<Conn, crate::client::NodeError> {
+        if let Some(c) = self.safety.master_conn() {
+            return Ok(c);
         }
-        let mut conn = match conn {
-            Some(c) => c,
-            None => Conn::connect(&self.topology.master, self.timeout).await?,
-        };
-        let mut removed = 0u64;
-        for entry in &owned {
-            for cmd in entry.unlinks() {
-                removed += conn.query::<u64>(&cmd).await?;
-            }
-            self.ledger.remove(entry);
-        }
-        let n = self.topology.replicas.len();
-        if n > 0 {
-            let wait_ms = self.timeout.as_millis().max(1) as u64;
-            // Best effort: a down replica is reported by the check itself.
-            let _ = conn
-                .query_for::<u64>(redis::cmd("WAIT").arg(n).arg(wait_ms), self.timeout)
-                .await;
-        }
-        Ok(removed)
+        Conn::connect(&self.topology.master, self.timeout).await
     }
 }

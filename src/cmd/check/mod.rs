@@ -52,38 +52,52 @@ pub struct Entry {
     /// Writes to or compares with the master: not run when the master is
     /// unreachable or is not a master (refused before any write).
     pub needs_master: bool,
+    /// Writes keys: skipped, with the reason, where writing is refused (a
+    /// full master whose writes would evict user keys, an ACL that could not
+    /// remove them); the read-only checks still run.
+    pub writes: bool,
     pub run: for<'a> fn(&'a Env<'a>) -> CheckFuture<'a>,
 }
+
+/// What the writing checks store at once: probes, one TTL key, a smoke
+/// test's 1000 small keys.
+const WRITE_BYTES: u64 = 1 << 20;
 
 /// The gate, in the order the checks run.
 pub const CHECKS: &[Entry] = &[
     Entry {
         name: "reachability",
+        writes: false,
         needs_master: false,
         run: |env| Box::pin(steps::reachability(env)),
     },
     Entry {
         name: "replication",
+        writes: true,
         needs_master: true,
         run: |env| Box::pin(steps::replication(env)),
     },
     Entry {
         name: "keycount",
+        writes: false,
         needs_master: true,
         run: |env| Box::pin(steps::keycount(env)),
     },
     Entry {
         name: "expiry",
+        writes: true,
         needs_master: true,
         run: |env| Box::pin(steps::expiry(env)),
     },
     Entry {
         name: "throughput",
+        writes: true,
         needs_master: true,
         run: |env| Box::pin(steps::throughput(env)),
     },
     Entry {
         name: "config-lint",
+        writes: false,
         needs_master: false,
         run: |env| Box::pin(lint::run(env)),
     },
@@ -182,8 +196,15 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CheckDetails>> {
     let mut runs = Vec::new();
     for entry in CHECKS.iter().filter(|e| cfg.selected.contains(&e.name)) {
         let started = Instant::now();
-        let outcome = match (&refused, entry.needs_master) {
-            (Some(why), true) => Err(anyhow!("not run: {why}")),
+        let outcome = match (&refused, entry.needs_master, &env.master) {
+            (Some(why), true, _) => Err(anyhow!("not run: {why}")),
+            (_, _, Some(m)) if entry.writes => match ctx.prepare_writes(m, WRITE_BYTES).await {
+                Ok(()) => (entry.run)(&env).await,
+                Err(why) => Ok(StepOutcome {
+                    items: vec![Check::skip(entry.name, format!("not run: {why:#}"))],
+                    ..StepOutcome::default()
+                }),
+            },
             _ => (entry.run)(&env).await,
         };
         runs.push(check_run(entry.name, outcome, started));
@@ -214,15 +235,6 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CheckDetails>> {
     ))
 }
 
-/// The run's verdict, or exit 2 when redlab refused to write: the report is
-/// out by then, so CI still shows why.
-pub fn exit(verdict: Verdict, refused: Option<String>) -> Result<Verdict> {
-    match refused {
-        Some(why) => bail!("{why}"),
-        None => Ok(verdict),
-    }
-}
-
 fn check_run(name: &str, outcome: Result<StepOutcome>, started: Instant) -> CheckRun {
     let outcome = outcome.unwrap_or_else(|e| StepOutcome {
         items: vec![Check::fail(name, format!("{e:#}"))],
@@ -233,6 +245,13 @@ fn check_run(name: &str, outcome: Result<StepOutcome>, started: Instant) -> Chec
         outcome.summary
     } else if outcome.items.is_empty() {
         "not run: there was nothing to check".to_string()
+    } else if verdict == Verdict::Skip {
+        outcome
+            .items
+            .iter()
+            .map(|c| c.reason.clone())
+            .collect::<Vec<_>>()
+            .join("; ")
     } else {
         let bad: Vec<String> = outcome
             .items
@@ -268,6 +287,12 @@ fn warnings_fatal(r: &mut CheckRun) {
 }
 
 impl Details for CheckDetails {
+    /// Exit 2 when redlab refused to write: the report is out by then, so
+    /// CI still shows why.
+    fn refused(&self) -> Option<String> {
+        self.refused.clone()
+    }
+
     fn sections(&self) -> Vec<Section> {
         let mut findings = Section::new("Findings", &["check", "finding", "verdict", "reason"]);
         for r in &self.checks {

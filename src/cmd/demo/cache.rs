@@ -76,6 +76,7 @@ impl Cache<'_> {
             "source": "database",
         });
         self.ctx.ledger.add(key.clone());
+        self.ctx.safety.expiring(self.ttl);
         // SETEX as the workshop did; PSETEX where the TTL has a fraction of a second.
         let ttl_ms = self.ttl.as_millis().max(1) as u64;
         let (cmd, ttl) = if ttl_ms.is_multiple_of(1000) {

@@ -57,6 +57,7 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<DemoDetails>> {
     let (survey, node_stats) = stats::collect(ctx).await?;
     say.tables(&stats::sections(&node_stats));
     let master = survey.master()?;
+    ctx.prepare_writes(&master, 256 * 1024).await?;
     let mut cache = Cache {
         master: master.conn.clone(),
         source_latency: cfg.source_latency,

@@ -1,42 +1,26 @@
 //! What perf checks before it writes: that the run cannot push the master
 //! to its memory limit.
 
-use anyhow::{bail, Result};
-
 use super::Config;
-use crate::client::Info;
 use crate::survey::Master;
 
-/// Refuse a run that could make the master evict user keys.
-/// Refuse a run that could push the master to its memory limit: there it
-/// would evict user keys (`allkeys-*`, `volatile-*`) or refuse the users'
-/// own writes (`noeviction`).
-pub(super) fn eviction_guard(cfg: &Config, info: &Info, prefix_len: usize) -> Result<()> {
-    let max = info.u64("maxmemory").unwrap_or(0);
-    let policy = info.get("maxmemory_policy").unwrap_or("noeviction");
-    if max == 0 || cfg.opts.allow_eviction {
-        return Ok(());
-    }
-    let used = info.u64("used_memory").unwrap_or(0);
-    let need = cfg.bytes_estimate(prefix_len);
-    let harm = if policy == "noeviction" {
-        "which could fill it and make it refuse the users' writes (OOM)"
-    } else {
-        "which could evict user keys"
-    };
-    // Allocator overhead and fragmentation: keep a 10 % margin below maxmemory.
-    if used.saturating_add(need) > max / 10 * 9 {
-        bail!(
-            "refusing to start: this run may store ~{} MiB on a master at {} of {} MiB with maxmemory-policy {policy}, \
-             {harm}. Bound the keys with --keyspace (a --duration run writes a new key per request), \
-             use fewer requests or a smaller --data-size, or pass --allow-eviction",
-            need >> 20,
-            format_args!("{} MiB", used >> 20),
-            max >> 20
-        );
-    }
-    Ok(())
+/// What the run may store and have in flight at once, bytes: the keys it
+/// writes (key + value + ~64 B of overhead each), and every request that can
+/// be on the wire together (connections x pipeline x the largest value),
+/// which the master holds in its query buffers while it reads them.
+pub(super) fn need_bytes(cfg: &Config, prefix_len: usize) -> u64 {
+    let per_key = prefix_len as u64 + 20 + cfg.opts.data_size.1 as u64 + 64;
+    let in_flight = (cfg.opts.connections as u64)
+        .saturating_mul(cfg.opts.pipeline as u64)
+        .saturating_mul(per_key + 32);
+    cfg.keys_estimate()
+        .saturating_mul(per_key)
+        .saturating_add(in_flight)
 }
+
+/// What a perf user can change when the master has no room.
+pub(super) const ROOM_HINT: &str = "bound the keys with --keyspace (a --duration run writes a new key \
+     per request), use fewer requests, connections or a smaller --data-size";
 
 /// The replicas' output-buffer hard limit on the master, bytes (0: none),
 /// from `client-output-buffer-limit`; None where CONFIG is not allowed.

@@ -128,6 +128,19 @@ impl Config {
         if matches!(stop, Stop::Requests(0)) {
             bail!("-n/--requests must be at least 1");
         }
+        if let Some(r) = args.rate.filter(|r| !(r.is_finite() && *r >= 1.0)) {
+            bail!("--rate {r} is below 1 request per second: give at least --rate 1");
+        }
+        let fds = open_files_limit();
+        if let Some(max) = fds.filter(|m| args.connections as u64 + 64 > *m) {
+            bail!(
+                "-c {} needs {} sockets but this process may open only {max} files (ulimit -n): \
+                 raise it (ulimit -n {}) or use fewer connections",
+                args.connections,
+                args.connections,
+                args.connections + 64
+            );
+        }
         if let Some(path) = &args.baseline {
             let base = baseline::read(path)?;
             base.refuse_unlike(&baseline::Shape::of(args))?;
@@ -216,18 +229,52 @@ impl Config {
     }
 
     /// Upper bound on bytes the run stores (key + value + ~64 B of overhead each).
-    fn bytes_estimate(&self, prefix_len: usize) -> u64 {
-        let keys = match (self.keyspace(), &self.stop) {
-            (Some(k), _) => k,
-            (None, Stop::Requests(n)) => *n,
+    /// Upper bound on the keys the run stores: every request a new key, or
+    /// the keyspace where that is smaller, plus the warm-up's.
+    fn keys_estimate(&self) -> u64 {
+        let rounds = self.opts.rounds as u64;
+        let writes = match &self.stop {
+            Stop::Requests(n) => n.saturating_mul(rounds),
             // Open loop knows its rate; closed loop: assume a fast server.
-            (None, Stop::Duration(d)) => {
-                (d.as_secs_f64() * self.opts.rate.unwrap_or(2_000_000.0)) as u64
+            Stop::Duration(d) => {
+                (d.as_secs_f64() * self.opts.rate.unwrap_or(2_000_000.0)) as u64 * rounds
             }
         };
+        let writes = writes.saturating_add(self.prefill().unwrap_or(0));
+        let keys = self.keyspace().map_or(writes, |k| k.min(writes));
         keys.saturating_add(self.opts.warmup)
-            * (prefix_len as u64 + 20 + self.opts.data_size.1 as u64 + 64)
     }
+}
+
+/// The soft limit on open files, where the OS says.
+fn open_files_limit() -> Option<u64> {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .ok()
+        .map(|(soft, _)| soft)
+}
+
+/// Refuse -c beyond what the master still accepts (maxclients).
+async fn refuse_beyond_maxclients(cfg: &Config, master: &Master<'_>) -> Result<()> {
+    let mut c = master.conn.clone();
+    let max: Option<u64> = c
+        .config_get("maxclients")
+        .await
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse().ok());
+    let connected = master.info.u64("connected_clients").unwrap_or(0);
+    if let Some(max) = max {
+        let free = max.saturating_sub(connected);
+        if cfg.opts.connections as u64 > free {
+            bail!(
+                "{}: -c {} is more than the master accepts now: maxclients {max}, {connected} connected, \
+                 so {free} more; use fewer connections or raise maxclients",
+                master.node().label(),
+                cfg.opts.connections
+            );
+        }
+    }
+    Ok(())
 }
 
 pub async fn run(opts: Options, ctx: &Ctx) -> Result<Report<PerfDetails>> {
@@ -257,7 +304,10 @@ pub async fn measure(
 ) -> Result<PerfDetails> {
     let before = master.info.clone();
     let prefix = ctx.key("perf:");
-    guard::eviction_guard(cfg, &before, prefix.len())?;
+    refuse_beyond_maxclients(cfg, master).await?;
+    ctx.prepare_writes(master, guard::need_bytes(cfg, prefix.len()))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:#}; {}", guard::ROOM_HINT))?;
     let output_limit = guard::replica_output_limit(master).await;
     let base = engine_base(cfg, &ctx.topology.master, ctx.timeout, &prefix).await?;
     let started = Instant::now();
@@ -272,7 +322,8 @@ pub async fn measure(
             ..base.clone()
         };
         ctx.ledger
-            .add_range(&prefix, Arc::new(AtomicU64::new(n)), 0);
+            .add_range(&prefix, Arc::new(AtomicU64::new(n)), 0, None, 0);
+        ctx.registry_refresh().await;
         phase(ctx, fill, "filling keys to read").await?;
     }
     if cfg.opts.warmup > 0 {
@@ -286,7 +337,8 @@ pub async fn measure(
             ..base.clone()
         };
         let upto = Arc::new(AtomicU64::new(cfg.opts.warmup));
-        ctx.ledger.add_range(&warm_prefix, upto, 0);
+        ctx.ledger.add_range(&warm_prefix, upto, 0, None, 0);
+        ctx.registry_refresh().await;
         phase(ctx, warm, "warming up").await?;
     }
     let mut results = Vec::new();
@@ -297,20 +349,27 @@ pub async fn measure(
             progress: Some(Arc::new(AtomicU64::new(0))),
             ..base.clone()
         };
-        let upto = match (round.keyspace, &round.stop) {
-            (Some(k), _) => Arc::new(AtomicU64::new(k)),
-            (None, Stop::Requests(n)) => Arc::new(AtomicU64::new(*n)),
-            (None, Stop::Duration(_)) => round.progress.clone().expect("set above"),
+        // The requests sent: their keys are what cleanup removes (a pure
+        // function of keyspace, seed and request number), whatever --keyspace is.
+        let upto = match &round.stop {
+            Stop::Requests(n) => Arc::new(AtomicU64::new(*n)),
+            Stop::Duration(_) => round.progress.clone().expect("set above"),
         };
         // Only a timed run can have batches in flight past its counter.
         let slack = match round.stop {
-            Stop::Duration(_) if round.keyspace.is_none() => {
-                (round.pipeline * round.connections) as u64
-            }
+            Stop::Duration(_) => (round.pipeline * round.connections) as u64,
             _ => 0,
         };
-        ctx.ledger.add_range(&prefix, upto, slack);
+        ctx.ledger
+            .add_range(&prefix, upto, slack, round.keyspace, round.seed);
+        ctx.registry_refresh().await;
         results.push(phase(ctx, round, &format!("round {}/{}", r + 1, cfg.opts.rounds)).await?);
+        // Should a later round end the run with an error, its report still
+        // has the rounds measured so far.
+        ctx.set_partial(serde_json::json!({
+            "rounds_completed": results.len(),
+            "rounds_ops_per_sec": results.iter().map(EngineResult::ops_per_sec).collect::<Vec<_>>(),
+        }));
     }
     let load_ms = crate::duration::ms(started.elapsed());
     let mut caught = replicas::catch_up(master, survey, cfg.opts.settle).await;
@@ -330,7 +389,7 @@ pub async fn measure(
     let keys_removed = if cfg.opts.keep_keys {
         keep_measured_keys(ctx, &prefix)
     } else {
-        ctx.cleanup_on(Some(master.conn.clone())).await?
+        ctx.cleanup(std::future::pending()).await.removed
     };
     let median = median_round(&results);
     if let Some(path) = &cfg.opts.hdr_out {

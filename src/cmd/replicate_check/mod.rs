@@ -16,6 +16,9 @@ use crate::survey::{Master, Survey};
 
 mod figures;
 
+/// What probing may store at once: a few small keys.
+const PROBE_BYTES: u64 = 64 * 1024;
+
 pub struct Config {
     pub probes: u32,
     pub max_lag: Duration,
@@ -188,6 +191,7 @@ pub async fn propagation(
             "not run: the topology has no replica, so there is nothing to propagate to",
         )]);
     }
+    ctx.prepare_writes(master, PROBE_BYTES).await?;
     let conns: Vec<Option<Conn>> = survey
         .replicas()
         .iter()
@@ -260,6 +264,7 @@ async fn probe(
         let key = ctx.key(&format!("probe:{i}"));
         let value = format!("{}:{i}", ctx.run_id);
         ctx.ledger.add(key.clone());
+        ctx.safety.expiring(ttl);
         let t0 = Instant::now();
         master
             .query::<()>(

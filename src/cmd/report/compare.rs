@@ -37,7 +37,8 @@ pub fn run(
         this: this.details,
     };
     let report = Report::new("perf", this.manifest, this.nodes, this.checks, compared);
-    crate::emit(g, report).map(|_| ())
+    let mut report = report;
+    crate::emit(g, &mut report).map(|_| ())
 }
 
 fn perf(path: &Path, v: serde_json::Value) -> Result<Report<PerfDetails>> {

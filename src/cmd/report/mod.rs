@@ -73,7 +73,7 @@ fn emit_as<D: Details + DeserializeOwned>(
     saved: serde_json::Value,
 ) -> Result<Verdict> {
     match serde_json::from_value::<Report<D>>(saved.clone()) {
-        Ok(report) => crate::emit(g, report),
+        Ok(mut report) => crate::emit(g, &mut report),
         Err(e) => {
             let generic: Report<Saved> = serde_json::from_value(saved)
                 .with_context(|| format!("{}: not a redlab report", path.display()))?;
@@ -82,7 +82,8 @@ fn emit_as<D: Details + DeserializeOwned>(
                 path.display(),
                 generic.command
             );
-            crate::emit(g, generic)
+            let mut generic = generic;
+            crate::emit(g, &mut generic)
         }
     }
 }

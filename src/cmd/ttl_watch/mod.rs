@@ -142,8 +142,10 @@ pub async fn watch_states(
         tracks.push(Track::new(st.conn.clone(), observe, res));
     }
     if written {
+        ctx.prepare_writes(master, 64 * 1024).await?;
         let mut m = master.conn.clone();
         ctx.ledger.add(key.clone());
+        ctx.safety.expiring(cfg.ttl);
         let px = cfg.ttl.as_millis().max(1) as u64;
         m.query::<()>(
             redis::cmd("SET")

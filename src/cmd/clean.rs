@@ -1,0 +1,379 @@
+//! clean: remove what dead redlab runs left (a run killed with SIGKILL, a
+//! master lost mid-run). A run is dead when its heartbeat has expired; a live
+//! run's keys are never touched. Keys are found with SCAN MATCH on the run's
+//! prefix (every key redlab writes starts with `redlab:<run-id>:`), removed
+//! with UNLINK in bounded batches at a bounded rate, and the replicas follow
+//! through replication; what remains on each node is counted afterwards.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::client::{Conn, ErrorKind};
+use crate::report::{plural, Check, Details, Report, Section};
+use crate::run::registry::{self, RUNS_KEY};
+use crate::run::Ctx;
+use crate::survey::{NodeState, Survey};
+
+pub struct Config {
+    /// One run's id, or None for every dead run.
+    pub run: Option<String>,
+    /// At most this many keys removed per second.
+    pub rate: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CleanDetails {
+    /// The SCAN pattern used.
+    pub pattern: String,
+    /// Per dead run: what was removed.
+    pub runs: Vec<RunCleaned>,
+    /// Live runs whose keys were left alone.
+    pub live_runs: Vec<String>,
+    /// Keys removed on the master in all.
+    pub removed: u64,
+    /// What remains on each node afterwards.
+    pub nodes: Vec<NodeLeft>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RunCleaned {
+    pub run_id: String,
+    /// From its registry record, where it had one.
+    pub command: Option<String>,
+    pub host: Option<String>,
+    pub started_at: Option<String>,
+    /// Keys removed.
+    pub removed: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NodeLeft {
+    pub name: String,
+    pub address: String,
+    /// Keys of dead runs still there (null: it could not be asked).
+    pub remaining: Option<u64>,
+    pub error: Option<String>,
+}
+
+pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CleanDetails>> {
+    if cfg.rate == 0 {
+        bail!("--rate must be at least 1 key per second");
+    }
+    let survey = ctx.survey().await?;
+    let pattern = match &cfg.run {
+        Some(id) if id.is_empty() || id.contains(['*', '?', '[', ':']) => {
+            bail!("--run takes a run id as printed by redlab (e.g. 01dkdz2yw1), not a pattern")
+        }
+        Some(id) => format!("redlab:{id}:*"),
+        None => "redlab:*".to_string(),
+    };
+    let master = match survey.master() {
+        Ok(m) => m,
+        Err(e) if survey.master_state().error.is_some() => {
+            return master_gone(ctx, &survey, pattern, format!("{e:#}")).await;
+        }
+        Err(e) => return Err(e),
+    };
+    let mut conn = master.conn.clone();
+    let runs = registry::runs(&mut conn).await.unwrap_or_default();
+    let live: BTreeSet<String> = runs
+        .iter()
+        .filter(|(_, alive)| *alive)
+        .map(|(r, _)| r.run_id.clone())
+        .collect();
+    if let Some(id) = cfg.run.as_ref().filter(|id| live.contains(*id)) {
+        bail!(
+            "run {id} is still running (its heartbeat is fresh): it removes its own keys; \
+             wait for it, or stop it and run clean again after 15 s"
+        );
+    }
+    let verb = delete_verb(&mut conn).await?;
+    let spinner = ctx.progress.spinner(format!("scanning for {pattern}"));
+    let mut removed: BTreeMap<String, u64> = BTreeMap::new();
+    let mut total = 0u64;
+    let started = Instant::now();
+    let mut cursor = 0u64;
+    loop {
+        let (next, keys): (u64, Vec<Vec<u8>>) = conn
+            .query(
+                redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000),
+            )
+            .await?;
+        let mine: Vec<(String, Vec<u8>)> = keys
+            .into_iter()
+            .filter_map(|k| Some((run_of(&k)?, k)))
+            .filter(|(id, _)| !live.contains(id))
+            .collect();
+        if !mine.is_empty() {
+            let mut cmd = redis::cmd(verb);
+            for (_, k) in &mine {
+                cmd.arg(k);
+            }
+            total += conn.query::<u64>(&cmd).await?;
+            for (id, _) in &mine {
+                *removed.entry(id.clone()).or_default() += 1;
+            }
+            spinner.set_message(format!("{} removed", plural(total, "key")));
+            // Bounded rate: a live master serves its users first.
+            let due = Duration::from_secs_f64(total as f64 / cfg.rate as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+        cursor = next;
+        if cursor == 0 {
+            break;
+        }
+    }
+    spinner.finish();
+    // The dead runs' records go with their keys.
+    let mut cleaned = Vec::new();
+    for (rec, alive) in &runs {
+        let wanted = cfg.run.as_ref().is_none_or(|id| *id == rec.run_id);
+        if !alive && wanted {
+            let _ = registry::unregister(&mut conn, &rec.run_id).await;
+            cleaned.push(RunCleaned {
+                run_id: rec.run_id.clone(),
+                command: Some(rec.command.clone()),
+                host: Some(rec.host.clone()),
+                started_at: Some(rec.started_at.clone()),
+                removed: removed.remove(&rec.run_id).unwrap_or(0),
+            });
+        }
+    }
+    cleaned.extend(removed.into_iter().map(|(run_id, n)| RunCleaned {
+        run_id,
+        command: None,
+        host: None,
+        started_at: None,
+        removed: n,
+    }));
+    wait_replicas(&mut conn, ctx.timeout).await;
+    let nodes = remaining(&survey, &pattern, &live).await;
+    let details = CleanDetails {
+        pattern,
+        runs: cleaned,
+        live_runs: live.into_iter().collect(),
+        removed: total,
+        nodes,
+    };
+    let checks = checks(&details, None);
+    Ok(Report::new(
+        "clean",
+        ctx.manifest(),
+        survey.infos(),
+        checks,
+        details,
+    ))
+}
+
+/// The master is unreachable: nothing can be removed (a replica is read
+/// only); say what remains where, so the user knows what to clean once the
+/// master is back.
+async fn master_gone(
+    ctx: &Ctx,
+    survey: &Survey,
+    pattern: String,
+    why: String,
+) -> Result<Report<CleanDetails>> {
+    let nodes = remaining(survey, &pattern, &BTreeSet::new()).await;
+    let details = CleanDetails {
+        pattern,
+        runs: Vec::new(),
+        live_runs: Vec::new(),
+        removed: 0,
+        nodes,
+    };
+    let checks = checks(&details, Some(&why));
+    Ok(Report::new(
+        "clean",
+        ctx.manifest(),
+        survey.infos(),
+        checks,
+        details,
+    ))
+}
+
+/// `redlab:<id>:...` -> `<id>`; the registry hash is not a run's key.
+fn run_of(key: &[u8]) -> Option<String> {
+    let k = std::str::from_utf8(key).ok()?;
+    if k == RUNS_KEY {
+        return None;
+    }
+    let rest = k.strip_prefix("redlab:")?;
+    let (id, _) = rest.split_once(':')?;
+    Some(id.to_string())
+}
+
+/// UNLINK, or DEL where the ACL allows only that (asked with a key that does
+/// not exist: nothing is deleted by asking).
+async fn delete_verb(conn: &mut Conn) -> Result<&'static str> {
+    for verb in ["UNLINK", "DEL"] {
+        match conn
+            .query::<u64>(redis::cmd(verb).arg("redlab:clean:may-delete"))
+            .await
+        {
+            Ok(_) => return Ok(verb),
+            Err(e) if e.kind == ErrorKind::NoPermission => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    bail!("the ACL user may neither UNLINK nor DEL: grant it, e.g. ACL SETUSER <user> +unlink ~redlab:*")
+}
+
+async fn wait_replicas(conn: &mut Conn, timeout: Duration) {
+    let Ok(info) = conn.info("replication").await else {
+        return;
+    };
+    let n = info
+        .replicas()
+        .iter()
+        .filter(|l| l.state == "online")
+        .count();
+    if n > 0 {
+        let bound = timeout.min(Duration::from_secs(2));
+        let _ = conn
+            .query_for::<u64>(
+                redis::cmd("WAIT").arg(n).arg(bound.as_millis() as u64),
+                bound,
+            )
+            .await;
+    }
+}
+
+/// Dead runs' keys on every reachable node (a read-only SCAN).
+async fn remaining(survey: &Survey, pattern: &str, live: &BTreeSet<String>) -> Vec<NodeLeft> {
+    let mut out = Vec::new();
+    for st in survey.all() {
+        out.push(count_on(st, pattern, live).await);
+    }
+    out
+}
+
+async fn count_on(st: &NodeState, pattern: &str, live: &BTreeSet<String>) -> NodeLeft {
+    let mut left = NodeLeft {
+        name: st.node.name.clone(),
+        address: st.node.addr(),
+        remaining: None,
+        error: st.error.as_ref().map(|e| e.message.clone()),
+    };
+    let Some(mut c) = st.conn.clone() else {
+        return left;
+    };
+    let mut n = 0u64;
+    let mut cursor = 0u64;
+    loop {
+        let r: Result<(u64, Vec<Vec<u8>>), _> = c
+            .query(
+                redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(pattern)
+                    .arg("COUNT")
+                    .arg(1000),
+            )
+            .await;
+        match r {
+            Err(e) => {
+                left.error = Some(e.message);
+                return left;
+            }
+            Ok((next, keys)) => {
+                n += keys
+                    .iter()
+                    .filter_map(|k| run_of(k))
+                    .filter(|id| !live.contains(id))
+                    .count() as u64;
+                cursor = next;
+            }
+        }
+        if cursor == 0 {
+            break;
+        }
+    }
+    left.remaining = Some(n);
+    left
+}
+
+fn checks(d: &CleanDetails, master_gone: Option<&str>) -> Vec<Check> {
+    let mut out = Vec::new();
+    match master_gone {
+        Some(why) => out.push(Check::fail(
+            "clean.master",
+            format!("nothing removed: {why}; keys can only be removed on the master, once it is back"),
+        )),
+        None => out.push(Check::pass(
+            "clean.master",
+            if d.removed == 0 {
+                format!("no key of a dead run under {}", d.pattern)
+            } else {
+                format!(
+                    "removed {} of {}",
+                    plural(d.removed, "key"),
+                    plural(d.runs.len() as u64, "dead run")
+                )
+            },
+        )),
+    }
+    for n in &d.nodes {
+        let name = format!("{}.remaining", n.name);
+        out.push(match (n.remaining, &n.error) {
+            (Some(0), _) => Check::pass(name, "no key of a dead run left"),
+            (Some(k), _) => Check::fail(
+                name,
+                format!("{} of dead runs remain under {}", plural(k, "key"), d.pattern),
+            ),
+            (None, e) => Check::skip(
+                name,
+                format!(
+                    "not counted: {}",
+                    e.clone().unwrap_or_else(|| "not reachable".into())
+                ),
+            ),
+        });
+    }
+    out
+}
+
+impl Details for CleanDetails {
+    fn sections(&self) -> Vec<Section> {
+        let mut r = Section::new("Dead runs", &["run", "command", "host", "started", "removed"]);
+        for x in &self.runs {
+            let o = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+            r.row(vec![
+                x.run_id.clone(),
+                o(&x.command),
+                o(&x.host),
+                o(&x.started_at),
+                x.removed.to_string(),
+            ]);
+        }
+        if !self.live_runs.is_empty() {
+            r.notes.push(format!(
+                "left alone (still running): {}",
+                self.live_runs.join(", ")
+            ));
+        }
+        let mut n = Section::new("What remains", &["node", "address", "keys of dead runs"]);
+        for x in &self.nodes {
+            n.row(vec![
+                x.name.clone(),
+                x.address.clone(),
+                match (x.remaining, &x.error) {
+                    (Some(k), _) => k.to_string(),
+                    (None, Some(e)) => e.clone(),
+                    _ => "-".into(),
+                },
+            ]);
+        }
+        vec![r, n]
+    }
+}

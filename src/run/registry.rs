@@ -1,0 +1,173 @@
+//! The run registry on the master: every run that writes leaves a record in
+//! the hash `redlab:runs` (who, where, what it wrote) and keeps a heartbeat
+//! key with a short TTL alive while it runs. A record whose heartbeat has
+//! expired is a dead run: a later run finds it with one HGETALL and one
+//! EXISTS per record (never a scan of the user's keyspace), counts what it
+//! left, and says how to remove it (`redlab clean`).
+//!
+//! The hash itself has no TTL (Redis 7.0 has no per-field expiry): it holds
+//! one small record per run and each run removes its own at the end; a dead
+//! run's record is removed by `redlab clean`, or by a later writing run once
+//! nothing of it remains.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::ledger::RangeRecord;
+use crate::client::{Conn, NodeError};
+
+/// The hash of run records, field = run id.
+pub const RUNS_KEY: &str = "redlab:runs";
+/// How long a heartbeat lives unless refreshed.
+pub const HEARTBEAT_TTL: Duration = Duration::from_secs(15);
+/// How often a live run refreshes it.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+/// A dead run's keys counted one by one up to this many names; above it, a
+/// sample is counted and the total estimated.
+const COUNT_EXACT_UP_TO: u64 = 100_000;
+
+pub fn heartbeat_key(run_id: &str) -> String {
+    format!("redlab:{run_id}:alive")
+}
+
+/// What a run tells later runs about itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    /// Host and pid of the redlab process.
+    pub host: String,
+    pub pid: u32,
+    /// RFC 3339.
+    pub started_at: String,
+    /// The subcommand.
+    pub command: String,
+    /// The database its keys are in.
+    pub db: i64,
+    /// Loads' keys (no TTL unless --key-ttl), as request ranges.
+    #[serde(default)]
+    pub ranges: Vec<RangeRecord>,
+    /// Every other key it wrote carries a TTL and is gone by then (unix ms).
+    #[serde(default)]
+    pub expiring_keys_gone_by_ms: u64,
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Write (or refresh) the record and the heartbeat, in one round trip.
+pub async fn beat(conn: &mut Conn, rec: &RunRecord) -> Result<(), NodeError> {
+    let json = serde_json::to_string(rec).unwrap_or_default();
+    let mut p = redis::pipe();
+    p.cmd("HSET")
+        .arg(RUNS_KEY)
+        .arg(&rec.run_id)
+        .arg(json)
+        .ignore()
+        .cmd("SET")
+        .arg(heartbeat_key(&rec.run_id))
+        .arg(&rec.host)
+        .arg("PX")
+        .arg(HEARTBEAT_TTL.as_millis() as u64)
+        .ignore();
+    conn.pipe::<()>(&p).await
+}
+
+/// Remove the record and the heartbeat (everything of the run is gone).
+pub async fn unregister(conn: &mut Conn, run_id: &str) -> Result<(), NodeError> {
+    let mut p = redis::pipe();
+    p.cmd("HDEL")
+        .arg(RUNS_KEY)
+        .arg(run_id)
+        .ignore()
+        .cmd("DEL")
+        .arg(heartbeat_key(run_id))
+        .ignore();
+    conn.pipe::<()>(&p).await
+}
+
+/// Stop the heartbeat only: the record stays, so the run reads as dead and
+/// what it left can be found.
+pub async fn stop_heartbeat(conn: &mut Conn, run_id: &str) -> Result<(), NodeError> {
+    conn.query::<u64>(redis::cmd("DEL").arg(heartbeat_key(run_id)))
+        .await
+        .map(|_| ())
+}
+
+/// Every registered run, with whether it is alive (its heartbeat exists).
+pub async fn runs(conn: &mut Conn) -> Result<Vec<(RunRecord, bool)>, NodeError> {
+    let v: redis::Value = conn.query(redis::cmd("HGETALL").arg(RUNS_KEY)).await?;
+    let records: Vec<RunRecord> = crate::client::pairs(&v)
+        .into_iter()
+        .filter_map(|(_, json)| serde_json::from_str(&json).ok())
+        .collect();
+    if records.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut p = redis::pipe();
+    for r in &records {
+        p.cmd("EXISTS").arg(heartbeat_key(&r.run_id));
+    }
+    let alive: Vec<u64> = conn.pipe(&p).await?;
+    Ok(records
+        .into_iter()
+        .zip(alive)
+        .map(|(r, a)| (r, a > 0))
+        .collect())
+}
+
+/// How many of a dead run's load keys still exist: exact up to a bound,
+/// estimated from an even sample beyond it.
+pub async fn count_left(conn: &mut Conn, rec: &RunRecord) -> Result<(u64, bool), NodeError> {
+    let mut total = 0u64;
+    let mut exact = true;
+    for range in &rec.ranges {
+        let bound = range.bound();
+        if range.requests <= COUNT_EXACT_UP_TO {
+            // Random keys repeat: each name is asked once (EXISTS counts repeats).
+            let mut names: Vec<u64> = range.indices().collect();
+            names.sort_unstable();
+            names.dedup();
+            for chunk in names.chunks(1000) {
+                let mut cmd = redis::cmd("EXISTS");
+                for i in chunk {
+                    let mut key = range.prefix.as_bytes().to_vec();
+                    crate::loadgen::resp::push_u64(&mut key, *i);
+                    cmd.arg(key);
+                }
+                total += conn.query::<u64>(&cmd).await?;
+            }
+            continue;
+        }
+        exact = false;
+        // An even sample of request numbers: EXISTS of their keys.
+        let step = (range.requests / COUNT_EXACT_UP_TO).max(1);
+        let mut seen = 0u64;
+        let mut asked = 0u64;
+        let mut cmd = redis::cmd("EXISTS");
+        let mut n = 0;
+        for i in range.indices().step_by(step as usize) {
+            let mut key = range.prefix.as_bytes().to_vec();
+            crate::loadgen::resp::push_u64(&mut key, i);
+            cmd.arg(key);
+            n += 1;
+            asked += 1;
+            if n == 1000 {
+                seen += conn.query::<u64>(&cmd).await?;
+                cmd = redis::cmd("EXISTS");
+                n = 0;
+            }
+        }
+        if n > 0 {
+            seen += conn.query::<u64>(&cmd).await?;
+        }
+        if asked > 0 {
+            total += (seen as f64 / asked as f64 * bound as f64).round() as u64;
+        }
+    }
+    Ok((total, exact))
+}

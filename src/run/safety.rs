@@ -1,0 +1,440 @@
+//! Whether a run may write, and what its writes did.
+//!
+//! Before the first write (`prepare_writes`): the master must have room for
+//! what the run writes and may have in flight, without evicting anybody's
+//! keys (unless `--allow-eviction`); the user must be allowed to delete what
+//! it writes (an UNLINK of a key that does not exist asks the ACL without
+//! writing anything); then the run registers itself and keeps a heartbeat.
+//! At the end (`eviction_checks`): every node's `evicted_keys` is compared
+//! with the first survey's: an increase while redlab wrote fails the run.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use super::registry::{self, RunRecord};
+use super::Ctx;
+use crate::client::{Conn, ErrorKind};
+use crate::report::{plural, Check};
+use crate::survey::{Master, Survey};
+use crate::topology::Node;
+
+/// Above this share of maxmemory a master is full for redlab's purposes:
+/// allocator overhead and fragmentation make the last tenth unreliable.
+const FULL: f64 = 0.9;
+
+#[derive(Debug, Clone)]
+enum Gate {
+    NotAsked,
+    Open,
+    Closed(Refused),
+}
+
+/// Why a run may not write: the error `prepare_writes` returns.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct Refused {
+    pub kind: RefusedKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusedKind {
+    /// Writing would evict user keys (consent: --allow-eviction).
+    WouldEvict,
+    /// A noeviction master at its limit: writes are refused (OOM) anyway.
+    NoRoom,
+    /// What it wrote could not be removed (ACL), or the master said no.
+    CannotClean,
+}
+
+/// A node as the first survey found it: its connection and `evicted_keys`.
+type Watched = (Node, Option<Conn>, Option<u64>);
+
+struct Inner {
+    /// Every node with its survey connection and `evicted_keys` then.
+    nodes: Option<Vec<Watched>>,
+    master_conn: Option<Conn>,
+    gate: Gate,
+    /// The delete command the ACL allows (UNLINK, else DEL).
+    delete_verb: &'static str,
+    /// When the last key with a TTL this run wrote is gone (unix ms).
+    expiring_until_ms: u64,
+    leftovers_looked: bool,
+}
+
+pub struct State {
+    inner: Mutex<Inner>,
+    heartbeat: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            inner: Mutex::new(Inner {
+                nodes: None,
+                master_conn: None,
+                gate: Gate::NotAsked,
+                delete_verb: "UNLINK",
+                expiring_until_ms: 0,
+                leftovers_looked: false,
+            }),
+            heartbeat: Mutex::new(None),
+        }
+    }
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        if let Some(h) = self.heartbeat.lock().ok().and_then(|mut h| h.take()) {
+            h.abort();
+        }
+    }
+}
+
+impl State {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn master_conn(&self) -> Option<Conn> {
+        self.lock().master_conn.clone()
+    }
+
+    /// A new connection to the master replaces a lost one.
+    pub fn set_master_conn(&self, c: Conn) {
+        self.lock().master_conn = Some(c);
+    }
+
+    pub fn delete_verb(&self) -> &'static str {
+        self.lock().delete_verb
+    }
+
+    /// Whether the run was allowed to write (and so may have).
+    pub fn wrote(&self) -> bool {
+        matches!(self.lock().gate, Gate::Open)
+    }
+
+    /// A key with this TTL was written now.
+    pub fn expiring(&self, ttl: Duration) {
+        let until = registry::now_ms() + ttl.as_millis() as u64;
+        let mut i = self.lock();
+        i.expiring_until_ms = i.expiring_until_ms.max(until);
+    }
+
+    /// Remember the first survey; look once for dead runs' leftovers.
+    pub(super) async fn first_survey(&self, ctx: &Ctx, s: &Survey) {
+        let first = {
+            let mut i = self.lock();
+            if i.nodes.is_none() {
+                i.nodes = Some(
+                    s.all()
+                        .iter()
+                        .map(|st| {
+                            let ev = st.info.as_ref().and_then(|i| i.u64("evicted_keys"));
+                            (st.node.clone(), st.conn.clone(), ev)
+                        })
+                        .collect(),
+                );
+            }
+            if let Ok(m) = s.master() {
+                i.master_conn.get_or_insert(m.conn.clone());
+            }
+            // `clean` is the remedy: it says what it removes itself.
+            let first = !i.leftovers_looked && i.master_conn.is_some() && ctx.command != "clean";
+            i.leftovers_looked = true;
+            first
+        };
+        if first {
+            if let Some(mut c) = self.master_conn() {
+                let found = leftovers(&mut c, ctx).await;
+                if let Ok(mut x) = ctx.extra_checks.lock() {
+                    x.extend(found);
+                }
+            }
+        }
+    }
+
+    /// The run's record for the registry, as of now.
+    fn record(&self, ctx: &Ctx) -> RunRecord {
+        RunRecord {
+            run_id: ctx.run_id.clone(),
+            host: super::hostname(),
+            pid: std::process::id(),
+            started_at: humantime::format_rfc3339_seconds(ctx.started).to_string(),
+            command: ctx.command.to_string(),
+            db: ctx.topology.master.db(),
+            ranges: ctx.ledger.ranges(),
+            expiring_keys_gone_by_ms: self.lock().expiring_until_ms,
+        }
+    }
+}
+
+impl Ctx {
+    /// Before the first write: refuse what could harm the user's data or
+    /// could not be cleaned up, then register the run. `need_bytes` is what
+    /// the run may store and have in flight at once. Asked once; the answer
+    /// stands for the run.
+    pub async fn prepare_writes(&self, master: &Master<'_>, need_bytes: u64) -> Result<()> {
+        let gate = self.safety.lock().gate.clone();
+        match gate {
+            // Room is asked again for each step: a later one may write more.
+            Gate::Open => {
+                return match full(master, need_bytes, self.allow_eviction) {
+                    Some(why) => Err(why.into()),
+                    None => Ok(()),
+                }
+            }
+            Gate::Closed(why) => return Err(why.into()),
+            Gate::NotAsked => {}
+        }
+        if let Err(why) = self.may_write(master, need_bytes).await {
+            self.safety.lock().gate = Gate::Closed(why.clone());
+            return Err(why.into());
+        }
+        self.safety.lock().gate = Gate::Open;
+        self.register(master.conn.clone()).await;
+        Ok(())
+    }
+
+    /// Room, and the right to delete what it writes; the reason if not.
+    async fn may_write(&self, master: &Master<'_>, need: u64) -> Result<(), Refused> {
+        if let Some(why) = full(master, need, self.allow_eviction) {
+            return Err(why);
+        }
+        // An UNLINK of a key that does not exist: the ACL answers, nothing is written.
+        let probe = self.key("may-delete");
+        let mut c = master.conn.clone();
+        for verb in ["UNLINK", "DEL"] {
+            match c.query::<u64>(redis::cmd(verb).arg(&probe)).await {
+                Ok(_) => {
+                    self.safety.lock().delete_verb = verb;
+                    return Ok(());
+                }
+                Err(e) if e.kind == ErrorKind::NoPermission => continue,
+                Err(e) => {
+                    return Err(Refused {
+                        kind: RefusedKind::CannotClean,
+                        message: e.to_string(),
+                    })
+                }
+            }
+        }
+        Err(Refused { kind: RefusedKind::CannotClean, message: format!(
+            "{}: the ACL user may neither UNLINK nor DEL keys under redlab:*, so nothing redlab \
+             wrote could be removed; refused before any write. Grant it: ACL SETUSER <user> +unlink ~redlab:*",
+            master.node().label()
+        )})
+    }
+
+    /// Record the run on the master and keep its heartbeat alive.
+    async fn register(&self, mut conn: Conn) {
+        let rec = self.safety.record(self);
+        if let Err(e) = registry::beat(&mut conn, &rec).await {
+            self.say.line(&format!(
+                "redlab: warning: this run could not register itself on the master ({}): \
+                 if it is killed, later runs cannot tell what it left",
+                e.message
+            ));
+            return;
+        }
+        let ledger = self.ledger.clone();
+        let safety_rec = rec.clone();
+        let expiring = self.safety.lock().expiring_until_ms;
+        let task = tokio::spawn(async move {
+            let mut rec = safety_rec;
+            rec.expiring_keys_gone_by_ms = expiring;
+            loop {
+                tokio::time::sleep(registry::HEARTBEAT_EVERY).await;
+                rec.ranges = ledger.ranges();
+                let _ = registry::beat(&mut conn, &rec).await;
+            }
+        });
+        if let Ok(mut h) = self.safety.heartbeat.lock() {
+            *h = Some(task);
+        }
+    }
+
+    /// Refresh the record now (a load's range was just added).
+    pub async fn registry_refresh(&self) {
+        if !self.safety.wrote() {
+            return;
+        }
+        if let Some(mut c) = self.safety.master_conn() {
+            let _ = registry::beat(&mut c, &self.safety.record(self)).await;
+        }
+    }
+
+    /// Stop the heartbeat; remove the record when nothing is left, else
+    /// keep it (the run then reads as dead, and `clean` finds its keys).
+    pub async fn unregister(&self, everything_removed: bool) {
+        if let Some(h) = self.safety.heartbeat.lock().ok().and_then(|mut h| h.take()) {
+            h.abort();
+        }
+        if !self.safety.wrote() {
+            return;
+        }
+        let Some(mut c) = self.safety.master_conn() else {
+            return;
+        };
+        let _ = if everything_removed {
+            registry::unregister(&mut c, &self.run_id).await
+        } else {
+            let _ = registry::beat(&mut c, &self.safety.record(self)).await;
+            registry::stop_heartbeat(&mut c, &self.run_id).await
+        };
+    }
+
+    /// `<node>.evictions`: keys evicted on a node while this run wrote.
+    pub async fn eviction_checks(&self) -> Vec<Check> {
+        if !self.safety.wrote() {
+            return Vec::new();
+        }
+        let nodes = self.safety.lock().nodes.clone().unwrap_or_default();
+        let bound = self.timeout.min(Duration::from_secs(1));
+        let mut out = Vec::new();
+        for (node, conn, before) in nodes {
+            let (Some(mut c), Some(before)) = (conn, before) else {
+                continue;
+            };
+            let info = tokio::time::timeout(bound, c.info("stats")).await;
+            let Ok(Ok(info)) = info else { continue };
+            let Some(after) = info.u64("evicted_keys") else {
+                continue;
+            };
+            let n = after.saturating_sub(before);
+            if n == 0 {
+                continue;
+            }
+            let reason = format!(
+                "{} evicted during this run (evicted_keys {before} -> {after})",
+                plural(n, "key")
+            );
+            let name = format!("{}.evictions", node.name);
+            out.push(if self.allow_eviction {
+                Check::warn(name, format!("{reason}; allowed by --allow-eviction"))
+            } else {
+                Check::fail(name, format!("{reason}: somebody's keys were lost to make room"))
+            });
+        }
+        out
+    }
+}
+
+/// Why the master has no room for `need` more bytes, if it has not.
+fn full(master: &Master<'_>, need: u64, allow_eviction: bool) -> Option<Refused> {
+    let i = master.info;
+    let max = i.u64("maxmemory").unwrap_or(0);
+    if max == 0 {
+        return None;
+    }
+    let used = i.u64("used_memory").unwrap_or(0);
+    let policy = i.get("maxmemory_policy").unwrap_or("noeviction");
+    if (used.saturating_add(need) as f64) <= max as f64 * FULL {
+        return None;
+    }
+    let memory = format!(
+        "{} used of {} maxmemory, policy {policy}",
+        crate::report::human_bytes(used),
+        crate::report::human_bytes(max)
+    );
+    let at = if used as f64 > max as f64 * FULL {
+        format!("{}: the master is full ({memory})", master.node().label())
+    } else {
+        format!(
+            "{}: this run may store or have in flight ~{}, more than the master has room for ({memory})",
+            master.node().label(),
+            crate::report::human_bytes(need.max(1))
+        )
+    };
+    if policy == "noeviction" {
+        // Already at its limit, every write is refused (OOM) whoever sends
+        // it: redlab's fail on their own, harming nobody, and say so.
+        if used as f64 >= max as f64 * 0.98 {
+            return None;
+        }
+        // Below it, this run could push it there and make the users' writes fail.
+        return Some(Refused {
+            kind: RefusedKind::NoRoom,
+            message: format!(
+                "{at}: with noeviction its writes and the users' would be refused (OOM); refused before any write"
+            ),
+        });
+    }
+    if allow_eviction {
+        return None;
+    }
+    Some(Refused {
+        kind: RefusedKind::WouldEvict,
+        message: format!(
+            "{at}: writing would evict user keys; refused before any write (pass --allow-eviction to write anyway)"
+        ),
+    })
+}
+
+/// `master.leftovers`: dead runs (record without heartbeat) that left keys.
+async fn leftovers(c: &mut Conn, ctx: &Ctx) -> Vec<Check> {
+    let Ok(runs) = registry::runs(c).await else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (rec, alive) in runs {
+        if alive || rec.run_id == ctx.run_id {
+            continue;
+        }
+        let (left, exact) = registry::count_left(c, &rec).await.unwrap_or((0, true));
+        let expiring = rec.expiring_keys_gone_by_ms > registry::now_ms();
+        if left == 0 && !expiring {
+            continue;
+        }
+        let mut what = Vec::new();
+        if left > 0 {
+            what.push(format!(
+                "{}{}",
+                if exact { "" } else { "about " },
+                plural(left, "key")
+            ));
+        }
+        if expiring {
+            what.push("keys with a TTL that expire by themselves".into());
+        }
+        out.push(Check::warn(
+            "master.leftovers",
+            format!(
+                "a dead redlab run ({} on {}, pid {}, started {}) left {} under redlab:{}: \
+                 remove them with `{}`",
+                rec.command,
+                rec.host,
+                rec.pid,
+                rec.started_at,
+                what.join(" and "),
+                rec.run_id,
+                clean_hint(ctx, Some(&rec.run_id))
+            ),
+        ));
+    }
+    out
+}
+
+/// The `redlab clean` command that works as printed for this topology: the
+/// master's address and db, never its password (which goes in REDLAB_PASSWORD).
+pub fn clean_hint(ctx: &Ctx, run: Option<&str>) -> String {
+    let m = &ctx.topology.master;
+    let scheme = if m.tls() { "rediss" } else { "redis" };
+    let user = m
+        .info
+        .redis_settings()
+        .username()
+        .map(|u| format!("{u}@"))
+        .unwrap_or_default();
+    let mut s = format!("redlab --master {scheme}://{user}{}/{}", m.addr(), m.db());
+    if m.password().is_some() {
+        s = format!("REDLAB_PASSWORD=... {s}");
+    }
+    s.push_str(" clean");
+    if let Some(r) = run {
+        s.push_str(&format!(" --run {r}"));
+    }
+    s
+}
