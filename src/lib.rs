@@ -274,7 +274,10 @@ pub(crate) fn emit(settings: &Settings, report: &mut dyn AnyReport) -> Result<Ve
     }
     let text = report.render(g.format.unwrap_or(Format::Table))?;
     let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
         // A reader that went away (`| head`) is not redlab's failure.
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
             return Err(anyhow::Error::new(e).context("writing the report to stdout"))

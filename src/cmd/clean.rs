@@ -308,7 +308,9 @@ fn checks(d: &CleanDetails, master_gone: Option<&str>) -> Vec<Check> {
     match master_gone {
         Some(why) => out.push(Check::fail(
             "clean.master",
-            format!("nothing removed: {why}; keys can only be removed on the master, once it is back"),
+            format!(
+                "nothing removed: {why}; keys can only be removed on the master, once it is back"
+            ),
         )),
         None => out.push(Check::pass(
             "clean.master",
@@ -329,7 +331,11 @@ fn checks(d: &CleanDetails, master_gone: Option<&str>) -> Vec<Check> {
             (Some(0), _) => Check::pass(name, "no key of a dead run left"),
             (Some(k), _) => Check::fail(
                 name,
-                format!("{} of dead runs remain under {}", plural(k, "key"), d.pattern),
+                format!(
+                    "{} of dead runs remain under {}",
+                    plural(k, "key"),
+                    d.pattern
+                ),
             ),
             (None, e) => Check::skip(
                 name,
@@ -345,7 +351,10 @@ fn checks(d: &CleanDetails, master_gone: Option<&str>) -> Vec<Check> {
 
 impl Details for CleanDetails {
     fn sections(&self) -> Vec<Section> {
-        let mut r = Section::new("Dead runs", &["run", "command", "host", "started", "removed"]);
+        let mut r = Section::new(
+            "Dead runs",
+            &["run", "command", "host", "started", "removed"],
+        );
         for x in &self.runs {
             let o = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
             r.row(vec![

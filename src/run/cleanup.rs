@@ -113,8 +113,7 @@ impl Ctx {
     ) -> Result<u64, crate::client::NodeError> {
         match conn.query::<u64>(cmd).await {
             Err(e) if e.kind == crate::client::ErrorKind::Closed => {
-                *conn =
-                    crate::client::Conn::connect(&self.topology.master, self.timeout).await?;
+                *conn = crate::client::Conn::connect(&self.topology.master, self.timeout).await?;
                 self.safety.set_master_conn(conn.clone());
                 conn.query::<u64>(cmd).await
             }
@@ -171,7 +170,7 @@ impl Ctx {
         Some(Check::fail(
             "run.cleanup",
             format!(
-                "up to {} of this run remain under {} ({why}); remove them with `{}`",
+                "up to {} of this run remain under {}* ({why}); remove them with `{}`",
                 plural(c.remaining, "key"),
                 self.prefix(),
                 super::safety::clean_hint(self, Some(&self.run_id))

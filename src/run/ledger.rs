@@ -289,6 +289,9 @@ mod tests {
             keyspace: Some(10),
             ..r
         };
-        assert_eq!(small.indices().collect::<Vec<_>>(), (0..10).collect::<Vec<_>>());
+        assert_eq!(
+            small.indices().collect::<Vec<_>>(),
+            (0..10).collect::<Vec<_>>()
+        );
     }
 }

@@ -315,7 +315,10 @@ impl Ctx {
             out.push(if self.allow_eviction {
                 Check::warn(name, format!("{reason}; allowed by --allow-eviction"))
             } else {
-                Check::fail(name, format!("{reason}: somebody's keys were lost to make room"))
+                Check::fail(
+                    name,
+                    format!("{reason}: somebody's keys were lost to make room"),
+                )
             });
         }
         out

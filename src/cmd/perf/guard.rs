@@ -19,7 +19,8 @@ pub(super) fn need_bytes(cfg: &Config, prefix_len: usize) -> u64 {
 }
 
 /// What a perf user can change when the master has no room.
-pub(super) const ROOM_HINT: &str = "bound the keys with --keyspace (a --duration run writes a new key \
+pub(super) const ROOM_HINT: &str =
+    "bound the keys with --keyspace (a --duration run writes a new key \
      per request), use fewer requests, connections or a smaller --data-size";
 
 /// The replicas' output-buffer hard limit on the master, bytes (0: none),
