@@ -2,13 +2,14 @@
 //! same topology as the local lab.
 use std::path::Path;
 
-use serde_yaml::Value;
+use serde_json::Value;
 
 fn compose() -> Value {
     let text =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docker-compose.yml"))
             .unwrap();
-    serde_yaml::from_str(&text).unwrap()
+    // YAML read into JSON values: one value model for every test.
+    serde_saphyr::from_str(&text).unwrap()
 }
 
 fn conf_value(conf: &str, key: &str) -> Option<String> {
@@ -21,16 +22,16 @@ fn conf_value(conf: &str, key: &str) -> Option<String> {
 #[test]
 fn compose_agrees_with_the_lab() {
     let c = compose();
-    let services = c["services"].as_mapping().unwrap();
+    let services = c["services"].as_object().unwrap();
     assert_eq!(services.len(), 4);
     let mut host_ports = Vec::new();
     for (name, svc) in services {
-        let name = name.as_str().unwrap();
+        let name = name.as_str();
         assert!(
             svc["image"].as_str().unwrap().starts_with("redis:7"),
             "{name}"
         );
-        let ports = svc["ports"].as_sequence().unwrap();
+        let ports = svc["ports"].as_array().unwrap();
         let p = ports[0].as_str().unwrap();
         assert!(
             p.starts_with("127.0.0.1:"),
@@ -38,7 +39,7 @@ fn compose_agrees_with_the_lab() {
         );
         let host_port: u16 = p.split(':').nth(1).unwrap().parse().unwrap();
         host_ports.push(host_port);
-        for v in svc["volumes"].as_sequence().unwrap() {
+        for v in svc["volumes"].as_array().unwrap() {
             let src = v.as_str().unwrap().split(':').next().unwrap();
             let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(src);
             assert!(path.is_file(), "{name} mounts {src}, which does not exist");
@@ -58,7 +59,7 @@ fn compose_agrees_with_the_lab() {
                 );
                 assert_eq!(port, "6379");
                 let cmd: Vec<&str> = svc["command"]
-                    .as_sequence()
+                    .as_array()
                     .unwrap()
                     .iter()
                     .map(|v| v.as_str().unwrap())
