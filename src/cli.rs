@@ -119,10 +119,32 @@ pub struct GlobalArgs {
     )]
     pub fail_on: FailOnArg,
 
+    /// Colour verdicts (and the demo's HIT/MISS): auto on a terminal unless
+    /// NO_COLOR is set; never in files or pipes.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        value_name = "WHEN"
+    )]
+    pub color: ColorArg,
+
+    /// Show everything: the topology table, and the demo's full report.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+
     /// Write even where that could evict user keys (a master near its maxmemory
     /// with an eviction policy): evictions are then reported as a warning.
     #[arg(long, global = true)]
     pub allow_eviction: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorArg {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -7,12 +7,14 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::cli::{
-    Cli, Command, DemoArgs, FailOnArg, FormatArg, LabAction, PerfWorkload, StatsArgs, TtlWatchArgs,
+    Cli, ColorArg, Command, DemoArgs, FailOnArg, FormatArg, LabAction, PerfWorkload, StatsArgs,
+    TtlWatchArgs,
 };
 use crate::cmd::report as report_cmd;
 use crate::cmd::{check, clean, demo, keycount, lab, perf, replicate_check, stats, ttl_watch};
-use crate::report::{FailOn, Format};
+use crate::report::{FailOn, Format, View};
 use crate::topology::TopologySpec;
+use crate::ui::color;
 use crate::ui::narrate::Narrator;
 
 /// What applies to every subcommand.
@@ -39,11 +41,31 @@ pub struct Output {
     pub path: Option<PathBuf>,
     /// `--report [PATH]`: PATH, or a file under reports/ (`Some(None)`).
     pub report: Option<Option<PathBuf>>,
-    /// No progress, no narrative.
+    /// No progress, no narrative (never the report).
     pub quiet: bool,
+    /// `--color`.
+    pub color: color::When,
+    /// `-v`: the topology table and brief reports in full.
+    pub verbose: bool,
 }
 
 impl Output {
+    /// How stdout shows the report: fitted to the terminal, coloured there.
+    pub fn stdout_view(&self) -> View {
+        use std::io::IsTerminal;
+        let tty = std::io::stdout().is_terminal();
+        View {
+            width: color::width(tty),
+            color: color::stdout_color(self.color),
+            verbose: self.verbose,
+        }
+    }
+
+    /// The narrative on stderr, coloured where stderr is a terminal.
+    pub fn narrator(&self) -> Narrator {
+        Narrator::new(!self.quiet).with_color(color::stderr_color(self.color))
+    }
+
     /// A machine format (JSON, JUnit) goes to stdout: nothing else may.
     pub fn machine_stdout(&self) -> bool {
         self.path.is_none()
@@ -95,6 +117,12 @@ pub fn resolve(cli: &Cli) -> Result<(Settings, Job)> {
         path: g.output.clone(),
         report: g.report.clone(),
         quiet: g.quiet,
+        color: match g.color {
+            ColorArg::Auto => color::When::Auto,
+            ColorArg::Always => color::When::Always,
+            ColorArg::Never => color::When::Never,
+        },
+        verbose: g.verbose,
     };
     let settings = Settings {
         topology: TopologySpec {
@@ -222,7 +250,8 @@ fn stats_config(a: &StatsArgs, out: &Output) -> stats::Config {
         watch: a.watch,
         count: a.count,
         frames_to_stdout: !out.machine_stdout(),
-        narrate: Narrator::new(!out.quiet),
+        view: out.stdout_view(),
+        narrate: out.narrator(),
     }
 }
 
@@ -234,7 +263,7 @@ fn ttl_watch_config(a: &TtlWatchArgs, out: &Output) -> ttl_watch::Config {
         tolerance: a.tolerance,
         grace: a.grace,
         window: a.window,
-        narrate: Narrator::new(!out.quiet),
+        narrate: out.narrator(),
     }
 }
 
@@ -249,6 +278,6 @@ fn demo_config(a: &DemoArgs, out: &Output) -> demo::Config {
         pace: a.pace,
         fast: a.fast,
         interactive: a.interactive,
-        narrate: Narrator::new(!out.quiet),
+        narrate: out.narrator(),
     }
 }

@@ -121,7 +121,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         started_at: Instant::now(),
         args: run::redacted_args(&std::env::args().collect::<Vec<_>>()),
         command: name,
-        say: ui::narrate::Narrator::new(!out.quiet),
+        say: out.narrator(),
         allow_eviction: g.allow_eviction,
         discovered: std::sync::Mutex::new(discovered),
         safety: run::safety::State::default(),
@@ -272,7 +272,7 @@ pub(crate) fn emit(settings: &Settings, report: &mut dyn AnyReport) -> Result<Ve
     if g.path.as_ref().is_some_and(|p| p.as_os_str() != "-") {
         return Ok(report.verdict());
     }
-    let text = report.render(g.format.unwrap_or(Format::Table))?;
+    let text = report.render_view(g.format.unwrap_or(Format::Table), g.stdout_view())?;
     let mut stdout = std::io::stdout().lock();
     match stdout
         .write_all(text.as_bytes())

@@ -104,7 +104,7 @@ fn other_master_chained_and_promoted_replicas_fail_naming_what_they_follow() {
         "replica3.replication: follows 127.0.0.1:".to_string(),
         "(replica1) but is not among the master's own replicas: chained".to_string(),
         "replica4.replication: role is master: it follows no master (promoted".to_string(),
-        "replica1.replication: role slave, link up".to_string(),
+        "replica1.replication: role replica, link up".to_string(),
     ] {
         assert!(found.contains(&want), "{want:?} not in\n{found}");
     }

@@ -224,7 +224,10 @@ impl Details for LabDetails {
                 p.port.to_string(),
                 p.pid.to_string(),
                 if p.running { "yes" } else { "no" }.into(),
-                p.role.clone().unwrap_or_else(|| "-".into()),
+                p.role
+                    .as_deref()
+                    .map(|r| crate::report::role_word(r).to_string())
+                    .unwrap_or_else(|| "-".into()),
                 p.link_status.clone().unwrap_or_else(|| "-".into()),
             ]);
         }

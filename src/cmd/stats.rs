@@ -21,6 +21,8 @@ pub struct Config {
     pub count: Option<u64>,
     /// Frames go to stdout unless a machine format owns it; then to stderr.
     pub frames_to_stdout: bool,
+    /// How a frame's table is shown.
+    pub view: crate::report::View,
     pub narrate: Narrator,
 }
 
@@ -99,7 +101,7 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<StatsDetails>> {
         let text = format!(
             "redlab stats: refresh {refreshes}, every {} (Ctrl-C to stop)\n{}",
             humantime::format_duration(interval),
-            render_sections(&sections(&snap.1), crate::report::Format::Table)
+            render_sections(&sections(&snap.1), crate::report::Format::Table, cfg.view)
         );
         if cfg.frames_to_stdout {
             narrate::frame(&text);
@@ -249,13 +251,15 @@ pub fn checks(nodes: &[NodeStats]) -> Vec<Check> {
         .collect()
 }
 
-/// The stats table, shared by the report, `--watch` and the demo.
+/// The stats table, shared by the report, `--watch` and the demo. Columns
+/// in order of what an operator looks at first: a narrow terminal shows the
+/// left ones and names the rest.
 pub fn sections(nodes: &[NodeStats]) -> Vec<Section> {
     let mut s = Section::new(
         "Stats",
         &[
-            "node", "status", "role", "address", "keys", "memory", "uptime", "clients", "ops/s",
-            "hit rate", "expired", "evicted", "offset", "lag",
+            "node", "status", "role", "keys", "memory", "ops/s", "hit rate", "lag", "evicted",
+            "expired", "clients", "uptime", "offset", "address",
         ],
     );
     let o = |v: Option<u64>| v.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
@@ -266,14 +270,16 @@ pub fn sections(nodes: &[NodeStats]) -> Vec<Section> {
             .map(|(db, c)| format!("{db}:{}", c.keys))
             .collect();
         let lag = match (n.lag_bytes, n.lag_s) {
-            (Some(b), Some(s)) => format!("{b} B, {s} s"),
+            (Some(b), Some(s)) => format!("{}, {s} s", crate::report::human_bytes_or_zero(b)),
             _ => "-".into(),
         };
         s.row(vec![
             n.name.clone(),
             n.status.to_uppercase(),
-            n.role.clone().unwrap_or_else(|| "-".into()),
-            n.address.clone(),
+            n.role
+                .as_deref()
+                .map(|r| crate::report::role_word(r).to_string())
+                .unwrap_or_else(|| "-".into()),
             if n.role.is_none() {
                 "-".into()
             } else if keys.is_empty() {
@@ -281,19 +287,22 @@ pub fn sections(nodes: &[NodeStats]) -> Vec<Section> {
             } else {
                 keys.join(" ")
             },
-            n.used_memory_human.clone().unwrap_or_else(|| "-".into()),
-            n.uptime_s
-                .map(|s| humantime::format_duration(Duration::from_secs(s)).to_string())
+            n.used_memory_bytes
+                .map(crate::report::human_bytes_or_zero)
                 .unwrap_or_else(|| "-".into()),
-            o(n.connected_clients),
             o(n.ops_per_sec),
             n.hit_rate_pct
                 .map(|p| format!("{p:.1} %"))
                 .unwrap_or_else(|| "-".into()),
-            o(n.expired_keys),
-            o(n.evicted_keys),
-            o(n.repl_offset_bytes),
             lag,
+            o(n.evicted_keys),
+            o(n.expired_keys),
+            o(n.connected_clients),
+            n.uptime_s
+                .map(|s| humantime::format_duration(Duration::from_secs(s)).to_string())
+                .unwrap_or_else(|| "-".into()),
+            o(n.repl_offset_bytes),
+            n.address.clone(),
         ]);
     }
     for n in nodes.iter().filter(|n| n.error.is_some()) {

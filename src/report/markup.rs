@@ -2,7 +2,7 @@
 //! (hyperfine's `MarkupExporter`): a title, the topology, the subcommand's
 //! tables, the checks, and a footer naming the run.
 
-use super::{Document, NodeInfo, Section};
+use super::{Document, NodeInfo, Section, Verdict, View};
 
 pub(super) trait Markup {
     fn title(&self, text: &str) -> String;
@@ -14,10 +14,42 @@ pub(super) trait Markup {
         String::new()
     }
 
+    /// The view it renders for (files: everything).
+    fn view(&self) -> View {
+        View::file()
+    }
+
+    /// Each thing once: the topology table only where it is the point
+    /// (stats, lab) or asked for (-v, and every file); a brief report (the
+    /// demo, whose story stderr just told) only its verdict and what did
+    /// not pass.
     fn walk(&self, doc: &Document<'_>) -> String {
-        let mut sections = vec![nodes_section(doc.nodes)];
-        sections.extend(doc.sections.iter().cloned());
-        sections.push(checks_section(doc));
+        let verbose = self.view().verbose;
+        let mut sections = Vec::new();
+        if verbose || matches!(doc.command, "stats" | "lab") {
+            sections.push(nodes_section(doc.nodes));
+        }
+        if doc.brief && !verbose {
+            let mut c = checks_section(doc);
+            c.rows.retain(|r| r[1] != Verdict::Pass.as_str());
+            c.notes.push(format!(
+                "{} passed; the full report: -v, --output FILE or --report",
+                crate::report::plural(
+                    doc.checks
+                        .iter()
+                        .filter(|c| c.verdict == Verdict::Pass)
+                        .count() as u64,
+                    "check"
+                )
+            ));
+            if c.rows.is_empty() {
+                c.header.clear();
+            }
+            sections.push(c);
+        } else {
+            sections.extend(doc.sections.iter().cloned());
+            sections.push(checks_section(doc));
+        }
         let mut out = self.title(&format!("redlab {}: {}", doc.command, doc.verdict.as_str()));
         for s in &sections {
             out.push('\n');
@@ -26,11 +58,11 @@ pub(super) trait Markup {
         out.push_str(&self.extra(doc));
         let m = doc.manifest;
         out.push_str(&self.footer(&format!(
-            "redlab {} on {}, started {}, took {:.1} ms, run {}: {}",
+            "redlab {} on {}, started {}, took {}, run {}: {}",
             m.redlab_version,
             m.host,
             m.started_at,
-            m.duration_ms,
+            crate::report::took(m.duration_ms),
             m.run_id,
             m.args.join(" ")
         )));
@@ -53,7 +85,7 @@ pub(super) fn nodes_section(nodes: &[NodeInfo]) -> Section {
     );
     for n in nodes {
         let role = match (&n.role, &n.error) {
-            (Some(r), _) => r.clone(),
+            (Some(r), _) => crate::report::role_word(r).to_string(),
             (None, Some(_)) => "unreachable".into(),
             _ => "-".into(),
         };

@@ -66,6 +66,10 @@ pub struct Document<'a> {
     /// Markdown only: links to the figures written beside the file (None on
     /// stdout, where a note says how to get them).
     pub figure_links: Option<String>,
+    /// Width, colour and how much to show.
+    pub view: View,
+    /// Whether the subcommand's report is brief on a terminal (`Details::brief`).
+    pub brief: bool,
     /// The whole report as pretty JSON.
     pub json: &'a dyn Fn() -> Result<String>,
 }
@@ -193,6 +197,9 @@ pub struct Section {
     pub rows: Vec<Vec<String>>,
     /// Lines printed under the table.
     pub notes: Vec<String>,
+    /// Columns whose long values (cached JSON, say) a terminal table cuts
+    /// with an ellipsis instead of wrapping them into the table.
+    pub truncate: Vec<usize>,
 }
 
 impl Section {
@@ -222,6 +229,35 @@ pub trait Details: Serialize {
     fn refused(&self) -> Option<String> {
         None
     }
+
+    /// On a terminal, only the verdict and what did not pass (the demo has
+    /// just told its story on stderr): the full report with -v or in a file.
+    fn brief(&self) -> bool {
+        false
+    }
+}
+
+/// How a report is shown: the terminal's width and colours, and how much.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct View {
+    /// Fit tables to this many columns; None: as wide as they need (a pipe,
+    /// a file).
+    pub width: Option<usize>,
+    /// ANSI colours: a terminal, not NO_COLOR, or --color always.
+    pub color: bool,
+    /// Everything: the topology table, a brief report in full (-v).
+    pub verbose: bool,
+}
+
+impl View {
+    /// A file or a machine reader: everything, no width, no colour.
+    pub fn file() -> View {
+        View {
+            width: None,
+            color: false,
+            verbose: true,
+        }
+    }
 }
 
 /// A finished report of any subcommand, as the run handles it at the end:
@@ -232,6 +268,7 @@ pub trait AnyReport {
     fn add_checks(&mut self, checks: Vec<Check>);
     fn warnings_fatal(&mut self);
     fn render(&self, format: Format) -> Result<String>;
+    fn render_view(&self, format: Format, view: View) -> Result<String>;
     fn write_to(&self, path: &Path, format: Format) -> Result<Vec<PathBuf>>;
     fn refused(&self) -> Option<String>;
 }
@@ -252,6 +289,9 @@ impl<D: Details> AnyReport for Report<D> {
     }
     fn render(&self, format: Format) -> Result<String> {
         Report::render(self, format)
+    }
+    fn render_view(&self, format: Format, view: View) -> Result<String> {
+        Report::render_view(self, format, view)
     }
     fn write_to(&self, path: &Path, format: Format) -> Result<Vec<PathBuf>> {
         Report::write_to(self, path, format)
@@ -311,11 +351,21 @@ impl<D: Details> Report<D> {
     }
 
     pub fn render(&self, format: Format) -> Result<String> {
-        self.export(format, None)
+        self.export(format, None, View::file())
+    }
+
+    /// As `render`, for a terminal (or a pipe) as `view` describes it.
+    pub fn render_view(&self, format: Format, view: View) -> Result<String> {
+        self.export(format, None, view)
     }
 
     /// Render through the format's exporter; `figure_links` as in `Document`.
-    pub(crate) fn export(&self, format: Format, figure_links: Option<String>) -> Result<String> {
+    pub(crate) fn export(
+        &self,
+        format: Format,
+        figure_links: Option<String>,
+        view: View,
+    ) -> Result<String> {
         let json = || -> Result<String> {
             let mut s = serde_json::to_string_pretty(self).context("encoding the JSON report")?;
             s.push('\n');
@@ -332,6 +382,8 @@ impl<D: Details> Report<D> {
             figures,
             palette,
             figure_links,
+            view,
+            brief: self.details.brief(),
             json: &json,
         };
         exporter(format).export(&doc)
@@ -340,7 +392,7 @@ impl<D: Details> Report<D> {
 
 /// Sections alone, without a report around them (the live views of `stats
 /// --watch` and `demo`). JSON and JUnit have no such view: they get the table.
-pub fn render_sections(sections: &[Section], format: Format) -> String {
+pub fn render_sections(sections: &[Section], format: Format, view: View) -> String {
     let mut out = String::new();
     for (i, s) in sections.iter().enumerate() {
         if i > 0 {
@@ -348,7 +400,7 @@ pub fn render_sections(sections: &[Section], format: Format) -> String {
         }
         out.push_str(&match format {
             Format::Markdown => markdown::section(s),
-            _ => table::section(s),
+            _ => table::section(s, &view),
         });
     }
     out
@@ -388,6 +440,39 @@ pub fn write_file(path: &Path, text: &str) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     std::fs::write(path, text).with_context(|| format!("writing the report to {}", path.display()))
+}
+
+/// A size in bytes as people read it, `0 B` for nothing (`human_bytes` says
+/// `unlimited` for a maxmemory of 0).
+pub fn human_bytes_or_zero(b: u64) -> String {
+    if b == 0 {
+        "0 B".into()
+    } else {
+        human_bytes(b)
+    }
+}
+
+/// A role as redlab says it: `replica`, never `slave` (which INFO says).
+pub fn role_word(role: &str) -> &str {
+    if role == "slave" {
+        "replica"
+    } else {
+        role
+    }
+}
+
+/// A duration for people: `16.1 ms`, `2.35 s`, `137.3 s`, `4 min 12 s`.
+pub fn took(ms: f64) -> String {
+    if ms < 1000.0 {
+        format!("{ms:.1} ms")
+    } else if ms < 10_000.0 {
+        format!("{:.2} s", ms / 1e3)
+    } else if ms < 600_000.0 {
+        format!("{:.1} s", ms / 1e3)
+    } else {
+        let s = (ms / 1e3).round() as u64;
+        format!("{} min {} s", s / 60, s % 60)
+    }
 }
 
 /// `1 key`, `2 keys`: a count with its noun, singular or plural.

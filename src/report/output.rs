@@ -49,7 +49,10 @@ impl<D: Details> Report<D> {
                 links.push_str(&format!("_{}_\n\n", md_text(&f.caption)));
             }
         }
-        write_file(path, &self.export(Format::Markdown, Some(links))?)?;
+        write_file(
+            path,
+            &self.export(Format::Markdown, Some(links), super::View::file())?,
+        )?;
         written.insert(0, path.to_path_buf());
         Ok(written)
     }

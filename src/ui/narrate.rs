@@ -15,16 +15,54 @@ use crate::ui::progress::Task;
 #[derive(Debug, Clone, Copy)]
 pub struct Narrator {
     enabled: bool,
+    color: bool,
 }
 
 impl Narrator {
     pub fn new(enabled: bool) -> Narrator {
-        Narrator { enabled }
+        Narrator {
+            enabled,
+            color: false,
+        }
+    }
+
+    /// With colour (HIT/MISS, verdicts) where stderr shows it.
+    pub fn with_color(mut self, color: bool) -> Narrator {
+        self.color = color;
+        self
     }
 
     /// For callers that only want the numbers (e.g. `check`).
     pub fn silent() -> Narrator {
-        Narrator { enabled: false }
+        Narrator {
+            enabled: false,
+            color: false,
+        }
+    }
+
+    /// `word` in its colour where colour is on (HIT green, MISS red, ...).
+    pub fn word(&self, word: &str) -> String {
+        use crate::ui::color::{paint, FAIL, PASS, SKIP, WARN};
+        if !self.color {
+            return word.to_string();
+        }
+        match word.trim() {
+            "HIT" | "PASS" => paint(word, PASS),
+            "MISS" | "FAIL" => paint(word, FAIL),
+            "WARN" => paint(word, WARN),
+            "SKIPPED" => paint(word, SKIP),
+            _ => word.to_string(),
+        }
+    }
+
+    /// The view tables get on stderr.
+    fn view(&self) -> crate::report::View {
+        use std::io::IsTerminal;
+        crate::report::View {
+            width: crate::ui::color::width(std::io::stderr().is_terminal()),
+            color: self.color,
+            verbose: false,
+        }
     }
 
     /// `== 2. Cache-aside: a miss ==`, with a blank line before it.
@@ -48,7 +86,7 @@ impl Narrator {
 
     pub fn tables(&self, sections: &[Section]) {
         if self.enabled {
-            self.write(&render_sections(sections, Format::Table));
+            self.write(&render_sections(sections, Format::Table, self.view()));
         }
     }
 

@@ -293,6 +293,12 @@ impl Details for DemoDetails {
         out
     }
 
+    /// The story was told on stderr, ending on its summary: stdout says the
+    /// verdict and what did not pass (-v or a file has the rest).
+    fn brief(&self) -> bool {
+        true
+    }
+
     /// Step 6's probes and step 7's expiry, as replicate-check and ttl-watch draw them.
     fn figures(&self) -> Vec<crate::report::Figure> {
         let mut out = self.replication.figures();
@@ -303,6 +309,7 @@ impl Details for DemoDetails {
 
 pub fn cached_section(entries: &[CachedEntry]) -> Section {
     let mut s = Section::new("Cached entries", &["key", "TTL left", "value"]);
+    s.truncate = vec![0, 2];
     for c in entries {
         s.row(vec![
             c.key.clone(),

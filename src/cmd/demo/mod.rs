@@ -91,7 +91,7 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<DemoDetails>> {
         say.line(&format!(
             "  {:<10} {}  {:>8.2} ms  {}",
             r.name,
-            if r.hit { "HIT " } else { "MISS" },
+            say.word(if r.hit { "HIT " } else { "MISS" }),
             r.elapsed_ms,
             r.error.clone().unwrap_or_else(|| {
                 if r.hit {
@@ -189,7 +189,7 @@ fn tell(say: &Narrator, l: &Lookup, ttl: Duration) {
     };
     say.line(&format!(
         "{}  {:>9.2} ms  from {}  ({what})",
-        l.outcome.to_uppercase(),
+        say.word(&format!("{:<4}", l.outcome.to_uppercase())),
         l.elapsed_ms,
         l.source
     ));

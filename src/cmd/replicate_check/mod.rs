@@ -392,7 +392,7 @@ fn role_check(r: &ReplicaResult) -> Check {
             name,
             format!(
                 "role {}, link {}, follows {}",
-                r.role.as_deref().unwrap_or("-"),
+                crate::report::role_word(r.role.as_deref().unwrap_or("-")),
                 r.link_status.as_deref().unwrap_or("-"),
                 r.follows.as_deref().unwrap_or("-")
             ),
@@ -468,21 +468,23 @@ fn propagation_check(r: &mut ReplicaResult, cfg: &Config, slowest: Option<Durati
 }
 
 impl Details for ReplicateDetails {
+    /// Columns in order of importance: the verdict and the probes first, where
+    /// it follows last (its .replication check says it too).
     fn sections(&self) -> Vec<Section> {
         let mut s = Section::new(
             "Replicas",
             &[
                 "node",
-                "address",
                 "verdict",
-                "link",
-                "follows",
-                "offset lag",
-                "lag",
                 "probes",
                 "p50",
                 "p99",
                 "max",
+                "offset lag",
+                "lag",
+                "link",
+                "follows",
+                "address",
             ],
         );
         for r in &self.replicas {
@@ -494,16 +496,7 @@ impl Details for ReplicateDetails {
             };
             s.row(vec![
                 r.name.clone(),
-                r.address.clone(),
                 r.verdict.to_uppercase(),
-                r.link_status.clone().unwrap_or_else(|| "-".into()),
-                r.follows.clone().unwrap_or_else(|| "-".into()),
-                r.offset_lag_bytes
-                    .map(|b| format!("{b} B"))
-                    .unwrap_or_else(|| "-".into()),
-                r.lag_s
-                    .map(|b| format!("{b} s"))
-                    .unwrap_or_else(|| "-".into()),
                 if r.probed {
                     format!("{}/{}", r.probes_seen, self.probes)
                 } else {
@@ -512,6 +505,15 @@ impl Details for ReplicateDetails {
                 us(|l| l.p50_us),
                 us(|l| l.p99_us),
                 us(|l| l.max_us),
+                r.offset_lag_bytes
+                    .map(crate::report::human_bytes_or_zero)
+                    .unwrap_or_else(|| "-".into()),
+                r.lag_s
+                    .map(|b| format!("{b} s"))
+                    .unwrap_or_else(|| "-".into()),
+                r.link_status.clone().unwrap_or_else(|| "-".into()),
+                r.follows.clone().unwrap_or_else(|| "-".into()),
+                r.address.clone(),
             ]);
         }
         let expected = match self.master.expected_replicas {
@@ -519,8 +521,9 @@ impl Details for ReplicateDetails {
             None => "count not asserted".into(),
         };
         s.notes.push(format!(
-            "master: {} connected replicas ({expected}), offset {} B; probes are timed from the SET on the master to the value readable on the replica",
-            self.master.connected_replicas, self.master.repl_offset_bytes
+            "master: {} connected ({expected}), offset {} B; probes are timed from the SET on the master to the value readable on the replica",
+            crate::report::plural(self.master.connected_replicas, "replica"),
+            self.master.repl_offset_bytes
         ));
         vec![s]
     }
