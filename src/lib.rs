@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod client;
 pub mod cmd;
+pub mod compare;
 pub mod ctx;
 pub mod duration;
 pub mod lab;
