@@ -136,6 +136,8 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
             Ok(Outcome::Interrupted)
         }
         Some(Err(panic)) => std::panic::resume_unwind(panic),
+        // A subcommand that wrote its own partial report on a signal.
+        Some(Ok(Err(e))) if e.is::<StoppedBySignal>() => Ok(Outcome::Interrupted),
         Some(Ok(r)) => r.map(Outcome::Done),
     }
 }
@@ -167,17 +169,22 @@ fn interrupted_report(command: &Command, ctx: &Ctx) -> Report<Interrupted> {
     )
 }
 
+/// A subcommand stopped by a signal after writing its partial report: exit 130.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted")]
+pub(crate) struct StoppedBySignal;
+
 /// SIGINT (Ctrl-C), SIGTERM (timeout, docker stop, a cancelled CI job) and
 /// SIGHUP (a closed terminal) all end a run the same way: keys removed,
 /// a spawned lab stopped, exit 130.
-struct Signals {
+pub(crate) struct Signals {
     int: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,
     hup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
-    fn new() -> Result<Signals> {
+    pub(crate) fn new() -> Result<Signals> {
         use tokio::signal::unix::{signal, SignalKind};
         Ok(Signals {
             int: signal(SignalKind::interrupt())?,
@@ -186,7 +193,7 @@ impl Signals {
         })
     }
 
-    async fn recv(&mut self) {
+    pub(crate) async fn recv(&mut self) {
         tokio::select! {
             _ = self.int.recv() => {}
             _ = self.term.recv() => {}
@@ -215,6 +222,7 @@ async fn dispatch(command: &Command, g: &GlobalArgs, ctx: &Ctx) -> Result<Verdic
             cmd::ttl_watch::run(cmd::ttl_watch::Config::new(a, g), ctx).await?,
         ),
         Command::Demo(a) => emit(g, cmd::demo::run(cmd::demo::Config::new(a, g), ctx).await?),
+        Command::Compare(a) => cmd::compare::exit(g, cmd::compare::run(a.into(), ctx).await?, emit),
     }
 }
 

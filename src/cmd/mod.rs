@@ -1,6 +1,7 @@
 //! One file per subcommand: `run(config, &Ctx) -> Result<Report<...>>`.
 
 pub mod check;
+pub mod compare;
 pub mod demo;
 pub mod keycount;
 pub mod lab;
