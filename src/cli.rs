@@ -299,7 +299,7 @@ fn parse_size_range(s: &str) -> Result<(usize, usize), String> {
 #[derive(Debug, Clone, Args)]
 pub struct CheckArgs {
     /// Leave out this check (repeat, or comma-separate): reachability,
-    /// replication, keycount, expiry, throughput, config-lint.
+    /// replication, keycount, consistency, expiry, throughput, config-lint.
     #[arg(long, value_name = "NAME", value_delimiter = ',')]
     pub skip: Vec<String>,
     /// Run only this check (repeat, or comma-separate).
@@ -324,6 +324,11 @@ pub struct CheckArgs {
     pub replication: ReplicateCheckArgs,
     #[command(flatten)]
     pub keycount: KeycountArgs,
+    /// Keys the consistency check compares by value (a random sample, as in
+    /// `compare --sample`).
+    #[arg(long, default_value_t = crate::cmd::compare::CHECK_SAMPLE, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub consistency_sample: u64,
     /// TTL of the key the expiry check writes and watches.
     #[arg(long, default_value = "2s", value_parser = parse_period)]
     pub expiry_ttl: Duration,

@@ -15,7 +15,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use super::limit::NodeIo;
-use super::{Comparison, Live, Path};
+use super::{Comparison, Live, Path, Sample};
 use crate::client::{ErrorKind, NodeError};
 
 /// A node's digest, or why there is none.
@@ -76,10 +76,16 @@ impl Comparison {
                 acc.per[r].ttl_checked = Some(0);
             }
         };
-        if !self.cfg.digest {
-            self.acc().digest_unavailable = Some("--no-digest".into());
+        // A digest walks the whole dataset inside the server: not for a sample.
+        let skip = match (self.cfg.digest, self.cfg.sample) {
+            (false, _) => Some("not run (--no-digest)"),
+            (true, Sample::All) => None,
+            (true, _) => Some("not run for a sample (it walks the whole dataset)"),
+        };
+        if let Some(why) = skip {
+            self.acc().digest_unavailable = Some(format!("DEBUG DIGEST {why}"));
             for &r in &active {
-                set(r, Path::Keys, "key by key (--no-digest)".into());
+                set(r, Path::Keys, format!("key by key: DEBUG DIGEST {why}"));
             }
             return Ok((Vec::new(), active));
         }

@@ -71,6 +71,11 @@ pub const CHECKS: &[Entry] = &[
         run: |env| Box::pin(steps::keycount(env)),
     },
     Entry {
+        name: "consistency",
+        needs_master: true,
+        run: |env| Box::pin(steps::consistency(env)),
+    },
+    Entry {
         name: "expiry",
         needs_master: true,
         run: |env| Box::pin(steps::expiry(env)),
@@ -96,6 +101,8 @@ pub struct Config {
     pub require_min_replicas: Option<u32>,
     pub replication: replicate_check::Config,
     pub keycount: keycount::Config,
+    /// The sampled data comparison (compare).
+    pub consistency: crate::cmd::compare::Config,
     /// TTL of the key the expiry check watches.
     pub expiry_ttl: std::time::Duration,
     /// The throughput smoke test: a perf run.
@@ -129,6 +136,10 @@ impl From<&CheckArgs> for Config {
             require_min_replicas: a.require_min_replicas,
             replication: (&a.replication).into(),
             keycount: (&a.keycount).into(),
+            consistency: crate::cmd::compare::Config::sampled(
+                a.consistency_sample,
+                a.keycount.settle,
+            ),
             expiry_ttl: a.expiry_ttl,
             throughput: crate::cmd::perf::Config::smoke(a.baseline.clone(), a.tolerance),
             min_ops: a.min_ops,
@@ -318,7 +329,13 @@ mod tests {
         assert_eq!(c.selected, vec!["reachability", "config-lint"]);
         assert_eq!(
             c.skipped,
-            vec!["replication", "keycount", "expiry", "throughput"]
+            vec![
+                "replication",
+                "keycount",
+                "consistency",
+                "expiry",
+                "throughput"
+            ]
         );
         let c = cfg(&["--skip", "keycount", "--skip", "nope"]);
         assert_eq!(
@@ -326,6 +343,7 @@ mod tests {
             vec![
                 "reachability",
                 "replication",
+                "consistency",
                 "expiry",
                 "throughput",
                 "config-lint"

@@ -236,7 +236,7 @@ impl CompareDetails {
         )];
         notes.push(match (&r.master_digest, &r.digest_unavailable) {
             (Some(_), _) => "DEBUG DIGEST read on every node: equal digests mean the same keys, types and values, but record only whether a key has an expire, so expiry times are compared on a sample".into(),
-            (None, Some(why)) => format!("key by key, no DEBUG DIGEST: {why}"),
+            (None, Some(why)) => format!("compared key by key: {why}"),
             (None, None) => "DEBUG DIGEST not read".into(),
         });
         notes.push(format!(
