@@ -448,6 +448,10 @@ pub struct CompareArgs {
     /// Never run DEBUG DIGEST (it blocks each server while it walks the dataset).
     #[arg(long)]
     pub no_digest: bool,
+    /// Run DEBUG DIGEST only when no node holds more keys than this: it blocks
+    /// each server for about 3 us a key (a million keys: seconds).
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    pub digest_max_keys: u64,
 }
 
 fn parse_fraction(s: &str) -> Result<f64, String> {

@@ -6,9 +6,13 @@
 //! DEBUG is disabled by default since Redis 7.0 (`enable-debug-command no`;
 //! `local` allows it from loopback), often denied to ACL users, and renamed
 //! away by many providers: each of those is a reason, not an error, and the
-//! key-level path runs instead. The digest walks the whole dataset inside
-//! the server, blocking it meanwhile (measured: docs/benchmarks.md), which
-//! is why `--no-digest` exists.
+//! key-level path runs instead.
+//!
+//! A digest is one command but not a cheap one: it walks the whole dataset
+//! inside the server, blocking it meanwhile (about 3 us a key measured here,
+//! seconds for a million keys: docs/benchmarks.md). So it runs only when
+//! every node holds at most `digest_max_keys` keys, never for a sample, and
+//! not at all with `--no-digest`.
 
 use std::time::Duration;
 
@@ -25,15 +29,20 @@ pub enum Digest {
     Unavailable(String),
 }
 
-/// How much longer than the timeout DEBUG DIGEST may take: it is one
-/// command over the whole dataset.
-pub const DIGEST_EXTRA: Duration = Duration::from_secs(30);
+/// How much longer than the timeout DEBUG DIGEST may take on a node of
+/// `keys` keys: it is one command over the whole dataset, about 3 us a key
+/// when the machine is idle, 20 us and more when its cores are shared.
+pub fn digest_extra(keys: u64) -> Duration {
+    Duration::from_secs(10)
+        + Duration::from_micros(50).saturating_mul(keys.min(u32::MAX as u64) as u32)
+}
 
-/// `DEBUG DIGEST` on one node. A refusal is `Unavailable` with the reason;
-/// a lost or silent node is an error.
-pub async fn digest(io: &NodeIo) -> Result<Digest, NodeError> {
+/// `DEBUG DIGEST` on one node, on a connection whose response timeout allows
+/// for it (`Comparison::digest_io`). A refusal is `Unavailable` with the
+/// reason; a lost or silent node is an error.
+pub async fn digest(io: &NodeIo, extra: Duration) -> Result<Digest, NodeError> {
     let cmd = redis::cmd("DEBUG").arg("DIGEST").clone();
-    match io.query_slow::<String>(&cmd, DIGEST_EXTRA).await {
+    match io.query_slow::<String>(&cmd, extra).await {
         Ok(hex) => Ok(Digest::Hex(hex)),
         Err(e) => match unavailable(&e) {
             Some(why) => Ok(Digest::Unavailable(why)),
@@ -59,12 +68,27 @@ fn unavailable(e: &NodeError) -> Option<String> {
 }
 
 impl Comparison {
+    /// Node `n` on a connection of its own whose replies may take `extra`
+    /// longer than the timeout (the client's response timeout would cut a
+    /// long digest short otherwise), sharing the node's cap.
+    async fn digest_io(&self, n: usize, extra: Duration) -> Result<NodeIo, NodeError> {
+        let node = &self.nodes[n];
+        let base = self.base(n).cloned().ok_or_else(|| {
+            NodeError::new(&node.name, &node.addr(), ErrorKind::Other, "not compared")
+        })?;
+        let t = self.cfg.timeout;
+        let conn = crate::client::Conn::connect_with_response_timeout(node, t, t + extra).await?;
+        Ok(base.with_conn(conn))
+    }
+
     /// DEBUG DIGEST on every node at once: replicas whose digest equals the
     /// master's need only their TTLs checked; the others are compared key by key.
+    /// `total`: the master's keys; `largest`: the most keys any node holds.
     pub(super) async fn choose_paths(
         &self,
         live: &Live,
         total: u64,
+        largest: u64,
     ) -> Result<(Vec<usize>, Vec<usize>), NodeError> {
         let active = self.active();
         let set = |r: usize, path: Path, why: String| {
@@ -76,11 +100,15 @@ impl Comparison {
                 acc.per[r].ttl_checked = Some(0);
             }
         };
-        // A digest walks the whole dataset inside the server: not for a sample.
-        let skip = match (self.cfg.digest, self.cfg.sample) {
-            (false, _) => Some("not run (--no-digest)"),
-            (true, Sample::All) => None,
-            (true, _) => Some("not run for a sample (it walks the whole dataset)"),
+        // A digest walks the whole dataset inside the server, blocking it
+        // meanwhile: not for a sample, nor past the size bound.
+        let skip = match (self.cfg.digest, self.cfg.sample, self.cfg.digest_max_keys) {
+            (false, _, _) => Some("not run (--no-digest)".to_string()),
+            (true, Sample::All, Some(max)) if largest > max => Some(format!(
+                "not run: {largest} keys on a node, above --digest-max-keys {max} (it blocks each server while it walks the dataset)"
+            )),
+            (true, Sample::All, _) => None,
+            (true, _, _) => Some("not run for a sample (it walks the whole dataset)".into()),
         };
         if let Some(why) = skip {
             self.acc().digest_unavailable = Some(format!("DEBUG DIGEST {why}"));
@@ -90,11 +118,15 @@ impl Comparison {
             return Ok((Vec::new(), active));
         }
         live.phase("DEBUG DIGEST on every node");
+        let extra = digest_extra(largest);
         let (master, replicas) = tokio::join!(
-            digest(&self.master),
-            join_all(active.iter().filter_map(|&r| {
-                let io = self.replicas[r].clone()?;
-                Some(async move { (r, digest(&io).await) })
+            async { digest(&self.digest_io(0, extra).await?, extra).await },
+            join_all(active.iter().map(|&r| async move {
+                let d = match self.digest_io(r + 1, extra).await {
+                    Ok(io) => digest(&io, extra).await,
+                    Err(e) => Err(e),
+                };
+                (r, d)
             }))
         );
         let master = match master? {

@@ -56,6 +56,9 @@ pub struct Config {
     pub scan_count: u64,
     /// Try DEBUG DIGEST first.
     pub digest: bool,
+    /// Only when no node holds more keys than this (None: whatever the size):
+    /// the digest blocks each server for as long as it takes.
+    pub digest_max_keys: Option<u64>,
     /// Bound on connecting and on every command.
     pub timeout: Duration,
     /// Bound on one reply of a chunked read, bytes.
@@ -77,6 +80,7 @@ impl Default for Config {
             ttl_sample: 10_000,
             scan_count: 1000,
             digest: true,
+            digest_max_keys: Some(100_000),
             timeout: Duration::from_secs(3),
             chunk_bytes: 1 << 20,
             recheck_cap: 100_000,
@@ -115,6 +119,8 @@ struct Per {
 /// that drops it still has the partial result.
 struct Acc {
     started: Option<Instant>,
+    /// When the passes ended and the re-check rounds began.
+    passes_done: Option<Instant>,
     finished: Option<Instant>,
     dbs: Vec<u32>,
     master_digest: Option<String>,
@@ -170,6 +176,7 @@ impl Comparison {
         let n = settles.len();
         let acc = Acc {
             started: None,
+            passes_done: None,
             finished: None,
             dbs: Vec::new(),
             master_digest: None,
@@ -287,7 +294,12 @@ impl Comparison {
             acc.dbs = dbs.iter().copied().collect();
             acc.sample.master_keys_total = total;
         }
-        let (by_digest, by_keys) = self.choose_paths(live, total).await?;
+        let largest = counts
+            .values()
+            .map(|ks| ks.values().map(|c| c.keys).sum::<u64>())
+            .max()
+            .unwrap_or(0);
+        let (by_digest, by_keys) = self.choose_paths(live, total, largest).await?;
         let plans = self.plans(&counts, &dbs, &by_keys, &by_digest);
         live.total_keys.store(plans.expected, Ordering::Relaxed);
         let cx = pass::Cx {
@@ -307,7 +319,11 @@ impl Comparison {
                 pass::master_pass(&cx, db, *plan, &by_digest, false).await?;
             }
         }
-        self.acc().rounds_used = 1;
+        {
+            let mut acc = self.acc();
+            acc.rounds_used = 1;
+            acc.passes_done = Some(Instant::now());
+        }
         for round in 2..=self.cfg.rounds.max(1) {
             let open = self.acc().tracker.open();
             if open == 0 {

@@ -51,6 +51,15 @@ struct Reading {
     next: Next,
 }
 
+/// What a read costs the server beyond the command, in elements for the cap:
+/// a collection's elements, a string's KiB.
+fn charged(acc: &Acc) -> u64 {
+    match acc.ty() {
+        KeyType::String | KeyType::Other(_) => acc.size / 1024,
+        _ => acc.size,
+    }
+}
+
 fn since(epoch: Instant) -> f64 {
     epoch.elapsed().as_secs_f64() * 1e3
 }
@@ -329,7 +338,7 @@ async fn read_values(
         };
         slots.push(match absorb(&mut r, reply, n) {
             Ok(()) => {
-                elements += r.acc.size;
+                elements += charged(&r.acc);
                 Slot::Reading(r, ttl)
             }
             Err(why) => Slot::Done(State::Unstable(why)),
@@ -394,11 +403,11 @@ async fn read_rest(
         if let Some(why) = reply_error(io, "a chunked read", &reply)? {
             return Ok(Err(why));
         }
-        let before = r.acc.size;
+        let before = charged(&r.acc);
         if let Err(why) = absorb(&mut r, reply, asked) {
             return Ok(Err(why));
         }
-        io.debit(r.acc.size - before);
+        io.debit(charged(&r.acc) - before);
     }
     let len_cmd = match r.acc.ty() {
         KeyType::String => "STRLEN",

@@ -200,9 +200,11 @@ pub struct CompareResult {
     pub interrupted: bool,
     /// Wall time of the comparison (settling excluded), ms.
     pub elapsed_ms: f64,
+    /// Of which the passes over the keys, before the re-check rounds, ms.
+    pub first_pass_ms: f64,
     /// Commands redlab sent to the master.
     pub master_ops: u64,
-    /// Keys compared per second, per replica compared, over the whole comparison.
+    /// Keys compared per second and replica, over the passes (`first_pass_ms`).
     pub keys_per_sec_per_node: f64,
 }
 
@@ -240,6 +242,7 @@ impl Comparison {
             }
         }
         let elapsed = acc.finished.unwrap_or(now).duration_since(started);
+        let passes = acc.passes_done.unwrap_or(now).duration_since(started);
         let mut replicas = Vec::with_capacity(n);
         let mut keys_compared = 0;
         for r in 0..n {
@@ -291,10 +294,11 @@ impl Comparison {
             replicas,
             interrupted,
             elapsed_ms: crate::duration::ms(elapsed),
+            first_pass_ms: crate::duration::ms(passes),
             master_ops: self.master.ops.load(Ordering::Relaxed),
             keys_per_sec_per_node: keys_compared as f64
                 / compared_nodes as f64
-                / elapsed.as_secs_f64().max(1e-6),
+                / passes.as_secs_f64().max(1e-6),
         }
     }
 }

@@ -256,8 +256,9 @@ impl CompareDetails {
         }
         let ops: u64 = r.master_ops + r.replicas.iter().map(|x| x.ops).sum::<u64>();
         notes.push(format!(
-            "took {:.0} ms; {:.0} keys/s per replica; {} commands in all, at most {} per second per node (--max-ops); redlab peak memory {}",
+            "took {:.0} ms, {:.0} ms before the re-checks ({:.0} keys/s per replica); {} commands in all, at most {} per second per node (--max-ops); redlab peak memory {}",
             r.elapsed_ms,
+            r.first_pass_ms,
             r.keys_per_sec_per_node,
             ops,
             self.max_ops_per_sec.map(|m| m.to_string()).unwrap_or_else(|| "unlimited".into()),
