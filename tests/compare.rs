@@ -1,10 +1,12 @@
 //! `redlab compare` on real servers: identical data by digest and key by key,
 //! every kind of difference named, big values in bounded memory, writes and
 //! expiries during the run, a syncing replica, DEBUG disabled, several dbs,
-//! a read-only ACL user, Ctrl-C. Every test proves user data unchanged and,
-//! with MONITOR on every node, that compare sent no write.
+//! a read-only ACL user, TLS, Ctrl-C. Every test proves user data unchanged
+//! and, with MONITOR on every node (INFO commandstats over TLS), that compare
+//! sent no write.
 
 mod common;
+mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -290,6 +292,13 @@ fn identical_data_passes_by_digest_and_key_by_key() {
     }
     assert_eq!(r["details"]["dbs"], serde_json::json!([0, 2, 5]));
     assert_eq!(r["details"]["rounds_used"], 1);
+    // Past the size bound the digest is not run (it would block each server).
+    let run = compare(&lab, &["--digest-max-keys", "10"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let x = replica(&run.json(), "replica1").clone();
+    assert_eq!(x["path"], "keys");
+    let why = x["path_reason"].as_str().unwrap();
+    assert!(why.contains("above --digest-max-keys 10"), "{why}");
     guard.assert();
 }
 
@@ -801,4 +810,110 @@ fn monitor_lines_name_the_client_and_the_command() {
     let l = "6380 +1795996236.4 [3 127.0.0.1:6379] \"CONFIG\" \"GET\" \"save\"";
     assert_eq!(parse_monitor(l).unwrap().2, "get");
     assert!(!READS.contains(&"set") && !READS.contains(&"del") && !READS.contains(&"eval"));
+}
+
+#[test]
+fn over_tls_a_master_and_its_replica_compare_equal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_master, port) = support::tls_server(dir.path());
+    let tls = |p: u16| format!("rediss://127.0.0.1:{p}/#insecure");
+    let rport = redlab::lab::free_port().unwrap();
+    let f = |n: &str| dir.path().join(n).display().to_string();
+    let args: Vec<String> = [
+        "--port",
+        "0",
+        "--tls-port",
+        &rport.to_string(),
+        "--tls-cert-file",
+        &f("redis.crt"),
+        "--tls-key-file",
+        &f("redis.key"),
+        "--tls-ca-cert-file",
+        &f("ca.crt"),
+        "--tls-auth-clients",
+        "no",
+        "--tls-replication",
+        "yes",
+        "--replicaof",
+        "127.0.0.1",
+        &port.to_string(),
+        "--repl-diskless-sync-delay",
+        "0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let _replica = Server::spawn(
+        dir.path(),
+        "tls-replica",
+        rport,
+        redlab::lab::REPLICA_CONF,
+        &args,
+    )
+    .unwrap();
+    let mut m = conn_url(&tls(port));
+    for i in 0..100 {
+        redis::cmd("SET")
+            .arg(format!("k:{i}"))
+            .arg(i)
+            .exec(&mut m)
+            .unwrap();
+    }
+    redis::cmd("HSET")
+        .arg("h")
+        .arg("f")
+        .arg("v")
+        .exec(&mut m)
+        .unwrap();
+    support::wait_until("the TLS replica has the keys", || {
+        let n: Result<u64, _> = redis::cmd("DBSIZE").query(&mut conn_url(&tls(rport)));
+        n.ok() == Some(101)
+    });
+    let before = snapshot(&mut m);
+    let calls_before = [port, rport].map(|p| command_calls(&tls(p)));
+    let run = redlab(&[
+        "--master",
+        &tls(port),
+        "--replica",
+        &tls(rport),
+        "--format",
+        "json",
+        "compare",
+    ]);
+    // MONITOR needs plain TCP here: INFO commandstats proves no write instead.
+    for (p, b) in [port, rport].iter().zip(calls_before) {
+        let after = command_calls(&tls(*p));
+        assert!(after.len() > 3, "no command stats on port {p}");
+        for (cmd, n) in &after {
+            let base = cmd.split('|').next().unwrap_or(cmd);
+            // DEBUG is counted even when refused; compare only sends DEBUG DIGEST.
+            let read = READS.contains(&base) || matches!(cmd.as_str(), "config|get" | "debug");
+            assert!(
+                read || b.get(cmd) == Some(n),
+                "compare ran {cmd} on port {p}"
+            );
+        }
+    }
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let r = run.json();
+    assert_eq!(count(&r, "replica1", "identical"), 101);
+    assert!(
+        snapshot(&mut conn_url(&tls(port))) == before,
+        "user data changed"
+    );
+}
+
+/// Calls per command (`cmdstat_<name>:calls=N`) from INFO commandstats.
+fn command_calls(url: &str) -> std::collections::BTreeMap<String, u64> {
+    let text: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut conn_url(url))
+        .unwrap();
+    text.lines()
+        .filter_map(|l| {
+            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest.split(',').next()?.strip_prefix("calls=")?;
+            Some((name.to_string(), calls.parse().ok()?))
+        })
+        .collect()
 }
