@@ -82,10 +82,7 @@ pub async fn keycount(env: &Env<'_>) -> Result<Outcome> {
 /// every replica, and a sample of each replica's keys looked up on the
 /// master (compare, read-only).
 pub async fn consistency(env: &Env<'_>) -> Result<Outcome> {
-    let _spinner = env
-        .ctx
-        .progress
-        .spinner("consistency: comparing a sample of keys");
+    // compare draws its own spinner and progress bar.
     let (items, d) = cmp::consistency_step(&env.cfg.consistency, env.ctx, env.states).await?;
     let s = &d.result.sample;
     Ok(Outcome {
