@@ -175,6 +175,8 @@ pub enum Command {
     TtlWatch(TtlWatchArgs),
     /// The live walkthrough: cache-aside, replication and expiry, step by step.
     Demo(DemoArgs),
+    /// Compare every replica's data with the master's, key by key or by digest, read-only.
+    Compare(CompareArgs),
     /// Remove what dead redlab runs left (killed, or their master lost mid-run).
     Clean(CleanArgs),
     /// Render a saved JSON report again (--format html|markdown|table, --output PATH),
@@ -359,7 +361,7 @@ fn parse_size_range(s: &str) -> Result<(usize, usize), String> {
 #[derive(Debug, Clone, Args)]
 pub struct CheckArgs {
     /// Leave out this check (repeat, or comma-separate): reachability,
-    /// replication, keycount, expiry, throughput, config-lint.
+    /// replication, keycount, consistency, expiry, throughput, config-lint.
     #[arg(long, value_name = "NAME", value_delimiter = ',')]
     pub skip: Vec<String>,
     /// Run only this check (repeat, or comma-separate).
@@ -381,6 +383,11 @@ pub struct CheckArgs {
     pub replication: ReplicateCheckArgs,
     #[command(flatten)]
     pub keycount: KeycountArgs,
+    /// Keys the consistency check compares by value (a random sample, as in
+    /// `compare --sample`).
+    #[arg(long, default_value_t = crate::cmd::compare::CHECK_SAMPLE, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub consistency_sample: u64,
     /// TTL of the key the expiry check writes and watches.
     #[arg(long, default_value = "2s", value_parser = parse_period)]
     pub expiry_ttl: Duration,
@@ -469,6 +476,60 @@ pub struct ReportArgs {
     /// Another perf JSON report: its latency spectrum drawn over FILE's, and a table of deltas.
     #[arg(long, value_name = "OTHER")]
     pub compare: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// Rounds in all: the first pass, then re-reads of the keys that differed
+    /// (a key written while compared converges instead of being reported).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
+    /// Pause before each re-check round.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// Allowed difference between a key's expiry time on the master and on a
+    /// replica (the time between the two reads is added to it).
+    #[arg(long, default_value = "250ms", value_parser = parse_duration)]
+    pub ttl_tolerance: Duration,
+    /// Differing keys named per kind and replica.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub show: usize,
+    /// Show the first bytes of differing values (they may be sensitive).
+    #[arg(long)]
+    pub show_values: bool,
+    /// Cap on redlab's commands per second per node; 0 for no cap.
+    #[arg(long, default_value_t = crate::cmd::compare::DEFAULT_MAX_OPS, value_name = "OPS")]
+    pub max_ops: u64,
+    /// Compare a random sample of about N keys instead of every key.
+    #[arg(long, value_name = "N", conflicts_with = "sample_ratio",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub sample: Option<u64>,
+    /// Compare this fraction of every db's keys (0 < R <= 1).
+    #[arg(long, value_name = "R", value_parser = parse_fraction)]
+    pub sample_ratio: Option<f64>,
+    /// How long to wait for the replicas to catch up before comparing.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub settle: Duration,
+    /// SCAN's COUNT, and keys per pipelined batch.
+    #[arg(long, default_value_t = 1000, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub scan_count: u64,
+    /// Never run DEBUG DIGEST (it blocks each server while it walks the dataset).
+    #[arg(long)]
+    pub no_digest: bool,
+    /// Run DEBUG DIGEST only when no node holds more keys than this: it blocks
+    /// each server for about 3 us a key (a million keys: seconds).
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    pub digest_max_keys: u64,
+}
+
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if r > 0.0 && r <= 1.0 => Ok(r),
+        _ => Err(format!(
+            "'{s}' is not a fraction: write a number above 0 and at most 1, e.g. 0.01"
+        )),
+    }
 }
 
 #[cfg(test)]

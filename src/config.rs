@@ -10,6 +10,7 @@ use crate::cli::{
     Cli, ColorArg, Command, DemoArgs, FailOnArg, FormatArg, LabAction, PerfWorkload, StatsArgs,
     TtlWatchArgs,
 };
+use crate::cmd::compare as compare_cmd;
 use crate::cmd::report as report_cmd;
 use crate::cmd::{check, clean, demo, keycount, lab, perf, replicate_check, stats, ttl_watch};
 use crate::report::{FailOn, Format, View};
@@ -77,7 +78,9 @@ impl Output {
     }
 }
 
-/// The subcommand to run, with its plain configuration.
+/// The subcommand to run, with its plain configuration. Built once per run:
+/// the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Job {
     ReplicateCheck(replicate_check::Config),
     Keycount(keycount::Config),
@@ -88,6 +91,7 @@ pub enum Job {
     TtlWatch(ttl_watch::Config),
     Demo(demo::Config),
     Clean(clean::Config),
+    Compare(compare_cmd::Config),
     /// Render a saved report again (no topology).
     Report(report_cmd::Config),
 }
@@ -106,6 +110,7 @@ impl Job {
             Job::Demo(_) => "demo",
             Job::Report(_) => "report",
             Job::Clean(_) => "clean",
+            Job::Compare(_) => "compare",
         }
     }
 }
@@ -184,6 +189,7 @@ fn job(command: &Command, settings: &Settings) -> Result<Job> {
                 keycount: keycount::Config {
                     settle: a.keycount.settle,
                 },
+                consistency: compare_cmd::Config::sampled(a.consistency_sample, a.keycount.settle),
                 expiry_ttl: a.expiry_ttl,
                 throughput: perf::Config::smoke(a.baseline.clone(), a.tolerance)?,
                 min_ops: a.min_ops,
@@ -193,6 +199,7 @@ fn job(command: &Command, settings: &Settings) -> Result<Job> {
         Command::Stats(a) => Job::Stats(stats_config(a, out)),
         Command::TtlWatch(a) => Job::TtlWatch(ttl_watch_config(a, out)),
         Command::Demo(a) => Job::Demo(demo_config(a, out)),
+        Command::Compare(a) => Job::Compare(compare_config(a)),
         Command::Clean(a) => Job::Clean(clean::Config {
             run: a.run.clone(),
             rate: a.rate,
@@ -279,5 +286,30 @@ fn demo_config(a: &DemoArgs, out: &Output) -> demo::Config {
         fast: a.fast,
         interactive: a.interactive,
         narrate: out.narrator(),
+    }
+}
+
+fn compare_config(a: &crate::cli::CompareArgs) -> compare_cmd::Config {
+    use crate::compare::Sample;
+    let sample = match (a.sample, a.sample_ratio) {
+        (Some(n), _) => Sample::Keys(n),
+        (None, Some(r)) => Sample::Ratio(r),
+        (None, None) => Sample::All,
+    };
+    compare_cmd::Config {
+        engine: crate::compare::Config {
+            rounds: a.rounds,
+            interval: a.interval,
+            ttl_tolerance: a.ttl_tolerance,
+            show: a.show,
+            show_values: a.show_values,
+            max_ops: (a.max_ops > 0).then_some(a.max_ops),
+            sample,
+            scan_count: a.scan_count,
+            digest: !a.no_digest,
+            digest_max_keys: Some(a.digest_max_keys),
+            ..crate::compare::Config::default()
+        },
+        settle: a.settle,
     }
 }

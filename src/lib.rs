@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod client;
 pub mod cmd;
+pub mod compare;
 pub mod config;
 pub mod duration;
 pub mod lab;
@@ -171,6 +172,8 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
             let verdict = emit(&settings, report.as_mut())?;
             match report.refused() {
                 Some(why) => bail!("{why}"),
+                // A subcommand that stopped on a signal with a partial report.
+                None if report.interrupted() => Ok(Outcome::Interrupted),
                 None => Ok(Outcome::Done(verdict)),
             }
         }
@@ -254,6 +257,7 @@ async fn dispatch(job: Job, ctx: &Ctx) -> Result<Box<dyn AnyReport>> {
         Job::TtlWatch(c) => boxed(cmd::ttl_watch::run(c, ctx).await?),
         Job::Demo(c) => boxed(cmd::demo::run(c, ctx).await?),
         Job::Clean(c) => boxed(cmd::clean::run(c, ctx).await?),
+        Job::Compare(c) => boxed(cmd::compare::run(c, ctx).await?),
         Job::Report(_) => unreachable!("rendered before any run starts"),
     })
 }

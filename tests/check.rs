@@ -7,10 +7,11 @@ mod support;
 use common::*;
 use support::*;
 
-const GATE: [&str; 6] = [
+const GATE: [&str; 7] = [
     "reachability",
     "replication",
     "keycount",
+    "consistency",
     "expiry",
     "throughput",
     "config-lint",
@@ -74,7 +75,7 @@ fn user_data_is_untouched_and_skip_only_select_checks() {
     );
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let r = run.json();
-    assert_eq!(r["checks"].as_array().unwrap().len(), 4);
+    assert_eq!(r["checks"].as_array().unwrap().len(), 5);
     assert_eq!(
         r["details"]["skipped"],
         serde_json::json!(["replication", "keycount"])

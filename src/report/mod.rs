@@ -230,6 +230,11 @@ pub trait Details: Serialize {
         None
     }
 
+    /// Stopped by a signal with what it had found (a partial report): exit 130.
+    fn interrupted(&self) -> bool {
+        false
+    }
+
     /// On a terminal, only the verdict and what did not pass (the demo has
     /// just told its story on stderr): the full report with -v or in a file.
     fn brief(&self) -> bool {
@@ -271,6 +276,7 @@ pub trait AnyReport {
     fn render_view(&self, format: Format, view: View) -> Result<String>;
     fn write_to(&self, path: &Path, format: Format) -> Result<Vec<PathBuf>>;
     fn refused(&self) -> Option<String>;
+    fn interrupted(&self) -> bool;
 }
 
 impl<D: Details> AnyReport for Report<D> {
@@ -298,6 +304,9 @@ impl<D: Details> AnyReport for Report<D> {
     }
     fn refused(&self) -> Option<String> {
         self.details.refused()
+    }
+    fn interrupted(&self) -> bool {
+        self.details.interrupted()
     }
 }
 

@@ -84,6 +84,12 @@ pub const CHECKS: &[Entry] = &[
         run: |env| Box::pin(steps::keycount(env)),
     },
     Entry {
+        name: "consistency",
+        writes: false,
+        needs_master: true,
+        run: |env| Box::pin(steps::consistency(env)),
+    },
+    Entry {
         name: "expiry",
         writes: true,
         needs_master: true,
@@ -112,6 +118,8 @@ pub struct Config {
     pub require_min_replicas: Option<u32>,
     pub replication: replicate_check::Config,
     pub keycount: keycount::Config,
+    /// The sampled data comparison (compare).
+    pub consistency: crate::cmd::compare::Config,
     /// TTL of the key the expiry check watches.
     pub expiry_ttl: std::time::Duration,
     /// The throughput smoke test: a perf run.
@@ -353,7 +361,13 @@ mod tests {
         assert_eq!(c.selected, vec!["reachability", "config-lint"]);
         assert_eq!(
             c.skipped,
-            vec!["replication", "keycount", "expiry", "throughput"]
+            vec![
+                "replication",
+                "keycount",
+                "consistency",
+                "expiry",
+                "throughput"
+            ]
         );
         let c = cfg(&["--skip", "keycount", "--skip", "nope"]);
         assert_eq!(
@@ -361,6 +375,7 @@ mod tests {
             vec![
                 "reachability",
                 "replication",
+                "consistency",
                 "expiry",
                 "throughput",
                 "config-lint"

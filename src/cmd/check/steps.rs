@@ -7,7 +7,7 @@ use super::{CheckRun, Env, StepOutcome};
 use std::time::{Duration, Instant};
 
 use crate::client::{Conn, ErrorKind, Info, NodeError};
-use crate::cmd::{keycount as kc, perf, replicate_check as rc, ttl_watch as tw};
+use crate::cmd::{compare as cmp, keycount as kc, perf, replicate_check as rc, ttl_watch as tw};
 use crate::report::{plural, Check, Details, Verdict};
 use crate::survey::Master;
 use crate::topology::Node;
@@ -106,6 +106,24 @@ pub async fn keycount(env: &Env<'_>) -> Result<StepOutcome> {
         items,
         sections: details.sections(),
         details: serde_json::to_value(&details)?,
+    })
+}
+
+/// A random sample of the master's keys compared by type, value and TTL on
+/// every replica, and a sample of each replica's keys looked up on the
+/// master (compare, read-only).
+pub async fn consistency(env: &Env<'_>) -> Result<StepOutcome> {
+    // compare draws its own spinner and progress bar.
+    let (items, d) = cmp::consistency_step(&env.cfg.consistency, env.ctx, env.survey).await?;
+    let s = &d.result.sample;
+    Ok(StepOutcome {
+        summary: format!(
+            "a sample of {} of the master's {} keys is identical on every replica",
+            s.master_keys_sampled, s.master_keys_total
+        ),
+        items,
+        sections: d.sections(),
+        details: serde_json::to_value(&d)?,
     })
 }
 

@@ -2,7 +2,7 @@
 //! artifact turned into pictures later), or two perf reports compared.
 //! Nothing is measured and no server is contacted.
 
-mod compare;
+mod overlay;
 
 use std::path::{Path, PathBuf};
 
@@ -25,7 +25,7 @@ pub struct Config {
 pub fn run(args: Config, g: &Settings) -> Result<Verdict> {
     let saved = read(&args.file)?;
     if let Some(other) = &args.compare {
-        compare::run(g, &args.file, saved, other, read(other)?)?;
+        overlay::run(g, &args.file, saved, other, read(other)?)?;
         return Ok(Verdict::Pass);
     }
     let command = saved

@@ -1,0 +1,279 @@
+//! What a comparison means: one verdict per replica (a PASS is earned:
+//! nothing compared is a warning, a replica not compared fails), and the
+//! tables a human reads.
+
+use crate::compare::{self, CompareResult, Kind, Path, ReplicaResult};
+use crate::report::{Check, Details, Section, Verdict};
+
+use super::CompareDetails;
+
+/// One replica's verdict and its reason.
+fn judge(r: &ReplicaResult, d: &CompareResult) -> (Verdict, String) {
+    let c = &r.counts;
+    if let Some(why) = &r.not_compared {
+        let state = serde_json::to_value(r.settle.state)
+            .ok()
+            .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
+            .unwrap_or_default();
+        return (Verdict::Fail, format!("not compared ({state}): {why}"));
+    }
+    if let Some(e) = &r.error {
+        return (Verdict::Fail, format!("comparison ended early: {e}"));
+    }
+    if d.interrupted {
+        return (
+            Verdict::Fail,
+            format!(
+                "interrupted after {} keys: a partial comparison, no verdict",
+                c.compared
+            ),
+        );
+    }
+    if c.differing() > 0 {
+        let kinds: Vec<String> = Kind::ALL
+            .iter()
+            .filter(|k| c.get(**k) > 0)
+            .map(|k| format!("{} {}", c.get(*k), k.label()))
+            .collect();
+        let named: Vec<String> = r
+            .samples
+            .iter()
+            .filter(|s| s.kind != Kind::Converging)
+            .take(3)
+            .map(|s| format!("{} db{} \"{}\"", s.kind.label(), s.db, s.key))
+            .collect();
+        return (
+            Verdict::Fail,
+            format!(
+                "{} of {} keys differ from the master ({}): {}",
+                c.differing(),
+                c.compared,
+                kinds.join(", "),
+                named.join(", ")
+            ),
+        );
+    }
+    if c.compared == 0 {
+        return (
+            Verdict::Warn,
+            "nothing to compare: no keys on the master, none on the replica".into(),
+        );
+    }
+    if c.converging > 0 {
+        return (
+            Verdict::Warn,
+            format!(
+                "{} of {} keys still changing after {} round(s) (written to while compared): not proven identical; the other {} are",
+                c.converging, c.compared, d.rounds_used, c.identical
+            ),
+        );
+    }
+    (Verdict::Pass, pass_reason(r, d))
+}
+
+fn pass_reason(r: &ReplicaResult, d: &CompareResult) -> String {
+    let c = &r.counts;
+    let how = match r.path {
+        Some(Path::Digest) => format!(
+            "DEBUG DIGEST equal to the master's ({} keys); {} expiry times compared on a sample, all within {:.0} ms",
+            c.compared,
+            r.ttl_checked_keys.unwrap_or(0),
+            d.ttl_tolerance_ms
+        ),
+        _ => {
+            let s = &d.sample;
+            let of = if s.master_keys_sampled < s.master_keys_total {
+                format!(" (a sample of {} of the master's {} keys)", s.master_keys_sampled, s.master_keys_total)
+            } else {
+                String::new()
+            };
+            format!("{} keys identical in type, value and TTL{of}", c.compared)
+        }
+    };
+    match r.settle.behind_bytes {
+        Some(b) => format!("{how}; it was {b} bytes behind when compared, differences re-checked"),
+        None => how,
+    }
+}
+
+/// One `replicaN.consistency` check per replica; none at all fails.
+pub fn checks(d: &CompareDetails) -> Vec<Check> {
+    let r = &d.result;
+    let mut out = Vec::new();
+    if r.interrupted {
+        out.push(Check::fail(
+            "interrupted",
+            "stopped by a signal before it finished: the counts are partial",
+        ));
+    }
+    if r.replicas.is_empty() {
+        out.push(Check::fail(
+            "consistency",
+            "no replica to compare with the master (none given or discovered)",
+        ));
+    }
+    for rep in &r.replicas {
+        let (verdict, reason) = judge(rep, r);
+        out.push(Check::new(
+            format!("{}.consistency", rep.name),
+            verdict,
+            reason,
+        ));
+    }
+    out
+}
+
+fn path_label(r: &ReplicaResult) -> String {
+    match r.path {
+        Some(Path::Digest) => "digest".into(),
+        Some(Path::Keys) => "keys".into(),
+        None => "-".into(),
+    }
+}
+
+impl Details for CompareDetails {
+    /// Ctrl-C ends a comparison with its partial counts, marked interrupted.
+    fn interrupted(&self) -> bool {
+        self.result.interrupted
+    }
+
+    fn sections(&self) -> Vec<Section> {
+        let r = &self.result;
+        let mut s = Section::new(
+            "Consistency",
+            &[
+                "node",
+                "address",
+                "path",
+                "compared",
+                "identical",
+                "missing",
+                "extra",
+                "type",
+                "value",
+                "TTL",
+                "converging",
+                "verdict",
+            ],
+        );
+        for rep in &r.replicas {
+            let c = &rep.counts;
+            let verdict = match (&rep.not_compared, judge(rep, r).0) {
+                (Some(_), _) => format!("{:?}", rep.settle.state).to_lowercase(),
+                (None, v) => v.as_str().to_string(),
+            };
+            let n = |v: u64| {
+                if rep.path.is_some() {
+                    v.to_string()
+                } else {
+                    "-".into()
+                }
+            };
+            s.row(vec![
+                rep.name.clone(),
+                rep.address.clone(),
+                path_label(rep),
+                n(c.compared),
+                n(c.identical),
+                n(c.missing),
+                n(c.extra),
+                n(c.type_differs),
+                n(c.value_differs),
+                n(c.ttl_differs),
+                n(c.converging),
+                verdict,
+            ]);
+        }
+        s.notes = self.notes();
+        let mut out = vec![s];
+        let keys: Vec<(&ReplicaResult, &compare::KeySample)> = r
+            .replicas
+            .iter()
+            .flat_map(|rep| rep.samples.iter().map(move |k| (rep, k)))
+            .collect();
+        if !keys.is_empty() {
+            let mut t = Section::new("Differing keys", &["node", "kind", "db", "key", "detail"]);
+            for (rep, k) in keys {
+                t.row(vec![
+                    rep.name.clone(),
+                    k.kind.label().into(),
+                    k.db.to_string(),
+                    k.key.clone(),
+                    k.detail.clone(),
+                ]);
+            }
+            t.notes.push(format!(
+                "up to {} keys per kind and replica (--show); {}",
+                self.show_per_kind,
+                if self.show_values {
+                    "values as their first 64 bytes (--show-values)"
+                } else {
+                    "values are not shown (--show-values shows their first bytes)"
+                }
+            ));
+            out.push(t);
+        }
+        out
+    }
+}
+
+impl CompareDetails {
+    fn notes(&self) -> Vec<String> {
+        let r = &self.result;
+        let s = &r.sample;
+        let dbs: Vec<String> = r.dbs.iter().map(|d| format!("db{d}")).collect();
+        let mut notes = vec![format!(
+            "{}: {} keys in {}; {}",
+            r.master,
+            s.master_keys_total,
+            if dbs.is_empty() {
+                "no db".into()
+            } else {
+                dbs.join(", ")
+            },
+            match (s.requested_keys, s.requested_ratio) {
+                (None, None) => "every key compared".to_string(),
+                _ => format!(
+                    "a random sample of {} keys compared (method: {})",
+                    s.master_keys_sampled, s.method
+                ),
+            }
+        )];
+        notes.push(match (&r.master_digest, &r.digest_unavailable) {
+            (Some(_), _) => "DEBUG DIGEST read on every node: equal digests mean the same keys, types and values, but record only whether a key has an expire, so expiry times are compared on a sample".into(),
+            (None, Some(why)) => format!("compared key by key: {why}"),
+            (None, None) => "DEBUG DIGEST not read".into(),
+        });
+        notes.push(format!(
+            "rounds used {}/{} (differing keys re-read after {:.0} ms; a key that converges is not a difference); TTL tolerance {:.0} ms plus the time between the two reads",
+            r.rounds_used, r.rounds, self.interval_ms, r.ttl_tolerance_ms
+        ));
+        for rep in &r.replicas {
+            if rep.settle.behind_bytes.is_some() || rep.not_compared.is_some() {
+                notes.push(format!("{}: {}", rep.name, rep.settle.detail));
+            }
+            if rep.not_rechecked > 0 {
+                notes.push(format!(
+                    "{}: {} differences past the re-check cap were counted from their first read",
+                    rep.name, rep.not_rechecked
+                ));
+            }
+        }
+        let ops: u64 = r.master_ops + r.replicas.iter().map(|x| x.ops).sum::<u64>();
+        notes.push(format!(
+            "took {:.0} ms, {:.0} ms before the re-checks ({:.0} keys/s per replica); {} commands in all, at most {} per second per node (--max-ops); redlab peak memory {}",
+            r.elapsed_ms,
+            r.first_pass_ms,
+            r.keys_per_sec_per_node,
+            ops,
+            self.max_ops_per_sec.map(|m| m.to_string()).unwrap_or_else(|| "unlimited".into()),
+            self.redlab_peak_rss_bytes
+                .map(|b| format!("{:.1} MiB", b as f64 / 1048576.0))
+                .unwrap_or_else(|| "unknown".into())
+        ));
+        if r.interrupted {
+            notes.push("INTERRUPTED: the comparison was stopped before it finished; these counts are partial".into());
+        }
+        notes
+    }
+}

@@ -1,0 +1,284 @@
+//! Settle: a bounded wait until each replica follows this master, its link is
+//! up, it is not syncing, and its offset has reached the master's offset as
+//! it was when the wait began (so it holds everything written before the
+//! comparison started). A replica "follows this master" when it has the
+//! master's replication id AND the master lists it among its own replicas by
+//! ip:port: a replica chained behind another replica has the same id.
+//!
+//! Under continuous writes a replica may stay behind: at the bound it is
+//! `lagging` and still compared (the re-check rounds absorb in-flight writes).
+//! A syncing, link-down, foreign or unreachable replica is never compared:
+//! its data means nothing yet, or nothing about this master.
+
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use serde::Serialize;
+
+use crate::client::{Conn, Info, NodeError, ReplicaLine};
+use crate::topology::{same_host, Node};
+
+/// A replica as the comparison gets it: its address and a connection, or
+/// why there is none.
+#[derive(Clone)]
+pub struct Endpoint {
+    pub node: Node,
+    pub conn: Result<Conn, NodeError>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SettleState {
+    /// Follows this master, link up, offset reached: compared.
+    CaughtUp,
+    /// Follows this master with its link up but had not reached the offset
+    /// within the bound: compared, relying on the re-check rounds.
+    Lagging,
+    /// Loading or in a full sync: not compared.
+    Syncing,
+    /// Its link to the master is down: not compared.
+    LinkDown,
+    /// A master itself, another master's replica, or chained behind a replica: not compared.
+    NotFollowing,
+    /// Unreachable: not compared.
+    Down,
+}
+
+/// How one replica ended the wait.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settle {
+    /// caught_up, lagging, syncing, link_down, not_following or down.
+    pub state: SettleState,
+    /// What was seen last, in one line.
+    pub detail: String,
+    /// How long it took to catch up, ms; null if it did not.
+    pub caught_up_ms: Option<f64>,
+    /// Bytes behind the master's starting offset when the wait ended (lagging only).
+    pub behind_bytes: Option<u64>,
+}
+
+impl Settle {
+    /// Whether its data may be compared with the master's.
+    pub fn comparable(&self) -> bool {
+        matches!(self.state, SettleState::CaughtUp | SettleState::Lagging)
+    }
+
+    fn down(e: &NodeError) -> Settle {
+        Settle {
+            state: SettleState::Down,
+            detail: e.message.clone(),
+            caught_up_ms: None,
+            behind_bytes: None,
+        }
+    }
+}
+
+/// Wait up to `bound` for every replica; one status per replica, in order.
+pub async fn settle(
+    master: &Conn,
+    replicas: &[Endpoint],
+    bound: Duration,
+) -> Result<Vec<Settle>, NodeError> {
+    let start = Instant::now();
+    let deadline = start + bound;
+    let mut m = master.clone();
+    let target = m.info("replication").await?.repl_offset();
+    let mut done: Vec<Option<Settle>> = replicas
+        .iter()
+        .map(|r| r.conn.as_ref().err().map(Settle::down))
+        .collect();
+    let mut last: Vec<Option<Settle>> = vec![None; replicas.len()];
+    loop {
+        let minfo = m.info("replication").await?;
+        let lines = minfo.replicas();
+        let pending: Vec<usize> = (0..replicas.len()).filter(|i| done[*i].is_none()).collect();
+        let infos = join_all(pending.iter().map(|&i| {
+            let conn = replicas[i].conn.clone();
+            async move {
+                match conn {
+                    Ok(mut c) => c.info("replication").await,
+                    Err(e) => Err(e),
+                }
+            }
+        }))
+        .await;
+        for (i, info) in pending.into_iter().zip(infos) {
+            let seen = match info {
+                Err(e) => Settle::down(&e),
+                Ok(info) => judge(&replicas[i].node, &info, &minfo, &lines, target),
+            };
+            match seen.state {
+                SettleState::CaughtUp | SettleState::Down => {
+                    done[i] = Some(Settle {
+                        caught_up_ms: (seen.state == SettleState::CaughtUp)
+                            .then(|| crate::duration::ms(start.elapsed())),
+                        ..seen
+                    })
+                }
+                _ => last[i] = Some(seen),
+            }
+        }
+        if done.iter().all(Option::is_some) || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(done
+        .into_iter()
+        .zip(last)
+        .map(|(d, l)| {
+            d.or(l).unwrap_or_else(|| Settle {
+                state: SettleState::Down,
+                detail: "never answered INFO".into(),
+                caught_up_ms: None,
+                behind_bytes: None,
+            })
+        })
+        .collect())
+}
+
+/// One look at a replica's INFO replication against the master's.
+fn judge(node: &Node, info: &Info, minfo: &Info, lines: &[ReplicaLine], target: u64) -> Settle {
+    let state = |state, detail: String| Settle {
+        state,
+        detail,
+        caught_up_ms: None,
+        behind_bytes: None,
+    };
+    let follows = info
+        .follows()
+        .map(|(h, p)| format!("{h}:{p}"))
+        .unwrap_or_else(|| "nothing".into());
+    if info.role() != "slave" {
+        return state(
+            SettleState::NotFollowing,
+            format!(
+                "role is {}: it follows no master, so not this one",
+                info.role()
+            ),
+        );
+    }
+    if info.syncing() {
+        return state(SettleState::Syncing, syncing_detail(info));
+    }
+    if !info.link_up() {
+        return state(
+            SettleState::LinkDown,
+            format!(
+                "its link to {follows} is {}: its data may be stale",
+                info.get("master_link_status").unwrap_or("unknown")
+            ),
+        );
+    }
+    if info.get("master_replid") != minfo.get("master_replid") {
+        return state(
+            SettleState::NotFollowing,
+            format!("follows {follows}, another master (different replication id), not this one"),
+        );
+    }
+    if listed(node, lines).is_none() {
+        return state(
+            SettleState::NotFollowing,
+            format!(
+                "follows {follows} but is not among the master's own replicas: chained behind another replica, or following another master"
+            ),
+        );
+    }
+    let offset = info.u64("slave_repl_offset").unwrap_or(0);
+    if offset < target {
+        return Settle {
+            behind_bytes: Some(target - offset),
+            ..state(
+                SettleState::Lagging,
+                format!(
+                    "offset {offset} still {} bytes behind the master's {target}: compared anyway, in-flight writes are re-checked in later rounds",
+                    target - offset
+                ),
+            )
+        };
+    }
+    state(
+        SettleState::CaughtUp,
+        format!("follows this master with its link up and offset {offset} reached {target}"),
+    )
+}
+
+/// The master's `slaveN` line for this node: by ip and port, or by a port
+/// only one line has (inside Docker the master may see another ip).
+fn listed<'a>(node: &Node, lines: &'a [ReplicaLine]) -> Option<&'a ReplicaLine> {
+    lines
+        .iter()
+        .find(|l| l.port == node.port() && same_host(&l.ip, node.host()))
+        .or_else(|| {
+            let same_port: Vec<_> = lines.iter().filter(|l| l.port == node.port()).collect();
+            (same_port.len() == 1).then(|| same_port[0])
+        })
+}
+
+fn syncing_detail(info: &Info) -> String {
+    let progress = if info.flag("loading") {
+        format!(
+            "loading the dataset ({}% loaded)",
+            info.get("loading_loaded_perc").unwrap_or("?")
+        )
+    } else {
+        let read = info.get("master_sync_read_bytes").unwrap_or("?");
+        match info.get("master_sync_total_bytes") {
+            Some("-1") | None => format!("in a full sync ({read} bytes received so far)"),
+            Some(total) => format!("in a full sync ({read} of {total} bytes received)"),
+        }
+    };
+    format!("{progress}: its data is not complete yet, so it was not compared")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::Role;
+
+    const MASTER: &str = "role:master\r\nconnected_slaves:1\r\n\
+        slave0:ip=127.0.0.1,port=6380,state=online,offset=500,lag=0\r\n\
+        master_replid:aaaa\r\nmaster_repl_offset:500\r\n";
+
+    fn replica(extra: &str) -> Info {
+        Info::parse(&format!(
+            "role:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:6379\r\n\
+             master_link_status:up\r\nmaster_sync_in_progress:0\r\n\
+             master_replid:aaaa\r\nslave_repl_offset:500\r\n{extra}"
+        ))
+    }
+
+    fn look(node_port: u16, info: &Info, target: u64) -> Settle {
+        let node =
+            Node::parse("replica1", Role::Replica, &format!("127.0.0.1:{node_port}")).unwrap();
+        let m = Info::parse(MASTER);
+        judge(&node, info, &m, &m.replicas(), target)
+    }
+
+    #[test]
+    fn follows_this_master_only_with_its_id_and_its_listing() {
+        assert_eq!(look(6380, &replica(""), 500).state, SettleState::CaughtUp);
+        let lag = look(6380, &replica(""), 700);
+        assert_eq!(
+            (lag.state, lag.behind_bytes),
+            (SettleState::Lagging, Some(200))
+        );
+        // Chained behind another replica: same id, not listed by the master.
+        let chained = look(6390, &replica(""), 500);
+        assert_eq!(chained.state, SettleState::NotFollowing);
+        assert!(chained
+            .detail
+            .contains("not among the master's own replicas"));
+        let other = look(6380, &replica("master_replid:bbbb\r\n"), 500);
+        assert_eq!(other.state, SettleState::NotFollowing);
+        let syncing = look(
+            6380,
+            &replica("master_sync_in_progress:1\r\nmaster_sync_read_bytes:10\r\n"),
+            500,
+        );
+        assert_eq!(syncing.state, SettleState::Syncing);
+        assert!(!syncing.comparable() && lag.comparable());
+        let down = look(6380, &replica("master_link_status:down\r\n"), 500);
+        assert_eq!(down.state, SettleState::LinkDown);
+    }
+}
