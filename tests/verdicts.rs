@@ -177,21 +177,27 @@ fn max_lag_is_a_bound_for_a_stalled_replica_and_a_paused_master() {
     let c = check(&r, "replica1.propagation");
     assert_eq!(c["verdict"], "fail", "{c}");
     eprintln!("observed: {}", c["reason"]);
-    // A master pausing writes for 5 s: the probes cannot be seen within 1 s.
+    // A master pausing writes for 5 s while probes are written: the probe
+    // in flight cannot be seen within 1 s.
     let m = url(lab.master.port);
+    let run = std::thread::spawn({
+        let args = with_args(
+            &topo_args(&lab),
+            &[
+                "--timeout",
+                "10s",
+                "--format",
+                "json",
+                "replicate-check",
+                "--probes",
+                "5000",
+            ],
+        );
+        move || redlab(&args)
+    });
+    wait_until("redlab probes the master", || has_redlab_keys(&m));
     cmd(&m, &["CLIENT", "PAUSE", "5000", "WRITE"]);
-    let run = redlab(&with_args(
-        &topo_args(&lab),
-        &[
-            "--timeout",
-            "10s",
-            "--format",
-            "json",
-            "replicate-check",
-            "--probes",
-            "3",
-        ],
-    ));
+    let run = run.join().unwrap();
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     let r = run.json();
     let c = check(&r, "replica1.propagation");

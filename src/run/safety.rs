@@ -354,14 +354,14 @@ fn full(master: &Master<'_>, need: u64, allow_eviction: bool) -> Option<Refused>
     if policy == "noeviction" {
         // Already at its limit, every write is refused (OOM) whoever sends
         // it: redlab's fail on their own, harming nobody, and say so.
-        if used as f64 >= max as f64 * 0.98 {
+        if used as f64 >= max as f64 * 0.98 || allow_eviction {
             return None;
         }
         // Below it, this run could push it there and make the users' writes fail.
         return Some(Refused {
             kind: RefusedKind::NoRoom,
             message: format!(
-                "{at}: with noeviction its writes and the users' would be refused (OOM); refused before any write"
+                "{at}: with noeviction that could fill it and make it refuse the users' writes (OOM); refused before any write (pass --allow-eviction to write anyway)"
             ),
         });
     }
@@ -371,7 +371,7 @@ fn full(master: &Master<'_>, need: u64, allow_eviction: bool) -> Option<Refused>
     Some(Refused {
         kind: RefusedKind::WouldEvict,
         message: format!(
-            "{at}: writing would evict user keys; refused before any write (pass --allow-eviction to write anyway)"
+            "{at}: writing could evict user keys; refused before any write (pass --allow-eviction to write anyway)"
         ),
     })
 }
