@@ -66,6 +66,24 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub discover: bool,
 
+    /// Sentinel URL; repeat for each (env: comma-separated list). The master
+    /// and its replicas are asked of Sentinel (SENTINEL get-master-addr-by-name,
+    /// SENTINEL replicas) instead of a fixed address.
+    #[arg(
+        long = "sentinel",
+        id = "sentinel_urls",
+        global = true,
+        env = "REDLAB_SENTINELS",
+        hide_env_values = true,
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
+    pub sentinel_urls: Vec<String>,
+
+    /// The name the Sentinels know the master by (the lab's Sentinels: redlab).
+    #[arg(long, global = true, env = "REDLAB_MASTER_NAME", value_name = "NAME")]
+    pub master_name: Option<String>,
+
     /// How many replicas the master must have. Discovered replicas are
     /// otherwise not asserted: a replica the master lost vanishes from its list.
     #[arg(long, global = true, env = "REDLAB_EXPECT_REPLICAS", value_name = "N")]
@@ -90,6 +108,23 @@ pub struct GlobalArgs {
     /// Replicas in the --spawn lab.
     #[arg(long, global = true, default_value_t = 3, value_name = "N")]
     pub spawn_replicas: usize,
+
+    /// Sentinels to start with the lab (--spawn, lab up), watching its master.
+    #[arg(long, global = true, default_value_t = 0, value_name = "N")]
+    pub sentinels: usize,
+
+    /// The lab's Sentinels' down-after-milliseconds [default: 1s].
+    #[arg(long, global = true, value_parser = parse_period, value_name = "DUR")]
+    pub down_after: Option<Duration>,
+
+    /// The lab's Sentinels' failover-timeout [default: 5s].
+    #[arg(long, global = true, value_parser = parse_period, value_name = "DUR")]
+    pub failover_timeout: Option<Duration>,
+
+    /// repl-backlog-size of the lab's servers (--spawn, lab up): 16kb, 1mb, or
+    /// bytes. Redis keeps at least 16kb.
+    #[arg(long, global = true, value_parser = parse_bytes, value_name = "SIZE")]
+    pub backlog: Option<u64>,
 
     /// Output format (table on stdout by default).
     #[arg(long, global = true, value_enum)]
@@ -431,9 +466,34 @@ pub struct ReportArgs {
     pub compare: Option<PathBuf>,
 }
 
+/// `16kb`, `1mb`, `64k`, or bytes.
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let err = || format!("'{s}' is not a size: write bytes, or e.g. 16kb, 1mb");
+    let t = s.trim().to_ascii_lowercase();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| err())?;
+    let mul = match unit.trim() {
+        "" | "b" => 1,
+        "k" | "kb" => 1024,
+        "m" | "mb" => 1024 * 1024,
+        "g" | "gb" => 1024 * 1024 * 1024,
+        _ => return Err(err()),
+    };
+    n.checked_mul(mul).filter(|v| *v > 0).ok_or_else(err)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_bytes("16kb").unwrap(), 16384);
+        assert_eq!(parse_bytes("1mb").unwrap(), 1 << 20);
+        assert_eq!(parse_bytes("500").unwrap(), 500);
+        assert!(parse_bytes("0").is_err() && parse_bytes("3 parsecs").is_err());
+    }
 
     #[test]
     fn ratios_and_sizes() {

@@ -11,6 +11,7 @@ use crate::cli::{
 };
 use crate::cmd::report as report_cmd;
 use crate::cmd::{check, demo, keycount, lab, perf, replicate_check, stats, ttl_watch};
+use crate::lab::SentinelTimeouts;
 use crate::report::{FailOn, Format};
 use crate::topology::TopologySpec;
 use crate::ui::narrate::Narrator;
@@ -28,6 +29,17 @@ pub struct Settings {
     pub fail_on: FailOn,
     /// `--allow-eviction`: the user's consent to writes that may evict.
     pub allow_eviction: bool,
+    /// What a lab started here gets besides its replicas (`--spawn`, `lab up`).
+    pub lab: LabExtras,
+}
+
+/// `--sentinels N` (with their timeouts) and `--backlog SIZE` for a lab redlab starts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LabExtras {
+    pub sentinels: usize,
+    pub sentinel_timeouts: SentinelTimeouts,
+    /// `repl-backlog-size`, bytes.
+    pub backlog: Option<u64>,
 }
 
 /// Where the report goes and what else may be printed.
@@ -102,6 +114,8 @@ pub fn resolve(cli: &Cli) -> Result<(Settings, Job)> {
             user: g.user.clone(),
             password: g.password.clone(),
             expect_replicas: g.expect_replicas,
+            sentinels: g.sentinel_urls.clone(),
+            master_name: g.master_name.clone(),
         },
         timeout: g.timeout,
         spawn: g.spawn.then_some(g.spawn_replicas),
@@ -111,9 +125,39 @@ pub fn resolve(cli: &Cli) -> Result<(Settings, Job)> {
             FailOnArg::Warn => FailOn::Warn,
         },
         allow_eviction: g.allow_eviction,
+        lab: lab_extras(cli)?,
     };
     let job = job(&cli.command, &settings);
     Ok((settings, job))
+}
+
+/// The lab options apply where redlab starts a lab: with --spawn or `lab up`.
+fn lab_extras(cli: &Cli) -> Result<LabExtras> {
+    let g = &cli.global;
+    let defaults = SentinelTimeouts::default();
+    let ms = |d: Option<Duration>, default: u64| d.map_or(default, |d| d.as_millis() as u64);
+    let extras = LabExtras {
+        sentinels: g.sentinels,
+        sentinel_timeouts: SentinelTimeouts {
+            down_after_ms: ms(g.down_after, defaults.down_after_ms),
+            failover_timeout_ms: ms(g.failover_timeout, defaults.failover_timeout_ms),
+            ..defaults
+        },
+        backlog: g.backlog,
+    };
+    let starts_lab = g.spawn
+        || matches!(&cli.command, Command::Lab(a) if matches!(a.action, LabAction::Up { .. }));
+    let given = g.sentinels > 0 || g.backlog.is_some();
+    if given && !starts_lab {
+        anyhow::bail!(
+            "--sentinels and --backlog shape a lab redlab starts: use them with --spawn or `lab up` \
+             (to use running Sentinels, give --sentinel URL)"
+        );
+    }
+    if (g.down_after.is_some() || g.failover_timeout.is_some()) && g.sentinels == 0 {
+        anyhow::bail!("--down-after and --failover-timeout are the lab's Sentinels' timeouts: add --sentinels N");
+    }
+    Ok(extras)
 }
 
 fn job(command: &Command, settings: &Settings) -> Job {
@@ -133,6 +177,9 @@ fn job(command: &Command, settings: &Settings) -> Job {
                 } => lab::Action::Up {
                     replicas,
                     base_port,
+                    sentinels: settings.lab.sentinels,
+                    timeouts: settings.lab.sentinel_timeouts,
+                    backlog: settings.lab.backlog,
                 },
                 LabAction::Down => lab::Action::Down,
                 LabAction::Status => lab::Action::Status,

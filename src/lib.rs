@@ -65,13 +65,23 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
     let mut signals = Signals::new()?;
     let g = &settings;
     let out = &settings.output;
-    let mut topology = Topology::from_spec(&g.topology)?;
+    let is_lab = matches!(job, Job::Lab(_));
+    // --sentinel asks Sentinel for the master and replicas (network, bounded by --timeout).
+    let mut topology = if is_lab || g.spawn.is_some() {
+        Topology::from_spec(&g.topology)?
+    } else {
+        Topology::resolve(&g.topology, g.timeout).await?
+    };
     let progress =
         Progress::new(!out.quiet && !out.machine_stdout() && std::io::stderr().is_terminal());
-    let is_lab = matches!(job, Job::Lab(_));
     let lab = if let Some(spawn_replicas) = g.spawn.filter(|_| !is_lab) {
-        if g.topology.master.is_some() || !g.topology.replicas.is_empty() {
-            bail!("--spawn starts its own topology: drop --master/--replica, or drop --spawn");
+        if g.topology.master.is_some()
+            || !g.topology.replicas.is_empty()
+            || !g.topology.sentinels.is_empty()
+        {
+            bail!(
+                "--spawn starts its own topology: drop --master/--replica/--sentinel, or drop --spawn"
+            );
         }
         if let Some(n) = g.topology.expect_replicas.filter(|n| *n != spawn_replicas) {
             bail!(
@@ -80,11 +90,18 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
             );
         }
         let spinner = progress.spinner(format!(
-            "starting a throwaway lab with {spawn_replicas} replicas"
+            "starting a throwaway lab with {spawn_replicas} replicas{}",
+            match g.lab.sentinels {
+                0 => String::new(),
+                n => format!(" and {n} Sentinels"),
+            }
         ));
         let start = Lab::start(LabOptions {
             replicas: spawn_replicas,
             password: g.topology.password.clone(),
+            sentinels: g.lab.sentinels,
+            sentinel_timeouts: g.lab.sentinel_timeouts,
+            backlog: g.lab.backlog,
             ..LabOptions::default()
         });
         // Dropping a half-started lab kills what it had started.
