@@ -29,7 +29,7 @@ pub struct LabProcess {
     pub running: bool,
     /// The role it reports, when it answers.
     pub role: Option<String>,
-    /// `master_link_status` of a replica.
+    /// `master_link_status` of a replica; for a Sentinel, what it sees.
     pub link_status: Option<String>,
 }
 
@@ -346,7 +346,7 @@ impl Details for LabDetails {
     fn sections(&self) -> Vec<Section> {
         let mut s = Section::new(
             "Lab processes",
-            &["node", "port", "pid", "running", "role", "link"],
+            &["node", "port", "pid", "running", "role", "link / sees"],
         );
         for p in &self.processes {
             s.row(vec![

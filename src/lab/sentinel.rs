@@ -123,15 +123,21 @@ fn spawn_all(
 
 /// Start `opts.sentinels` Sentinels on the lab's master and wait until they agree.
 pub(super) async fn start(lab: &mut Lab, opts: &LabOptions) -> Result<()> {
-    // Sentinel's customary ports, 26379 for a lab on 6379, when a base port was given.
-    let base = opts.base_port.and_then(|b| b.checked_add(20000));
-    let attempts = if base.is_some() { 1 } else { 3 };
+    // Sentinel's customary ports (26379.. for a lab on 6379) when a base
+    // port was given and they are free; else free ones.
+    let customary = opts
+        .base_port
+        .and_then(|b| b.checked_add(20000))
+        .and_then(|b| pick_ports(Some(b), opts.sentinels).ok());
     let mut attempt = 0;
     lab.sentinels = loop {
         attempt += 1;
-        let ports = pick_ports(base, opts.sentinels)?;
+        let ports = match (&customary, attempt) {
+            (Some(p), 1) => p.clone(),
+            _ => pick_ports(None, opts.sentinels)?,
+        };
         match spawn_all(&lab.dir, &ports, lab.master.port, opts) {
-            Err(e) if attempt < attempts && is_port_clash(&e) => continue,
+            Err(e) if attempt < 3 && is_port_clash(&e) => continue,
             other => break other?,
         }
     };
