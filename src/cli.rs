@@ -190,6 +190,9 @@ pub enum Command {
     /// Render a saved JSON report again (--format html|markdown|table, --output PATH),
     /// or two perf reports side by side (--compare).
     Report(ReportArgs),
+    /// Break a lab redlab started, under a steady acknowledged write load, and
+    /// measure what it cost: detection, promotion, write downtime, lost writes, resyncs.
+    Drill(DrillArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -466,6 +469,107 @@ pub struct ReportArgs {
     pub compare: Option<PathBuf>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FaultArg {
+    /// SIGKILL the master; restart it once a replica is promoted.
+    KillMaster,
+    /// SIGSTOP the master for --for, then SIGCONT.
+    StopMaster,
+    /// Stop the master cleanly (SIGTERM) and start it again at once.
+    RestartMaster,
+    /// SIGKILL a replica; restart it after --for.
+    KillReplica,
+    /// SIGSTOP a replica for --for, then SIGCONT.
+    StopReplica,
+    /// Cut a replica's link on the master (CLIENT KILL) and keep it paused for --for.
+    PartitionReplica,
+    /// SENTINEL FAILOVER: the graceful case.
+    Failover,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ResyncArg {
+    Partial,
+    Full,
+    /// No resync at all (the link survived).
+    None,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DrillArgs {
+    /// The fault to inject.
+    #[arg(long, value_enum)]
+    pub fault: FaultArg,
+    /// The replica a replica fault hits (replica1, ...; default: the first replica).
+    #[arg(long, value_name = "NODE")]
+    pub target: Option<String>,
+    /// How long stop-* and partition-replica keep it paused, and kill-replica keeps it down.
+    #[arg(long = "for", default_value = "5s", value_parser = parse_period, value_name = "DUR")]
+    pub for_: Duration,
+    /// Writes per second, each with a unique id.
+    #[arg(long, default_value_t = 100.0, value_name = "OPS")]
+    pub rate: f64,
+    /// What acknowledges a write: replicas:N (SET, then WAIT N on the same
+    /// connection) or none (plain SET).
+    #[arg(long, default_value = "replicas:1", value_parser = parse_ack, value_name = "LEVEL")]
+    pub ack: AckArg,
+    /// WAIT's timeout.
+    #[arg(long, default_value = "500ms", value_parser = parse_period)]
+    pub ack_timeout: Duration,
+    /// Bound on connecting and on each SET: a stopped master holds a writer this long.
+    #[arg(long, default_value = "500ms", value_parser = parse_period)]
+    pub write_timeout: Duration,
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 32, value_name = "BYTES")]
+    pub value_size: usize,
+    /// Load before the fault.
+    #[arg(long, default_value = "2s", value_parser = parse_period)]
+    pub before: Duration,
+    /// Load after the topology is stable again.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub after: Duration,
+    /// How long the topology may take to be stable again after the fault.
+    #[arg(long, default_value = "40s", value_parser = parse_period)]
+    pub settle: Duration,
+    /// Fail when writes were unavailable longer [default: the lab's
+    /// down-after + failover-timeout + the fault's --for].
+    #[arg(long, value_parser = parse_duration, value_name = "DUR")]
+    pub max_downtime: Option<Duration>,
+    /// Acknowledged writes (at the --ack level) that may be lost.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub max_lost: u64,
+    /// The resync the faulted replica must do [default: Redis's rule: partial
+    /// when what it missed fits the master's backlog, full when it does not].
+    #[arg(long, value_enum)]
+    pub expect: Option<ResyncArg>,
+    /// Where `lab up` keeps its state: the drill finds the lab's processes there.
+    #[arg(long, env = "REDLAB_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// `--ack`: `replicas:N` is `AckArg(Some(N))`, `none` is `AckArg(None)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckArg(pub Option<u32>);
+
+fn parse_ack(s: &str) -> Result<AckArg, String> {
+    parse_ack_level(s).map(AckArg)
+}
+
+fn parse_ack_level(s: &str) -> Result<Option<u32>, String> {
+    let err = || format!("'{s}' is not an ack level: write replicas:N (e.g. replicas:1) or none");
+    match s.trim() {
+        "none" => Ok(None),
+        other => {
+            let n = other.strip_prefix("replicas:").ok_or_else(err)?;
+            let n: u32 = n.trim().parse().map_err(|_| err())?;
+            if n == 0 {
+                return Err(format!("'{s}': replicas:0 acknowledges nothing; use none"));
+            }
+            Ok(Some(n))
+        }
+    }
+}
+
 /// `16kb`, `1mb`, `64k`, or bytes.
 fn parse_bytes(s: &str) -> Result<u64, String> {
     let err = || format!("'{s}' is not a size: write bytes, or e.g. 16kb, 1mb");
@@ -488,7 +592,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn byte_sizes() {
+    fn ack_levels_and_byte_sizes() {
+        assert_eq!(parse_ack("replicas:2").unwrap(), AckArg(Some(2)));
+        assert_eq!(parse_ack("none").unwrap(), AckArg(None));
+        assert!(parse_ack("replicas:0").is_err() && parse_ack("all").is_err());
         assert_eq!(parse_bytes("16kb").unwrap(), 16384);
         assert_eq!(parse_bytes("1mb").unwrap(), 1 << 20);
         assert_eq!(parse_bytes("500").unwrap(), 500);
@@ -512,6 +619,7 @@ mod tests {
             let args = match sub.get_name() {
                 "lab" => vec!["redlab", "lab", "status"],
                 "report" => vec!["redlab", "report", "saved.json"],
+                "drill" => vec!["redlab", "drill", "--fault", "kill-master"],
                 name => vec!["redlab", name],
             };
             let cli = Cli::try_parse_from(args).unwrap();

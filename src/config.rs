@@ -10,7 +10,7 @@ use crate::cli::{
     Cli, Command, DemoArgs, FailOnArg, FormatArg, LabAction, PerfWorkload, StatsArgs, TtlWatchArgs,
 };
 use crate::cmd::report as report_cmd;
-use crate::cmd::{check, demo, keycount, lab, perf, replicate_check, stats, ttl_watch};
+use crate::cmd::{check, demo, drill, keycount, lab, perf, replicate_check, stats, ttl_watch};
 use crate::lab::SentinelTimeouts;
 use crate::report::{FailOn, Format};
 use crate::topology::TopologySpec;
@@ -79,6 +79,8 @@ pub enum Job {
     Demo(demo::Config),
     /// Render a saved report again (no topology).
     Report(report_cmd::Config),
+    /// Break a lab redlab started and measure the cost.
+    Drill(drill::Config),
 }
 
 impl Job {
@@ -94,6 +96,7 @@ impl Job {
             Job::TtlWatch(_) => "ttl-watch",
             Job::Demo(_) => "demo",
             Job::Report(_) => "report",
+            Job::Drill(_) => "drill",
         }
     }
 }
@@ -214,6 +217,43 @@ fn job(command: &Command, settings: &Settings) -> Job {
             file: a.file.clone(),
             compare: a.compare.clone(),
         }),
+        Command::Drill(a) => Job::Drill(drill_config(a, settings)),
+    }
+}
+
+fn drill_config(a: &crate::cli::DrillArgs, settings: &Settings) -> drill::Config {
+    use crate::cli::{FaultArg, ResyncArg};
+    use drill::{Fault, Resync};
+    let t = &settings.topology;
+    drill::Config {
+        fault: match a.fault {
+            FaultArg::KillMaster => Fault::KillMaster,
+            FaultArg::StopMaster => Fault::StopMaster,
+            FaultArg::RestartMaster => Fault::RestartMaster,
+            FaultArg::KillReplica => Fault::KillReplica,
+            FaultArg::StopReplica => Fault::StopReplica,
+            FaultArg::PartitionReplica => Fault::PartitionReplica,
+            FaultArg::Failover => Fault::Failover,
+        },
+        target: a.target.clone(),
+        fault_for: a.for_,
+        rate: a.rate,
+        ack: a.ack.0,
+        ack_timeout: a.ack_timeout,
+        write_timeout: a.write_timeout,
+        value_size: a.value_size,
+        before: a.before,
+        after: a.after,
+        settle: a.settle,
+        max_downtime: a.max_downtime,
+        max_lost: a.max_lost,
+        expect: a.expect.map(|e| match e {
+            ResyncArg::Partial => Resync::Partial,
+            ResyncArg::Full => Resync::Full,
+            ResyncArg::None => Resync::None,
+        }),
+        state_dir: a.state_dir.clone(),
+        explicit_topology: t.master.is_some() || !t.replicas.is_empty() || !t.sentinels.is_empty(),
     }
 }
 

@@ -74,7 +74,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
     };
     let progress =
         Progress::new(!out.quiet && !out.machine_stdout() && std::io::stderr().is_terminal());
-    let lab = if let Some(spawn_replicas) = g.spawn.filter(|_| !is_lab) {
+    let mut lab = if let Some(spawn_replicas) = g.spawn.filter(|_| !is_lab) {
         if g.topology.master.is_some()
             || !g.topology.replicas.is_empty()
             || !g.topology.sentinels.is_empty()
@@ -141,7 +141,8 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
     };
     // A panic must not skip the key removal below: it is caught, and resumed after.
     let name = job.name();
-    let work = std::panic::AssertUnwindSafe(dispatch(job, &settings, &ctx)).catch_unwind();
+    let work =
+        std::panic::AssertUnwindSafe(dispatch(job, &settings, &ctx, lab.as_mut())).catch_unwind();
     // Biased: a subcommand that handles Ctrl-C itself (stats --watch ends
     // cleanly on it) must see it before the interruption below does.
     let result = tokio::select! {
@@ -199,7 +200,8 @@ fn interrupted_report(command: &str, ctx: &Ctx) -> Report<Interrupted> {
     )
 }
 
-async fn dispatch(job: Job, out: &Settings, ctx: &Ctx) -> Result<Verdict> {
+/// `lab` is the --spawn lab, for the one subcommand that acts on its processes (drill).
+async fn dispatch(job: Job, out: &Settings, ctx: &Ctx, lab: Option<&mut Lab>) -> Result<Verdict> {
     match job {
         Job::ReplicateCheck(c) => emit(out, cmd::replicate_check::run(c, ctx).await?),
         Job::Keycount(c) => emit(out, cmd::keycount::run(c, ctx).await?),
@@ -214,6 +216,7 @@ async fn dispatch(job: Job, out: &Settings, ctx: &Ctx) -> Result<Verdict> {
         Job::TtlWatch(c) => emit(out, cmd::ttl_watch::run(c, ctx).await?),
         Job::Demo(c) => emit(out, cmd::demo::run(c, ctx).await?),
         Job::Report(c) => cmd::report::run(c, out),
+        Job::Drill(c) => emit(out, cmd::drill::run(c, ctx, lab).await?),
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod demo;
+pub mod drill;
 pub mod keycount;
 pub mod lab;
 pub mod perf;
