@@ -295,4 +295,41 @@ mod tests {
         );
         assert_eq!(addr_of(&Value::Nil), None);
     }
+
+    #[test]
+    fn the_master_is_the_one_the_answering_sentinels_agree_on() {
+        let set = SentinelSet::parse(
+            &["redis://127.0.0.1:1".into(), "redis://127.0.0.1:2".into()],
+            "redlab",
+        )
+        .unwrap();
+        let says = |port: Option<u16>| {
+            Ok(View {
+                master: port.map(|p| ("127.0.0.1".to_string(), p)),
+                master_flags: "master".into(),
+                replicas: Vec::new(),
+                sentinels: Vec::new(),
+            })
+        };
+        let down = || {
+            Err(NodeError::new(
+                "sentinel2",
+                "127.0.0.1:2",
+                crate::client::ErrorKind::Refused,
+                "refused",
+            ))
+        };
+        assert_eq!(
+            agreed_master(&set, &[says(Some(6380)), down()]).unwrap().1,
+            6380
+        );
+        let split = agreed_master(&set, &[says(Some(6380)), says(Some(6381))]).unwrap_err();
+        assert!(split.to_string().contains("disagree"), "{split}");
+        let none = agreed_master(&set, &[says(None), down()]).unwrap_err();
+        assert!(
+            none.to_string().contains("knows no master named 'redlab'"),
+            "{none}"
+        );
+        assert!(flags_down("s_down,master") && !flags_down("master"));
+    }
 }

@@ -153,10 +153,12 @@ fn short(detail: &str) -> String {
         return format!("master ({n})");
     }
     // "SIGKILL master", "restarted master", "master exited": the action alone.
-    s.split(' ')
-        .find(|w| !w.starts_with("master") && !w.starts_with("replica"))
-        .unwrap_or(s)
-        .to_string()
+    let node = |w: &str| w.starts_with("master") || w.starts_with("replica");
+    match s.split(' ').collect::<Vec<_>>().as_slice() {
+        [a, b] if node(b) => a.to_string(),
+        [a, b] if node(a) => b.to_string(),
+        _ => s.to_string(),
+    }
 }
 
 /// Stretches with acknowledged writes, from the 100 ms buckets.
@@ -208,4 +210,30 @@ fn writes(d: &DrillDetails) -> Option<Figure> {
         label: "fault".into(),
     });
     f.has_data().then_some(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lane_labels_keep_the_gist() {
+        assert_eq!(short("replica of replica2, link up"), "-> replica2");
+        assert_eq!(short("replica of master, link down"), "link down");
+        assert_eq!(short("master, 3 replica(s) online"), "master (3)");
+        assert_eq!(short("SIGKILL master (pid 12, port 6379)"), "SIGKILL");
+        assert_eq!(short("restarted replica1 (pid 13, port 6380)"), "restarted");
+        assert_eq!(short("not answering"), "not answering");
+    }
+
+    #[test]
+    fn close_marks_share_a_dot() {
+        let m = |x: f64, l: &str| Mark { x, label: l.into() };
+        let merged = merge_close(
+            vec![m(1.0, "+sdown"), m(1.1, "+odown"), m(5.0, "+switch-master")],
+            10.0,
+        );
+        assert_eq!(merged.len(), 2);
+        assert_eq!(merged[0].label, "+sdown, +odown");
+    }
 }

@@ -354,3 +354,35 @@ impl Details for DrillDetails {
 pub fn writes(n: u64) -> String {
     plural(n, "write")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::SentinelTimeouts;
+    use crate::topology::SentinelSet;
+
+    #[test]
+    fn the_backlog_rule_decides_partial_or_full_and_stays_out_of_the_edge() {
+        let plan = Plan {
+            nodes: Vec::new(),
+            sentinels: SentinelSet {
+                master_name: "redlab".into(),
+                nodes: Vec::new(),
+            },
+            timeouts: SentinelTimeouts::default(),
+            backlog_bytes: 1 << 20,
+            master: 0,
+            target: 1,
+        };
+        let mut cfg = super::super::tally::tests::cfg();
+        cfg.fault = Fault::StopReplica;
+        let rule = |missed| expectation(&cfg, &plan, Some(missed)).0;
+        assert_eq!(rule(70_000), Some(Resync::Partial));
+        assert_eq!(rule(3 << 20), Some(Resync::Full));
+        assert_eq!(rule((1 << 20) + 1000), None, "within a block of the edge");
+        cfg.fault = Fault::KillReplica;
+        assert_eq!(expectation(&cfg, &plan, Some(70_000)).0, None);
+        cfg.expect = Some(Resync::Full);
+        assert_eq!(expectation(&cfg, &plan, Some(70_000)).0, Some(Resync::Full));
+    }
+}

@@ -265,3 +265,102 @@ pub fn outage(
     }
     (Some(best.0), Some(best.1))
 }
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::client::ErrorKind;
+    use std::time::Duration;
+
+    pub fn cfg() -> Config {
+        Config {
+            fault: super::super::Fault::KillMaster,
+            target: None,
+            fault_for: Duration::from_secs(5),
+            rate: 100.0,
+            ack: Some(1),
+            ack_timeout: Duration::from_millis(500),
+            write_timeout: Duration::from_millis(500),
+            value_size: 32,
+            before: Duration::from_secs(1),
+            after: Duration::from_secs(1),
+            settle: Duration::from_secs(30),
+            max_downtime: None,
+            max_lost: 0,
+            expect: None,
+            state_dir: None,
+            explicit_topology: false,
+        }
+    }
+
+    #[test]
+    fn the_outage_is_the_longest_gap_counting_only_the_final_master_after_the_fault() {
+        let at = Instant::now() + Duration::from_secs(10);
+        let ms = |m: i64| {
+            if m >= 0 {
+                at + Duration::from_millis(m as u64)
+            } else {
+                at - Duration::from_millis((-m) as u64)
+            }
+        };
+        let w = |id, done: i64, port, acks| Attempt {
+            id,
+            sent: ms(done),
+            done: ms(done),
+            port,
+            outcome: Outcome::Set { acks },
+        };
+        let attempts = vec![
+            w(0, -20, 1, Some(1)),
+            w(1, -10, 1, Some(1)),
+            // Acknowledged by the old master after the fault: does not count.
+            w(2, 300, 1, Some(1)),
+            w(3, 400, 2, Some(0)),
+            Attempt {
+                outcome: Outcome::Failed(ErrorKind::Refused),
+                ..w(4, 500, 2, None)
+            },
+            w(5, 2000, 2, Some(1)),
+            w(6, 2010, 2, Some(2)),
+        ];
+        let (from, to) = outage(&cfg(), &attempts, at, 2);
+        assert_eq!(rel(from.unwrap(), at), -10.0);
+        assert_eq!(rel(to.unwrap(), at), 2000.0);
+        let (from, to) = outage(&cfg(), &attempts[..3], at, 2);
+        assert!(from.is_some() && to.is_none());
+        let b = buckets(&cfg(), &attempts, at);
+        assert_eq!(b.len(), 22, "every 100 ms from -100 to 2000");
+        assert_eq!(b.iter().map(|b| b.failed).sum::<u64>(), 1);
+        assert_eq!(b.iter().map(|b| b.unacknowledged).sum::<u64>(), 1);
+    }
+
+    #[test]
+    fn lost_writes_are_counted_per_wait_answer() {
+        let now = Instant::now();
+        let w = |id, acks| Attempt {
+            id,
+            sent: now,
+            done: now,
+            port: 1,
+            outcome: Outcome::Set { acks },
+        };
+        let attempts = [w(0, Some(0)), w(1, Some(1)), w(2, Some(2)), w(3, None)];
+        let present: HashSet<u64> = [1, 3].into_iter().collect();
+        let (rows, lost) = levels(&cfg(), &attempts, Some(&present));
+        let by: Vec<(&str, bool, u64, u64)> = rows
+            .iter()
+            .map(|l| (l.level.as_str(), l.acknowledged, l.written, l.lost))
+            .collect();
+        assert_eq!(
+            by,
+            vec![
+                ("WAIT failed", false, 1, 0),
+                ("WAIT 0", false, 1, 1),
+                ("WAIT 1", true, 1, 0),
+                ("WAIT 2", true, 1, 1),
+            ]
+        );
+        assert_eq!(lost, Some(1));
+        assert_eq!(levels(&cfg(), &attempts, None).1, None);
+    }
+}
