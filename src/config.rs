@@ -157,6 +157,9 @@ fn lab_extras(cli: &Cli) -> Result<LabExtras> {
              (to use running Sentinels, give --sentinel URL)"
         );
     }
+    if g.spawn && g.sentinels == 0 && matches!(cli.command, Command::Drill(_)) {
+        anyhow::bail!("drill follows the lab through its Sentinels: add --sentinels 3 to --spawn");
+    }
     if (g.down_after.is_some() || g.failover_timeout.is_some()) && g.sentinels == 0 {
         anyhow::bail!("--down-after and --failover-timeout are the lab's Sentinels' timeouts: add --sentinels N");
     }

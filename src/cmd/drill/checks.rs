@@ -46,7 +46,7 @@ pub fn downtime_check(d: &DrillDetails) -> Check {
         ),
         (Some(_), Some(_), Some(w)) => {
             let reason = format!(
-                "writes unavailable for {:.2} s (no write acknowledged from {:+.2} s to {:+.2} s, \
+                "writes unavailable for {:.2} s (no write acknowledged from {:+.3} s to {:+.3} s, \
                  then on {}); {bound}",
                 w / 1e3,
                 d.downtime_from_ms.unwrap_or(0.0) / 1e3,

@@ -42,8 +42,9 @@ pub struct DrillDetails {
     pub ack: String,
     /// WAIT's timeout, ms.
     pub ack_timeout_ms: f64,
-    /// The master before the fault and after it (lab names).
+    /// The master before the fault (a lab name).
     pub master_before: String,
+    /// The master at the end.
     pub master_after: String,
     /// First +sdown of the master, ms from the fault (null: not seen).
     pub detected_ms: Option<f64>,
@@ -69,20 +70,24 @@ pub struct DrillDetails {
     pub downtime_to_ms: Option<f64>,
     /// Its length, ms.
     pub downtime_ms: Option<f64>,
-    /// The bound on it, ms, and where the bound comes from.
+    /// The bound on it, ms.
     pub max_downtime_ms: f64,
+    /// Where the bound comes from: --max-downtime, or the lab's timeouts.
     pub max_downtime_from: String,
+    /// Every write the load attempted, by outcome.
     pub writes: WriteCounts,
     /// Writes grouped by what WAIT answered, with how many of them were lost.
     pub levels: Vec<AckLevel>,
     /// Writes acknowledged at the --ack level that the final master lacks
     /// (null: they could not be read back).
     pub lost_acknowledged: Option<u64>,
+    /// --max-lost.
     pub max_lost: u64,
     /// Lost acknowledged writes by the node that acknowledged them.
     pub lost_by_node: BTreeMap<String, u64>,
-    /// When the first and the last of them were acknowledged, ms from the fault.
+    /// When the first of them was acknowledged, ms from the fault ...
     pub lost_from_ms: Option<f64>,
+    /// ... and the last.
     pub lost_to_ms: Option<f64>,
     /// Why the read-back did not happen.
     pub read_back_error: Option<String>,
@@ -94,6 +99,7 @@ pub struct DrillDetails {
     pub missed_bytes: Option<u64>,
     /// The resync the faulted replica should do, and why (null: no expectation).
     pub expected_resync: Option<String>,
+    /// Where the expectation comes from (--expect, or the backlog rule with its numbers).
     pub expected_because: String,
     /// The resync it did: none, partial or full (from its log).
     pub seen_resync: Option<String>,
@@ -109,11 +115,13 @@ pub struct WriteCounts {
     pub scheduled: u64,
     /// Ticks not sent because every writer was waiting.
     pub skipped: u64,
+    /// Writes sent (ids drawn).
     pub attempted: u64,
     /// SET answered OK.
     pub written: u64,
     /// Acknowledged at the --ack level.
     pub acknowledged: u64,
+    /// Writes that got an error or no answer in time.
     pub failed: u64,
     /// Failures by kind (refused, timeout, read_only, ...).
     pub errors: BTreeMap<String, u64>,
@@ -127,27 +135,37 @@ pub struct AckLevel {
     pub level: String,
     /// Whether these count as acknowledged at the --ack level.
     pub acknowledged: bool,
+    /// SETs answered OK with this WAIT answer.
     pub written: u64,
+    /// Of those, absent from the final master.
     pub lost: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeResync {
+    /// Its lab name.
     pub name: String,
+    /// host:port.
     pub address: String,
+    /// `master` or `slave` before the fault (null: no answer) ...
     pub role_before: Option<String>,
+    /// ... and at the end.
     pub role_after: Option<String>,
-    /// master_repl_offset before the fault and at the end, bytes.
+    /// master_repl_offset before the fault, bytes.
     pub offset_before: Option<u64>,
+    /// At the end, bytes.
     pub offset_after: Option<u64>,
     /// Its run id changed: restarted (its counters started again).
     pub restarted: bool,
-    /// Resyncs it did as a replica, from its log after the fault.
+    /// Full resyncs it did as a replica, from its log after the fault.
     pub full_resyncs: u32,
+    /// Partial resyncs it did, from its log.
     pub partial_resyncs: u32,
-    /// Resyncs it served as a master (sync_full, sync_partial_ok, sync_partial_err deltas).
+    /// Resyncs it served as a master: sync_full delta (since its restart, if it restarted).
     pub served_full: u64,
+    /// sync_partial_ok delta.
     pub served_partial_ok: u64,
+    /// sync_partial_err delta.
     pub served_partial_err: u64,
 }
 
@@ -159,6 +177,7 @@ pub struct Event {
     pub source: String,
     /// A Sentinel event (+sdown, +switch-master, ...), `state`, `fault`, `follow`, `write`.
     pub kind: String,
+    /// What happened, as the source said it.
     pub detail: String,
 }
 
@@ -166,9 +185,11 @@ pub struct Event {
 pub struct WriteBucket {
     /// Start of the 100 ms bucket, ms from the fault.
     pub t_ms: f64,
+    /// Acknowledged at the --ack level.
     pub acknowledged: u64,
     /// SET OK but not acknowledged at the level.
     pub unacknowledged: u64,
+    /// Errors and timeouts.
     pub failed: u64,
 }
 

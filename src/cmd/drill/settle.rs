@@ -182,10 +182,13 @@ pub async fn wait_stable(
 /// Which acknowledged ids a node still has.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReplicaRead {
+    /// Its lab name.
     pub name: String,
+    /// host:port.
     pub address: String,
-    /// Caught up with the master and read; else why not.
+    /// Caught up with the master and read.
     pub compared: bool,
+    /// Why not, when not.
     pub not_compared_because: Option<String>,
     /// Ids the master has that this replica does not.
     pub missing: u64,

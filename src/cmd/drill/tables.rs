@@ -1,11 +1,19 @@
 //! The drill report for people: its checks (each earned on evidence) and tables.
 
 use super::report::{writes, DrillDetails, Event};
-use crate::report::figure::fmt_bytes;
 use crate::report::{opt, Section};
 
 fn secs(ms: Option<f64>) -> String {
     ms.map_or("-".into(), |v| format!("{:.2} s", v / 1e3))
+}
+
+/// `1 MiB`, `16 KiB`, `1000 bytes`: a configured size as it was given.
+fn size(b: u64) -> String {
+    match b {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1024 && b % 1024 == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
 }
 
 pub fn sections(d: &DrillDetails) -> Vec<Section> {
@@ -39,7 +47,7 @@ fn setup(d: &DrillDetails) -> Section {
             d.down_after_ms,
             d.failover_timeout_ms,
             d.repl_timeout_s,
-            fmt_bytes(d.backlog_bytes)
+            size(d.backlog_bytes)
         ),
     ]);
     s.row(vec![
