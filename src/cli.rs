@@ -66,6 +66,24 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub discover: bool,
 
+    /// Sentinel URL; repeat for each (env: comma-separated list). The master
+    /// and its replicas are asked of Sentinel (SENTINEL get-master-addr-by-name,
+    /// SENTINEL replicas) instead of a fixed address.
+    #[arg(
+        long = "sentinel",
+        id = "sentinel_urls",
+        global = true,
+        env = "REDLAB_SENTINELS",
+        hide_env_values = true,
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
+    pub sentinel_urls: Vec<String>,
+
+    /// The name the Sentinels know the master by (the lab's Sentinels: redlab).
+    #[arg(long, global = true, env = "REDLAB_MASTER_NAME", value_name = "NAME")]
+    pub master_name: Option<String>,
+
     /// How many replicas the master must have. Discovered replicas are
     /// otherwise not asserted: a replica the master lost vanishes from its list.
     #[arg(long, global = true, env = "REDLAB_EXPECT_REPLICAS", value_name = "N")]
@@ -91,6 +109,23 @@ pub struct GlobalArgs {
     /// Replicas in the --spawn lab.
     #[arg(long, global = true, default_value_t = 3, value_name = "N")]
     pub spawn_replicas: usize,
+
+    /// Sentinels to start with the lab (--spawn, lab up), watching its master.
+    #[arg(long, global = true, default_value_t = 0, value_name = "N")]
+    pub sentinels: usize,
+
+    /// The lab's Sentinels' down-after-milliseconds [default: 1s].
+    #[arg(long, global = true, value_parser = parse_period, value_name = "DUR")]
+    pub down_after: Option<Duration>,
+
+    /// The lab's Sentinels' failover-timeout [default: 5s].
+    #[arg(long, global = true, value_parser = parse_period, value_name = "DUR")]
+    pub failover_timeout: Option<Duration>,
+
+    /// repl-backlog-size of the lab's servers (--spawn, lab up): 16kb, 1mb, or
+    /// bytes. Redis keeps at least 16kb.
+    #[arg(long, global = true, value_parser = parse_bytes, value_name = "SIZE")]
+    pub backlog: Option<u64>,
 
     /// Output format (table on stdout by default).
     #[arg(long, global = true, value_enum)]
@@ -182,6 +217,9 @@ pub enum Command {
     /// Render a saved JSON report again (--format html|markdown|table, --output PATH),
     /// or two perf reports side by side (--compare).
     Report(ReportArgs),
+    /// Break a lab redlab started, under a steady acknowledged write load, and
+    /// measure what it cost: detection, promotion, write downtime, lost writes, resyncs.
+    Drill(DrillArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -532,9 +570,138 @@ fn parse_fraction(s: &str) -> Result<f64, String> {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FaultArg {
+    /// SIGKILL the master; restart it once a replica is promoted.
+    KillMaster,
+    /// SIGSTOP the master for --for, then SIGCONT.
+    StopMaster,
+    /// Stop the master cleanly (SIGTERM) and start it again at once.
+    RestartMaster,
+    /// SIGKILL a replica; restart it after --for.
+    KillReplica,
+    /// SIGSTOP a replica for --for, then SIGCONT.
+    StopReplica,
+    /// Cut a replica's link on the master (CLIENT KILL) and keep it paused for --for.
+    PartitionReplica,
+    /// SENTINEL FAILOVER: the graceful case.
+    Failover,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ResyncArg {
+    Partial,
+    Full,
+    /// No resync at all (the link survived).
+    None,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DrillArgs {
+    /// The fault to inject.
+    #[arg(long, value_enum)]
+    pub fault: FaultArg,
+    /// The replica a replica fault hits (replica1, ...; default: the first replica).
+    #[arg(long, value_name = "NODE")]
+    pub target: Option<String>,
+    /// How long stop-* and partition-replica keep it paused, and kill-replica keeps it down.
+    #[arg(long = "for", default_value = "5s", value_parser = parse_period, value_name = "DUR")]
+    pub for_: Duration,
+    /// Writes per second, each with a unique id.
+    #[arg(long, default_value_t = 100.0, value_name = "OPS")]
+    pub rate: f64,
+    /// What acknowledges a write: replicas:N (SET, then WAIT N on the same
+    /// connection) or none (plain SET).
+    #[arg(long, default_value = "replicas:1", value_parser = parse_ack, value_name = "LEVEL")]
+    pub ack: AckArg,
+    /// WAIT's timeout.
+    #[arg(long, default_value = "500ms", value_parser = parse_period)]
+    pub ack_timeout: Duration,
+    /// Bound on connecting and on each SET: a stopped master holds a writer this long.
+    #[arg(long, default_value = "500ms", value_parser = parse_period)]
+    pub write_timeout: Duration,
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 32, value_name = "BYTES")]
+    pub value_size: usize,
+    /// Load before the fault.
+    #[arg(long, default_value = "2s", value_parser = parse_period)]
+    pub before: Duration,
+    /// Load after the topology is stable again.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub after: Duration,
+    /// How long the topology may take to be stable again after the fault.
+    #[arg(long, default_value = "40s", value_parser = parse_period)]
+    pub settle: Duration,
+    /// Fail when writes were unavailable longer [default: the lab's
+    /// down-after + failover-timeout + the fault's --for].
+    #[arg(long, value_parser = parse_duration, value_name = "DUR")]
+    pub max_downtime: Option<Duration>,
+    /// Acknowledged writes (at the --ack level) that may be lost.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub max_lost: u64,
+    /// The resync the faulted replica must do [default: Redis's rule: partial
+    /// when what it missed fits the master's backlog, full when it does not].
+    #[arg(long, value_enum)]
+    pub expect: Option<ResyncArg>,
+    /// Where `lab up` keeps its state: the drill finds the lab's processes there.
+    #[arg(long, env = "REDLAB_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// `--ack`: `replicas:N` is `AckArg(Some(N))`, `none` is `AckArg(None)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckArg(pub Option<u32>);
+
+fn parse_ack(s: &str) -> Result<AckArg, String> {
+    parse_ack_level(s).map(AckArg)
+}
+
+fn parse_ack_level(s: &str) -> Result<Option<u32>, String> {
+    let err = || format!("'{s}' is not an ack level: write replicas:N (e.g. replicas:1) or none");
+    match s.trim() {
+        "none" => Ok(None),
+        other => {
+            let n = other.strip_prefix("replicas:").ok_or_else(err)?;
+            let n: u32 = n.trim().parse().map_err(|_| err())?;
+            if n == 0 {
+                return Err(format!("'{s}': replicas:0 acknowledges nothing; use none"));
+            }
+            Ok(Some(n))
+        }
+    }
+}
+
+/// `16kb`, `1mb`, `64k`, or bytes.
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let err = || format!("'{s}' is not a size: write bytes, or e.g. 16kb, 1mb");
+    let t = s.trim().to_ascii_lowercase();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| err())?;
+    let mul = match unit.trim() {
+        "" | "b" => 1,
+        "k" | "kb" => 1024,
+        "m" | "mb" => 1024 * 1024,
+        "g" | "gb" => 1024 * 1024 * 1024,
+        _ => return Err(err()),
+    };
+    n.checked_mul(mul).filter(|v| *v > 0).ok_or_else(err)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ack_levels_and_byte_sizes() {
+        assert_eq!(parse_ack("replicas:2").unwrap(), AckArg(Some(2)));
+        assert_eq!(parse_ack("none").unwrap(), AckArg(None));
+        assert!(parse_ack("replicas:0").is_err() && parse_ack("all").is_err());
+        assert_eq!(parse_bytes("16kb").unwrap(), 16384);
+        assert_eq!(parse_bytes("1mb").unwrap(), 1 << 20);
+        assert_eq!(parse_bytes("500").unwrap(), 500);
+        assert!(parse_bytes("0").is_err() && parse_bytes("3 parsecs").is_err());
+    }
 
     #[test]
     fn ratios_and_sizes() {
@@ -553,6 +720,7 @@ mod tests {
             let args = match sub.get_name() {
                 "lab" => vec!["redlab", "lab", "status"],
                 "report" => vec!["redlab", "report", "saved.json"],
+                "drill" => vec!["redlab", "drill", "--fault", "kill-master"],
                 name => vec!["redlab", name],
             };
             let cli = Cli::try_parse_from(args).unwrap();

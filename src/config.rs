@@ -12,7 +12,10 @@ use crate::cli::{
 };
 use crate::cmd::compare as compare_cmd;
 use crate::cmd::report as report_cmd;
-use crate::cmd::{check, clean, demo, keycount, lab, perf, replicate_check, stats, ttl_watch};
+use crate::cmd::{
+    check, clean, demo, drill, keycount, lab, perf, replicate_check, stats, ttl_watch,
+};
+use crate::lab::SentinelTimeouts;
 use crate::report::{FailOn, Format, View};
 use crate::topology::TopologySpec;
 use crate::ui::color;
@@ -31,6 +34,17 @@ pub struct Settings {
     pub fail_on: FailOn,
     /// `--allow-eviction`: the user's consent to writes that may evict.
     pub allow_eviction: bool,
+    /// What a lab started here gets besides its replicas (`--spawn`, `lab up`).
+    pub lab: LabExtras,
+}
+
+/// `--sentinels N` (with their timeouts) and `--backlog SIZE` for a lab redlab starts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LabExtras {
+    pub sentinels: usize,
+    pub sentinel_timeouts: SentinelTimeouts,
+    /// `repl-backlog-size`, bytes.
+    pub backlog: Option<u64>,
 }
 
 /// Where the report goes and what else may be printed.
@@ -94,6 +108,8 @@ pub enum Job {
     Compare(compare_cmd::Config),
     /// Render a saved report again (no topology).
     Report(report_cmd::Config),
+    /// Break a lab redlab started and measure the cost.
+    Drill(drill::Config),
 }
 
 impl Job {
@@ -111,6 +127,7 @@ impl Job {
             Job::Report(_) => "report",
             Job::Clean(_) => "clean",
             Job::Compare(_) => "compare",
+            Job::Drill(_) => "drill",
         }
     }
 }
@@ -137,6 +154,8 @@ pub fn resolve(cli: &Cli) -> Result<(Settings, Job)> {
             user: g.user.clone(),
             password: g.password.clone(),
             expect_replicas: g.expect_replicas,
+            sentinels: g.sentinel_urls.clone(),
+            master_name: g.master_name.clone(),
         },
         timeout: g.timeout,
         spawn: g.spawn.then_some(g.spawn_replicas),
@@ -146,9 +165,42 @@ pub fn resolve(cli: &Cli) -> Result<(Settings, Job)> {
             FailOnArg::Warn => FailOn::Warn,
         },
         allow_eviction: g.allow_eviction,
+        lab: lab_extras(cli)?,
     };
     let job = job(&cli.command, &settings)?;
     Ok((settings, job))
+}
+
+/// The lab options apply where redlab starts a lab: with --spawn or `lab up`.
+fn lab_extras(cli: &Cli) -> Result<LabExtras> {
+    let g = &cli.global;
+    let defaults = SentinelTimeouts::default();
+    let ms = |d: Option<Duration>, default: u64| d.map_or(default, |d| d.as_millis() as u64);
+    let extras = LabExtras {
+        sentinels: g.sentinels,
+        sentinel_timeouts: SentinelTimeouts {
+            down_after_ms: ms(g.down_after, defaults.down_after_ms),
+            failover_timeout_ms: ms(g.failover_timeout, defaults.failover_timeout_ms),
+            ..defaults
+        },
+        backlog: g.backlog,
+    };
+    let starts_lab = g.spawn
+        || matches!(&cli.command, Command::Lab(a) if matches!(a.action, LabAction::Up { .. }));
+    let given = g.sentinels > 0 || g.backlog.is_some();
+    if given && !starts_lab {
+        anyhow::bail!(
+            "--sentinels and --backlog shape a lab redlab starts: use them with --spawn or `lab up` \
+             (to use running Sentinels, give --sentinel URL)"
+        );
+    }
+    if g.spawn && g.sentinels == 0 && matches!(cli.command, Command::Drill(_)) {
+        anyhow::bail!("drill follows the lab through its Sentinels: add --sentinels 3 to --spawn");
+    }
+    if (g.down_after.is_some() || g.failover_timeout.is_some()) && g.sentinels == 0 {
+        anyhow::bail!("--down-after and --failover-timeout are the lab's Sentinels' timeouts: add --sentinels N");
+    }
+    Ok(extras)
 }
 
 fn job(command: &Command, settings: &Settings) -> Result<Job> {
@@ -168,6 +220,9 @@ fn job(command: &Command, settings: &Settings) -> Result<Job> {
                 } => lab::Action::Up {
                     replicas,
                     base_port,
+                    sentinels: settings.lab.sentinels,
+                    timeouts: settings.lab.sentinel_timeouts,
+                    backlog: settings.lab.backlog,
                 },
                 LabAction::Down => lab::Action::Down,
                 LabAction::Status => lab::Action::Status,
@@ -208,7 +263,44 @@ fn job(command: &Command, settings: &Settings) -> Result<Job> {
             file: a.file.clone(),
             compare: a.compare.clone(),
         }),
+        Command::Drill(a) => Job::Drill(drill_config(a, settings)),
     })
+}
+
+fn drill_config(a: &crate::cli::DrillArgs, settings: &Settings) -> drill::Config {
+    use crate::cli::{FaultArg, ResyncArg};
+    use drill::{Fault, Resync};
+    let t = &settings.topology;
+    drill::Config {
+        fault: match a.fault {
+            FaultArg::KillMaster => Fault::KillMaster,
+            FaultArg::StopMaster => Fault::StopMaster,
+            FaultArg::RestartMaster => Fault::RestartMaster,
+            FaultArg::KillReplica => Fault::KillReplica,
+            FaultArg::StopReplica => Fault::StopReplica,
+            FaultArg::PartitionReplica => Fault::PartitionReplica,
+            FaultArg::Failover => Fault::Failover,
+        },
+        target: a.target.clone(),
+        fault_for: a.for_,
+        rate: a.rate,
+        ack: a.ack.0,
+        ack_timeout: a.ack_timeout,
+        write_timeout: a.write_timeout,
+        value_size: a.value_size,
+        before: a.before,
+        after: a.after,
+        settle: a.settle,
+        max_downtime: a.max_downtime,
+        max_lost: a.max_lost,
+        expect: a.expect.map(|e| match e {
+            ResyncArg::Partial => Resync::Partial,
+            ResyncArg::Full => Resync::Full,
+            ResyncArg::None => Resync::None,
+        }),
+        state_dir: a.state_dir.clone(),
+        explicit_topology: t.master.is_some() || !t.replicas.is_empty() || !t.sentinels.is_empty(),
+    }
 }
 
 fn format(f: FormatArg) -> Format {

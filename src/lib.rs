@@ -66,13 +66,23 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
     let mut signals = Signals::new()?;
     let g = &settings;
     let out = &settings.output;
-    let mut topology = Topology::from_spec(&g.topology)?;
+    let is_lab = matches!(job, Job::Lab(_));
+    // --sentinel asks Sentinel for the master and replicas (network, bounded by --timeout).
+    let mut topology = if is_lab || g.spawn.is_some() {
+        Topology::from_spec(&g.topology)?
+    } else {
+        Topology::resolve(&g.topology, g.timeout).await?
+    };
     let progress =
         Progress::new(!out.quiet && !out.machine_stdout() && std::io::stderr().is_terminal());
-    let is_lab = matches!(job, Job::Lab(_));
-    let lab = if let Some(spawn_replicas) = g.spawn.filter(|_| !is_lab) {
-        if g.topology.master.is_some() || !g.topology.replicas.is_empty() {
-            bail!("--spawn starts its own topology: drop --master/--replica, or drop --spawn");
+    let mut lab = if let Some(spawn_replicas) = g.spawn.filter(|_| !is_lab) {
+        if g.topology.master.is_some()
+            || !g.topology.replicas.is_empty()
+            || !g.topology.sentinels.is_empty()
+        {
+            bail!(
+                "--spawn starts its own topology: drop --master/--replica/--sentinel, or drop --spawn"
+            );
         }
         if let Some(n) = g.topology.expect_replicas.filter(|n| *n != spawn_replicas) {
             bail!(
@@ -81,11 +91,18 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
             );
         }
         let spinner = progress.spinner(format!(
-            "starting a throwaway lab with {spawn_replicas} replicas"
+            "starting a throwaway lab with {spawn_replicas} replicas{}",
+            match g.lab.sentinels {
+                0 => String::new(),
+                n => format!(" and {n} Sentinels"),
+            }
         ));
         let start = Lab::start(LabOptions {
             replicas: spawn_replicas,
             password: g.topology.password.clone(),
+            sentinels: g.lab.sentinels,
+            sentinel_timeouts: g.lab.sentinel_timeouts,
+            backlog: g.lab.backlog,
             ..LabOptions::default()
         });
         // Dropping a half-started lab kills what it had started.
@@ -130,7 +147,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         partial: std::sync::Mutex::new(None),
     };
     // A panic must not skip the key removal below: it is caught, and resumed after.
-    let work = std::panic::AssertUnwindSafe(dispatch(job, &ctx)).catch_unwind();
+    let work = std::panic::AssertUnwindSafe(dispatch(job, &ctx, lab.as_mut())).catch_unwind();
     // Biased: a subcommand that handles Ctrl-C itself (stats --watch ends
     // cleanly on it) must see it before the interruption below does.
     let result = tokio::select! {
@@ -243,7 +260,8 @@ fn interrupted_report(command: &str, ctx: &Ctx) -> Report<Interrupted> {
     )
 }
 
-async fn dispatch(job: Job, ctx: &Ctx) -> Result<Box<dyn AnyReport>> {
+/// `lab` is the --spawn lab, for the one subcommand that acts on its processes (drill).
+async fn dispatch(job: Job, ctx: &Ctx, lab: Option<&mut Lab>) -> Result<Box<dyn AnyReport>> {
     fn boxed<D: Details + 'static>(r: Report<D>) -> Box<dyn AnyReport> {
         Box::new(r)
     }
@@ -258,6 +276,7 @@ async fn dispatch(job: Job, ctx: &Ctx) -> Result<Box<dyn AnyReport>> {
         Job::Demo(c) => boxed(cmd::demo::run(c, ctx).await?),
         Job::Clean(c) => boxed(cmd::clean::run(c, ctx).await?),
         Job::Compare(c) => boxed(cmd::compare::run(c, ctx).await?),
+        Job::Drill(c) => boxed(cmd::drill::run(c, ctx, lab).await?),
         Job::Report(_) => unreachable!("rendered before any run starts"),
     })
 }

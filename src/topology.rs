@@ -5,6 +5,10 @@ use anyhow::{bail, Context, Result};
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 use serde::Serialize;
 
+pub mod sentinel;
+
+pub use sentinel::SentinelSet;
+
 pub const DEFAULT_MASTER: &str = "redis://127.0.0.1:6379";
 pub const DEFAULT_REPLICA_PORTS: [u16; 3] = [6380, 6381, 6382];
 
@@ -173,6 +177,8 @@ pub struct Topology {
     /// The replica list must come from the master's INFO replication.
     pub discover: bool,
     pub expected: ReplicaCount,
+    /// The Sentinels watching this master (`--sentinel`, or a lab's own).
+    pub sentinel: Option<SentinelSet>,
 }
 
 /// The topology as the user described it (flags or environment).
@@ -185,11 +191,15 @@ pub struct TopologySpec {
     pub password: Option<String>,
     /// `--expect-replicas N`.
     pub expect_replicas: Option<usize>,
+    /// `--sentinel URL`s: find the master and replicas through Sentinel.
+    pub sentinels: Vec<String>,
+    /// `--master-name`: the name the Sentinels know the master by.
+    pub master_name: Option<String>,
 }
 
 impl Topology {
-    /// The topology the flags describe. Discovery, which needs the network,
-    /// happens later (`survey::discover`).
+    /// The topology the flags describe. Discovery and Sentinel, which need
+    /// the network, happen in `resolve`.
     pub fn from_spec(g: &TopologySpec) -> Result<Topology> {
         let user = g.user.as_deref();
         let pass = g.password.as_deref();
@@ -239,9 +249,20 @@ impl Topology {
             replicas,
             discover,
             expected,
+            sentinel: None,
         };
         topo.refuse_duplicates()?;
         Ok(topo)
+    }
+
+    /// The topology the flags describe, asking Sentinel when `--sentinel`
+    /// is given (replica discovery from the master stays `survey::discover`).
+    pub async fn resolve(g: &TopologySpec, timeout: std::time::Duration) -> Result<Topology> {
+        if g.sentinels.is_empty() {
+            Topology::from_spec(g)
+        } else {
+            sentinel::resolve(g, timeout).await
+        }
     }
 
     /// One node given twice (a replica twice, the master as a replica,

@@ -29,7 +29,7 @@ pub struct LabProcess {
     pub running: bool,
     /// The role it reports, when it answers.
     pub role: Option<String>,
-    /// `master_link_status` of a replica.
+    /// `master_link_status` of a replica; for a Sentinel, what it sees.
     pub link_status: Option<String>,
 }
 
@@ -43,7 +43,15 @@ pub struct Config {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
-    Up { replicas: usize, base_port: u16 },
+    Up {
+        replicas: usize,
+        base_port: u16,
+        /// Sentinels to start (0: none), with their timeouts.
+        sentinels: usize,
+        timeouts: lab::SentinelTimeouts,
+        /// `repl-backlog-size`, bytes.
+        backlog: Option<u64>,
+    },
     Down,
     Status,
 }
@@ -54,18 +62,26 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<LabDetails>> {
         Action::Up {
             replicas,
             base_port,
-        } => up(ctx, state_dir, replicas, base_port).await,
+            sentinels,
+            timeouts,
+            backlog,
+        } => {
+            let opts = LabOptions {
+                replicas,
+                base_port: Some(base_port),
+                sentinels,
+                sentinel_timeouts: timeouts,
+                backlog,
+                ..LabOptions::default()
+            };
+            up(ctx, state_dir, opts).await
+        }
         Action::Down => down(ctx, state_dir).await,
         Action::Status => status(ctx, state_dir).await,
     }
 }
 
-async fn up(
-    ctx: &Ctx,
-    state_dir: PathBuf,
-    replicas: usize,
-    base_port: u16,
-) -> Result<Report<LabDetails>> {
+async fn up(ctx: &Ctx, state_dir: PathBuf, opts: LabOptions) -> Result<Report<LabDetails>> {
     if let Some(st) = lab::load_state(&state_dir)? {
         if st.nodes.iter().any(|n| n.is_ours()) {
             bail!(
@@ -76,15 +92,18 @@ async fn up(
     }
     let data = state_dir.join("data");
     lab::claim_dir(&data)?;
-    let spinner = ctx
-        .progress
-        .spinner(format!("starting a master and {replicas} replicas"));
+    let spinner = ctx.progress.spinner(format!(
+        "starting a master and {} replicas{}",
+        opts.replicas,
+        match opts.sentinels {
+            0 => String::new(),
+            n => format!(", then {n} Sentinels"),
+        }
+    ));
     let lab = Lab::start(LabOptions {
-        replicas,
-        base_port: Some(base_port),
         dir: Some(data),
         password: ctx.topology.master.password().map(String::from),
-        ..LabOptions::default()
+        ..opts
     })
     .await?;
     let topo = lab.topology();
@@ -101,7 +120,8 @@ async fn down(ctx: &Ctx, state_dir: PathBuf) -> Result<Report<LabDetails>> {
     };
     let mut processes = Vec::new();
     let mut checks = Vec::new();
-    for n in &state.nodes {
+    // Sentinels first: they must not fail over while the data nodes stop.
+    for n in state.sentinels.iter().chain(&state.nodes) {
         let was_running = n.stop()?;
         checks.push(Check::pass(
             n.name.clone(),
@@ -172,6 +192,7 @@ async fn report(
 ) -> Result<Report<LabDetails>> {
     let mut processes = Vec::new();
     let mut checks = Vec::new();
+    let (watched_master, sentinel_rows) = sentinel_rows(ctx, state).await;
     for (n, st) in state.nodes.iter().zip(states) {
         let running = n.is_ours();
         let info = st.info.as_ref();
@@ -183,9 +204,15 @@ async fn report(
             role: info.map(|i| i.role().to_string()),
             link_status: info.and_then(|i| i.get("master_link_status").map(String::from)),
         };
+        // After a failover the master is whichever node the Sentinels name.
+        let is_master = match watched_master {
+            Some(port) => port == n.port,
+            None => n.name == "master",
+        };
         let ok = running
             && info.is_some()
-            && (n.name == "master" || p.link_status.as_deref() == Some("up"));
+            && ((is_master && p.role.as_deref() == Some("master"))
+                || (!is_master && p.link_status.as_deref() == Some("up")));
         let reason = match (&st.error, running) {
             (_, false) => format!("pid {} is not running", n.pid),
             (Some(e), _) => e.message.clone(),
@@ -203,6 +230,10 @@ async fn report(
         });
         processes.push(p);
     }
+    for (p, check) in sentinel_rows {
+        processes.push(p);
+        checks.push(check);
+    }
     let details = LabDetails {
         action: action.into(),
         state_dir,
@@ -212,11 +243,110 @@ async fn report(
     Ok(Report::new("lab", ctx.manifest(), infos, checks, details))
 }
 
+/// The lab's Sentinels, each with what it sees, and the master they agree on.
+async fn sentinel_rows(ctx: &Ctx, state: &LabState) -> (Option<u16>, Vec<(LabProcess, Check)>) {
+    if state.sentinels.is_empty() {
+        return (None, Vec::new());
+    }
+    let set = crate::topology::SentinelSet {
+        master_name: crate::topology::sentinel::DEFAULT_MASTER_NAME.into(),
+        nodes: state
+            .sentinels
+            .iter()
+            .map(|s| {
+                crate::topology::Node::parse(
+                    &s.name,
+                    crate::topology::Role::Replica,
+                    &format!("redis://127.0.0.1:{}", s.port),
+                )
+                .expect("a loopback URL parses")
+            })
+            .collect(),
+    };
+    let views = crate::topology::sentinel::views(&set, ctx.timeout).await;
+    let agreed = crate::topology::sentinel::agreed_master(&set, &views).ok();
+    let mut rows = Vec::new();
+    for (s, v) in state.sentinels.iter().zip(&views) {
+        let running = s.is_ours();
+        let (seen, ok) = match v {
+            Ok(v) => {
+                let up = v.replicas.iter().filter(|r| !r.is_down()).count();
+                let m = v
+                    .master
+                    .as_ref()
+                    .map(|(h, p)| format!("{h}:{p}"))
+                    .unwrap_or_else(|| "none".into());
+                let text = format!(
+                    "master {m}, {up}/{} replicas up, {} other Sentinels",
+                    v.replicas.len(),
+                    v.sentinels.len()
+                );
+                let ok = agreed.is_some() && up == state.nodes.len() - 1;
+                (text, ok)
+            }
+            Err(e) => (e.message.clone(), false),
+        };
+        let reason = format!("pid {}, {seen}", s.pid);
+        let check = if running && ok {
+            Check::pass(s.name.clone(), reason)
+        } else {
+            Check::fail(s.name.clone(), reason)
+        };
+        let p = LabProcess {
+            name: s.name.clone(),
+            port: s.port,
+            pid: s.pid,
+            running,
+            role: Some("sentinel".into()),
+            link_status: Some(seen),
+        };
+        rows.push((p, check));
+    }
+    (agreed.map(|(_, p)| p), rows)
+}
+
+impl LabDetails {
+    /// How to point redlab at the lab just started.
+    fn usage(&self) -> Vec<String> {
+        let (data, sentinels): (Vec<&LabProcess>, Vec<&LabProcess>) = self
+            .processes
+            .iter()
+            .partition(|p| p.role.as_deref() != Some("sentinel"));
+        let Some(m) = data.first() else {
+            return Vec::new();
+        };
+        let ports: Vec<u16> = data.iter().map(|p| p.port).collect();
+        let mut out = Vec::new();
+        if ports == [6379, 6380, 6381, 6382] {
+            out.push("use it: redlab replicate-check (the default topology is this lab)".into());
+        } else {
+            let reps: Vec<String> = data[1..]
+                .iter()
+                .map(|p| format!("redis://127.0.0.1:{}", p.port))
+                .collect();
+            out.push(format!(
+                "use it: redlab --master redis://127.0.0.1:{} --replica {} replicate-check",
+                m.port,
+                reps.join(" --replica ")
+            ));
+        }
+        if let Some(s) = sentinels.first() {
+            out.push(format!(
+                "through Sentinel (follows a failover): redlab --sentinel redis://127.0.0.1:{} \
+                 --master-name {} replicate-check; break it on purpose: redlab drill --fault kill-master",
+                s.port,
+                crate::topology::sentinel::DEFAULT_MASTER_NAME
+            ));
+        }
+        out
+    }
+}
+
 impl Details for LabDetails {
     fn sections(&self) -> Vec<Section> {
         let mut s = Section::new(
             "Lab processes",
-            &["node", "port", "pid", "running", "role", "link"],
+            &["node", "port", "pid", "running", "role", "link / sees"],
         );
         for p in &self.processes {
             s.row(vec![
@@ -233,24 +363,7 @@ impl Details for LabDetails {
         }
         s.notes.push(format!("state: {}", self.state_dir.display()));
         if self.action == "up" {
-            if let Some(m) = self.processes.first() {
-                let ports: Vec<u16> = self.processes.iter().map(|p| p.port).collect();
-                if ports == [6379, 6380, 6381, 6382] {
-                    s.notes.push(
-                        "use it: redlab replicate-check (the default topology is this lab)".into(),
-                    );
-                } else {
-                    let reps: Vec<String> = self.processes[1..]
-                        .iter()
-                        .map(|p| format!("redis://127.0.0.1:{}", p.port))
-                        .collect();
-                    s.notes.push(format!(
-                        "use it: redlab --master redis://127.0.0.1:{} --replica {} replicate-check",
-                        m.port,
-                        reps.join(" --replica ")
-                    ));
-                }
-            }
+            s.notes.extend(self.usage());
         }
         vec![s]
     }

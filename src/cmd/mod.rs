@@ -4,6 +4,7 @@ pub mod check;
 pub mod clean;
 pub mod compare;
 pub mod demo;
+pub mod drill;
 pub mod keycount;
 pub mod lab;
 pub mod perf;

@@ -1,6 +1,7 @@
 //! Local master + replicas from `redis-server`, configured from the same
 //! `redis-conf/` files that docker-compose.yml mounts.
 
+use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -11,7 +12,11 @@ use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+mod control;
+pub mod sentinel;
 mod state;
+
+pub use sentinel::SentinelTimeouts;
 
 pub use state::{
     claim_dir, default_state_dir, load_state, release_dir, save_state, state_file, LabState,
@@ -61,6 +66,8 @@ pub struct Server {
     pub port: u16,
     pub pid: u32,
     pub log: PathBuf,
+    /// Everything after the binary: how to start it again (`control`).
+    argv: Vec<OsString>,
     child: Option<Child>,
 }
 
@@ -73,27 +80,31 @@ impl Server {
         conf: &str,
         extra: &[String],
     ) -> Result<Server> {
-        let bin = redis_server()?;
         let data = dir.join(name);
         std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
         let conf_path = dir.join(format!("{name}.conf"));
         write_private(&conf_path, conf)?;
         let log = dir.join(format!("{name}.log"));
+        let mut argv: Vec<OsString> = vec![conf_path.into()];
+        for a in ["--port", &port.to_string(), "--bind", "127.0.0.1"] {
+            argv.push(a.into());
+        }
+        argv.extend([
+            "--daemonize".into(),
+            "no".into(),
+            "--dir".into(),
+            data.into(),
+        ]);
+        argv.extend(["--logfile".into(), log.clone().into()]);
+        argv.extend(extra.iter().map(OsString::from));
+        Server::launch(name, port, log, argv)
+    }
+
+    /// Run `redis-server argv...` as a child in its own process group.
+    fn launch(name: &str, port: u16, log: PathBuf, argv: Vec<OsString>) -> Result<Server> {
+        let bin = redis_server()?;
         let mut cmd = Command::new(&bin);
-        cmd.arg(&conf_path)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--daemonize",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(&data)
-            .arg("--logfile")
-            .arg(&log)
-            .args(extra)
+        cmd.args(&argv)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -107,6 +118,7 @@ impl Server {
             port,
             pid: child.id(),
             log,
+            argv,
             child: Some(child),
         })
     }
@@ -235,6 +247,12 @@ pub struct LabOptions {
     pub password: Option<String>,
     pub master_args: Vec<String>,
     pub replica_args: Vec<String>,
+    /// Sentinels watching the master (0: none), started once the replicas are in sync.
+    pub sentinels: usize,
+    /// Their timeouts (and the data nodes' repl-timeout) when there are Sentinels.
+    pub sentinel_timeouts: SentinelTimeouts,
+    /// `repl-backlog-size` of every data node, bytes (None: Redis's default, 1 MB).
+    pub backlog: Option<u64>,
 }
 
 /// A master and its replicas. Dropping it stops them (unless detached).
@@ -242,8 +260,17 @@ pub struct LabOptions {
 pub struct Lab {
     pub master: Server,
     pub replicas: Vec<Server>,
+    /// Sentinels watching the master; empty without `--sentinels`.
+    pub sentinels: Vec<Server>,
     pub dir: PathBuf,
+    /// The Sentinels' timeouts, when it has Sentinels.
+    pub timeouts: Option<SentinelTimeouts>,
+    /// `repl-backlog-size` when set, bytes.
+    pub backlog: Option<u64>,
     password: Option<String>,
+    /// Found running (`lab up`'s), not started here: nothing is killed on
+    /// drop, and a process restarted through it is left running.
+    adopted: bool,
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -271,21 +298,32 @@ impl Lab {
                 other => break other?,
             }
         };
-        let lab = Lab {
+        let mut lab = Lab {
             master,
             replicas,
+            sentinels: Vec::new(),
             dir,
+            timeouts: None,
+            backlog: opts.backlog,
             password: opts.password.clone(),
+            adopted: false,
             _temp: temp,
         };
         lab.wait_in_sync(START_BOUND).await?;
+        if opts.sentinels > 0 {
+            sentinel::start(&mut lab, &opts).await?;
+        }
         Ok(lab)
     }
 
     pub fn topology(&self) -> Topology {
         let mut nodes = vec![(self.master.name.as_str(), self.master.port)];
         nodes.extend(self.replicas.iter().map(|r| (r.name.as_str(), r.port)));
-        loopback_topology(&nodes, self.password.as_deref())
+        let mut topo = loopback_topology(&nodes, self.password.as_deref());
+        if !self.sentinels.is_empty() {
+            topo.sentinel = Some(sentinel::set_of(&self.sentinels));
+        }
+        topo
     }
 
     /// Wait until every replica's link is up and its acknowledged offset
@@ -296,13 +334,23 @@ impl Lab {
 
     /// Leave the processes running; returns what `lab down` needs.
     pub fn detach(mut self) -> LabState {
-        let mut nodes = vec![ProcessState::of(&self.master)];
-        nodes.extend(self.replicas.iter().map(ProcessState::of));
+        let state = self.state();
         self.master.detach();
         self.replicas.iter_mut().for_each(Server::detach);
+        self.sentinels.iter_mut().for_each(Server::detach);
+        state
+    }
+
+    /// What `lab down` and `lab status` need to find these processes.
+    pub fn state(&self) -> LabState {
+        let mut nodes = vec![ProcessState::of(&self.master)];
+        nodes.extend(self.replicas.iter().map(ProcessState::of));
         LabState {
             dir: self.dir.clone(),
             nodes,
+            sentinels: self.sentinels.iter().map(ProcessState::of).collect(),
+            timeouts: self.timeouts,
+            backlog_bytes: self.backlog,
         }
     }
 }
@@ -316,7 +364,10 @@ fn spawn_all(dir: &Path, ports: &[u16], opts: &LabOptions) -> Result<(Server, Ve
     };
     let master_conf = format!("{MASTER_CONF}{auth}");
     let replica_conf = format!("{REPLICA_CONF}{auth}");
-    let mut master = Server::spawn(dir, "master", ports[0], &master_conf, &opts.master_args)?;
+    let common = sentinel::data_args(opts);
+    let mut master_args = common.clone();
+    master_args.extend(opts.master_args.iter().cloned());
+    let mut master = Server::spawn(dir, "master", ports[0], &master_conf, &master_args)?;
     master.wait_ready(Duration::from_secs(10))?;
     let mut replicas = Vec::new();
     for (i, port) in ports[1..].iter().enumerate() {
@@ -325,6 +376,7 @@ fn spawn_all(dir: &Path, ports: &[u16], opts: &LabOptions) -> Result<(Server, Ve
             "127.0.0.1".into(),
             ports[0].to_string(),
         ];
+        args.extend(common.iter().cloned());
         args.extend(opts.replica_args.iter().cloned());
         replicas.push(Server::spawn(
             dir,
@@ -377,6 +429,7 @@ pub fn loopback_topology(nodes: &[(&str, u16)], password: Option<&str>) -> Topol
         replicas: nodes[1..].iter().map(|n| node(*n, Role::Replica)).collect(),
         discover: false,
         expected: crate::topology::ReplicaCount::Given(nodes.len() - 1),
+        sentinel: None,
     }
 }
 

@@ -14,6 +14,15 @@ use serde::{Deserialize, Serialize};
 pub struct LabState {
     pub dir: PathBuf,
     pub nodes: Vec<ProcessState>,
+    /// Sentinels watching the master (`lab up --sentinels N`).
+    #[serde(default)]
+    pub sentinels: Vec<ProcessState>,
+    /// Their timeouts, when there are Sentinels.
+    #[serde(default)]
+    pub timeouts: Option<super::SentinelTimeouts>,
+    /// `repl-backlog-size` when set, bytes.
+    #[serde(default)]
+    pub backlog_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -21,6 +30,10 @@ pub struct ProcessState {
     pub name: String,
     pub port: u16,
     pub pid: u32,
+    /// The arguments it was started with (after the binary), to restart it
+    /// the same way; empty in a state written by an older redlab.
+    #[serde(default)]
+    pub argv: Vec<String>,
 }
 
 impl ProcessState {
@@ -29,6 +42,11 @@ impl ProcessState {
             name: s.name.clone(),
             port: s.port,
             pid: s.pid,
+            argv: s
+                .argv
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect(),
         }
     }
 

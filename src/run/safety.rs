@@ -193,7 +193,12 @@ impl Ctx {
             self.safety.lock().gate = Gate::Closed(why.clone());
             return Err(why.into());
         }
-        self.safety.lock().gate = Gate::Open;
+        {
+            let mut i = self.safety.lock();
+            i.gate = Gate::Open;
+            // Cleanup and the registry use this master's connection.
+            i.master_conn.get_or_insert_with(|| master.conn.clone());
+        }
         self.register(master.conn.clone()).await;
         Ok(())
     }

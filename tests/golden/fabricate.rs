@@ -257,3 +257,137 @@ pub fn perf() -> Report<redlab::cmd::perf::PerfDetails> {
 pub fn check_report() -> Report<redlab::cmd::check::CheckDetails> {
     typed(check_json())
 }
+
+/// A kill-master drill: detected at 1.05 s, promoted at 2.2 s, the old
+/// master back as a replica at 12.4 s; writes every 100 ms, refused from the
+/// fault until the promotion.
+pub fn drill_json() -> Value {
+    let ev = |t: f64, source: &str, kind: &str, detail: &str| json!({"t_ms": t, "source": source, "kind": kind, "detail": detail});
+    let events = vec![
+        ev(-1000.0, "master", "state", "master, 3 replica(s) online"),
+        ev(-1000.0, "replica1", "state", "replica of master, link up"),
+        ev(
+            -2.0,
+            "load",
+            "write",
+            "last write acknowledged before the outage",
+        ),
+        ev(0.0, "drill", "fault", "SIGKILL master (pid 100, port 6379)"),
+        ev(30.0, "master", "state", "down"),
+        ev(30.0, "replica1", "state", "replica of master, link down"),
+        ev(
+            1050.0,
+            "sentinel1",
+            "+sdown",
+            "master redlab 127.0.0.1 6379",
+        ),
+        ev(
+            1052.0,
+            "sentinel2",
+            "+sdown",
+            "master redlab 127.0.0.1 6379",
+        ),
+        ev(
+            1150.0,
+            "sentinel1",
+            "+odown",
+            "master redlab 127.0.0.1 6379 #quorum 2/2",
+        ),
+        ev(
+            2200.0,
+            "sentinel1",
+            "+promoted-slave",
+            "slave 127.0.0.1:6380 127.0.0.1 6380 @ redlab 127.0.0.1 6379",
+        ),
+        ev(
+            2250.0,
+            "sentinel2",
+            "+switch-master",
+            "redlab 127.0.0.1 6379 127.0.0.1 6380",
+        ),
+        ev(
+            2260.0,
+            "load",
+            "write",
+            "first write acknowledged after the outage, on replica1",
+        ),
+        ev(2300.0, "replica1", "state", "master, 2 replica(s) online"),
+        ev(
+            4400.0,
+            "drill",
+            "fault",
+            "restarted master (pid 101, port 6379)",
+        ),
+        ev(
+            12300.0,
+            "sentinel1",
+            "+convert-to-slave",
+            "slave 127.0.0.1:6379 127.0.0.1 6379 @ redlab 127.0.0.1 6380",
+        ),
+        ev(12400.0, "master", "state", "replica of replica1, link up"),
+    ];
+    let buckets: Vec<Value> = (-10..130)
+        .map(|i| {
+            let t = i as f64 * 100.0;
+            let down = (0.0..2200.0).contains(&t);
+            json!({"t_ms": t, "acknowledged": if down { 0 } else { 10 }, "unacknowledged": 0,
+                   "failed": if down { 10 } else { 0 }})
+        })
+        .collect();
+    let resync = |name: &str, port: u16, before: &str, after: &str, full: u32, partial: u32| {
+        json!({"name": name, "address": format!("127.0.0.1:{port}"), "role_before": before,
+               "role_after": after, "offset_before": 31000, "offset_after": 203000,
+               "restarted": name == "master", "full_resyncs": full, "partial_resyncs": partial,
+               "served_full": if name == "replica1" { 1 } else { 0 },
+               "served_partial_ok": if name == "replica1" { 2 } else { 0 }, "served_partial_err": 0})
+    };
+    let mut details = json!({
+        "fault": "kill-master", "target": "master", "target_address": "127.0.0.1:6379",
+        "fault_for_ms": null, "down_after_ms": 1000, "failover_timeout_ms": 5000,
+        "repl_timeout_s": 2, "backlog_bytes": 1048576, "rate_per_s": 100.0,
+        "rate_before_per_s": 99.8, "ack": "replicas:1", "ack_timeout_ms": 500.0,
+        "master_before": "master", "master_after": "replica1",
+        "detected_ms": 1050.0, "odown_ms": 1150.0, "promoted_ms": 2200.0,
+        "switch_master_ms": 2250.0, "undone_ms": 4400.0, "stable_ms": 12450.0,
+        "not_stable_because": null, "downtime_from_ms": -2.0, "downtime_to_ms": 2260.0,
+        "downtime_ms": 2262.0, "max_downtime_ms": 6000.0,
+        "max_downtime_from": "down-after + failover-timeout",
+        "lost_acknowledged": 0, "max_lost": 0, "lost_by_node": {}, "lost_from_ms": null,
+        "lost_to_ms": null, "read_back_error": null,
+        "missed_bytes": null, "expected_resync": null, "expected_because": "no --expect given",
+        "seen_resync": null, "events": events, "write_buckets": buckets
+    });
+    details["writes"] = json!({"scheduled": 1400, "skipped": 0, "attempted": 1400,
+        "written": 1180, "acknowledged": 1180, "failed": 220,
+        "errors": {"refused": 190, "closed": 30}, "failed_but_present": 0});
+    details["levels"] = json!([
+        {"level": "WAIT 1", "acknowledged": true, "written": 800, "lost": 0},
+        {"level": "WAIT 3", "acknowledged": true, "written": 380, "lost": 0}]);
+    details["replicas_read"] = json!([{"name": "master", "address": "127.0.0.1:6379",
+        "compared": true, "not_compared_because": null, "missing": 0, "extra": 0}]);
+    details["resync"] = json!([
+        resync("master", 6379, "master", "slave", 1, 0),
+        resync("replica1", 6380, "slave", "master", 0, 0),
+        resync("replica2", 6381, "slave", "slave", 0, 1),
+        resync("replica3", 6382, "slave", "slave", 0, 1)
+    ]);
+    let checks = json!([
+        check(
+            "drill.stable",
+            "pass",
+            "whole again 12.45 s after the fault"
+        ),
+        check(
+            "drill.downtime",
+            "pass",
+            "writes unavailable for 2.26 s; bound 6.00 s"
+        ),
+        check("drill.lost", "pass", "0 of 1180 acknowledged lost"),
+        check(
+            "drill.rejoin",
+            "pass",
+            "master rejoined as a replica of replica1"
+        ),
+    ]);
+    report("drill", checks, details)
+}

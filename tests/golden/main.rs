@@ -363,6 +363,48 @@ fn a_drill_timeline_shades_the_unavailability_window() {
 }
 
 #[test]
+fn a_drill_report_shows_its_costs_timeline_and_shaded_outage() {
+    let r: Report<redlab::cmd::drill::DrillDetails> = fabricate::typed(fabricate::drill_json());
+    let table = r.render(Format::Table).unwrap();
+    for want in [
+        "redlab drill: PASS",
+        "kill-master on master (127.0.0.1:6379)",
+        "writes unavailable",
+        "2.26 s (bound 6.00 s)",
+        "Writes by acknowledgement",
+        "SIGKILL master (pid 100, port 6379)",
+        "2 Sentinels",
+        "+switch-master",
+    ] {
+        assert!(table.contains(want), "{want} missing in\n{table}");
+    }
+    let html = r.render(Format::Html).unwrap();
+    let doc = parse(&html);
+    let timeline = figure_svg(&doc, "drill-timeline");
+    let t = texts(timeline);
+    for want in [
+        "writes",
+        "Sentinels",
+        "replica1",
+        "+convert-to-slave",
+        "-> replica1",
+    ] {
+        assert!(t.iter().any(|s| s == want), "{want}: {t:?}");
+    }
+    assert!(
+        t.iter().any(|s| s.starts_with("writes unavailable 2.26 s")),
+        "{t:?}"
+    );
+    assert!(by_id(&doc, "fig-drill-writes").is_some());
+    // Saved and rendered again by `redlab report`, it is the same page.
+    let dir = tempfile::tempdir().unwrap();
+    saved(dir.path(), "drill.json", &fabricate::drill_json());
+    let (code, again, err) = redlab(&["report", "drill.json", "--format", "html"], dir.path());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(again, html);
+}
+
+#[test]
 fn figure_text_is_escaped() {
     let mut f = Figure::new("x", "a <b> & \"c\"", Kind::Line, "x & y (s)", "<y>");
     f.series

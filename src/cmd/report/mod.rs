@@ -41,6 +41,7 @@ pub fn run(args: Config, g: &Settings) -> Result<Verdict> {
         "check" => emit_as::<check::CheckDetails>(g, &args.file, saved),
         "keycount" => emit_as::<keycount::KeycountDetails>(g, &args.file, saved),
         "demo" => emit_as::<demo::DemoDetails>(g, &args.file, saved),
+        "drill" => emit_as::<crate::cmd::drill::DrillDetails>(g, &args.file, saved),
         _ => emit_as::<Saved>(g, &args.file, saved),
     }?;
     Ok(Verdict::Pass)
