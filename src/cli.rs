@@ -25,6 +25,16 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Whether `flag` (e.g. `--master`) was typed on the command line, as
+/// opposed to taken from its environment variable.
+pub fn typed(flag: &str) -> bool {
+    let with_value = format!("{flag}=");
+    std::env::args_os().any(|a| {
+        let a = a.to_string_lossy();
+        a == flag || a.starts_with(&with_value)
+    })
+}
+
 impl Cli {
     /// Parse a command line (the first item is the program name), for tests
     /// and callers that do not want clap's trait in scope.
@@ -44,6 +54,7 @@ pub struct GlobalArgs {
     #[arg(
         long,
         global = true,
+        help_heading = "Topology",
         env = "REDLAB_MASTER",
         hide_env_values = true,
         value_name = "URL"
@@ -55,6 +66,7 @@ pub struct GlobalArgs {
         long = "replica",
         id = "replica_urls",
         global = true,
+        help_heading = "Topology",
         env = "REDLAB_REPLICAS",
         hide_env_values = true,
         value_delimiter = ',',
@@ -63,7 +75,7 @@ pub struct GlobalArgs {
     pub replicas: Vec<String>,
 
     /// Find the replicas from the master's INFO replication.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Topology")]
     pub discover: bool,
 
     /// Sentinel URL; repeat for each (env: comma-separated list). The master
@@ -73,6 +85,7 @@ pub struct GlobalArgs {
         long = "sentinel",
         id = "sentinel_urls",
         global = true,
+        help_heading = "Topology",
         env = "REDLAB_SENTINELS",
         hide_env_values = true,
         value_delimiter = ',',
@@ -81,73 +94,106 @@ pub struct GlobalArgs {
     pub sentinel_urls: Vec<String>,
 
     /// The name the Sentinels know the master by (the lab's Sentinels: redlab).
-    #[arg(long, global = true, env = "REDLAB_MASTER_NAME", value_name = "NAME")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Topology",
+        env = "REDLAB_MASTER_NAME",
+        value_name = "NAME",
+        hide_env_values = true
+    )]
     pub master_name: Option<String>,
 
     /// How many replicas the master must have. Discovered replicas are
     /// otherwise not asserted: a replica the master lost vanishes from its list.
-    #[arg(long, global = true, env = "REDLAB_EXPECT_REPLICAS", value_name = "N")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Topology",
+        env = "REDLAB_EXPECT_REPLICAS",
+        value_name = "N",
+        hide_env_values = true
+    )]
     pub expect_replicas: Option<usize>,
 
     /// ACL user for every node (a user in a URL wins).
-    #[arg(long, global = true, env = "REDLAB_USER")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Topology",
+        env = "REDLAB_USER",
+        hide_env_values = true
+    )]
     pub user: Option<String>,
 
     /// Password for every node (a password in a URL wins). Prefer the
     /// REDLAB_PASSWORD environment variable: a flag is visible in `ps`.
-    #[arg(long, global = true, env = "REDLAB_PASSWORD", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Topology",
+        env = "REDLAB_PASSWORD",
+        hide_env_values = true
+    )]
     pub password: Option<String>,
 
     /// Bound on connecting and on every command (500ms, 2s, 1m; a bare number is seconds).
-    #[arg(long, global = true, default_value = "3s", value_parser = parse_period)]
+    #[arg(long, global = true, help_heading = "Run", default_value = "3s", value_parser = parse_period)]
     pub timeout: Duration,
 
     /// Start a throwaway local lab on free ports, run against it, stop it.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Throwaway lab")]
     pub spawn: bool,
 
-    /// Replicas in the --spawn lab.
-    #[arg(long, global = true, default_value_t = 3, value_name = "N")]
-    pub spawn_replicas: usize,
+    /// Replicas in the --spawn lab [default: 3].
+    #[arg(long, global = true, help_heading = "Throwaway lab", value_name = "N")]
+    pub spawn_replicas: Option<usize>,
 
     /// Sentinels to start with the lab (--spawn, lab up), watching its master.
-    #[arg(long, global = true, default_value_t = 0, value_name = "N")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Throwaway lab",
+        default_value_t = 0,
+        value_name = "N"
+    )]
     pub sentinels: usize,
 
     /// The lab's Sentinels' down-after-milliseconds [default: 1s].
-    #[arg(long, global = true, value_parser = parse_period, value_name = "DUR")]
+    #[arg(long, global = true, help_heading = "Throwaway lab", value_parser = parse_period, value_name = "DUR")]
     pub down_after: Option<Duration>,
 
     /// The lab's Sentinels' failover-timeout [default: 5s].
-    #[arg(long, global = true, value_parser = parse_period, value_name = "DUR")]
+    #[arg(long, global = true, help_heading = "Throwaway lab", value_parser = parse_period, value_name = "DUR")]
     pub failover_timeout: Option<Duration>,
 
     /// repl-backlog-size of the lab's servers (--spawn, lab up): 16kb, 1mb, or
     /// bytes. Redis keeps at least 16kb.
-    #[arg(long, global = true, value_parser = parse_bytes, value_name = "SIZE")]
+    #[arg(long, global = true, help_heading = "Throwaway lab", value_parser = parse_bytes, value_name = "SIZE")]
     pub backlog: Option<u64>,
 
     /// Output format (table on stdout by default).
-    #[arg(long, global = true, value_enum)]
+    #[arg(long, global = true, help_heading = "Output", value_enum)]
     pub format: Option<FormatArg>,
 
     /// Write the report to this file (format from --format, else from the extension).
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, help_heading = "Output", value_name = "PATH")]
     pub output: Option<PathBuf>,
 
     /// Write the report to reports/<subcommand>-<UTC timestamp>.<ext>, or to
     /// PATH when given (format from --format, else from its extension: .html, .md, .json, .xml).
-    #[arg(long, global = true, value_name = "PATH", num_args = 0..=1, value_parser = parse_report_path)]
+    #[arg(long, global = true, help_heading = "Output", value_name = "PATH", num_args = 0..=1, value_parser = parse_report_path)]
     pub report: Option<Option<PathBuf>>,
 
     /// No progress output on stderr.
-    #[arg(long, short, global = true)]
+    #[arg(long, short, global = true, help_heading = "Output")]
     pub quiet: bool,
 
     /// The verdict that fails the run (exit 1): fail, or warn to make warnings fatal.
     #[arg(
         long,
         global = true,
+        help_heading = "Run",
         value_enum,
         default_value = "fail",
         value_name = "VERDICT"
@@ -159,6 +205,7 @@ pub struct GlobalArgs {
     #[arg(
         long,
         global = true,
+        help_heading = "Output",
         value_enum,
         default_value = "auto",
         value_name = "WHEN"
@@ -166,13 +213,229 @@ pub struct GlobalArgs {
     pub color: ColorArg,
 
     /// Show everything: the topology table, and the demo's full report.
-    #[arg(long, short, global = true)]
+    #[arg(long, short, global = true, help_heading = "Output")]
     pub verbose: bool,
 
     /// Write even where that could evict user keys (a master near its maxmemory
     /// with an eviction policy): evictions are then reported as a warning.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Run")]
     pub allow_eviction: bool,
+}
+
+// Options that do not apply to a subcommand are hidden from its help: a
+// global option is shadowed by a hidden one of the same id (its value still
+// reaches the global one, so `redlab lab up --master X` parses, and means
+// nothing, as before). Types and parsers mirror the global ones exactly.
+
+/// Hides the topology options (the lab starts its own; report, completions
+/// and man read none).
+#[derive(Debug, Clone, Args)]
+pub struct NoTopology {
+    #[arg(id = "master", long = "master", global = true, hide = true)]
+    hidden_master: Option<String>,
+    #[arg(
+        id = "replica_urls",
+        long = "replica",
+        global = true,
+        hide = true,
+        value_delimiter = ','
+    )]
+    hidden_replicas: Vec<String>,
+    #[arg(id = "discover", long = "discover", global = true, hide = true)]
+    hidden_discover: bool,
+    #[arg(
+        id = "sentinel_urls",
+        long = "sentinel",
+        global = true,
+        hide = true,
+        value_delimiter = ','
+    )]
+    hidden_sentinels: Vec<String>,
+    #[arg(id = "master_name", long = "master-name", global = true, hide = true)]
+    hidden_master_name: Option<String>,
+    #[arg(
+        id = "expect_replicas",
+        long = "expect-replicas",
+        global = true,
+        hide = true
+    )]
+    hidden_expect_replicas: Option<usize>,
+    #[arg(id = "user", long = "user", global = true, hide = true)]
+    hidden_user: Option<String>,
+}
+
+/// Hides the password (report, completions, man).
+#[derive(Debug, Clone, Args)]
+pub struct NoPassword {
+    #[arg(id = "password", long = "password", global = true, hide = true)]
+    hidden_password: Option<String>,
+}
+
+/// Hides --spawn and its replica count.
+#[derive(Debug, Clone, Args)]
+pub struct NoSpawn {
+    #[arg(id = "spawn", long = "spawn", global = true, hide = true)]
+    hidden_spawn: bool,
+    #[arg(
+        id = "spawn_replicas",
+        long = "spawn-replicas",
+        global = true,
+        hide = true
+    )]
+    hidden_spawn_replicas: Option<usize>,
+}
+
+/// Hides the shape of a lab redlab starts (Sentinels, backlog).
+#[derive(Debug, Clone, Args)]
+pub struct NoLabShape {
+    #[arg(
+        id = "sentinels",
+        long = "sentinels",
+        global = true,
+        hide = true,
+        default_value_t = 0
+    )]
+    hidden_sentinels: usize,
+    #[arg(id = "down_after", long = "down-after", global = true, hide = true, value_parser = parse_period)]
+    hidden_down_after: Option<Duration>,
+    #[arg(id = "failover_timeout", long = "failover-timeout", global = true, hide = true, value_parser = parse_period)]
+    hidden_failover_timeout: Option<Duration>,
+    #[arg(id = "backlog", long = "backlog", global = true, hide = true, value_parser = parse_bytes)]
+    hidden_backlog: Option<u64>,
+}
+
+/// Hides --allow-eviction where nothing is written.
+#[derive(Debug, Clone, Args)]
+pub struct NoWrite {
+    #[arg(
+        id = "allow_eviction",
+        long = "allow-eviction",
+        global = true,
+        hide = true
+    )]
+    hidden_allow_eviction: bool,
+}
+
+/// Hides the run options (report, completions, man run nothing).
+#[derive(Debug, Clone, Args)]
+pub struct NoRun {
+    #[arg(id = "timeout", long = "timeout", global = true, hide = true, default_value = "3s", value_parser = parse_period)]
+    hidden_timeout: Duration,
+    #[arg(
+        id = "fail_on",
+        long = "fail-on",
+        global = true,
+        hide = true,
+        value_enum,
+        default_value = "fail"
+    )]
+    hidden_fail_on: FailOnArg,
+    #[arg(
+        id = "allow_eviction",
+        long = "allow-eviction",
+        global = true,
+        hide = true
+    )]
+    hidden_allow_eviction: bool,
+}
+
+/// Hides the output options (completions and man print to stdout, nothing else).
+#[derive(Debug, Clone, Args)]
+pub struct NoOutput {
+    #[arg(id = "format", long = "format", global = true, hide = true, value_enum)]
+    hidden_format: Option<FormatArg>,
+    #[arg(id = "output", long = "output", global = true, hide = true)]
+    hidden_output: Option<PathBuf>,
+    #[arg(id = "report", long = "report", global = true, hide = true, num_args = 0..=1, value_parser = parse_report_path)]
+    hidden_report: Option<Option<PathBuf>>,
+    #[arg(id = "quiet", long = "quiet", short = 'q', global = true, hide = true)]
+    hidden_quiet: bool,
+    #[arg(
+        id = "color",
+        long = "color",
+        global = true,
+        hide = true,
+        value_enum,
+        default_value = "auto"
+    )]
+    hidden_color: ColorArg,
+    #[arg(
+        id = "verbose",
+        long = "verbose",
+        short = 'v',
+        global = true,
+        hide = true
+    )]
+    hidden_verbose: bool,
+}
+
+/// Everything hidden: completions and man take only their own arguments.
+#[derive(Debug, Clone, Args)]
+pub struct NothingElse {
+    #[command(flatten)]
+    topology: NoTopology,
+    #[command(flatten)]
+    password: NoPassword,
+    #[command(flatten)]
+    spawn: NoSpawn,
+    #[command(flatten)]
+    shape: NoLabShape,
+    #[command(flatten)]
+    run: NoRun,
+    #[command(flatten)]
+    output: NoOutput,
+}
+
+/// `redlab completions SHELL`.
+#[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "Examples:\n  redlab completions bash > ~/.local/share/bash-completion/completions/redlab\n  redlab completions zsh > ~/.zfunc/_redlab\n  redlab completions fish > ~/.config/fish/completions/redlab.fish"
+)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: ShellArg,
+    #[command(flatten)]
+    hidden: NothingElse,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShellArg {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+    Elvish,
+}
+
+/// `redlab man`.
+#[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "Examples:\n  redlab man > redlab.1 && man ./redlab.1\n  redlab man | gzip > /usr/local/share/man/man1/redlab.1.gz"
+)]
+pub struct ManArgs {
+    #[command(flatten)]
+    hidden: NothingElse,
+}
+
+/// The completion script for `shell`, written to `out`.
+pub fn completions(shell: ShellArg, out: &mut dyn std::io::Write) {
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    let shell = match shell {
+        ShellArg::Bash => Shell::Bash,
+        ShellArg::Zsh => Shell::Zsh,
+        ShellArg::Fish => Shell::Fish,
+        ShellArg::Powershell => Shell::PowerShell,
+        ShellArg::Elvish => Shell::Elvish,
+    };
+    clap_complete::generate(shell, &mut Cli::command(), "redlab", out);
+}
+
+/// The man page (roff), written to `out`.
+pub fn man(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    clap_mangen::Man::new(Cli::command()).render(out)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -220,9 +483,16 @@ pub enum Command {
     /// Break a lab redlab started, under a steady acknowledged write load, and
     /// measure what it cost: detection, promotion, write downtime, lost writes, resyncs.
     Drill(DrillArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff).
+    Man(ManArgs),
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "Examples:\n  redlab --master redis://127.0.0.1:6379/0 clean --run 9vxuxr3wjo\n  redlab clean --rate 10000"
+)]
 pub struct CleanArgs {
     /// Only this run's keys (its id, as redlab printed it); default: every dead run's.
     #[arg(long, value_name = "ID")]
@@ -230,9 +500,18 @@ pub struct CleanArgs {
     /// At most this many keys removed per second (a live master serves its users first).
     #[arg(long, default_value_t = 50_000, value_name = "KEYS")]
     pub rate: u64,
+    #[command(flatten)]
+    no_spawn: NoSpawn,
+    #[command(flatten)]
+    no_lab_shape: NoLabShape,
+    #[command(flatten)]
+    no_write: NoWrite,
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "Examples:\n  redlab --spawn replicate-check\n  redlab --master redis://10.0.0.5:6379 --expect-replicas 2 replicate-check\n  redlab replicate-check --probes 100 --max-lag 250ms --format json"
+)]
 pub struct ReplicateCheckArgs {
     /// Probe keys written on the master and timed to each replica.
     #[arg(long, default_value_t = 20)]
@@ -243,19 +522,39 @@ pub struct ReplicateCheckArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "Examples:\n  redlab --spawn keycount\n  redlab --master redis://10.0.0.5:6379 --expect-replicas 2 keycount --settle 10s"
+)]
 pub struct KeycountArgs {
     /// How long to wait for the replicas to catch up before counting.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub settle: Duration,
+    #[command(flatten)]
+    no_write: NoWrite,
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "Examples:\n  redlab lab up --replicas 2\n  redlab lab up --sentinels 3\n  redlab lab status\n  redlab lab down"
+)]
 pub struct LabArgs {
     #[command(subcommand)]
     pub action: LabAction,
     /// Where the lab keeps its data, logs and pid files.
-    #[arg(long, env = "REDLAB_STATE_DIR", global = true, value_name = "DIR")]
+    #[arg(
+        long,
+        env = "REDLAB_STATE_DIR",
+        global = true,
+        value_name = "DIR",
+        hide_env_values = true
+    )]
     pub state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    no_topology: NoTopology,
+    #[command(flatten)]
+    no_spawn: NoSpawn,
+    #[command(flatten)]
+    no_write: NoWrite,
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -288,6 +587,9 @@ pub enum PerfWorkload {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "Examples:\n  redlab --spawn perf -n 100000 -P 64 -c 4\n  redlab perf --workload get --keyspace 100000\n  redlab perf --rate 20000 --duration 10s -P 1 -c 10\n  redlab perf --duration 2s --format json --output base.json && redlab perf --duration 2s --baseline base.json"
+)]
 pub struct PerfArgs {
     /// What each request does.
     #[arg(long, value_enum, default_value = "set")]
@@ -397,6 +699,9 @@ fn parse_size_range(s: &str) -> Result<(usize, usize), String> {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "Examples:\n  redlab --spawn check\n  redlab --master redis://10.0.0.5:6379 --expect-replicas 2 check --format junit --output reports/check.xml\n  redlab check --only reachability,config-lint --fail-on warn"
+)]
 pub struct CheckArgs {
     /// Leave out this check (repeat, or comma-separate): reachability,
     /// replication, keycount, consistency, expiry, throughput, config-lint.
@@ -447,6 +752,7 @@ pub enum FailOnArg {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(after_help = "Examples:\n  redlab stats\n  redlab stats --watch 500ms --count 10")]
 pub struct StatsArgs {
     /// Refresh in place every INTERVAL (default 1s) until Ctrl-C.
     #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "1s",
@@ -455,9 +761,14 @@ pub struct StatsArgs {
     /// With --watch: stop after N refreshes.
     #[arg(long, value_name = "N", requires = "watch")]
     pub count: Option<u64>,
+    #[command(flatten)]
+    no_write: NoWrite,
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "Examples:\n  redlab --spawn ttl-watch --ttl 5s\n  redlab ttl-watch --key session:42 --window 30s"
+)]
 pub struct TtlWatchArgs {
     /// Watch this existing key (read-only: no write, no TTL change, no DEL).
     #[arg(long, value_name = "KEY")]
@@ -481,6 +792,9 @@ pub struct TtlWatchArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "Examples:\n  redlab --spawn demo --fast\n  redlab demo --pace --ttl 20s\n  redlab --spawn demo --interactive"
+)]
 pub struct DemoArgs {
     /// The query the walkthrough caches.
     #[arg(long, default_value = "active users")]
@@ -507,6 +821,9 @@ pub struct DemoArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "Examples:\n  redlab report reports/perf.json --output perf.html\n  redlab report new.json --compare old.json --output compare.html"
+)]
 pub struct ReportArgs {
     /// A JSON report written by redlab (`--format json`, or `--report` without a name).
     #[arg(value_name = "FILE")]
@@ -514,9 +831,22 @@ pub struct ReportArgs {
     /// Another perf JSON report: its latency spectrum drawn over FILE's, and a table of deltas.
     #[arg(long, value_name = "OTHER")]
     pub compare: Option<PathBuf>,
+    #[command(flatten)]
+    no_topology: NoTopology,
+    #[command(flatten)]
+    no_password: NoPassword,
+    #[command(flatten)]
+    no_spawn: NoSpawn,
+    #[command(flatten)]
+    no_lab_shape: NoLabShape,
+    #[command(flatten)]
+    no_run: NoRun,
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "Examples:\n  redlab --spawn compare\n  redlab compare --sample 10000\n  redlab --master redis://10.0.0.5:6379 --expect-replicas 2 compare --max-ops 20000"
+)]
 pub struct CompareArgs {
     /// Rounds in all: the first pass, then re-reads of the keys that differed
     /// (a key written while compared converges instead of being reported).
@@ -559,6 +889,8 @@ pub struct CompareArgs {
     /// each server for about 3 us a key (a million keys: seconds).
     #[arg(long, default_value_t = 100_000, value_name = "N")]
     pub digest_max_keys: u64,
+    #[command(flatten)]
+    no_write: NoWrite,
 }
 
 fn parse_fraction(s: &str) -> Result<f64, String> {
@@ -597,6 +929,9 @@ pub enum ResyncArg {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "Examples:\n  redlab --spawn --sentinels 3 drill --fault kill-master\n  redlab --spawn --sentinels 3 --spawn-replicas 1 drill --fault stop-replica --for 5s\n  redlab --spawn --sentinels 3 --backlog 16kb drill --fault stop-replica --rate 200"
+)]
 pub struct DrillArgs {
     /// The fault to inject.
     #[arg(long, value_enum)]
@@ -644,7 +979,12 @@ pub struct DrillArgs {
     #[arg(long, value_enum)]
     pub expect: Option<ResyncArg>,
     /// Where `lab up` keeps its state: the drill finds the lab's processes there.
-    #[arg(long, env = "REDLAB_STATE_DIR", value_name = "DIR")]
+    #[arg(
+        long,
+        env = "REDLAB_STATE_DIR",
+        value_name = "DIR",
+        hide_env_values = true
+    )]
     pub state_dir: Option<PathBuf>,
 }
 
@@ -721,6 +1061,7 @@ mod tests {
                 "lab" => vec!["redlab", "lab", "status"],
                 "report" => vec!["redlab", "report", "saved.json"],
                 "drill" => vec!["redlab", "drill", "--fault", "kill-master"],
+                "completions" => vec!["redlab", "completions", "bash"],
                 name => vec!["redlab", name],
             };
             let cli = Cli::try_parse_from(args).unwrap();

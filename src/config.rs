@@ -34,6 +34,8 @@ pub struct Settings {
     pub fail_on: FailOn,
     /// `--allow-eviction`: the user's consent to writes that may evict.
     pub allow_eviction: bool,
+    /// Said on stderr before the run (an environment variable set aside).
+    pub notes: Vec<String>,
     /// What a lab started here gets besides its replicas (`--spawn`, `lab up`).
     pub lab: LabExtras,
 }
@@ -110,6 +112,10 @@ pub enum Job {
     Report(report_cmd::Config),
     /// Break a lab redlab started and measure the cost.
     Drill(drill::Config),
+    /// Print a completion script (no topology).
+    Completions(crate::cli::ShellArg),
+    /// Print the manual page (no topology).
+    Man,
 }
 
 impl Job {
@@ -128,12 +134,15 @@ impl Job {
             Job::Clean(_) => "clean",
             Job::Compare(_) => "compare",
             Job::Drill(_) => "drill",
+            Job::Completions(_) => "completions",
+            Job::Man => "man",
         }
     }
 }
 
 pub fn resolve(cli: &Cli) -> Result<(Settings, Job)> {
     let g = &cli.global;
+    refuse_half_given(g)?;
     let output = Output {
         format: g.format.map(format),
         path: g.output.clone(),
@@ -146,7 +155,7 @@ pub fn resolve(cli: &Cli) -> Result<(Settings, Job)> {
         },
         verbose: g.verbose,
     };
-    let settings = Settings {
+    let mut settings = Settings {
         topology: TopologySpec {
             master: g.master.clone(),
             replicas: g.replicas.clone(),
@@ -158,7 +167,7 @@ pub fn resolve(cli: &Cli) -> Result<(Settings, Job)> {
             master_name: g.master_name.clone(),
         },
         timeout: g.timeout,
-        spawn: g.spawn.then_some(g.spawn_replicas),
+        spawn: g.spawn.then_some(g.spawn_replicas.unwrap_or(3)),
         output,
         fail_on: match g.fail_on {
             FailOnArg::Fail => FailOn::Fail,
@@ -166,7 +175,11 @@ pub fn resolve(cli: &Cli) -> Result<(Settings, Job)> {
         },
         allow_eviction: g.allow_eviction,
         lab: lab_extras(cli)?,
+        notes: Vec::new(),
     };
+    if g.spawn {
+        set_aside_env_topology(&mut settings);
+    }
     let job = job(&cli.command, &settings)?;
     Ok((settings, job))
 }
@@ -264,6 +277,8 @@ fn job(command: &Command, settings: &Settings) -> Result<Job> {
             compare: a.compare.clone(),
         }),
         Command::Drill(a) => Job::Drill(drill_config(a, settings)),
+        Command::Completions(a) => Job::Completions(a.shell),
+        Command::Man(_) => Job::Man,
     })
 }
 
@@ -301,6 +316,50 @@ fn drill_config(a: &crate::cli::DrillArgs, settings: &Settings) -> drill::Config
         state_dir: a.state_dir.clone(),
         explicit_topology: t.master.is_some() || !t.replicas.is_empty() || !t.sentinels.is_empty(),
     }
+}
+
+/// --spawn starts its own topology: a master, replicas or Sentinels that
+/// come only from the environment (REDLAB_MASTER, ...) are set aside, with a
+/// note; typed on the command line they conflict, and the run says so.
+fn set_aside_env_topology(s: &mut Settings) {
+    let t = &mut s.topology;
+    let mut set_aside = Vec::new();
+    if t.master.is_some() && !crate::cli::typed("--master") {
+        t.master = None;
+        set_aside.push("REDLAB_MASTER");
+    }
+    if !t.replicas.is_empty() && !crate::cli::typed("--replica") {
+        t.replicas.clear();
+        set_aside.push("REDLAB_REPLICAS");
+    }
+    if !t.sentinels.is_empty() && !crate::cli::typed("--sentinel") {
+        t.sentinels.clear();
+        set_aside.push("REDLAB_SENTINELS");
+    }
+    if !set_aside.is_empty() {
+        s.notes.push(format!(
+            "redlab: --spawn starts its own lab: {} from the environment set aside",
+            set_aside.join(", ")
+        ));
+    }
+}
+
+/// Options that mean nothing without another: an error, never ignored.
+fn refuse_half_given(g: &crate::cli::GlobalArgs) -> Result<()> {
+    if g.user.is_some() && g.password.is_none() {
+        anyhow::bail!(
+            "--user needs a password: set REDLAB_PASSWORD (or --password), or put both in the URL"
+        );
+    }
+    if g.spawn_replicas.is_some() && !g.spawn {
+        anyhow::bail!("--spawn-replicas sizes the --spawn lab: add --spawn, or drop it");
+    }
+    for path in g.output.iter().chain(g.report.iter().flatten()) {
+        if path.as_os_str() != "-" && g.format.is_none() {
+            crate::report::format_of_path(path)?;
+        }
+    }
+    Ok(())
 }
 
 fn format(f: FormatArg) -> Format {

@@ -61,10 +61,22 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
     // Rendering a saved report needs no topology, lab or signal handling.
     let job = match job {
         Job::Report(c) => return cmd::report::run(c, &settings).map(Outcome::Done),
+        Job::Completions(shell) => {
+            cli::completions(shell, &mut std::io::stdout());
+            return Ok(Outcome::Done(Verdict::Pass));
+        }
+        Job::Man => {
+            cli::man(&mut std::io::stdout())
+                .map_err(|e| anyhow::anyhow!("writing the man page: {e}"))?;
+            return Ok(Outcome::Done(Verdict::Pass));
+        }
         other => other,
     };
     let mut signals = Signals::new()?;
     let g = &settings;
+    for n in &g.notes {
+        settings.output.narrator().line(n);
+    }
     let out = &settings.output;
     let is_lab = matches!(job, Job::Lab(_));
     // --sentinel asks Sentinel for the master and replicas (network, bounded by --timeout).
@@ -277,7 +289,9 @@ async fn dispatch(job: Job, ctx: &Ctx, lab: Option<&mut Lab>) -> Result<Box<dyn 
         Job::Clean(c) => boxed(cmd::clean::run(c, ctx).await?),
         Job::Compare(c) => boxed(cmd::compare::run(c, ctx).await?),
         Job::Drill(c) => boxed(cmd::drill::run(c, ctx, lab).await?),
-        Job::Report(_) => unreachable!("rendered before any run starts"),
+        Job::Report(_) | Job::Completions(_) | Job::Man => {
+            unreachable!("handled before any run starts")
+        }
     })
 }
 
@@ -296,18 +310,19 @@ pub(crate) fn emit(settings: &Settings, report: &mut dyn AnyReport) -> Result<Ve
         return Ok(report.verdict());
     }
     let text = report.render_view(g.format.unwrap_or(Format::Table), g.stdout_view())?;
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        // A reader that went away (`| head`) is not redlab's failure.
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            return Err(anyhow::Error::new(e).context("writing the report to stdout"))
-        }
-        _ => {}
-    }
+    print_stdout(text.as_bytes())?;
     Ok(report.verdict())
+}
+
+/// Write to stdout; a reader that went away (`| head`) is not redlab's failure.
+fn print_stdout(bytes: &[u8]) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("writing to stdout"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The files asked for: --output PATH (not `-`) and --report [PATH].

@@ -36,13 +36,31 @@ impl std::fmt::Debug for Node {
 
 impl Node {
     pub fn parse(name: &str, role: Role, url: &str) -> Result<Node> {
-        let url = if url.contains("://") {
-            url.to_string()
-        } else {
-            format!("redis://{url}")
+        let url = url.trim();
+        let shown = redact_url(url);
+        if url.bytes().all(|b| b.is_ascii_digit()) && !url.is_empty() {
+            bail!(
+                "{name}: '{url}' looks like a port number, not a URL: write redis://127.0.0.1:{url} \
+                 (or the host it runs on)"
+            );
+        }
+        let url = match url.split_once("://") {
+            Some(("redis" | "rediss" | "valkey" | "valkeys", _)) => url.to_string(),
+            Some((scheme, _)) => bail!(
+                "{name}: '{shown}' is a {scheme}:// URL: give redis://host:port (rediss:// for TLS)"
+            ),
+            None => format!("redis://{url}"),
         };
+        if let Some(port) = url_port(&url) {
+            if !(1..=65535).contains(&port) {
+                bail!("{name}: port {port} in '{shown}' is out of range: a port is 1 to 65535");
+            }
+        }
         let info = url.as_str().into_connection_info().map_err(|e| {
-            anyhow::anyhow!("{name}: '{}' is not a Redis URL: {e}", redact_url(&url))
+            let detail = e.detail().map(str::to_string).unwrap_or_else(|| e.to_string());
+            anyhow::anyhow!(
+                "{name}: '{shown}' is not a Redis URL ({detail}): write redis://[user:password@]host:port[/db]"
+            )
         })?;
         if matches!(info.addr(), ConnectionAddr::Unix(_)) {
             bail!("{name}: unix sockets are not supported; give redis://host:port");
@@ -129,6 +147,19 @@ impl Node {
     pub fn db(&self) -> i64 {
         self.info.redis_settings().db()
     }
+}
+
+/// The port written in a URL, as a number (whatever its size), if any.
+fn url_port(url: &str) -> Option<u64> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?']).next()?;
+    let hostport = authority.rsplit('@').next()?;
+    let port = if let Some(end) = hostport.strip_prefix('[') {
+        end.split_once("]:")?.1
+    } else {
+        hostport.rsplit_once(':')?.1
+    };
+    port.parse().ok()
 }
 
 /// Whether two hosts name the same machine as far as loopback goes.
@@ -348,6 +379,20 @@ mod tests {
         assert_eq!(t.replicas[0].password(), Some("inurl"));
         assert_eq!(redact_url("redis://u:inurl@h:1/0"), "redis://u:***@h:1/0");
         assert_eq!(redact_url("redis://:p@h:1"), "redis://:***@h:1");
+    }
+
+    #[test]
+    fn url_mistakes_get_redlabs_own_words() {
+        let err = |u: &str| format!("{:#}", Node::parse("master", Role::Master, u).unwrap_err());
+        assert!(
+            err("26379").contains("looks like a port number"),
+            "{}",
+            err("26379")
+        );
+        assert!(err("http://h:6379").contains("is a http:// URL"));
+        assert!(err("redis://h:70000").contains("port 70000"));
+        assert!(!err("redis://h:70000").contains("InvalidClientConfig"));
+        assert!(Node::parse("m", Role::Master, "localhost:6379").is_ok());
     }
 
     #[test]

@@ -115,8 +115,27 @@ async fn up(ctx: &Ctx, state_dir: PathBuf, opts: LabOptions) -> Result<Report<La
 }
 
 async fn down(ctx: &Ctx, state_dir: PathBuf) -> Result<Report<LabDetails>> {
+    // Nothing running is the state `down` is for: exit 0, so it can be a cleanup step.
     let Some(state) = lab::load_state(&state_dir)? else {
-        bail!("no lab found in {}: nothing to stop", state_dir.display());
+        let details = LabDetails {
+            action: "down".into(),
+            state_dir: state_dir.clone(),
+            processes: Vec::new(),
+        };
+        let checks = vec![Check::pass(
+            "lab",
+            format!(
+                "no lab was running (no state in {}): nothing to stop",
+                state_dir.display()
+            ),
+        )];
+        return Ok(Report::new(
+            "lab",
+            ctx.manifest(),
+            Vec::new(),
+            checks,
+            details,
+        ));
     };
     let mut processes = Vec::new();
     let mut checks = Vec::new();

@@ -34,7 +34,7 @@ impl Markup for MarkdownExporter {
 /// One section as a heading, a pipe table and a bullet list of notes.
 pub fn section(s: &Section) -> String {
     let mut out = format!("## {}\n\n", s.title);
-    if !s.header.is_empty() {
+    if !s.header.is_empty() && !s.rows.is_empty() {
         out.push_str(&md_row(&s.header));
         out.push_str(&md_row(&vec!["---".to_string(); s.header.len()]));
         for r in &s.rows {

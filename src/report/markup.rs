@@ -26,7 +26,7 @@ pub(super) trait Markup {
     fn walk(&self, doc: &Document<'_>) -> String {
         let verbose = self.view().verbose;
         let mut sections = Vec::new();
-        if verbose || matches!(doc.command, "stats" | "lab") {
+        if (verbose || matches!(doc.command, "stats" | "lab")) && !doc.nodes.is_empty() {
             sections.push(nodes_section(doc.nodes));
         }
         if doc.brief && !verbose {

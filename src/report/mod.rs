@@ -417,12 +417,22 @@ pub fn render_sections(sections: &[Section], format: Format, view: View) -> Stri
 
 /// The format a file gets: the one asked for, else its extension's.
 pub fn format_for_path(path: &Path, asked: Option<Format>) -> Format {
-    asked.unwrap_or_else(|| match path.extension().and_then(|e| e.to_str()) {
+    asked.unwrap_or_else(|| format_of_path(path).unwrap_or(Format::Json))
+}
+
+/// The format a file's extension names; an unknown one is an error (a
+/// report must never land in a format nobody asked for).
+pub fn format_of_path(path: &Path) -> Result<Format> {
+    Ok(match path.extension().and_then(|e| e.to_str()) {
         Some("md") | Some("markdown") => Format::Markdown,
         Some("html") | Some("htm") => Format::Html,
         Some("xml") => Format::Junit,
         Some("txt") => Format::Table,
-        _ => Format::Json,
+        Some("json") => Format::Json,
+        _ => anyhow::bail!(
+            "{}: its extension does not say a format: end it in .json, .md, .html, .xml or .txt, or give --format",
+            path.display()
+        ),
     })
 }
 

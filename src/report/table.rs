@@ -50,7 +50,8 @@ const TRUNCATE_AT: usize = 40;
 pub fn section(s: &Section, view: &View) -> String {
     let mut out = format!("{}\n", s.title);
     let mut notes = s.notes.clone();
-    if !s.header.is_empty() {
+    // An empty table says nothing its title and notes do not.
+    if !s.header.is_empty() && !s.rows.is_empty() {
         let rows: Vec<Vec<String>> = s
             .rows
             .iter()
