@@ -152,7 +152,9 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         args: run::redacted_args(&std::env::args().collect::<Vec<_>>()),
         command: name,
         say: out.narrator(),
-        allow_eviction: g.allow_eviction,
+        // A --spawn lab starts empty: there are no user keys to evict, so a
+        // large run may fill it (evictions are still reported, as warnings).
+        allow_eviction: g.allow_eviction || lab.is_some(),
         discovered: std::sync::Mutex::new(discovered),
         safety: run::safety::State::default(),
         extra_checks: std::sync::Mutex::new(Vec::new()),

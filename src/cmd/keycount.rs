@@ -378,8 +378,11 @@ impl Details for KeycountDetails {
         }
         s.notes.push(match self.settled_ms {
             Some(ms) => format!(
-                "replicas caught up in {ms:.1} ms; counts read {} time(s)",
-                self.reads
+                "replicas caught up in {ms:.1} ms; counts read {}",
+                match self.reads {
+                    1 => "once".to_string(),
+                    n => format!("{n} times"),
+                }
             ),
             None => format!(
                 "replicas did not all catch up within {:.0} ms",

@@ -97,6 +97,7 @@ impl Ctx {
             }
         }
         drop(bar);
+        self.safety.add_removed(out.removed);
         out.remaining = self.ledger.bound();
         if out.remaining == 0 {
             self.wait_replicas(&mut conn).await;
@@ -146,21 +147,13 @@ impl Ctx {
             .await;
     }
 
-    /// `run.cleanup`: what was removed, or what remains and how to remove it.
-    /// None when the run wrote nothing.
+    /// `run.cleanup` when keys remain: what, and how to remove them. A
+    /// cleanup that removed everything adds nothing to the report (the
+    /// subcommand's own checks are the verdict; stderr says what was removed
+    /// with -v).
     pub fn cleanup_check(&self, c: &Cleaned) -> Option<Check> {
-        if c.removed == 0 && c.remaining == 0 && c.error.is_none() {
-            return None;
-        }
         if c.remaining == 0 {
-            return Some(Check::pass(
-                "run.cleanup",
-                format!(
-                    "removed {} this run wrote under {}",
-                    plural(c.removed, "key"),
-                    self.prefix()
-                ),
-            ));
+            return None;
         }
         let why = if c.interrupted {
             "interrupted by a second signal".to_string()

@@ -61,6 +61,8 @@ struct Inner {
     delete_verb: &'static str,
     /// When the last key with a TTL this run wrote is gone (unix ms).
     expiring_until_ms: u64,
+    /// Keys removed by every cleanup of the run so far.
+    removed: u64,
     leftovers_looked: bool,
 }
 
@@ -78,6 +80,7 @@ impl Default for State {
                 gate: Gate::NotAsked,
                 delete_verb: "UNLINK",
                 expiring_until_ms: 0,
+                removed: 0,
                 leftovers_looked: false,
             }),
             heartbeat: Mutex::new(None),
@@ -100,6 +103,16 @@ impl State {
 
     pub fn master_conn(&self) -> Option<Conn> {
         self.lock().master_conn.clone()
+    }
+
+    /// Count keys a cleanup removed.
+    pub fn add_removed(&self, n: u64) {
+        self.lock().removed += n;
+    }
+
+    /// Keys removed by every cleanup of the run so far.
+    pub fn removed(&self) -> u64 {
+        self.lock().removed
     }
 
     /// A new connection to the master replaces a lost one.

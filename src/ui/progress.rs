@@ -51,10 +51,29 @@ impl Progress {
         Task { bar }
     }
 
+    /// A bar of counted things (requests, keys), with a whole-number rate.
     pub fn bar(&self, len: u64, msg: impl Into<String>) -> Task {
         let bar = ProgressBar::with_draw_target(Some(len), self.target());
         bar.set_style(
-            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {rate} eta {eta}")
+                .expect("static template")
+                .with_key(
+                    "rate",
+                    |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.0}/s", s.per_sec());
+                    },
+                )
+                .progress_chars("=> "),
+        );
+        bar.set_message(msg.into());
+        Task { bar }
+    }
+
+    /// A bar of time (ms): how much of a timed run has passed, and the ETA.
+    pub fn timed_bar(&self, len_ms: u64, msg: impl Into<String>) -> Task {
+        let bar = ProgressBar::with_draw_target(Some(len_ms), self.target());
+        bar.set_style(
+            ProgressStyle::with_template("{msg} [{bar:30}] {elapsed} eta {eta}")
                 .expect("static template")
                 .progress_chars("=> "),
         );
@@ -69,6 +88,9 @@ impl Task {
     }
     pub fn set_position(&self, pos: u64) {
         self.bar.set_position(pos);
+    }
+    pub fn position(&self) -> u64 {
+        self.bar.position()
     }
     pub fn set_length(&self, len: u64) {
         self.bar.set_length(len);

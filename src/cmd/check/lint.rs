@@ -8,7 +8,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::{Env, StepOutcome};
-use crate::report::{Check, Verdict};
+use crate::report::{plural, Check, Verdict};
 use crate::topology::Role;
 
 const PARAMS: &[&str] = &[
@@ -135,8 +135,9 @@ pub fn findings(facts: &[Facts], min_replicas: Option<u32>, severity: Verdict) -
             flag(
                 format!("{}.persistence", m.name),
                 format!(
-                    "persistence is off (no save points, appendonly no) and {} replica(s) follow it: a restart brings it back empty and the replicas resync to empty, wiping them",
-                    m.connected_replicas
+                    "persistence is off (no save points, appendonly no) and {} {} it: a restart brings it back empty and the replicas resync to empty, wiping them",
+                    plural(m.connected_replicas, "replica"),
+                    if m.connected_replicas == 1 { "follows" } else { "follow" }
                 ),
             );
         }

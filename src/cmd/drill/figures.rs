@@ -220,7 +220,7 @@ mod tests {
     fn lane_labels_keep_the_gist() {
         assert_eq!(short("replica of replica2, link up"), "-> replica2");
         assert_eq!(short("replica of master, link down"), "link down");
-        assert_eq!(short("master, 3 replica(s) online"), "master (3)");
+        assert_eq!(short("master, 3 replicas online"), "master (3)");
         assert_eq!(short("SIGKILL master (pid 12, port 6379)"), "SIGKILL");
         assert_eq!(short("restarted replica1 (pid 13, port 6380)"), "restarted");
         assert_eq!(short("not answering"), "not answering");

@@ -132,7 +132,10 @@ fn summary(info: &Info, names: &Names) -> String {
             .iter()
             .filter(|l| l.state == "online")
             .count();
-        return format!("master, {online} replica(s) online");
+        return format!(
+            "master, {} online",
+            crate::report::plural(online as u64, "replica")
+        );
     }
     let of = info
         .follows()

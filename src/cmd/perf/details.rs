@@ -313,8 +313,10 @@ impl Details for PerfDetails {
             self.workload.clone(),
             self.mode.clone(),
             match (self.requests_per_round, self.duration_per_round_ms) {
-                (Some(n), _) => format!("{n} x {}", self.round_results.len()),
-                (_, Some(ms)) => format!("{:.0} ms x {}", ms, self.round_results.len()),
+                (Some(n), _) => format!("{} x {n}", self.round_results.len()),
+                (_, Some(ms)) => {
+                    format!("{} x {}", self.round_results.len(), crate::report::took(ms))
+                }
                 _ => "-".into(),
             },
             self.pipeline.to_string(),
@@ -339,6 +341,22 @@ impl Details for PerfDetails {
         if let Some(rate) = self.target_rate_ops_per_sec {
             t.notes.push(format!("open loop at {rate:.0} ops/s: latency counts from each request's intended send time"));
         }
+        t.notes.push(format!(
+            "{} of {}; {}",
+            crate::report::plural(self.round_results.len() as u64, "round"),
+            match (self.requests_per_round, self.duration_per_round_ms) {
+                (Some(n), _) => crate::report::plural(n, "request"),
+                (_, Some(ms)) => crate::report::took(ms),
+                _ => "-".into(),
+            },
+            match self.warmup_requests {
+                0 => "no warm-up".to_string(),
+                n => format!(
+                    "{} of warm-up first, not measured",
+                    crate::report::plural(n, "request")
+                ),
+            }
+        ));
         let mut l = Section::new(
             "Latency per request",
             &["", "p50", "p90", "p99", "p99.9", "p99.99", "max", "mean"],
@@ -346,6 +364,19 @@ impl Details for PerfDetails {
         l.row(lat_row("request", &self.latency));
         if let Some(w) = &self.wait_latency {
             l.row(lat_row("WAIT", w));
+        }
+        // A round that is one batch on one connection times all its requests
+        // with that batch's round trip: the distribution is one value.
+        if self.mode == "closed-loop"
+            && self
+                .requests_per_round
+                .is_some_and(|n| n <= (self.pipeline * self.connections) as u64)
+        {
+            l.notes.push(format!(
+                "each round was a single batch ({} requests, pipeline {}): every request of a round has its batch's latency, so the percentiles are the rounds' round trips (use a smaller -P, or more -n, for a distribution)",
+                self.requests_per_round.unwrap_or(0),
+                self.pipeline
+            ));
         }
         if let Some(a) = &self.wait_acked {
             l.notes.push(format!(
@@ -381,9 +412,9 @@ impl Details for PerfDetails {
         }
         let m = &self.memory;
         r.notes.push(format!(
-            "used memory {} -> {} bytes, evicted keys {} -> {}; keys {}",
-            m.used_memory_before_bytes,
-            m.used_memory_after_bytes,
+            "used memory {} -> {}, evicted keys {} -> {}; keys {}",
+            crate::report::human_bytes_or_zero(m.used_memory_before_bytes),
+            crate::report::human_bytes_or_zero(m.used_memory_after_bytes),
             m.evicted_keys_before,
             m.evicted_keys_after,
             if self.keys_kept {

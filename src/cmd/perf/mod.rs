@@ -25,7 +25,7 @@ use crate::run::Ctx;
 use crate::survey::{Master, Survey};
 
 pub use details::{CatchUp, Memory, PerfDetails, Round};
-use phase::{engine_base, phase};
+use phase::{engine_base, phase, run_bar, Shown};
 pub use replicas::Resyncs;
 
 /// What each request does, as the user chose it.
@@ -324,7 +324,7 @@ pub async fn measure(
         ctx.ledger
             .add_range(&prefix, Arc::new(AtomicU64::new(n)), 0, None, 0);
         ctx.registry_refresh().await;
-        phase(ctx, fill, "filling keys to read").await?;
+        phase(ctx, fill, "filling keys to read", Shown::Own).await?;
     }
     if cfg.opts.warmup > 0 {
         let warm_prefix = ctx.key("perf-warm:");
@@ -339,11 +339,16 @@ pub async fn measure(
         let upto = Arc::new(AtomicU64::new(cfg.opts.warmup));
         ctx.ledger.add_range(&warm_prefix, upto, 0, None, 0);
         ctx.registry_refresh().await;
-        phase(ctx, warm, "warming up").await?;
+        phase(ctx, warm, "warm-up (not measured)", Shown::Own).await?;
     }
     let mut results = Vec::new();
     let mut resyncs = Resyncs::default();
     let links = replicas::Links::read(master, survey).await;
+    let bar = run_bar(ctx, &cfg.stop, cfg.opts.rounds);
+    let per_round = match &cfg.stop {
+        Stop::Requests(n) => *n,
+        Stop::Duration(d) => d.as_millis() as u64,
+    };
     for r in 0..cfg.opts.rounds {
         let round = EngineConfig {
             progress: Some(Arc::new(AtomicU64::new(0))),
@@ -363,7 +368,9 @@ pub async fn measure(
         ctx.ledger
             .add_range(&prefix, upto, slack, round.keyspace, round.seed);
         ctx.registry_refresh().await;
-        results.push(phase(ctx, round, &format!("round {}/{}", r + 1, cfg.opts.rounds)).await?);
+        let label = format!("round {}/{}", r + 1, cfg.opts.rounds);
+        let shown = Shown::Run(&bar, per_round * r as u64);
+        results.push(phase(ctx, round, &label, shown).await?);
         // Should a later round end the run with an error, its report still
         // has the rounds measured so far.
         ctx.set_partial(serde_json::json!({
@@ -371,6 +378,7 @@ pub async fn measure(
             "rounds_ops_per_sec": results.iter().map(EngineResult::ops_per_sec).collect::<Vec<_>>(),
         }));
     }
+    bar.finish();
     let load_ms = crate::duration::ms(started.elapsed());
     let mut caught = replicas::catch_up(master, survey, cfg.opts.settle).await;
     // After the catch-up: a replica dropped during the load may resync only
@@ -435,8 +443,9 @@ pub fn checks(d: &PerfDetails) -> Vec<Check> {
     let mut out = Vec::new();
     let total: u64 = d.round_results.iter().map(|r| r.completed).sum();
     let summary = format!(
-        "{total} requests in {} round(s), median {:.0} ops/s, p99 {}",
-        d.round_results.len(),
+        "{} in {}, median {:.0} ops/s, p99 {}",
+        crate::report::plural(total, "request"),
+        crate::report::plural(d.round_results.len() as u64, "round"),
         d.throughput_ops_per_sec,
         crate::latency::fmt_us(d.latency.p99_us)
     );

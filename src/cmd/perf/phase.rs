@@ -14,6 +14,7 @@ use crate::loadgen::engine::{self, EngineConfig, EngineResult, Stop};
 use crate::loadgen::tls;
 use crate::run::Ctx;
 use crate::topology::Node;
+use crate::ui::progress::Task;
 
 /// The engine settings every phase shares.
 pub(super) async fn engine_base(
@@ -54,19 +55,53 @@ pub(super) async fn engine_base(
 }
 
 /// Run one engine phase off the async threads, with a progress bar.
-pub(super) async fn phase(ctx: &Ctx, mut cfg: EngineConfig, label: &str) -> Result<EngineResult> {
+/// Where a phase shows its progress: a bar of its own, or the run's bar (one
+/// bar for every round, so its ETA is the whole run's) from `offset` on.
+pub(super) enum Shown<'a> {
+    Own,
+    Run(&'a Task, u64),
+}
+
+/// The run's bar: every round's requests, or every round's time (ms).
+pub(super) fn run_bar(ctx: &Ctx, stop: &Stop, rounds: u32) -> Task {
+    match stop {
+        Stop::Requests(n) => ctx.progress.bar(n * rounds as u64, "perf"),
+        Stop::Duration(d) => ctx
+            .progress
+            .timed_bar(d.as_millis() as u64 * rounds as u64, "perf"),
+    }
+}
+
+pub(super) async fn phase(
+    ctx: &Ctx,
+    mut cfg: EngineConfig,
+    label: &str,
+    shown: Shown<'_>,
+) -> Result<EngineResult> {
     let progress = cfg
         .progress
         .get_or_insert_with(|| Arc::new(AtomicU64::new(0)))
         .clone();
     let guard = StopOnDrop::new(ctx.timeout * 2);
     cfg.cancel = Some(guard.cancel.clone());
-    let bar = match cfg.stop {
-        Stop::Requests(n) => ctx.progress.bar(n, label.to_string()),
-        Stop::Duration(d) => ctx
-            .progress
-            .spinner(format!("{label} for {}", humantime::format_duration(d))),
+    let own;
+    let (bar, offset) = match shown {
+        Shown::Run(bar, offset) => {
+            bar.set_message(label.to_string());
+            (bar, offset)
+        }
+        Shown::Own => {
+            own = match cfg.stop {
+                Stop::Requests(n) => ctx.progress.bar(n, label.to_string()),
+                Stop::Duration(d) => ctx
+                    .progress
+                    .spinner(format!("{label} for {}", humantime::format_duration(d))),
+            };
+            (&own, 0)
+        }
     };
+    let started = std::time::Instant::now();
+    let timed = matches!(cfg.stop, Stop::Duration(_));
     let job: Pin<Box<dyn Future<Output = Result<EngineResult>> + Send>> =
         if ctx.topology.master.tls() {
             // Its tasks are aborted with its future: nothing to wait for on drop.
@@ -87,10 +122,16 @@ pub(super) async fn phase(ctx: &Ctx, mut cfg: EngineConfig, label: &str) -> Resu
     let result = loop {
         tokio::select! {
             r = &mut job => break r,
-            _ = tokio::time::sleep(Duration::from_millis(100)) => bar.set_position(progress.load(Ordering::Relaxed)),
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                let done = if timed {
+                    started.elapsed().as_millis() as u64
+                } else {
+                    progress.load(Ordering::Relaxed)
+                };
+                bar.set_position(offset + done);
+            }
         }
     };
-    bar.finish();
     result
 }
 
