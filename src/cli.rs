@@ -805,9 +805,10 @@ pub struct DemoArgs {
     /// TTL of a cached entry.
     #[arg(long, default_value = "60s", value_parser = parse_period)]
     pub ttl: Duration,
-    /// How long to watch the entry's TTL count down (all the way when the TTL is shorter).
-    #[arg(long, default_value = "15s", value_parser = parse_duration)]
-    pub ttl_window: Duration,
+    /// Stop watching the entry's TTL count down after this long [default:
+    /// the whole TTL, so the entry is seen to expire].
+    #[arg(long, value_parser = parse_duration)]
+    pub ttl_window: Option<Duration>,
     /// Wait for Enter between steps (ignored when stdin is not a terminal).
     #[arg(long)]
     pub pace: bool,

@@ -432,7 +432,7 @@ fn demo_config(a: &DemoArgs, out: &Output) -> demo::Config {
         query: a.query.clone(),
         source_latency: fast(a.source_latency, Duration::from_millis(200)),
         ttl: fast(a.ttl, Duration::from_secs(2)),
-        ttl_window: fast(a.ttl_window, Duration::from_secs(3)),
+        ttl_window: a.ttl_window.map(|w| fast(w, Duration::from_secs(3))),
         pace: a.pace,
         fast: a.fast,
         interactive: a.interactive,

@@ -70,7 +70,28 @@ impl Narrator {
         self.write(&format!("\n== {title} ==\n"));
     }
 
+    /// One line; on a terminal, wrapped between words to its width (a
+    /// continuation indented under the text, past a leading `+1.234 s` stamp
+    /// or indent).
     pub fn line(&self, text: &str) {
+        use std::io::IsTerminal;
+        let width = crate::ui::color::width(std::io::stderr().is_terminal());
+        let text = match width {
+            Some(w) if !text.contains('\n') && textwrap::core::display_width(text) > w => {
+                let lead = text.len() - text.trim_start().len();
+                let stamp = if text.trim_start().starts_with('+') {
+                    text.trim_start().find("  ").map(|i| i + 2).unwrap_or(0)
+                } else {
+                    0
+                };
+                let indent = " ".repeat((lead + stamp).min(w / 3).max(2));
+                let opts = textwrap::Options::new(w)
+                    .subsequent_indent(&indent)
+                    .break_words(false);
+                textwrap::fill(text, opts)
+            }
+            _ => text.to_string(),
+        };
         self.write(&format!("{text}\n"));
     }
 

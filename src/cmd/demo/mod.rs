@@ -27,7 +27,8 @@ pub struct Config {
     pub query: String,
     pub source_latency: Duration,
     pub ttl: Duration,
-    pub ttl_window: Duration,
+    /// None: watch until the entry expires.
+    pub ttl_window: Option<Duration>,
     pub pace: bool,
     pub fast: bool,
     pub interactive: bool,
@@ -168,7 +169,7 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<DemoDetails>> {
     checks.splice(0..0, details::checks(&d));
     cfg.step(8, "Summary").await;
     say.tables(&[details::summary(&d)]);
-    say.line("The full report follows; this run's keys are removed now.");
+    say.line("This run's keys are removed now; every number is in the report (-v, --output FILE or --report).");
     Ok(Report::new(
         "demo",
         ctx.manifest(),
@@ -252,25 +253,37 @@ async fn expiry(
     key: &str,
 ) -> Result<(Option<ttl_watch::TtlWatchDetails>, Option<Lookup>)> {
     let say = &cfg.narrate;
-    let left: i64 = cache.master.query(redis::cmd("PTTL").arg(key)).await?;
+    // The countdown starts now, with this step, not when the entry was
+    // written: a presenter who talked through the last steps (--pace) still
+    // shows the whole of it. The entry is redlab's own, under its prefix.
+    let ttl_ms = cfg.ttl.as_millis().max(1) as u64;
+    let rearmed: u64 = cache
+        .master
+        .query(redis::cmd("PEXPIRE").arg(key).arg(ttl_ms))
+        .await?;
+    let left: i64 = if rearmed == 1 { ttl_ms as i64 } else { -2 };
     let window = Duration::from_millis(left.max(0) as u64);
-    let until_expiry = window <= cfg.ttl_window;
+    let until_expiry = cfg.ttl_window.is_none_or(|w| window <= w);
     let watched = if left < 0 {
         say.line("The entry has already expired.");
         None
     } else {
         say.line(&if until_expiry {
-            format!("The entry has {:.1} s left: watching it expire on every node.", left as f64 / 1e3)
+            format!(
+                "The entry's TTL is set again to {}: watching it count down and expire on every node (that takes {}; --ttl 10s makes it shorter).",
+                humantime::format_duration(cfg.ttl),
+                humantime::format_duration(cfg.ttl)
+            )
         } else {
             format!(
-                "The entry has {:.1} s left: watching {} of it (--ttl-window; run with --ttl 10s to see it expire).",
-                left as f64 / 1e3,
-                humantime::format_duration(cfg.ttl_window)
+                "The entry's TTL is set again to {}: watching {} of it (--ttl-window; without it the demo waits for the expiry).",
+                humantime::format_duration(cfg.ttl),
+                humantime::format_duration(cfg.ttl_window.unwrap_or_default())
             )
         });
         let mut w = ttl_watch::WatchConfig::expiry(cfg.ttl);
         w.key = Some(key.to_string());
-        w.window = (!until_expiry).then_some(cfg.ttl_window);
+        w.window = cfg.ttl_window.filter(|_| !until_expiry);
         w.narrate = *say;
         if cfg.fast {
             w.interval = Duration::from_millis(100);

@@ -265,7 +265,15 @@ pub async fn watch_states(
     }
     bar.finish();
     let exp = expected.map(|(lo, hi)| (ms(lo - t0), ms(hi - t0)));
-    let nodes = poll::finish(tracks, say);
+    let mut nodes = poll::finish(tracks, say);
+    if ended == "window" {
+        // Not a failure to observe: the watch ended before the expiry.
+        for n in &mut nodes {
+            if n.measured_by == "not-observed" {
+                n.measured_by = "window-ended".into();
+            }
+        }
+    }
     Ok(TtlWatchDetails {
         key,
         db,

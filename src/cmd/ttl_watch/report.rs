@@ -80,7 +80,8 @@ pub struct NodeExpiry {
     /// How left_keyspace was measured: `notification` (a keyspace event, exact),
     /// `keyspace-count` (INFO keyspace count dropped by one while the db was
     /// quiet, at poll resolution), `pttl` (the master drops the key when it
-    /// stops serving it, at poll resolution) or `not-observed`.
+    /// stops serving it, at poll resolution), `not-observed`, or `window-ended`
+    /// (the watch window ended before the expiry).
     pub measured_by: String,
     /// Why it was measured this way, or could not be.
     pub note: Option<String>,
