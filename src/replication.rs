@@ -100,7 +100,7 @@ pub fn view(st: &NodeState, master: &Info, topo: &Topology) -> ReplicaView {
     v.syncing = info.syncing();
     let follows = info.follows();
     v.follows = follows.as_ref().map(|(h, p)| describe(topo, h, *p));
-    if info.role() != "slave" {
+    if info.role() != "replica" {
         v.standing = Standing::NotReplica;
         v.problems.push(format!(
             "role is {}: it follows no master (promoted, or never made a replica), not this one",
@@ -243,7 +243,7 @@ pub async fn wait_caught_up(
                 out.behind = Some((Standing::Unreachable, e.message));
                 return out;
             }
-            Ok(i) if i.role() != "slave" => (
+            Ok(i) if i.role() != "replica" => (
                 Standing::NotReplica,
                 format!("role is {}, not a replica", i.role()),
             ),

@@ -52,9 +52,14 @@ impl Info {
         self.get(key) == Some("1")
     }
 
-    /// `master` or `slave`.
+    /// `master` or `replica` (what Redis still calls `slave` in INFO, in
+    /// redlab's word, so no report says slave).
     pub fn role(&self) -> &str {
-        self.get("role").unwrap_or("unknown")
+        match self.get("role") {
+            Some("slave") => "replica",
+            Some(r) => r,
+            None => "unknown",
+        }
     }
 
     pub fn is_master(&self) -> bool {
@@ -185,7 +190,7 @@ mod tests {
     #[test]
     fn replica_fields() {
         let i = Info::parse(REPLICA);
-        assert_eq!(i.role(), "slave");
+        assert_eq!(i.role(), "replica");
         assert!(i.link_up() && !i.syncing());
         assert_eq!(i.follows(), Some(("redis-master".into(), 6379)));
         assert!(i.replicas().is_empty());

@@ -3,14 +3,14 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::lab::{self, Lab, LabOptions, LabState};
 use crate::report::{Check, Details, Report, Section};
 use crate::run::Ctx;
 use crate::survey::{survey, NodeState};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct LabDetails {
     /// up, down or status.
     pub action: String,
@@ -20,7 +20,7 @@ pub struct LabDetails {
     pub processes: Vec<LabProcess>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct LabProcess {
     pub name: String,
     pub port: u16,

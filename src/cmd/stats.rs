@@ -26,7 +26,7 @@ pub struct Config {
     pub narrate: Narrator,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StatsDetails {
     /// Snapshots taken (1 without --watch).
     pub refreshes: u64,

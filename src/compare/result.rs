@@ -3,14 +3,14 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::rounds::Tracker;
 use super::settle::Settle;
 use super::Comparison;
 
 /// How a replica's data was compared with the master's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Path {
     /// `DEBUG DIGEST` equal on both (one command each), then TTLs on a sample.
@@ -20,7 +20,7 @@ pub enum Path {
 }
 
 /// The ways a key can differ between the master and a replica.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// On the master, not on the replica.
@@ -60,7 +60,7 @@ impl Kind {
 }
 
 /// Keys per outcome, for one replica.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     /// Keys compared: the master's (all, or the sample) plus keys found only on the replica.
     pub compared: u64,
@@ -114,7 +114,7 @@ impl Counts {
 }
 
 /// One differing key, as the report names it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeySample {
     /// How it differs.
     pub kind: Kind,
@@ -127,7 +127,7 @@ pub struct KeySample {
 }
 
 /// The comparison of one replica with the master.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReplicaResult {
     /// `replica1`, ...
     pub name: String,
@@ -157,7 +157,7 @@ pub struct ReplicaResult {
 }
 
 /// How the keys to compare were chosen.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SampleInfo {
     /// `all` (every key), `scan` (SCAN keeping each key with a probability)
     /// or `random` (RANDOMKEY, distinct keys); per db the cheaper one is used.
@@ -173,7 +173,7 @@ pub struct SampleInfo {
 }
 
 /// Everything one comparison found.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CompareResult {
     /// `master`.
     pub master: String,

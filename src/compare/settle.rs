@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::client::{Conn, Info, NodeError, ReplicaLine};
 use crate::topology::{same_host, Node};
@@ -26,7 +26,7 @@ pub struct Endpoint {
     pub conn: Result<Conn, NodeError>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SettleState {
     /// Follows this master, link up, offset reached: compared.
@@ -45,7 +45,7 @@ pub enum SettleState {
 }
 
 /// How one replica ended the wait.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settle {
     /// caught_up, lagging, syncing, link_down, not_following or down.
     pub state: SettleState,
@@ -149,7 +149,7 @@ fn judge(node: &Node, info: &Info, minfo: &Info, lines: &[ReplicaLine], target: 
         .follows()
         .map(|(h, p)| format!("{h}:{p}"))
         .unwrap_or_else(|| "nothing".into());
-    if info.role() != "slave" {
+    if info.role() != "replica" {
         return state(
             SettleState::NotFollowing,
             format!(

@@ -81,7 +81,7 @@ impl RangeRecord {
 }
 
 impl Owned {
-    fn same(&self, other: &Owned) -> bool {
+    pub(crate) fn same(&self, other: &Owned) -> bool {
         match (self, other) {
             (Owned::Key(a), Owned::Key(b)) => a == b,
             (

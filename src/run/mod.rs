@@ -103,6 +103,35 @@ impl Ctx {
         }
     }
 
+    /// Remove keys this run wrote and no longer needs, now rather than at the
+    /// end (a later step must not see them expire or be counted), and wait
+    /// until `replicas` replicas have the deletes (bounded by the timeout).
+    /// What fails here stays in the ledger for the run's cleanup.
+    pub async fn discard(&self, master: &mut Conn, keys: &[String], replicas: usize) {
+        if keys.is_empty() {
+            return;
+        }
+        let mut unlink = redis::cmd("UNLINK");
+        for k in keys {
+            unlink.arg(k);
+        }
+        if master.query::<u64>(&unlink).await.is_err() {
+            return;
+        }
+        for k in keys {
+            self.ledger.remove(&ledger::Owned::Key(k.clone()));
+        }
+        if replicas > 0 {
+            let wait = redis::cmd("WAIT")
+                .arg(replicas)
+                .arg(self.timeout.as_millis().max(1) as u64)
+                .clone();
+            let _ = master
+                .query_for::<u64>(&wait, self.timeout + Duration::from_secs(1))
+                .await;
+        }
+    }
+
     /// A connection to the master: the survey's when there is one (a master
     /// at maxclients refuses a new one), else a new one.
     pub async fn master_conn(&self) -> Result<Conn, crate::client::NodeError> {

@@ -4,6 +4,7 @@
 //! way for the page to reach the network.
 
 mod fabricate;
+mod text;
 
 use std::collections::BTreeSet;
 

@@ -7,7 +7,7 @@ mod report;
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::client::{ErrorKind, NodeError};
 use crate::compare::{self, CompareResult, Comparison, Endpoint, Live, Sample};
@@ -48,7 +48,7 @@ impl Config {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct CompareDetails {
     /// The comparison: per replica, counts per kind, differing keys, the path
     /// taken; the sample, rounds, digests.

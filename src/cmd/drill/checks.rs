@@ -225,13 +225,13 @@ pub fn rejoin_check(d: &DrillDetails) -> Check {
     }
     let reason = match (role, back) {
         (Some("master"), _) => format!("{} is the master again (no failover happened)", d.target),
-        (Some("slave"), Some(e)) => format!(
+        (Some("replica"), Some(e)) => format!(
             "{} rejoined as a replica of {}, link up {:.2} s after the fault",
             d.target,
             d.master_after,
             e.t_ms / 1e3
         ),
-        (Some("slave"), None) => {
+        (Some("replica"), None) => {
             format!("{} follows {} again, link up", d.target, d.master_after)
         }
         _ => {

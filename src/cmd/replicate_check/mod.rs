@@ -256,6 +256,7 @@ async fn probe(
     // that outlives this bound.
     let ttl = crate::run::key_ttl(cfg.max_lag * 2 + ctx.timeout * 2);
     let mut slowest: Option<Duration> = None;
+    let mut written = Vec::new();
     for i in 0..cfg.probes {
         // Once no replica is left to time, more probes would only be writes.
         if !active.contains(&true) {
@@ -264,6 +265,7 @@ async fn probe(
         let key = ctx.key(&format!("probe:{i}"));
         let value = format!("{}:{i}", ctx.run_id);
         ctx.ledger.add(key.clone());
+        written.push(key.clone());
         ctx.safety.expiring(ttl);
         let t0 = Instant::now();
         master
@@ -312,6 +314,10 @@ async fn probe(
             }
         }
     }
+    // The probes go now: a step after this one (the demo's expiry watch,
+    // a count) must not see them expire. Replicas still keeping up confirm.
+    let following = active.iter().filter(|a| **a).count();
+    ctx.discard(&mut master, &written, following).await;
     for (r, h) in results.iter_mut().zip(&hists) {
         if !h.is_empty() {
             r.visible_latency = Some(LatencyUs::from_ns(h));

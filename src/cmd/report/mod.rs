@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Settings;
-use crate::report::{Details, Report, Section, Verdict};
+use crate::report::{AnyReport, Details, Report, Section, Verdict};
 
 /// Renders, and exits 0 once rendered: the saved verdict is in the output,
 /// and turning a failed run's report into pictures is not itself a failure.
@@ -28,23 +28,56 @@ pub fn run(args: Config, g: &Settings) -> Result<Verdict> {
         overlay::run(g, &args.file, saved, other, read(other)?)?;
         return Ok(Verdict::Pass);
     }
+    let mut report = typed(saved).or_else(|(e, saved)| {
+        let generic: Report<Saved> = serde_json::from_value(saved)
+            .with_context(|| format!("{}: not a redlab report", args.file.display()))?;
+        eprintln!(
+            "redlab: {}: its {} details do not read as this redlab's ({e}); showing them as saved",
+            args.file.display(),
+            generic.command
+        );
+        anyhow::Ok(Box::new(generic) as Box<dyn AnyReport>)
+    })?;
+    crate::emit(g, report.as_mut())?;
+    Ok(Verdict::Pass)
+}
+
+/// A saved report as its subcommand's own report, to render as that
+/// subcommand does; the error, with the value back, when its details do not
+/// read as this redlab's (an interrupted run, another version). A command
+/// without a renderer of its own reads as `Saved`.
+pub fn typed(
+    saved: serde_json::Value,
+) -> std::result::Result<Box<dyn AnyReport>, (serde_json::Error, serde_json::Value)> {
+    use crate::cmd::*;
     let command = saved
         .get("command")
         .and_then(|c| c.as_str())
         .unwrap_or_default()
         .to_string();
-    use crate::cmd::*;
     match command.as_str() {
-        "perf" => emit_as::<perf::PerfDetails>(g, &args.file, saved),
-        "replicate-check" => emit_as::<replicate_check::ReplicateDetails>(g, &args.file, saved),
-        "ttl-watch" => emit_as::<ttl_watch::TtlWatchDetails>(g, &args.file, saved),
-        "check" => emit_as::<check::CheckDetails>(g, &args.file, saved),
-        "keycount" => emit_as::<keycount::KeycountDetails>(g, &args.file, saved),
-        "demo" => emit_as::<demo::DemoDetails>(g, &args.file, saved),
-        "drill" => emit_as::<crate::cmd::drill::DrillDetails>(g, &args.file, saved),
-        _ => emit_as::<Saved>(g, &args.file, saved),
-    }?;
-    Ok(Verdict::Pass)
+        "perf" => as_report::<perf::PerfDetails>(saved),
+        "replicate-check" => as_report::<replicate_check::ReplicateDetails>(saved),
+        "ttl-watch" => as_report::<ttl_watch::TtlWatchDetails>(saved),
+        "check" => as_report::<check::CheckDetails>(saved),
+        "keycount" => as_report::<keycount::KeycountDetails>(saved),
+        "demo" => as_report::<demo::DemoDetails>(saved),
+        "drill" => as_report::<drill::DrillDetails>(saved),
+        "stats" => as_report::<stats::StatsDetails>(saved),
+        "compare" => as_report::<compare::CompareDetails>(saved),
+        "clean" => as_report::<clean::CleanDetails>(saved),
+        "lab" => as_report::<lab::LabDetails>(saved),
+        _ => as_report::<Saved>(saved),
+    }
+}
+
+fn as_report<D: Details + DeserializeOwned + 'static>(
+    saved: serde_json::Value,
+) -> std::result::Result<Box<dyn AnyReport>, (serde_json::Error, serde_json::Value)> {
+    match serde_json::from_value::<Report<D>>(saved.clone()) {
+        Ok(r) => Ok(Box::new(r)),
+        Err(e) => Err((e, saved)),
+    }
 }
 
 /// A JSON report, checked to be one.
@@ -64,29 +97,6 @@ pub fn read(path: &Path) -> Result<serde_json::Value> {
         );
     }
     Ok(v)
-}
-
-/// As the subcommand's own report; one whose details this redlab cannot read
-/// (an interrupted run, another version) still shows its run, nodes and checks.
-fn emit_as<D: Details + DeserializeOwned>(
-    g: &Settings,
-    path: &Path,
-    saved: serde_json::Value,
-) -> Result<Verdict> {
-    match serde_json::from_value::<Report<D>>(saved.clone()) {
-        Ok(mut report) => crate::emit(g, &mut report),
-        Err(e) => {
-            let generic: Report<Saved> = serde_json::from_value(saved)
-                .with_context(|| format!("{}: not a redlab report", path.display()))?;
-            eprintln!(
-                "redlab: {}: its {} details do not read as this redlab's ({e}); showing them as saved",
-                path.display(),
-                generic.command
-            );
-            let mut generic = generic;
-            crate::emit(g, &mut generic)
-        }
-    }
 }
 
 /// Details of a report without a renderer of its own: its plain fields.
