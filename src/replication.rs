@@ -51,7 +51,10 @@ pub struct ReplicaView {
     pub follows: Option<String>,
     pub listed_by_master: bool,
     pub syncing: bool,
-    /// Master offset minus the offset this replica acknowledged.
+    /// Master offset minus the replica's: the offset it says it processed
+    /// (its own INFO) when it follows this master, else the one it last
+    /// acknowledged (the master's INFO, refreshed about once a second, so a
+    /// burst just written shows as lag there).
     pub offset_lag_bytes: Option<u64>,
     /// Seconds since its last ACK, as the master reports.
     pub lag_s: Option<u64>,
@@ -141,6 +144,11 @@ pub fn view(st: &NodeState, master: &Info, topo: &Topology) -> ReplicaView {
     if let Some(why) = elsewhere {
         v.standing = Standing::Elsewhere;
         v.problems.push(why);
+    } else if same_id && !v.syncing {
+        let own = info
+            .u64("slave_repl_offset")
+            .unwrap_or_else(|| info.repl_offset());
+        v.offset_lag_bytes = Some(master.repl_offset().saturating_sub(own));
     }
     v
 }

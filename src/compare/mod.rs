@@ -33,7 +33,7 @@ use rounds::Tracker;
 pub use scan::Sample;
 pub use settle::{settle, Endpoint, Settle, SettleState};
 
-/// How to compare (clap-free; the subcommand fills it from its flags).
+/// How to compare (plain data; the subcommand fills it from its flags).
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Rounds in all: the first pass, then re-checks of what differed.

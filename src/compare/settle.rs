@@ -191,8 +191,8 @@ fn judge(node: &Node, info: &Info, minfo: &Info, lines: &[ReplicaLine], target: 
             ..state(
                 SettleState::Lagging,
                 format!(
-                    "offset {offset} still {} bytes behind the master's {target}: compared anyway, in-flight writes are re-checked in later rounds",
-                    target - offset
+                    "offset {offset} still {} behind the master's {target}: compared anyway, in-flight writes are re-checked in later rounds",
+                    crate::report::human_bytes_or_zero(target - offset)
                 ),
             )
         };

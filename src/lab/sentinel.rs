@@ -10,7 +10,7 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
 use super::{conf_quote, is_port_clash, pick_ports, Lab, LabOptions, Server};
-use crate::topology::sentinel::{self, SentinelSet, View, DEFAULT_MASTER_NAME};
+use crate::topology::sentinel::{self, SentinelSet, SentinelView, DEFAULT_MASTER_NAME};
 use crate::topology::{Node, Role};
 
 /// The timeouts of a lab with Sentinels, stated in every drill report.
@@ -165,7 +165,12 @@ pub fn set_of(sentinels: &[Server]) -> SentinelSet {
 }
 
 /// Why this view is not ready yet, if it is not.
-fn not_ready(v: &View, master_port: u16, replicas: usize, sentinels: usize) -> Option<String> {
+fn not_ready(
+    v: &SentinelView,
+    master_port: u16,
+    replicas: usize,
+    sentinels: usize,
+) -> Option<String> {
     match &v.master {
         Some((_, p)) if *p == master_port => {}
         Some((h, p)) => return Some(format!("names {h}:{p} as the master")),

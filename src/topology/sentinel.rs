@@ -67,7 +67,7 @@ pub fn flags_down(flags: &str) -> bool {
 
 /// What one Sentinel says about one master.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct View {
+pub struct SentinelView {
     /// `get-master-addr-by-name`: None when it knows no master by that name.
     pub master: Option<(String, u16)>,
     /// Its flags for the master (`master`, `s_down`, `o_down`, ...).
@@ -98,15 +98,15 @@ fn addr_of(v: &redis::Value) -> Option<(String, u16)> {
 }
 
 /// Master, replicas and peers as one Sentinel sees them (one pipeline).
-pub async fn view(node: &Node, name: &str, timeout: Duration) -> Result<View, NodeError> {
+pub async fn view(node: &Node, name: &str, timeout: Duration) -> Result<SentinelView, NodeError> {
     let mut conn = Conn::connect(node, timeout).await?;
     view_on(&mut conn, name).await
 }
 
-pub async fn view_on(conn: &mut Conn, name: &str) -> Result<View, NodeError> {
+pub async fn view_on(conn: &mut Conn, name: &str) -> Result<SentinelView, NodeError> {
     let master = master_addr(conn, name).await?;
     if master.is_none() {
-        return Ok(View {
+        return Ok(SentinelView {
             master: None,
             master_flags: String::new(),
             replicas: Vec::new(),
@@ -127,7 +127,7 @@ pub async fn view_on(conn: &mut Conn, name: &str) -> Result<View, NodeError> {
     let sentinels: redis::Value = conn
         .query(redis::cmd("SENTINEL").arg("sentinels").arg(name))
         .await?;
-    Ok(View {
+    Ok(SentinelView {
         master,
         master_flags,
         replicas: peers(&replicas),
@@ -156,7 +156,7 @@ fn peers(v: &redis::Value) -> Vec<Peer> {
 }
 
 /// Every Sentinel's view, each bounded on its own.
-pub async fn views(set: &SentinelSet, timeout: Duration) -> Vec<Result<View, NodeError>> {
+pub async fn views(set: &SentinelSet, timeout: Duration) -> Vec<Result<SentinelView, NodeError>> {
     let tasks: Vec<_> = set
         .nodes
         .iter()
@@ -176,14 +176,14 @@ pub async fn views(set: &SentinelSet, timeout: Duration) -> Vec<Result<View, Nod
 /// The master the answering Sentinels agree on, or why there is none.
 pub fn agreed_master(
     set: &SentinelSet,
-    views: &[Result<View, NodeError>],
+    views: &[Result<SentinelView, NodeError>],
 ) -> Result<(String, u16)> {
     let name = &set.master_name;
     let mut errors = Vec::new();
     let mut said: Vec<(&str, (String, u16))> = Vec::new();
     for (node, v) in set.nodes.iter().zip(views) {
         match v {
-            Ok(View {
+            Ok(SentinelView {
                 master: Some(m), ..
             }) => said.push((&node.name, m.clone())),
             Ok(_) => errors.push(format!("{} knows no master named '{name}'", node.label())),
@@ -304,7 +304,7 @@ mod tests {
         )
         .unwrap();
         let says = |port: Option<u16>| {
-            Ok(View {
+            Ok(SentinelView {
                 master: port.map(|p| ("127.0.0.1".to_string(), p)),
                 master_flags: "master".into(),
                 replicas: Vec::new(),

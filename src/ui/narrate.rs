@@ -79,11 +79,17 @@ impl Narrator {
         let text = match width {
             Some(w) if !text.contains('\n') && textwrap::core::display_width(text) > w => {
                 let lead = text.len() - text.trim_start().len();
-                let stamp = if text.trim_start().starts_with('+') {
-                    text.trim_start().find("  ").map(|i| i + 2).unwrap_or(0)
-                } else {
-                    0
-                };
+                // A line led by a label column (`+2.002 s  `, `replica1   `)
+                // continues under the text after it.
+                let body = text.trim_start();
+                let stamp = body
+                    .find("  ")
+                    .filter(|i| *i > 0)
+                    .and_then(|i| {
+                        let rest = &body[i..];
+                        Some(i + rest.len() - rest.trim_start().len())
+                    })
+                    .unwrap_or(0);
                 let indent = " ".repeat((lead + stamp).min(w / 3).max(2));
                 let opts = textwrap::Options::new(w)
                     .subsequent_indent(&indent)

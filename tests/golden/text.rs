@@ -257,3 +257,45 @@ fn renderings_match_the_reviewed_ones() {
         differ.join("\n\n")
     );
 }
+
+/// The README's architecture table names every folder and top-level file of
+/// src/, and nothing that is not there.
+#[test]
+fn readme_architecture_matches_the_tree() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = readme
+        .split("\n## Architecture\n")
+        .nth(1)
+        .expect("README has an Architecture section");
+    let section = section.split("\n## ").next().unwrap();
+    let named: BTreeSet<String> = section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .flat_map(|l| {
+            let first = l.split(" | ").next().unwrap_or_default();
+            first
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut tree = BTreeSet::new();
+    for e in std::fs::read_dir(root.join("src")).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if e.file_type().unwrap().is_dir() {
+            tree.insert(format!("{name}/"));
+        } else if name.ends_with(".rs") {
+            tree.insert(name);
+        }
+    }
+    let missing: Vec<_> = tree.difference(&named).collect();
+    let stale: Vec<_> = named.difference(&tree).collect();
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "README's architecture table: not named {missing:?}; named but not in src/ {stale:?}"
+    );
+}

@@ -91,7 +91,10 @@ fn pass_reason(r: &ReplicaResult, d: &CompareResult) -> String {
         }
     };
     match r.settle.behind_bytes {
-        Some(b) => format!("{how}; it was {b} bytes behind when compared, differences re-checked"),
+        Some(b) => format!(
+            "{how}; it was {} behind when compared, differences re-checked",
+            crate::report::human_bytes_or_zero(b)
+        ),
         None => how,
     }
 }

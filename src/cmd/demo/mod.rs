@@ -270,9 +270,16 @@ async fn expiry(
     } else {
         say.line(&if until_expiry {
             format!(
-                "The entry's TTL is set again to {}: watching it count down and expire on every node (that takes {}; --ttl 10s makes it shorter).",
+                "The entry's TTL is set again to {}: watching it count down and expire on every node{}.",
                 humantime::format_duration(cfg.ttl),
-                humantime::format_duration(cfg.ttl)
+                if cfg.ttl > Duration::from_secs(10) {
+                    format!(
+                        " (that takes {}; --ttl 10s makes it shorter)",
+                        humantime::format_duration(cfg.ttl)
+                    )
+                } else {
+                    String::new()
+                }
             )
         } else {
             format!(

@@ -29,7 +29,7 @@ pub struct LoadSpec {
 
 /// What one write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum WriteOutcome {
     /// SET answered OK; `acks` is WAIT's answer (None: no WAIT, or it failed).
     Set {
         acks: Option<u32>,
@@ -44,21 +44,21 @@ pub struct Attempt {
     pub done: Instant,
     /// Port of the node it was sent to.
     pub port: u16,
-    pub outcome: Outcome,
+    pub outcome: WriteOutcome,
 }
 
 impl Attempt {
     /// Acknowledged at the level asked for.
     pub fn acked(&self, level: Option<u32>) -> bool {
         match (self.outcome, level) {
-            (Outcome::Set { .. }, None) => true,
-            (Outcome::Set { acks: Some(a) }, Some(n)) => a >= n,
+            (WriteOutcome::Set { .. }, None) => true,
+            (WriteOutcome::Set { acks: Some(a) }, Some(n)) => a >= n,
             _ => false,
         }
     }
 
     pub fn written(&self) -> bool {
-        matches!(self.outcome, Outcome::Set { .. })
+        matches!(self.outcome, WriteOutcome::Set { .. })
     }
 }
 
@@ -210,10 +210,10 @@ impl Writer {
             let id = self.next.fetch_add(1, Ordering::SeqCst);
             let sent = Instant::now();
             let outcome = match self.write(&node, id).await {
-                Ok(acks) => Outcome::Set { acks },
+                Ok(acks) => WriteOutcome::Set { acks },
                 Err(e) => {
                     self.conn = None;
-                    Outcome::Failed(e.kind)
+                    WriteOutcome::Failed(e.kind)
                 }
             };
             self.record.push(Attempt {
@@ -285,10 +285,10 @@ mod tests {
             port: 1,
             outcome,
         };
-        assert!(a(Outcome::Set { acks: None }).acked(None));
-        assert!(!a(Outcome::Set { acks: None }).acked(Some(1)));
-        assert!(a(Outcome::Set { acks: Some(2) }).acked(Some(1)));
-        assert!(!a(Outcome::Set { acks: Some(0) }).acked(Some(1)));
-        assert!(!a(Outcome::Failed(ErrorKind::Refused)).acked(None));
+        assert!(a(WriteOutcome::Set { acks: None }).acked(None));
+        assert!(!a(WriteOutcome::Set { acks: None }).acked(Some(1)));
+        assert!(a(WriteOutcome::Set { acks: Some(2) }).acked(Some(1)));
+        assert!(!a(WriteOutcome::Set { acks: Some(0) }).acked(Some(1)));
+        assert!(!a(WriteOutcome::Failed(ErrorKind::Refused)).acked(None));
     }
 }

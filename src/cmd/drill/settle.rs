@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::owned::{Plan, PROBE};
 use crate::client::Conn;
 use crate::replication::wait_caught_up;
-use crate::topology::sentinel::{agreed_master, flags_down, views, View};
+use crate::topology::sentinel::{agreed_master, flags_down, views, SentinelView};
 use crate::topology::Node;
 
 /// One node's replication facts at one moment.
@@ -114,7 +114,7 @@ pub async fn check_stable(plan: &Plan) -> Result<Stable, String> {
 fn sentinels_see_all_up(
     plan: &Plan,
     master: usize,
-    all: &[Result<View, crate::client::NodeError>],
+    all: &[Result<SentinelView, crate::client::NodeError>],
 ) -> Result<(), String> {
     for (s, v) in plan.sentinels.nodes.iter().zip(all) {
         let v = v

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
-use super::load::{Attempt, Outcome};
+use super::load::{Attempt, WriteOutcome};
 use super::owned::Plan;
 use super::report::{rel, AckLevel, Event, NodeResync, WriteBucket, WriteCounts};
 use super::settle::Snap;
@@ -29,7 +29,7 @@ pub fn levels(
 ) -> (Vec<AckLevel>, Option<u64>) {
     let mut by: BTreeMap<Option<u32>, (u64, u64)> = BTreeMap::new();
     for a in attempts {
-        if let Outcome::Set { acks } = a.outcome {
+        if let WriteOutcome::Set { acks } = a.outcome {
             let e = by.entry(acks).or_default();
             e.0 += 1;
             if present.is_some_and(|p| !p.contains(&a.id)) {
@@ -74,8 +74,8 @@ pub fn counts(cfg: &Config, m: &Measured, present: Option<&HashSet<u64>>) -> Wri
     };
     for a in &m.attempts {
         match a.outcome {
-            Outcome::Set { .. } => c.written += 1,
-            Outcome::Failed(kind) => {
+            WriteOutcome::Set { .. } => c.written += 1,
+            WriteOutcome::Failed(kind) => {
                 c.failed += 1;
                 let k = serde_json::to_value(kind)
                     .ok()
@@ -116,7 +116,7 @@ pub fn write_events(
     }
     let failed: Vec<&Attempt> = attempts
         .iter()
-        .filter(|a| a.done > at && matches!(a.outcome, Outcome::Failed(_)))
+        .filter(|a| a.done > at && matches!(a.outcome, WriteOutcome::Failed(_)))
         .collect();
     if let (Some(first), Some(last)) = (failed.first(), failed.last()) {
         push(
@@ -158,7 +158,7 @@ pub fn buckets(cfg: &Config, attempts: &[Attempt], at: Instant) -> Vec<WriteBuck
     for a in attempts {
         let b = by.get_mut(&key(a)).expect("every bucket is there");
         match a.outcome {
-            Outcome::Failed(_) => b.failed += 1,
+            WriteOutcome::Failed(_) => b.failed += 1,
             _ if a.acked(cfg.ack) => b.acknowledged += 1,
             _ => b.unacknowledged += 1,
         }
@@ -308,7 +308,7 @@ pub(super) mod tests {
             sent: ms(done),
             done: ms(done),
             port,
-            outcome: Outcome::Set { acks },
+            outcome: WriteOutcome::Set { acks },
         };
         let attempts = vec![
             w(0, -20, 1, Some(1)),
@@ -317,7 +317,7 @@ pub(super) mod tests {
             w(2, 300, 1, Some(1)),
             w(3, 400, 2, Some(0)),
             Attempt {
-                outcome: Outcome::Failed(ErrorKind::Refused),
+                outcome: WriteOutcome::Failed(ErrorKind::Refused),
                 ..w(4, 500, 2, None)
             },
             w(5, 2000, 2, Some(1)),
@@ -342,7 +342,7 @@ pub(super) mod tests {
             sent: now,
             done: now,
             port: 1,
-            outcome: Outcome::Set { acks },
+            outcome: WriteOutcome::Set { acks },
         };
         let attempts = [w(0, Some(0)), w(1, Some(1)), w(2, Some(2)), w(3, None)];
         let present: HashSet<u64> = [1, 3].into_iter().collect();

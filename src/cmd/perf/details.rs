@@ -401,7 +401,7 @@ impl Details for PerfDetails {
                 c.name.clone(),
                 c.address.clone(),
                 c.offset_lag_bytes_after_load
-                    .map(|b| format!("{b} B"))
+                    .map(crate::report::human_bytes_or_zero)
                     .unwrap_or_else(|| "-".into()),
                 match (c.catch_up_ms, &c.error) {
                     (Some(ms), _) => format!("{ms:.1} ms"),

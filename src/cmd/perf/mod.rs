@@ -551,8 +551,9 @@ fn catch_up_check(r: &CatchUp, resyncs: &Resyncs, replicas: usize) -> Check {
         (Some(ms), _) => Check::pass(
             name,
             format!(
-                "{} bytes behind after the load, caught up in {ms:.1} ms",
-                crate::report::opt(&r.offset_lag_bytes_after_load)
+                "{} behind after the load, caught up in {ms:.1} ms",
+                r.offset_lag_bytes_after_load
+                    .map_or("-".into(), crate::report::human_bytes_or_zero)
             ),
         ),
         (None, e) => Check::fail(name, e.clone().unwrap_or_else(|| "did not catch up".into())),

@@ -385,8 +385,9 @@ fn role_check(r: &ReplicaResult) -> Check {
         let mut reason = r.problems.join("; ");
         if r.listed_by_master {
             reason.push_str(&format!(
-                "; the master sees it {} bytes behind, last ACK {} s ago",
-                crate::report::opt(&r.offset_lag_bytes),
+                "; the master sees it {} behind, last ACK {} s ago",
+                r.offset_lag_bytes
+                    .map_or("-".into(), crate::report::human_bytes_or_zero),
                 crate::report::opt(&r.lag_s)
             ));
         }
@@ -419,7 +420,10 @@ fn propagation_check(r: &mut ReplicaResult, cfg: &Config, slowest: Option<Durati
         return Check::skip(name, format!("not probed: {why}"));
     }
     let behind = match (r.offset_lag_bytes, r.lag_s) {
-        (Some(b), Some(s)) => format!("the master sees it {b} bytes behind, last ACK {s} s ago"),
+        (Some(b), Some(s)) => format!(
+            "the master sees it {} behind, last ACK {s} s ago",
+            crate::report::human_bytes_or_zero(b)
+        ),
         _ => "the master does not list it among its replicas".to_string(),
     };
     let bound = humantime::format_duration(cfg.max_lag);
