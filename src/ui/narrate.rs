@@ -85,9 +85,9 @@ impl Narrator {
                 let stamp = body
                     .find("  ")
                     .filter(|i| *i > 0)
-                    .and_then(|i| {
+                    .map(|i| {
                         let rest = &body[i..];
-                        Some(i + rest.len() - rest.trim_start().len())
+                        i + rest.len() - rest.trim_start().len()
                     })
                     .unwrap_or(0);
                 let indent = " ".repeat((lead + stamp).min(w / 3).max(2));
