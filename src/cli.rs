@@ -519,6 +519,9 @@ pub struct ReplicateCheckArgs {
     /// How long a probe may take to become visible on a replica.
     #[arg(long, default_value = "1s", value_parser = parse_period)]
     pub max_lag: Duration,
+    /// How often each replica's offset lag is sampled while probing (one INFO on the master each).
+    #[arg(long, default_value = "100ms", value_parser = parse_period)]
+    pub lag_interval: Duration,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -968,6 +971,10 @@ pub struct DrillArgs {
     /// How long the topology may take to be stable again after the fault.
     #[arg(long, default_value = "40s", value_parser = parse_period)]
     pub settle: Duration,
+    /// How often each replica's offset lag is sampled during a replica fault
+    /// (one INFO on the master each).
+    #[arg(long, default_value = "100ms", value_parser = parse_period)]
+    pub lag_interval: Duration,
     /// Fail when writes were unavailable longer [default: the lab's
     /// down-after + failover-timeout + the fault's --for].
     #[arg(long, value_parser = parse_duration, value_name = "DUR")]

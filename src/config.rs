@@ -222,6 +222,7 @@ fn job(command: &Command, settings: &Settings) -> Result<Job> {
         Command::ReplicateCheck(a) => Job::ReplicateCheck(replicate_check::Config {
             probes: a.probes,
             max_lag: a.max_lag,
+            lag_interval: a.lag_interval,
         }),
         Command::Keycount(a) => Job::Keycount(keycount::Config { settle: a.settle }),
         Command::Lab(a) => Job::Lab(lab::Config {
@@ -253,6 +254,7 @@ fn job(command: &Command, settings: &Settings) -> Result<Job> {
                 replication: replicate_check::Config {
                     probes: a.replication.probes,
                     max_lag: a.replication.max_lag,
+                    lag_interval: a.replication.lag_interval,
                 },
                 keycount: keycount::Config {
                     settle: a.keycount.settle,
@@ -315,6 +317,7 @@ fn drill_config(a: &crate::cli::DrillArgs, settings: &Settings) -> drill::Config
         }),
         state_dir: a.state_dir.clone(),
         explicit_topology: t.master.is_some() || !t.replicas.is_empty() || !t.sentinels.is_empty(),
+        lag_interval: a.lag_interval,
     }
 }
 

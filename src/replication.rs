@@ -75,9 +75,27 @@ impl ReplicaView {
 
 /// Judge one replica against the master's INFO.
 pub fn view(st: &NodeState, master: &Info, topo: &Topology) -> ReplicaView {
+    match &st.info {
+        Some(info) => judge(&st.node, info, master, topo),
+        None => {
+            let mut v = judge_unread(&st.node, master);
+            v.standing = Standing::Unreachable;
+            v.problems.push(
+                st.error
+                    .as_ref()
+                    .map(|e| e.message.clone())
+                    .unwrap_or_else(|| "no answer".into()),
+            );
+            v
+        }
+    }
+}
+
+/// What the master's INFO alone says of a replica.
+fn judge_unread(node: &Node, master: &Info) -> ReplicaView {
     let lines = master.replicas();
-    let line = line_for(&st.node, &lines);
-    let mut v = ReplicaView {
+    let line = line_for(node, &lines);
+    ReplicaView {
         standing: Standing::Follows,
         role: None,
         link_status: None,
@@ -87,17 +105,16 @@ pub fn view(st: &NodeState, master: &Info, topo: &Topology) -> ReplicaView {
         offset_lag_bytes: line.map(|l| master.repl_offset().saturating_sub(l.offset)),
         lag_s: line.map(|l| l.lag_s),
         problems: Vec::new(),
-    };
-    let Some(info) = &st.info else {
-        v.standing = Standing::Unreachable;
-        v.problems.push(
-            st.error
-                .as_ref()
-                .map(|e| e.message.clone())
-                .unwrap_or_else(|| "no answer".into()),
-        );
-        return v;
-    };
+    }
+}
+
+/// Judge a replica from its own INFO replication against the master's: the
+/// one rule every check uses (replicate-check, keycount, compare, perf).
+/// Addresses are named after `topo`'s nodes.
+pub fn judge(node: &Node, info: &Info, master: &Info, topo: &Topology) -> ReplicaView {
+    let lines = master.replicas();
+    let line = line_for(node, &lines);
+    let mut v = judge_unread(node, master);
     v.role = Some(info.role().to_string());
     v.link_status = info.get("master_link_status").map(String::from);
     v.syncing = info.syncing();
@@ -155,7 +172,15 @@ pub fn view(st: &NodeState, master: &Info, topo: &Topology) -> ReplicaView {
 
 /// A replica in a full sync or loading: say how far along, never a verdict on its data.
 fn syncing_reason(info: &Info) -> String {
-    let progress = if info.flag("loading") {
+    format!(
+        "syncing: {}; its data is not complete yet, so it is not compared",
+        sync_progress(info)
+    )
+}
+
+/// How far a loading or full-syncing replica is.
+pub fn sync_progress(info: &Info) -> String {
+    if info.flag("loading") {
         format!(
             "loading the dataset ({}% loaded)",
             info.get("loading_loaded_perc").unwrap_or("?")
@@ -167,8 +192,7 @@ fn syncing_reason(info: &Info) -> String {
             Some("-1") | None => format!("full sync in progress ({read} bytes received so far)"),
             Some(total) => format!("full sync in progress ({read} of {total} bytes received)"),
         }
-    };
-    format!("syncing: {progress}; its data is not complete yet, so it is not compared")
+    }
 }
 
 /// `127.0.0.1:6380 (replica1)` where the address is one of ours.

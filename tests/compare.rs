@@ -643,7 +643,7 @@ fn a_replica_in_a_full_sync_is_syncing_and_not_compared() {
         .unwrap()
         .to_string();
     assert!(
-        reason.starts_with("not compared (syncing): in a full sync"),
+        reason.starts_with("not compared (syncing): full sync in progress"),
         "{reason}"
     );
     // The replica goes first: the master then kills its RDB child.

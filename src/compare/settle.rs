@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 
-use crate::client::{Conn, Info, NodeError, ReplicaLine};
-use crate::topology::{same_host, Node};
+use crate::client::{Conn, Info, NodeError};
+use crate::replication::{self, Standing};
+use crate::topology::{Node, Topology};
 
 /// A replica as the comparison gets it: its address and a connection, or
 /// why there is none.
@@ -77,6 +78,7 @@ impl Settle {
 pub async fn settle(
     master: &Conn,
     replicas: &[Endpoint],
+    topo: &Topology,
     bound: Duration,
 ) -> Result<Vec<Settle>, NodeError> {
     let start = Instant::now();
@@ -90,7 +92,6 @@ pub async fn settle(
     let mut last: Vec<Option<Settle>> = vec![None; replicas.len()];
     loop {
         let minfo = m.info("replication").await?;
-        let lines = minfo.replicas();
         let pending: Vec<usize> = (0..replicas.len()).filter(|i| done[*i].is_none()).collect();
         let infos = join_all(pending.iter().map(|&i| {
             let conn = replicas[i].conn.clone();
@@ -105,7 +106,7 @@ pub async fn settle(
         for (i, info) in pending.into_iter().zip(infos) {
             let seen = match info {
                 Err(e) => Settle::down(&e),
-                Ok(info) => judge(&replicas[i].node, &info, &minfo, &lines, target),
+                Ok(info) => judge(&replicas[i].node, &info, &minfo, topo, target),
             };
             match seen.state {
                 SettleState::CaughtUp | SettleState::Down => {
@@ -137,52 +138,33 @@ pub async fn settle(
         .collect())
 }
 
-/// One look at a replica's INFO replication against the master's.
-fn judge(node: &Node, info: &Info, minfo: &Info, lines: &[ReplicaLine], target: u64) -> Settle {
+/// One look at a replica's INFO replication against the master's, by the
+/// rule every check uses (`replication::judge`), then its offset against the
+/// master's when the wait began.
+fn judge(node: &Node, info: &Info, minfo: &Info, topo: &Topology, target: u64) -> Settle {
     let state = |state, detail: String| Settle {
         state,
         detail,
         caught_up_ms: None,
         behind_bytes: None,
     };
-    let follows = info
-        .follows()
-        .map(|(h, p)| format!("{h}:{p}"))
-        .unwrap_or_else(|| "nothing".into());
-    if info.role() != "replica" {
-        return state(
-            SettleState::NotFollowing,
-            format!(
-                "role is {}: it follows no master, so not this one",
-                info.role()
+    let v = replication::judge(node, info, minfo, topo);
+    let not = match v.standing {
+        Standing::Follows => None,
+        Standing::Syncing => Some(SettleState::Syncing),
+        Standing::LinkDown => Some(SettleState::LinkDown),
+        Standing::Unreachable => Some(SettleState::Down),
+        Standing::NotReplica | Standing::Elsewhere => Some(SettleState::NotFollowing),
+    };
+    if let Some(not) = not {
+        let detail = match not {
+            SettleState::Syncing => format!(
+                "{}: its data is not complete yet, so it was not compared",
+                replication::sync_progress(info)
             ),
-        );
-    }
-    if info.syncing() {
-        return state(SettleState::Syncing, syncing_detail(info));
-    }
-    if !info.link_up() {
-        return state(
-            SettleState::LinkDown,
-            format!(
-                "its link to {follows} is {}: its data may be stale",
-                info.get("master_link_status").unwrap_or("unknown")
-            ),
-        );
-    }
-    if info.get("master_replid") != minfo.get("master_replid") {
-        return state(
-            SettleState::NotFollowing,
-            format!("follows {follows}, another master (different replication id), not this one"),
-        );
-    }
-    if listed(node, lines).is_none() {
-        return state(
-            SettleState::NotFollowing,
-            format!(
-                "follows {follows} but is not among the master's own replicas: chained behind another replica, or following another master"
-            ),
-        );
+            _ => v.reason(),
+        };
+        return state(not, detail);
     }
     let offset = info.u64("slave_repl_offset").unwrap_or(0);
     if offset < target {
@@ -201,34 +183,6 @@ fn judge(node: &Node, info: &Info, minfo: &Info, lines: &[ReplicaLine], target: 
         SettleState::CaughtUp,
         format!("follows this master with its link up and offset {offset} reached {target}"),
     )
-}
-
-/// The master's `slaveN` line for this node: by ip and port, or by a port
-/// only one line has (inside Docker the master may see another ip).
-fn listed<'a>(node: &Node, lines: &'a [ReplicaLine]) -> Option<&'a ReplicaLine> {
-    lines
-        .iter()
-        .find(|l| l.port == node.port() && same_host(&l.ip, node.host()))
-        .or_else(|| {
-            let same_port: Vec<_> = lines.iter().filter(|l| l.port == node.port()).collect();
-            (same_port.len() == 1).then(|| same_port[0])
-        })
-}
-
-fn syncing_detail(info: &Info) -> String {
-    let progress = if info.flag("loading") {
-        format!(
-            "loading the dataset ({}% loaded)",
-            info.get("loading_loaded_perc").unwrap_or("?")
-        )
-    } else {
-        let read = info.get("master_sync_read_bytes").unwrap_or("?");
-        match info.get("master_sync_total_bytes") {
-            Some("-1") | None => format!("in a full sync ({read} bytes received so far)"),
-            Some(total) => format!("in a full sync ({read} of {total} bytes received)"),
-        }
-    };
-    format!("{progress}: its data is not complete yet, so it was not compared")
 }
 
 #[cfg(test)]
@@ -252,7 +206,8 @@ mod tests {
         let node =
             Node::parse("replica1", Role::Replica, &format!("127.0.0.1:{node_port}")).unwrap();
         let m = Info::parse(MASTER);
-        judge(&node, info, &m, &m.replicas(), target)
+        let topo = crate::lab::loopback_topology(&[("master", 6379), ("replica1", 6380)], None);
+        judge(&node, info, &m, &topo, target)
     }
 
     #[test]

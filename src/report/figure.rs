@@ -251,6 +251,58 @@ pub fn us_unit(max_us: f64) -> (f64, &'static str) {
     }
 }
 
+/// Each replica's offset lag during the load, as the master saw it.
+pub fn replica_lag(lag: &crate::series::lag::LagSeries) -> Option<Figure> {
+    replica_lag_from(lag, 0.0)
+}
+
+/// As `replica_lag`, on another clock: `shift_s` is added to every time
+/// (the drill draws it in seconds from the fault).
+pub fn replica_lag_from(lag: &crate::series::lag::LagSeries, shift_s: f64) -> Option<Figure> {
+    let max = lag.replicas.iter().map(|r| r.max_lag_bytes).max()?;
+    let (div, unit) = bytes_unit(max as f64);
+    let mut f = Figure::new(
+        "replica-lag",
+        "Replica lag during the load",
+        Kind::Step,
+        "time since the first request (s)",
+        &format!("offset lag ({unit})"),
+    );
+    let mut notes = Vec::new();
+    for r in &lag.replicas {
+        let points = r
+            .samples
+            .points()
+            .iter()
+            .map(|s| (s.t_ms / 1e3 + shift_s, s.lag_bytes as f64 / div))
+            .collect();
+        f.series.push(Series::new(&r.name, points));
+        notes.push(format!(
+            "{} peaked at {} ({:.1} s) and {}",
+            r.name,
+            fmt_bytes(r.max_lag_bytes),
+            r.max_lag_at_ms / 1e3 + shift_s,
+            match r.catch_up_ms {
+                Some(ms) => format!("caught up {ms:.0} ms after the load"),
+                None => "did not catch up within the bound".into(),
+            }
+        ));
+    }
+    if let Some(end) = lag.load_ended_ms {
+        f.rules.push(Rule {
+            x: end / 1e3 + shift_s,
+            label: "load ended".into(),
+        });
+    }
+    f.caption = format!(
+        "Master offset minus each replica's acknowledged offset, from the master's INFO every {:.0} ms; \
+         replicas acknowledge about once a second, hence the saw-tooth. {}.",
+        lag.interval_ms,
+        notes.join("; ")
+    );
+    Some(f)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -134,7 +134,7 @@ async fn measure(
         })
         .collect();
     let spinner = ctx.progress.spinner("waiting for the replicas to settle");
-    let settles = compare::settle(&conn, &endpoints, cfg.settle).await?;
+    let settles = compare::settle(&conn, &endpoints, &ctx.topology, cfg.settle).await?;
     spinner.finish();
     let engine = compare::Config {
         timeout: ctx.timeout,

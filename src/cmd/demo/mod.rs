@@ -121,6 +121,7 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<DemoDetails>> {
         replicate_check::Config {
             probes: if cfg.fast { 5 } else { 20 },
             max_lag: Duration::from_secs(1),
+            lag_interval: Duration::from_millis(100),
         },
         ctx,
     )

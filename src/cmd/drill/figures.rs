@@ -6,7 +6,23 @@ use super::report::{DrillDetails, Event};
 use crate::report::figure::{Band, Figure, Kind, Mark, Rule, Series};
 
 pub fn figures(d: &DrillDetails) -> Vec<Figure> {
-    [timeline(d), writes(d)].into_iter().flatten().collect()
+    [timeline(d), writes(d), lag(d)]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// The replicas' offset lag on the drill's clock (seconds from the fault).
+fn lag(d: &DrillDetails) -> Option<Figure> {
+    let shift = d.replica_lag_start_ms.unwrap_or(0.0) / 1e3;
+    let mut f = crate::report::figure::replica_lag_from(d.replica_lag.as_ref()?, shift)?;
+    f.rules.push(Rule {
+        x: 0.0,
+        label: format!("{} on {}", d.fault, d.target),
+    });
+    f.shaded.extend(window(d));
+    f.x_label = "time from the fault (s)".into();
+    Some(f)
 }
 
 fn window(d: &DrillDetails) -> Option<Band> {

@@ -107,6 +107,13 @@ pub struct DrillDetails {
     pub events: Vec<Event>,
     /// Writes per 100 ms by when they ended, from the first to the last.
     pub write_buckets: Vec<WriteBucket>,
+    /// Each replica's offset lag over the load, from the master's INFO
+    /// (replica faults only; sample times from the sampler's start).
+    #[serde(default)]
+    pub replica_lag: Option<crate::series::lag::LagSeries>,
+    /// When the lag sampling started, ms from the fault (negative).
+    #[serde(default)]
+    pub replica_lag_start_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -290,6 +297,8 @@ pub fn details(cfg: &Config, plan: &Plan, m: Measured) -> DrillDetails {
         seen_resync: seen.map(|r| r.as_str().into()),
         write_buckets: buckets(cfg, &m.attempts, at),
         events,
+        replica_lag_start_ms: m.replica_lag.as_ref().map(|(_, t)| rel(*t, at)),
+        replica_lag: m.replica_lag.map(|(l, _)| l),
     }
 }
 

@@ -290,6 +290,7 @@ pub(super) mod tests {
             expect: None,
             state_dir: None,
             explicit_topology: false,
+            lag_interval: Duration::from_millis(100),
         }
     }
 

@@ -2,8 +2,7 @@
 //! and latency per second, and each replica's lag during the load.
 
 use super::PerfDetails;
-use crate::report::figure::{bytes_unit, fmt_bytes, us_unit, Figure, Kind, Rule, Series};
-use crate::series::lag::LagSeries;
+use crate::report::figure::{us_unit, Figure, Kind, Series};
 use crate::series::{LatencySlice, PercentilePoint};
 
 /// The load goes to the master: its series carry the master's colour.
@@ -17,7 +16,11 @@ pub fn figures(d: &PerfDetails) -> Vec<Figure> {
     ));
     out.extend(throughput(d));
     out.extend(latency_over_time(d));
-    out.extend(d.replica_lag.as_ref().and_then(replica_lag));
+    out.extend(
+        d.replica_lag
+            .as_ref()
+            .and_then(crate::report::figure::replica_lag),
+    );
     out
 }
 
@@ -173,52 +176,6 @@ fn latency_over_time(d: &PerfDetails) -> Option<Figure> {
         )
         .label("p99")
         .dashed(),
-    );
-    Some(f)
-}
-
-/// Each replica's offset lag during the load, as the master saw it.
-pub fn replica_lag(lag: &LagSeries) -> Option<Figure> {
-    let max = lag.replicas.iter().map(|r| r.max_lag_bytes).max()?;
-    let (div, unit) = bytes_unit(max as f64);
-    let mut f = Figure::new(
-        "replica-lag",
-        "Replica lag during the load",
-        Kind::Step,
-        "time since the first request (s)",
-        &format!("offset lag ({unit})"),
-    );
-    let mut notes = Vec::new();
-    for r in &lag.replicas {
-        let points = r
-            .samples
-            .points()
-            .iter()
-            .map(|s| (s.t_ms / 1e3, s.lag_bytes as f64 / div))
-            .collect();
-        f.series.push(Series::new(&r.name, points));
-        notes.push(format!(
-            "{} peaked at {} ({:.1} s) and {}",
-            r.name,
-            fmt_bytes(r.max_lag_bytes),
-            r.max_lag_at_ms / 1e3,
-            match r.catch_up_ms {
-                Some(ms) => format!("caught up {ms:.0} ms after the load"),
-                None => "did not catch up within the bound".into(),
-            }
-        ));
-    }
-    if let Some(end) = lag.load_ended_ms {
-        f.rules.push(Rule {
-            x: end / 1e3,
-            label: "load ended".into(),
-        });
-    }
-    f.caption = format!(
-        "Master offset minus each replica's acknowledged offset, from the master's INFO every {:.0} ms; \
-         replicas acknowledge about once a second, hence the saw-tooth. {}.",
-        lag.interval_ms,
-        notes.join("; ")
     );
     Some(f)
 }

@@ -5,13 +5,27 @@ use super::ReplicateDetails;
 use crate::report::figure::{us_unit, Figure, Kind, Series};
 
 pub fn figures(d: &ReplicateDetails) -> Vec<Figure> {
+    let mut out: Vec<Figure> = visible(d).into_iter().collect();
+    // Probes usually last milliseconds: a lag line of two samples says
+    // nothing, so the figure is drawn once the probing lasted a few samples.
+    if let Some(lag) = d
+        .replica_lag
+        .as_ref()
+        .filter(|l| l.replicas.iter().any(|r| r.samples.points().len() >= 3))
+    {
+        out.extend(crate::report::figure::replica_lag(lag));
+    }
+    out
+}
+
+fn visible(d: &ReplicateDetails) -> Option<Figure> {
     let max = d
         .replicas
         .iter()
         .flat_map(|r| r.visible_distribution.iter().map(|p| p.value_us))
         .fold(0.0, f64::max);
     if max == 0.0 {
-        return Vec::new();
+        return None;
     }
     let (div, unit) = us_unit(max);
     let mut f = Figure::new(
@@ -45,5 +59,5 @@ pub fn figures(d: &ReplicateDetails) -> Vec<Figure> {
         let label = format!("{} ({} of {} seen)", r.name, r.probes_seen, d.probes);
         f.series.push(Series::new(&r.name, points).label(label));
     }
-    vec![f]
+    Some(f)
 }

@@ -22,6 +22,8 @@ const PROBE_BYTES: u64 = 64 * 1024;
 pub struct Config {
     pub probes: u32,
     pub max_lag: Duration,
+    /// How often each replica's offset lag is sampled while probing.
+    pub lag_interval: Duration,
 }
 
 impl Config {
@@ -44,6 +46,10 @@ pub struct ReplicateDetails {
     pub master: MasterResult,
     /// One entry per replica given or discovered.
     pub replicas: Vec<ReplicaResult>,
+    /// Each replica's offset lag while the probes were written, from the
+    /// master's INFO (null when nothing was probed).
+    #[serde(default)]
+    pub replica_lag: Option<crate::series::lag::LagSeries>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -170,6 +176,7 @@ pub fn roles(
         max_lag_ms: crate::duration::ms(cfg.max_lag),
         master: m,
         replicas,
+        replica_lag: None,
     };
     (details, checks)
 }
@@ -198,7 +205,39 @@ pub async fn propagation(
         .zip(&details.replicas)
         .map(|(s, r)| s.conn.clone().filter(|_| r.probed))
         .collect();
-    let slowest = probe(cfg, ctx, master.conn.clone(), conns, &mut details.replicas).await?;
+    // The lag sampler has a connection of its own: its INFO never queues
+    // behind (or in front of) a probe.
+    let probed: Vec<_> = survey
+        .replicas()
+        .iter()
+        .zip(&details.replicas)
+        .filter(|(_, r)| r.probed)
+        .map(|(s, _)| s.node.clone())
+        .collect();
+    let sampler_conn = Conn::connect(&ctx.topology.master, ctx.timeout).await.ok();
+    let (done, load_done) = tokio::sync::oneshot::channel::<()>();
+    let probing = async {
+        let r = probe(cfg, ctx, master.conn.clone(), conns, &mut details.replicas).await;
+        let _ = done.send(());
+        r
+    };
+    let sampling = async {
+        let conn = sampler_conn?;
+        let opts = crate::series::lag::LagOptions {
+            interval: cfg.lag_interval,
+            // The probes time the catch-up themselves; the series stops with them.
+            settle: Duration::ZERO,
+        };
+        Some(
+            crate::series::lag::sample_lag(conn, &probed, opts, async {
+                let _ = load_done.await;
+            })
+            .await,
+        )
+    };
+    let (slowest, lag) = tokio::join!(probing, sampling);
+    let slowest = slowest?;
+    details.replica_lag = lag;
     details.master.slowest_write_ms = slowest.map(crate::duration::ms);
     refresh_lag(master.conn.clone(), survey, &mut details.replicas).await;
     let mut checks = Vec::new();
