@@ -93,7 +93,7 @@ fn kill_master_promotes_a_replica_and_the_old_master_rejoins_as_its_replica() {
     assert_eq!(d["lost_acknowledged"], 0, "{d}");
     // The old master came back, and as a replica of the new one.
     assert_eq!(verdict(&r, "drill.rejoin"), "pass");
-    assert_eq!(node(d, "master")["role_after"], "slave");
+    assert_eq!(node(d, "master")["role_after"], "replica");
     assert_eq!(node(d, "master")["restarted"], true);
     for c in [
         "drill.stable",
@@ -203,7 +203,7 @@ fn graceful_failover_loses_no_write_acknowledged_by_every_replica() {
     assert!(f(&d["downtime_ms"]) >= f(&d["promoted_ms"]), "{d}");
     assert!(f(&d["downtime_to_ms"]) <= f(&d["stable_ms"]), "{d}");
     assert_eq!(verdict(&r, "drill.rejoin"), "pass");
-    assert_eq!(node(d, "master")["role_after"], "slave");
+    assert_eq!(node(d, "master")["role_after"], "replica");
 }
 
 #[test]
