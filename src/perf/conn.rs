@@ -82,7 +82,7 @@ pub(crate) async fn drive(stream: TcpStream, shared: Rc<Shared>, id: usize) -> R
         stream,
         rbuf: ReadBuf::new(READ_BUF),
         wbuf: Vec::with_capacity(FLUSH_AT + 4096),
-        enc: KeyEncoder::new(&shared.prefix),
+        enc: KeyEncoder::with_ttl(&shared.prefix, shared.cfg.key_ttl_ms()),
         shared,
         id,
         schedule,

@@ -81,6 +81,9 @@ pub struct EngineConfig {
     pub progress: Option<Arc<AtomicU64>>,
     /// Set to stop early (Ctrl-C): no new batch starts, in-flight ones complete.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Every SET carries `PX <ms>` (whole ms, at least 1): the keys expire
+    /// by themselves. Encoded once in the command template.
+    pub key_ttl: Option<Duration>,
 }
 
 impl EngineConfig {
@@ -102,7 +105,13 @@ impl EngineConfig {
             timeout: Duration::from_secs(5),
             progress: None,
             cancel: None,
+            key_ttl: None,
         }
+    }
+
+    /// `key_ttl` in whole ms as sent with PX (0 would be an error reply).
+    pub fn key_ttl_ms(&self) -> Option<u64> {
+        self.key_ttl.map(|t| (t.as_millis() as u64).max(1))
     }
 }
 
