@@ -12,6 +12,11 @@
 //! The schedule is absolute, so lateness never lowers the achieved rate: a
 //! late batch is sent at once. tokio timers have 1 ms granularity, so sends
 //! can be up to ~1 ms late; that lag is included in the reported latency.
+//!
+//! Memory per connection is kept to what it needs, because `-c 5000` is a
+//! real configuration: the key encoder is the engine's (encoding never
+//! awaits, so connections take turns with it), and the buffers start empty
+//! and are sized to the pipeline and value size (`Sizes`).
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -28,10 +33,32 @@ use super::template::KeyEncoder;
 
 /// Flush the write buffer once it holds this much, so a deep pipeline of big
 /// values goes out in bounded chunks rather than one giant write.
-const FLUSH_AT: usize = 64 * 1024;
-/// Initial read buffer: large, so a whole P=1000 batch of replies usually
-/// arrives in one or two reads.
-const READ_BUF: usize = 128 * 1024;
+pub(crate) const FLUSH_AT: usize = 64 * 1024;
+
+/// Buffer sizes for one connection, from what a batch sends and receives.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sizes {
+    /// Initial read buffer: one batch of replies (it grows for more).
+    pub read: usize,
+}
+
+impl Sizes {
+    pub(crate) fn of(cfg: &EngineConfig) -> Sizes {
+        let depth = cfg.pipeline.max(1);
+        let vmax = cfg.data_size.1;
+        // "+OK\r\n" or "$<len>\r\n<value>\r\n"; ":n\r\n" for a WAIT.
+        let reply = match cfg.workload {
+            Workload::Set => 5,
+            Workload::SetWait { .. } => 6,
+            Workload::Get | Workload::Mixed { .. } => vmax + 16,
+        };
+        Sizes {
+            read: (depth * reply + 64)
+                .next_power_of_two()
+                .clamp(128, 128 * 1024),
+        }
+    }
+}
 
 /// Open-loop schedule of one connection (times in ns since run start).
 struct Schedule {
@@ -61,7 +88,6 @@ struct Conn {
     stream: TcpStream,
     rbuf: ReadBuf,
     wbuf: Vec<u8>,
-    enc: KeyEncoder,
     shared: Rc<Shared>,
     id: usize,
     schedule: Option<Schedule>,
@@ -80,9 +106,8 @@ pub(crate) async fn drive(stream: TcpStream, shared: Rc<Shared>, id: usize) -> R
     });
     let mut c = Conn {
         stream,
-        rbuf: ReadBuf::new(READ_BUF),
-        wbuf: Vec::with_capacity(FLUSH_AT + 4096),
-        enc: KeyEncoder::with_ttl(&shared.prefix, shared.cfg.key_ttl_ms()),
+        rbuf: ReadBuf::new(shared.sizes.read),
+        wbuf: Vec::new(),
         shared,
         id,
         schedule,
@@ -158,11 +183,13 @@ impl Conn {
     async fn send(&mut self, batch: &mut Batch) -> Result<()> {
         self.wbuf.clear();
         let mut started = false;
-        for r in batch.first..batch.first + batch.len as u64 {
-            encode_request(&mut self.wbuf, &mut self.enc, &self.shared.cfg, r);
-            if self.wbuf.len() >= FLUSH_AT {
-                self.flush(batch, &mut started).await?;
+        let (mut next, end) = (batch.first, batch.first + batch.len as u64);
+        loop {
+            next = encode_requests(&mut self.wbuf, &self.shared, next, end);
+            if next == end {
+                break;
             }
+            self.flush(batch, &mut started).await?;
         }
         if let Workload::SetWait {
             replicas,
@@ -271,6 +298,20 @@ impl Conn {
         }
         Ok(got)
     }
+}
+
+/// Encode requests `from..end` into `wbuf` with the engine's key encoder,
+/// stopping once it holds FLUSH_AT bytes; returns the next request to encode.
+/// Never awaits, so the encoder is borrowed only here.
+#[inline]
+fn encode_requests(wbuf: &mut Vec<u8>, shared: &Shared, from: u64, end: u64) -> u64 {
+    let mut enc = shared.enc.borrow_mut();
+    let mut r = from;
+    while r < end && wbuf.len() < FLUSH_AT {
+        encode_request(wbuf, &mut enc, &shared.cfg, r);
+        r += 1;
+    }
+    r
 }
 
 #[inline]

@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use hdrhistogram::Histogram;
 
+use super::conn::Sizes;
 pub use super::keys::{expected_value, key_index, value_len};
+use super::template::KeyEncoder;
 
 /// What each request does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -221,7 +223,12 @@ pub(crate) const IDLE: u64 = u64::MAX;
 /// plain Cell/RefCell suffice: no atomics or locks on the hot path.
 pub(crate) struct Shared {
     pub cfg: EngineConfig,
-    pub prefix: Vec<u8>,
+    /// The one key encoder: encoding never awaits, so connections take turns
+    /// (one per connection was ~250 bytes each, and consecutive batches are
+    /// consecutive keys, which the encoder makes cheap).
+    pub enc: RefCell<KeyEncoder>,
+    /// Per-connection buffer sizes.
+    pub sizes: Sizes,
     pub start: Instant,
     /// Next request number to hand out.
     pub next: Cell<u64>,
@@ -316,7 +323,11 @@ async fn run_local(cfg: EngineConfig) -> Result<EngineResult> {
         streams.push(super::net::connect(&cfg).await?);
     }
     let shared = Rc::new(Shared {
-        prefix: cfg.key_prefix.as_bytes().to_vec(),
+        enc: RefCell::new(KeyEncoder::with_ttl(
+            cfg.key_prefix.as_bytes(),
+            cfg.key_ttl_ms(),
+        )),
+        sizes: Sizes::of(&cfg),
         start: Instant::now(),
         next: Cell::new(0),
         busy: (0..conns).map(|_| Cell::new(IDLE)).collect(),
