@@ -4,6 +4,8 @@ mod conn;
 pub mod engine;
 pub mod keys;
 mod net;
+mod open;
+mod pacer;
 pub mod resp;
 pub mod template;
 pub mod tls;

@@ -99,6 +99,9 @@ pub async fn run(node: &Node, cfg: &EngineConfig) -> Result<EngineResult> {
         elapsed_ns: (start.elapsed().as_nanos() as u64).max(1),
         per_second: total.per_second,
         open_loop: false,
+        // Closed loop only: nothing is scheduled, so nothing can be missed.
+        missed: 0,
+        send_error_ns: None,
     })
 }
 

@@ -60,6 +60,15 @@ pub struct PerfDetails {
     pub latency: LatencyUs,
     /// set-wait: latency of each WAIT reply.
     pub wait_latency: Option<LatencyUs>,
+    /// Open loop, median round: the scheduler's own send-time error, µs, per
+    /// request (actual minus intended send time; for a request that waited
+    /// on a full in-flight window, minus the moment it had room). Near zero
+    /// when the client keeps up; high means the client, not the server, is
+    /// the bottleneck. Null in closed loop.
+    pub scheduler_send_error: Option<LatencyUs>,
+    /// Open loop, all rounds: requests due before a round ended that were
+    /// never sent (the client or the server could not keep the rate).
+    pub missed_requests: u64,
     /// set-wait: replicas that acknowledged, over all WAITs.
     pub wait_acked: Option<Acked>,
     /// Error replies by kind (first word: OOM, READONLY, ...), all rounds.
@@ -226,6 +235,8 @@ pub fn build(
             .collect(),
         latency: latency_of(m),
         wait_latency: m.wait_latency_ns.as_ref().map(LatencyUs::from_ns),
+        scheduler_send_error: m.send_error_ns.as_ref().map(LatencyUs::from_ns),
+        missed_requests: results.iter().map(|r| r.missed).sum(),
         wait_acked: acked,
         errors,
         misses: results.iter().map(|r| r.misses).sum(),
@@ -298,6 +309,19 @@ impl Details for PerfDetails {
         }
         if let Some(rate) = self.target_rate_ops_per_sec {
             t.notes.push(format!("open loop at {rate:.0} ops/s: latency counts from each request's intended send time"));
+        }
+        if let Some(e) = &self.scheduler_send_error {
+            t.notes.push(format!(
+                "scheduler send-time error p50 {}, p99 {}",
+                fmt_us(e.p50_us),
+                fmt_us(e.p99_us)
+            ));
+        }
+        if self.missed_requests > 0 {
+            t.notes.push(format!(
+                "{} requests were due but not sent before the run ended (missed): the rate was not met",
+                self.missed_requests
+            ));
         }
         let mut l = Section::new(
             "Latency per request",
