@@ -72,14 +72,14 @@ fn sends_are_on_time_and_latency_is_the_servers() {
             .as_ref()
             .expect("open loop records send errors");
         assert_eq!(err.len(), o.completed, "one send error per request");
-        assert_eq!(o.missed, 0);
         let (open_p50, closed_p50) = (p(&o.latency_ns, 0.5), p(&c.latency_ns, 0.5));
-        let on_time = p(err, 0.99) < 200_000;
+        let on_time = p(err, 0.99) < 200_000 && o.missed == 0;
         let servers = open_p50 <= 3 * closed_p50;
         attempts.push(format!(
-            "send-time error p50 {:.1} µs p99 {:.1} µs; latency p50 {:.1} µs open, {:.1} µs closed P1 c1",
+            "send-time error p50 {:.1} µs p99 {:.1} µs, {} missed; latency p50 {:.1} µs open, {:.1} µs closed P1 c1",
             us(p(err, 0.5)),
             us(p(err, 0.99)),
+            o.missed,
             us(open_p50),
             us(closed_p50)
         ));

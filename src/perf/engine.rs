@@ -195,8 +195,12 @@ pub fn start(
                 }
             }
             let finished = Finished(Some(finished));
+            // Sockets and timers only: the process and signal drivers would
+            // run on every turn of the loop (the open-loop pacer's spin turns
+            // it continuously) for nothing the engine uses.
             let result = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
+                .enable_io()
+                .enable_time()
                 .build()
                 .context("building the perf runtime")
                 .and_then(|rt| {

@@ -12,7 +12,7 @@
 //! bounds what an overloaded run queues; that wait is the server's, so a
 //! request's send error then counts from when the window had room.
 //!
-//! With `--duration` nothing is written after the deadline (plus a 1 ms
+//! With `--duration` nothing is written after the deadline (plus a 10 ms
 //! grace, `DEADLINE_GRACE`); what was due and not sent by then is missed.
 
 use std::rc::Rc;
