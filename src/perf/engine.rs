@@ -117,6 +117,18 @@ impl EngineConfig {
         }
     }
 
+    /// The most requests that can be written and not yet answered at any
+    /// moment (closed loop: a batch per connection; open loop: the pacer's
+    /// in-flight window). A run that ends on an error may have written this
+    /// many keys beyond its completed count.
+    pub fn max_in_flight(&self) -> u64 {
+        let (c, p) = (self.connections.max(1) as u64, self.pipeline.max(1) as u64);
+        match self.rate {
+            Some(_) => super::pacer::window(c, p) * c,
+            None => p * c,
+        }
+    }
+
     /// `key_ttl` in whole ms as sent with PX (0 would be an error reply).
     pub fn key_ttl_ms(&self) -> Option<u64> {
         self.key_ttl.map(|t| (t.as_millis() as u64).max(1))

@@ -52,6 +52,13 @@ pub(crate) const DEADLINE_GRACE: Duration = Duration::from_millis(10);
 /// replies still in flight at the deadline.
 const MAX_IN_FLIGHT: u64 = 16_384;
 
+/// Requests one of `conns` connections may have in flight: its share of
+/// MAX_IN_FLIGHT in whole batches of `depth`, at least one batch.
+pub(crate) fn window(conns: u64, depth: u64) -> u64 {
+    let (conns, depth) = (conns.max(1), depth.max(1));
+    (MAX_IN_FLIGHT / conns / depth * depth).max(depth)
+}
+
 /// Who sends what when (times in ns since the run's start).
 #[derive(Debug, Clone)]
 pub(crate) struct Schedule {
@@ -118,8 +125,7 @@ impl Schedule {
 
     /// Per connection: how many requests may be in flight.
     pub(crate) fn window(&self) -> u64 {
-        let share = MAX_IN_FLIGHT / self.conns;
-        (share / self.depth * self.depth).max(self.depth)
+        window(self.conns, self.depth)
     }
 
     /// The first request at or after `from` whose due time releases a batch:
