@@ -8,4 +8,5 @@ mod open;
 mod pacer;
 pub mod resp;
 pub mod template;
+mod timer;
 pub mod tls;
