@@ -640,6 +640,10 @@ pub struct PerfArgs {
     /// Leave the written keys in place (e.g. to look at keycount parity).
     #[arg(long)]
     pub keep_keys: bool,
+    /// Write every key with this TTL (SET .. PX), so that nothing outlives it
+    /// even if the run is killed; costs the server a little per SET.
+    #[arg(long, value_parser = parse_period, value_name = "DUR")]
+    pub key_ttl: Option<Duration>,
     /// Compare with an earlier JSON report of `redlab perf`; fail on a regression.
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,

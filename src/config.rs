@@ -403,6 +403,7 @@ fn perf_options(a: &crate::cli::PerfArgs, allow_eviction: bool) -> perf::Options
         baseline: a.baseline.clone(),
         tolerance: a.tolerance,
         settle: a.settle,
+        key_ttl: a.key_ttl,
     }
 }
 

@@ -308,3 +308,38 @@ fn open_loop_keeps_the_requested_rate() {
         assert_eq!(r.latency_ns.len(), r.completed);
     }
 }
+
+#[test]
+fn key_ttl_makes_every_set_expire() {
+    let s = Server::start(&[]);
+    let mut cfg = config(&s, "redlab:t9:perf:");
+    cfg.stop = Stop::Requests(500);
+    cfg.pipeline = 50;
+    cfg.connections = 2;
+    cfg.data_size = (3, 40);
+    cfg.key_ttl = Some(Duration::from_secs(60));
+    let r = engine::run(&cfg).unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let mut c = s.client().unwrap();
+    for i in [0u64, 9, 10, 123, 499] {
+        let key = format!("redlab:t9:perf:{i}");
+        let Owned::Int(ms) = query(&mut c, &["PTTL", &key]) else {
+            panic!("PTTL {key}");
+        };
+        assert!((1..=60_000).contains(&ms), "{key}: PTTL {ms}");
+        let len = value_len(0, i, (3, 40));
+        assert_eq!(
+            query(&mut c, &["GET", &key]),
+            Owned::Bulk(expected_value(i, len))
+        );
+    }
+    // The open loop encodes the same template.
+    cfg.rate = Some(5000.0);
+    cfg.key_prefix = "redlab:t9b:perf:".into();
+    cfg.stop = Stop::Requests(100);
+    engine::run(&cfg).unwrap();
+    let Owned::Int(ms) = query(&mut c, &["PTTL", "redlab:t9b:perf:99"]) else {
+        panic!("PTTL");
+    };
+    assert!((1..=60_000).contains(&ms), "PTTL {ms}");
+}

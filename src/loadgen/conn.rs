@@ -1,26 +1,20 @@
-//! One benchmark connection: connect + handshake, then batches of
-//! encode → write → count replies, until the shared counter runs out.
+//! One closed-loop benchmark connection: batches of encode → write → count
+//! replies, until the shared counter runs out. The open loop is `open.rs`;
+//! both share the encoding and reply accounting here.
 //!
-//! Open loop (`rate`): each connection owns a fixed schedule of intended send
-//! times, `intended(j) = phase + j * interval` with `interval = c / rate` and
-//! phases staggered across connections. A batch takes the next P scheduled
-//! requests and is written when the LAST of them is due (so P=1 is the classic
-//! model; with P>1 the earlier requests in a batch honestly wait for it).
-//! Each reply's latency is measured from its own intended time, so when the
-//! server (or the client) falls behind, the backlog shows up as latency rather
-//! than being silently skipped (coordinated-omission correction, as in wrk2).
-//! The schedule is absolute, so lateness never lowers the achieved rate: a
-//! late batch is sent at once. tokio timers have 1 ms granularity, so sends
-//! can be up to ~1 ms late; that lag is included in the reported latency.
+//! Memory per connection is kept to what it needs, because `-c 5000` is a
+//! real configuration: the key encoder is the engine's (encoding never
+//! awaits, so connections take turns with it), and the buffers start empty
+//! and are sized to the pipeline and value size (`Sizes`).
 
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{anyhow, bail, Result};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::engine::{EngineConfig, Shared, Stats, Stop, Workload, IDLE};
+use super::engine::{EngineConfig, Shared, Stats, Workload, IDLE};
 use super::keys::{fill_value_digits, key_index, op_for, value_len, Op};
 use super::net::ReadBuf;
 use super::resp::{self, Reply};
@@ -28,22 +22,39 @@ use super::template::KeyEncoder;
 
 /// Flush the write buffer once it holds this much, so a deep pipeline of big
 /// values goes out in bounded chunks rather than one giant write.
-const FLUSH_AT: usize = 64 * 1024;
-/// Initial read buffer: large, so a whole P=1000 batch of replies usually
-/// arrives in one or two reads.
-const READ_BUF: usize = 128 * 1024;
+pub(crate) const FLUSH_AT: usize = 64 * 1024;
 
-/// Open-loop schedule of one connection (times in ns since run start).
-struct Schedule {
-    interval: f64,
-    phase: f64,
-    /// Scheduled requests already sent by this connection.
-    sent: u64,
+/// Buffer sizes for one connection, from what a batch sends and receives.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sizes {
+    /// Initial read buffer: one batch of replies (it grows for more).
+    pub read: usize,
+    /// A write buffer that grew past this (open loop: several batches
+    /// written at once, catching up) is released afterwards. A closed-loop
+    /// batch never reaches it, so its buffer is allocated once.
+    pub write_keep: usize,
 }
 
-impl Schedule {
-    fn intended(&self, j: u64) -> f64 {
-        self.phase + j as f64 * self.interval
+impl Sizes {
+    pub(crate) fn of(cfg: &EngineConfig) -> Sizes {
+        let depth = cfg.pipeline.max(1);
+        let vmax = cfg.data_size.1;
+        // "+OK\r\n" or "$<len>\r\n<value>\r\n"; ":n\r\n" for a WAIT.
+        let reply = match cfg.workload {
+            Workload::Set => 5,
+            Workload::SetWait { .. } => 6,
+            Workload::Get | Workload::Mixed { .. } => vmax + 16,
+        };
+        // SET head, key and value headers, value, optional PX: generous, as
+        // a closed-loop batch must never cross it (it would be freed and
+        // regrown every batch).
+        let request = 128 + cfg.key_prefix.len() + vmax;
+        Sizes {
+            read: (depth * reply + 64)
+                .next_power_of_two()
+                .clamp(128, 128 * 1024),
+            write_keep: (4 * depth * request).max(4096),
+        }
     }
 }
 
@@ -53,41 +64,28 @@ struct Batch {
     len: usize,
     /// Write start, ns since run start.
     t0: u64,
-    /// Open loop: intended time of the first request and the spacing.
-    sched: Option<(f64, f64)>,
 }
 
 struct Conn {
     stream: TcpStream,
     rbuf: ReadBuf,
     wbuf: Vec<u8>,
-    enc: KeyEncoder,
     shared: Rc<Shared>,
     id: usize,
-    schedule: Option<Schedule>,
 }
 
 /// Run one connection until the run's requests (or time) are used up.
 pub(crate) async fn drive(stream: TcpStream, shared: Rc<Shared>, id: usize) -> Result<()> {
-    let schedule = shared.cfg.rate.map(|rate| {
-        let conns = shared.cfg.connections.max(1) as f64;
-        let interval = 1e9 * conns / rate;
-        Schedule {
-            interval,
-            phase: interval * id as f64 / conns,
-            sent: 0,
-        }
-    });
     let mut c = Conn {
         stream,
-        rbuf: ReadBuf::new(READ_BUF),
-        wbuf: Vec::with_capacity(FLUSH_AT + 4096),
-        enc: KeyEncoder::new(&shared.prefix),
+        rbuf: ReadBuf::new(shared.sizes.read),
+        wbuf: Vec::new(),
         shared,
         id,
-        schedule,
     };
-    while let Some(mut batch) = c.next_batch().await {
+    let depth = c.shared.cfg.pipeline.max(1);
+    while let Some((first, len)) = c.shared.claim(depth, Instant::now()) {
+        let mut batch = Batch { first, len, t0: 0 };
         c.send(&mut batch).await?;
         c.receive(&batch).await?;
     }
@@ -95,74 +93,17 @@ pub(crate) async fn drive(stream: TcpStream, shared: Rc<Shared>, id: usize) -> R
 }
 
 impl Conn {
-    fn depth(&self) -> usize {
-        self.shared.cfg.pipeline.max(1)
-    }
-
-    async fn next_batch(&mut self) -> Option<Batch> {
-        if self.schedule.is_some() {
-            return self.next_open_batch().await;
-        }
-        let (first, len) = self.shared.claim(self.depth(), Instant::now())?;
-        Some(Batch {
-            first,
-            len,
-            t0: 0,
-            sched: None,
-        })
-    }
-
-    /// Open loop: wait until the last request of the next batch is due.
-    async fn next_open_batch(&mut self) -> Option<Batch> {
-        let depth = self.depth() as u64;
-        let s = self.schedule.as_ref()?;
-        let mut want = depth;
-        if let Stop::Duration(d) = self.shared.cfg.stop {
-            // Only requests intended before the end of the run are sent.
-            let due_before_end = ((d.as_nanos() as f64 - s.phase) / s.interval)
-                .ceil()
-                .max(0.0);
-            want = want.min((due_before_end as u64).saturating_sub(s.sent));
-        }
-        if want == 0 {
-            return None;
-        }
-        let last_due = s.intended(s.sent + want - 1);
-        let at = self.shared.start + Duration::from_nanos(last_due as u64);
-        if at > Instant::now() {
-            // Already due (we are behind): send at once, no timer round trip.
-            tokio::time::sleep_until(at.into()).await;
-        }
-        // The time limit was applied above; only the request total limits here.
-        let (first, len) = match self.shared.cfg.stop {
-            Stop::Requests(_) => self.shared.claim(want as usize, Instant::now())?,
-            Stop::Duration(_) if self.shared.cancelled() => return None,
-            Stop::Duration(_) => {
-                let first = self.shared.next.get();
-                self.shared.next.set(first + want);
-                (first, want as usize)
-            }
-        };
-        let s = self.schedule.as_mut()?;
-        let sched = (s.intended(s.sent), s.interval);
-        s.sent += len as u64;
-        Some(Batch {
-            first,
-            len,
-            t0: 0,
-            sched: Some(sched),
-        })
-    }
-
     /// Encode and write the batch (plus WAIT), flushing every FLUSH_AT bytes.
     async fn send(&mut self, batch: &mut Batch) -> Result<()> {
         self.wbuf.clear();
         let mut started = false;
-        for r in batch.first..batch.first + batch.len as u64 {
-            encode_request(&mut self.wbuf, &mut self.enc, &self.shared.cfg, r);
-            if self.wbuf.len() >= FLUSH_AT {
-                self.flush(batch, &mut started).await?;
+        let (mut next, end) = (batch.first, batch.first + batch.len as u64);
+        loop {
+            next = encode_requests(&mut self.wbuf, &self.shared, next, end);
+            if next == end {
+                break;
             }
+            self.flush(batch, &mut started).await?;
         }
         if let Workload::SetWait {
             replicas,
@@ -227,17 +168,14 @@ impl Conn {
         let mut pos = 0;
         let mut replies = 0u64;
         while got < expected {
-            if batch.sched.is_none() {
-                // Closed-loop SETs: a run of "+OK" needs no classification.
-                while got < batch.len && data.len() - pos >= 5 && data[pos..pos + 5] == *b"+OK\r\n"
-                {
-                    pos += 5;
-                    got += 1;
-                    replies += 1;
-                }
-                if got == expected {
-                    break;
-                }
+            // SETs: a run of "+OK" needs no classification.
+            while got < batch.len && data.len() - pos >= 5 && data[pos..pos + 5] == *b"+OK\r\n" {
+                pos += 5;
+                got += 1;
+                replies += 1;
+            }
+            if got == expected {
+                break;
             }
             let scanned = resp::scan_reply(&data[pos..]);
             let Some((reply, used)) = scanned.map_err(|e| anyhow!("{}: {e}", shared.cfg.addr))?
@@ -249,21 +187,15 @@ impl Conn {
                 record_wait(&mut stats, reply, now.saturating_sub(batch.t0));
             } else {
                 classify(&mut stats, reply);
-                if let Some((first_due, interval)) = batch.sched {
-                    let due = (first_due + got as f64 * interval) as u64;
-                    stats.record_latency(now, now.saturating_sub(due), 1);
-                }
                 replies += 1;
             }
             got += 1;
         }
         self.rbuf.consume(pos);
         if replies > 0 {
-            if batch.sched.is_none() {
-                // Closed loop: all replies in this chunk share one latency.
-                let lat = now.saturating_sub(batch.t0);
-                stats.record_latency(now, lat, replies);
-            }
+            // All replies in this chunk share one latency.
+            let lat = now.saturating_sub(batch.t0);
+            stats.record_latency(now, lat, replies);
             stats.add_completed(now, replies);
             if let Some(p) = &shared.cfg.progress {
                 p.fetch_add(replies, std::sync::atomic::Ordering::Relaxed);
@@ -271,6 +203,20 @@ impl Conn {
         }
         Ok(got)
     }
+}
+
+/// Encode requests `from..end` into `wbuf` with the engine's key encoder,
+/// stopping once it holds FLUSH_AT bytes; returns the next request to encode.
+/// Never awaits, so the encoder is borrowed only here.
+#[inline]
+pub(crate) fn encode_requests(wbuf: &mut Vec<u8>, shared: &Shared, from: u64, end: u64) -> u64 {
+    let mut enc = shared.enc.borrow_mut();
+    let mut r = from;
+    while r < end && wbuf.len() < FLUSH_AT {
+        encode_request(wbuf, &mut enc, &shared.cfg, r);
+        r += 1;
+    }
+    r
 }
 
 #[inline]
@@ -287,7 +233,7 @@ fn encode_request(wbuf: &mut Vec<u8>, enc: &mut KeyEncoder, cfg: &EngineConfig, 
 
 /// Error replies are data (OOM, READONLY...): count them by kind.
 #[inline]
-fn classify(stats: &mut Stats, reply: Reply<'_>) {
+pub(crate) fn classify(stats: &mut Stats, reply: Reply<'_>) {
     match reply {
         Reply::Error(msg) => count_error(stats, msg),
         Reply::Nil => stats.misses += 1,
@@ -305,7 +251,7 @@ fn count_error(stats: &mut Stats, msg: &[u8]) {
     }
 }
 
-fn record_wait(stats: &mut Stats, reply: Reply<'_>, latency: u64) {
+pub(crate) fn record_wait(stats: &mut Stats, reply: Reply<'_>, latency: u64) {
     match reply {
         Reply::Integer(n) => {
             if let Some(h) = stats.wait_acked.as_mut() {

@@ -9,8 +9,12 @@
 //!
 //! Model (closed loop): each connection claims the next batch of up to P
 //! request numbers from a shared counter, writes them, and waits for all
-//! replies before the next batch (like redis-benchmark). Open loop: see
-//! `conn.rs` (`OpenLoop`).
+//! replies before the next batch (like redis-benchmark). Open loop: a pacer
+//! (`pacer.rs`) releases each batch at its intended time and the connection
+//! writes it whether or not earlier replies are in (`open.rs`).
+//!
+//! Everything lives in one engine instance (`Shared`, the pacer, the
+//! encoder): nothing is process-global, so N engines can run on N threads.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -23,7 +27,10 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use hdrhistogram::Histogram;
 
+use super::conn::Sizes;
 pub use super::keys::{expected_value, key_index, value_len};
+use super::pacer::{Pacer, Schedule, Total};
+use super::template::KeyEncoder;
 
 /// What each request does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +55,8 @@ pub enum Workload {
 pub enum Stop {
     /// Exactly this many requests are sent (like redis-benchmark -n).
     Requests(u64),
-    /// No new batch starts after this; in-flight batches complete.
+    /// No new batch starts after this; in-flight batches complete. Open
+    /// loop: requests due before it that were not sent by then are missed.
     Duration(Duration),
 }
 
@@ -81,6 +89,9 @@ pub struct EngineConfig {
     pub progress: Option<Arc<AtomicU64>>,
     /// Set to stop early (Ctrl-C): no new batch starts, in-flight ones complete.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Every SET carries `PX <ms>` (whole ms, at least 1): the keys expire
+    /// by themselves. Encoded once in the command template.
+    pub key_ttl: Option<Duration>,
 }
 
 impl EngineConfig {
@@ -102,7 +113,25 @@ impl EngineConfig {
             timeout: Duration::from_secs(5),
             progress: None,
             cancel: None,
+            key_ttl: None,
         }
+    }
+
+    /// The most requests that can be written and not yet answered at any
+    /// moment (closed loop: a batch per connection; open loop: the pacer's
+    /// in-flight window). A run that ends on an error may have written this
+    /// many keys beyond its completed count.
+    pub fn max_in_flight(&self) -> u64 {
+        let (c, p) = (self.connections.max(1) as u64, self.pipeline.max(1) as u64);
+        match self.rate {
+            Some(_) => super::pacer::window(c, p) * c,
+            None => p * c,
+        }
+    }
+
+    /// `key_ttl` in whole ms as sent with PX (0 would be an error reply).
+    pub fn key_ttl_ms(&self) -> Option<u64> {
+        self.key_ttl.map(|t| (t.as_millis() as u64).max(1))
     }
 }
 
@@ -110,7 +139,8 @@ impl EngineConfig {
 pub struct EngineResult {
     /// Per request (ns), SET/GET replies including error replies.
     pub latency_ns: Histogram<u64>,
-    /// SetWait: latency of each WAIT reply (from its batch's write start).
+    /// SetWait: latency of each WAIT reply (from its batch's write start;
+    /// open loop: from the batch's intended send time).
     pub wait_latency_ns: Option<Histogram<u64>>,
     /// SetWait: number of replicas each WAIT reported.
     pub wait_acked: Option<Histogram<u64>>,
@@ -126,6 +156,16 @@ pub struct EngineResult {
     pub open_loop: bool,
     /// Latency of the replies read in each second and 100 ms (empty on the TLS path).
     pub latency_timeline: crate::series::LatencyTimeline,
+    /// Open loop: requests due before the run ended (the deadline, or a
+    /// cancel) that were never sent. 0 in closed loop.
+    pub missed: u64,
+    /// Open loop: per request, actual minus intended send time (ns), the
+    /// scheduler's own lateness. A request that also waited for the
+    /// in-flight window (the server answering too slowly) counts from when
+    /// the window had room: that wait is the server's and is in the latency.
+    /// High here means the client, not the server, limits the run. None in
+    /// closed loop.
+    pub send_error_ns: Option<Histogram<u64>>,
 }
 
 impl EngineResult {
@@ -169,8 +209,12 @@ pub fn start(
                 }
             }
             let finished = Finished(Some(finished));
+            // Sockets and timers only: the process and signal drivers would
+            // run on every turn of the loop (the open-loop pacer's spin turns
+            // it continuously) for nothing the engine uses.
             let result = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
+                .enable_io()
+                .enable_time()
                 .build()
                 .context("building the perf runtime")
                 .and_then(|rt| {
@@ -214,7 +258,14 @@ pub(crate) const IDLE: u64 = u64::MAX;
 /// plain Cell/RefCell suffice: no atomics or locks on the hot path.
 pub(crate) struct Shared {
     pub cfg: EngineConfig,
-    pub prefix: Vec<u8>,
+    /// The one key encoder: encoding never awaits, so connections take turns
+    /// (one per connection was ~250 bytes each, and consecutive batches are
+    /// consecutive keys, which the encoder makes cheap).
+    pub enc: RefCell<KeyEncoder>,
+    /// Per-connection buffer sizes.
+    pub sizes: Sizes,
+    /// Open loop: when each batch is due.
+    pub pacer: Option<Pacer>,
     pub start: Instant,
     /// Next request number to hand out.
     pub next: Cell<u64>,
@@ -263,6 +314,7 @@ impl Shared {
 /// allocation instead of c.
 pub(crate) struct Stats {
     pub latency: Histogram<u64>,
+    pub send_error: Option<Histogram<u64>>,
     pub wait_latency: Option<Histogram<u64>>,
     pub wait_acked: Option<Histogram<u64>>,
     pub completed: u64,
@@ -274,13 +326,14 @@ pub(crate) struct Stats {
 }
 
 impl Stats {
-    fn new(set_wait: bool) -> Stats {
+    fn new(set_wait: bool, open_loop: bool) -> Stats {
         // Growing histograms: they start small and size themselves to the
         // largest value seen. A fixed 1 ns .. 1 h range costs 270 KiB zeroed
         // up front (~70 page faults), which a short run notices.
         let hist = crate::latency::histogram;
         Stats {
             latency: hist(),
+            send_error: open_loop.then(hist),
             wait_latency: set_wait.then(hist),
             wait_acked: set_wait.then(hist),
             completed: 0,
@@ -319,17 +372,33 @@ async fn run_local(cfg: EngineConfig) -> Result<EngineResult> {
     for _ in 0..conns {
         streams.push(super::net::connect(&cfg).await?);
     }
+    let pacer = cfg.rate.map(|rate| {
+        let (total, deadline) = match cfg.stop {
+            Stop::Requests(n) => (Total::Requests(n), None),
+            Stop::Duration(d) => (Total::Before(d), Some(d)),
+        };
+        Pacer::new(Schedule::new(rate, conns, cfg.pipeline, total), deadline)
+    });
     let shared = Rc::new(Shared {
-        prefix: cfg.key_prefix.as_bytes().to_vec(),
+        enc: RefCell::new(KeyEncoder::with_ttl(
+            cfg.key_prefix.as_bytes(),
+            cfg.key_ttl_ms(),
+        )),
+        sizes: Sizes::of(&cfg),
         start: Instant::now(),
         next: Cell::new(0),
         busy: (0..conns).map(|_| Cell::new(IDLE)).collect(),
-        stats: RefCell::new(Stats::new(set_wait)),
+        stats: RefCell::new(Stats::new(set_wait, pacer.is_some())),
+        pacer,
         cfg,
     });
     let mut set = tokio::task::JoinSet::new();
     for (id, stream) in streams.into_iter().enumerate() {
-        set.spawn_local(super::conn::drive(stream, shared.clone(), id));
+        if shared.pacer.is_some() {
+            set.spawn_local(super::open::drive(stream, shared.clone(), id));
+        } else {
+            set.spawn_local(super::conn::drive(stream, shared.clone(), id));
+        }
     }
     let all_done = async {
         while let Some(joined) = set.join_next().await {
@@ -337,8 +406,14 @@ async fn run_local(cfg: EngineConfig) -> Result<EngineResult> {
         }
         Ok::<(), anyhow::Error>(())
     };
+    let pacing = async {
+        match &shared.pacer {
+            Some(p) => p.run(&shared).await,
+            None => Ok(()),
+        }
+    };
     tokio::select! {
-        r = all_done => r?,
+        r = async { tokio::try_join!(all_done, pacing) } => { r?; }
         e = watchdog(&shared) => return Err(e),
     }
     let elapsed_ns = shared.ns(Instant::now()).max(1);
@@ -386,5 +461,10 @@ fn finish(shared: &Shared, elapsed_ns: u64) -> Result<EngineResult> {
         per_second,
         open_loop: shared.cfg.rate.is_some(),
         latency_timeline: std::mem::take(&mut stats.latency_timeline).finish(),
+        missed: shared
+            .pacer
+            .as_ref()
+            .map_or(0, |p| p.missed(shared.next.get())),
+        send_error_ns: stats.send_error.take(),
     })
 }

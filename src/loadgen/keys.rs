@@ -58,7 +58,7 @@ pub fn expected_value(i: u64, len: usize) -> Vec<u8> {
 /// Append `expected_value(i, len)` to `buf` in place (no temporary Vec).
 #[inline]
 pub fn fill_value(buf: &mut Vec<u8>, i: u64, len: usize) {
-    fill_value_digits(buf, super::resp::Digits::new(i).as_bytes(), len);
+    fill_value_digits(buf, itoa::Buffer::new().format(i).as_bytes(), len);
 }
 
 /// `fill_value` given the decimal digits of i (the encoder already has them).

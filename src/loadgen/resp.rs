@@ -5,54 +5,10 @@
 //! build owned values. Everything here works on borrowed byte slices and never
 //! allocates on the success path.
 
-/// "00".."99": two digits per division, as in itoa.
-pub(crate) const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-2021222324252627282930313233343536373839\
-4041424344454647484950515253545556575859\
-6061626364656667686970717273747576777879\
-8081828384858687888990919293949596979899";
-
-/// Decimal digits of `n`, right-aligned in a stack buffer.
-#[derive(Clone, Copy)]
-pub struct Digits {
-    buf: [u8; 20],
-    start: usize,
-}
-
-impl Digits {
-    /// Format `n` without going through `fmt` (the formatter machinery is a
-    /// measurable cost at millions of calls per second).
-    #[inline]
-    pub fn new(mut n: u64) -> Digits {
-        let mut buf = [0u8; 20];
-        let mut i = buf.len();
-        while n >= 100 {
-            let pair = (n % 100) as usize * 2;
-            n /= 100;
-            i -= 2;
-            buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
-        }
-        if n >= 10 {
-            let pair = n as usize * 2;
-            i -= 2;
-            buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
-        } else {
-            i -= 1;
-            buf[i] = b'0' + n as u8;
-        }
-        Digits { buf, start: i }
-    }
-
-    #[inline]
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.buf[self.start..]
-    }
-}
-
 /// Append the decimal form of `n` to `buf`.
 #[inline]
 pub fn push_u64(buf: &mut Vec<u8>, n: u64) {
-    buf.extend_from_slice(Digits::new(n).as_bytes());
+    buf.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// Number of decimal digits of `n` (needed for the `$len` header of a key

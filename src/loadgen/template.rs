@@ -1,7 +1,7 @@
-//! Command templates for the hot loop: `SET/GET <prefix><index> [value]`
-//! with everything constant precomputed and only the digits patched.
+//! Command templates for the hot loop: `SET/GET <prefix><index> [value]
+//! [PX ms]` with everything constant precomputed and only the digits patched.
 
-use super::resp::{decimal_len, push_bulk_header, PAIRS};
+use super::resp::{decimal_len, push_bulk, push_bulk_header, push_u64};
 
 /// Encoder for `SET/GET <prefix><index>` that keeps a ready-made command
 /// template per (digit count, value length): `SET` head, key digits, value
@@ -10,13 +10,18 @@ use super::resp::{decimal_len, push_bulk_header, PAIRS};
 /// ~2x cheaper than assembling five pieces per command (each a memcpy call).
 pub struct KeyEncoder {
     prefix: Vec<u8>,
+    /// `$2\r\nPX\r\n$n\r\n<ms>\r\n` when SETs carry a TTL, else empty: the
+    /// tail of every SET, after the value.
+    ttl: Vec<u8>,
     /// Digit count the templates are built for, and the index range
     /// `lo..hi` that has exactly that many digits.
     digits: usize,
     lo: u64,
     hi: u64,
-    /// SET template: head + digits + "\r\n$len\r\n" [+ value + "\r\n"].
+    /// SET template: head + digits + "\r\n$len\r\n" [+ value + "\r\n" + ttl].
     set: Vec<u8>,
+    /// Offset of the inline value in `set`.
+    value_at: usize,
     /// Offset of the digits in `set` (and in `get`).
     set_at: usize,
     get: Vec<u8>,
@@ -32,12 +37,27 @@ pub struct KeyEncoder {
 
 impl KeyEncoder {
     pub fn new(prefix: &[u8]) -> KeyEncoder {
+        KeyEncoder::with_ttl(prefix, None)
+    }
+
+    /// Every SET carries `PX ttl_ms` when `ttl_ms` is given (encoded here,
+    /// once, not per request).
+    pub fn with_ttl(prefix: &[u8], ttl_ms: Option<u64>) -> KeyEncoder {
+        let mut ttl = Vec::new();
+        if let Some(ms) = ttl_ms {
+            push_bulk(&mut ttl, b"PX");
+            let mut digits = Vec::new();
+            push_u64(&mut digits, ms);
+            push_bulk(&mut ttl, &digits);
+        }
         let mut e = KeyEncoder {
             prefix: prefix.to_vec(),
+            ttl,
             digits: 0,
             lo: 1,
             hi: 0,
             set: Vec::new(),
+            value_at: 0,
             set_at: 0,
             get: Vec::new(),
             get_at: 0,
@@ -64,16 +84,22 @@ impl KeyEncoder {
         self.vlen = vlen;
         self.inline = vlen <= self.digits;
         self.set.clear();
-        self.set.extend_from_slice(b"*3\r\n$3\r\nSET\r\n");
+        if self.ttl.is_empty() {
+            self.set.extend_from_slice(b"*3\r\n$3\r\nSET\r\n");
+        } else {
+            self.set.extend_from_slice(b"*5\r\n$3\r\nSET\r\n");
+        }
         push_bulk_header(&mut self.set, klen);
         self.set.extend_from_slice(&self.prefix);
         self.set_at = self.set.len();
         self.set.extend_from_slice(&zeros);
         self.set.extend_from_slice(b"\r\n");
         push_bulk_header(&mut self.set, vlen);
+        self.value_at = self.set.len();
         if self.inline {
             self.set.extend_from_slice(&zeros[..vlen]);
             self.set.extend_from_slice(b"\r\n");
+            self.set.extend_from_slice(&self.ttl);
         }
         self.get.clear();
         self.get.extend_from_slice(b"*2\r\n$3\r\nGET\r\n");
@@ -110,8 +136,7 @@ impl KeyEncoder {
         if self.inline {
             // The value is the first digits: refresh only if they changed.
             if changed_from < value_len {
-                let v = self.set.len() - 2 - value_len;
-                let (head, tail) = self.set.split_at_mut(v);
+                let (head, tail) = self.set.split_at_mut(self.value_at);
                 tail[..value_len].copy_from_slice(&head[at..at + value_len]);
             }
             buf.extend_from_slice(&self.set);
@@ -122,6 +147,7 @@ impl KeyEncoder {
         fill(buf, &self.set[at..at + n]);
         debug_assert_eq!(buf.len() - before, value_len);
         buf.extend_from_slice(b"\r\n");
+        buf.extend_from_slice(&self.ttl);
     }
 
     /// Append `GET <prefix><index>`.
@@ -154,23 +180,10 @@ fn increment_digits(slot: &mut [u8]) -> usize {
     0
 }
 
-/// Write `n` right-aligned into `slot` (whose length is n's digit count).
+/// Write `n` into `slot` (whose length is n's digit count).
 #[inline]
-fn write_digits(slot: &mut [u8], mut n: u64) {
-    let mut i = slot.len();
-    while n >= 100 {
-        let pair = (n % 100) as usize * 2;
-        n /= 100;
-        i -= 2;
-        slot[i] = PAIRS[pair];
-        slot[i + 1] = PAIRS[pair + 1];
-    }
-    if n >= 10 {
-        slot[i - 2] = PAIRS[n as usize * 2];
-        slot[i - 1] = PAIRS[n as usize * 2 + 1];
-    } else {
-        slot[i - 1] = b'0' + n as u8;
-    }
+fn write_digits(slot: &mut [u8], n: u64) {
+    slot.copy_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 #[cfg(test)]
@@ -181,6 +194,7 @@ mod tests {
     #[test]
     fn key_encoder_matches_generic_encoding() {
         let mut enc = KeyEncoder::new(b"pre:");
+        let mut ttl = KeyEncoder::with_ttl(b"pre:", Some(1500));
         let cases = [
             (0u64, 3usize),
             (9, 3),
@@ -200,6 +214,13 @@ mod tests {
             let val: Vec<u8> = format!("{idx}:").bytes().cycle().take(vlen).collect();
             let mut slow = Vec::new();
             encode_command(&mut slow, &[b"SET", key.as_bytes(), &val]);
+            assert_eq!(fast, slow);
+            fast.clear();
+            slow.clear();
+            ttl.set(&mut fast, idx, vlen, |b, d| {
+                b.extend(d.iter().chain(b":").cycle().take(vlen));
+            });
+            encode_command(&mut slow, &[b"SET", key.as_bytes(), &val, b"PX", b"1500"]);
             assert_eq!(fast, slow);
             fast.clear();
             slow.clear();

@@ -100,6 +100,9 @@ pub async fn run(node: &Node, cfg: &EngineConfig) -> Result<EngineResult> {
         per_second: total.per_second,
         open_loop: false,
         latency_timeline: Default::default(),
+        // Closed loop only: nothing is scheduled, so nothing can be missed.
+        missed: 0,
+        send_error_ns: None,
     })
 }
 
@@ -137,11 +140,16 @@ async fn drive(
             let idx = key_index(cfg.keyspace, cfg.seed, req);
             let key = format!("{}{idx}", cfg.key_prefix);
             match op_for(&cfg.workload, req) {
-                Op::Set => pipe
-                    .cmd("SET")
-                    .arg(key)
-                    .arg(expected_value(idx, value_len(cfg.seed, idx, cfg.data_size))),
-                Op::Get => pipe.cmd("GET").arg(key),
+                Op::Set => {
+                    let value = expected_value(idx, value_len(cfg.seed, idx, cfg.data_size));
+                    let set = pipe.cmd("SET").arg(key).arg(value);
+                    if let Some(ms) = cfg.key_ttl_ms() {
+                        set.arg("PX").arg(ms);
+                    }
+                }
+                Op::Get => {
+                    pipe.cmd("GET").arg(key);
+                }
             };
         }
         if let Workload::SetWait {

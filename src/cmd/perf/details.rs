@@ -60,6 +60,16 @@ pub struct PerfDetails {
     pub latency: LatencyUs,
     /// set-wait: latency of each WAIT reply.
     pub wait_latency: Option<LatencyUs>,
+    /// Open loop, median round: the scheduler's own send-time error, µs, per
+    /// request (actual minus intended send time; for a request that waited
+    /// on a full in-flight window, minus the moment it had room). Near zero
+    /// when the client keeps up; high means the client, not the server, is
+    /// the bottleneck. Null in closed loop.
+    pub scheduler_send_error: Option<LatencyUs>,
+    /// Open loop, all rounds: requests due before a round ended that were
+    /// never sent (the client or the server could not keep the rate).
+    #[serde(default)]
+    pub missed_requests: u64,
     /// set-wait: replicas that acknowledged, over all WAITs.
     pub wait_acked: Option<Acked>,
     /// Error replies by kind (first word: OOM, READONLY, ...), all rounds.
@@ -96,6 +106,9 @@ pub struct PerfDetails {
     pub key_prefix: String,
     /// --keep-keys: the measured keys were left in place.
     pub keys_kept: bool,
+    /// The TTL every key was written with (--key-ttl), ms; null: no TTL.
+    #[serde(default)]
+    pub key_ttl_ms: Option<f64>,
     /// Keys redlab removed after the run.
     pub keys_removed: u64,
     /// --baseline comparison.
@@ -260,6 +273,8 @@ pub fn build(x: Measured<'_>) -> PerfDetails {
             .collect(),
         latency: latency_of(m),
         wait_latency: m.wait_latency_ns.as_ref().map(LatencyUs::from_ns),
+        scheduler_send_error: m.send_error_ns.as_ref().map(LatencyUs::from_ns),
+        missed_requests: results.iter().map(|r| r.missed).sum(),
         wait_acked: acked,
         errors,
         misses: results.iter().map(|r| r.misses).sum(),
@@ -280,6 +295,7 @@ pub fn build(x: Measured<'_>) -> PerfDetails {
         load_ms,
         key_prefix: prefix.to_string(),
         keys_kept: a.keep_keys,
+        key_ttl_ms: a.key_ttl.map(crate::duration::ms),
         keys_removed,
         baseline: None,
     }
@@ -357,6 +373,19 @@ impl Details for PerfDetails {
                 ),
             }
         ));
+        if let Some(e) = &self.scheduler_send_error {
+            t.notes.push(format!(
+                "scheduler send-time error p50 {}, p99 {}",
+                fmt_us(e.p50_us),
+                fmt_us(e.p99_us)
+            ));
+        }
+        if self.missed_requests > 0 {
+            t.notes.push(format!(
+                "{} requests were due but not sent before the run ended (missed): the rate was not met",
+                self.missed_requests
+            ));
+        }
         let mut l = Section::new(
             "Latency per request",
             &["", "p50", "p90", "p99", "p99.9", "p99.99", "max", "mean"],
@@ -417,10 +446,19 @@ impl Details for PerfDetails {
             crate::report::human_bytes_or_zero(m.used_memory_after_bytes),
             m.evicted_keys_before,
             m.evicted_keys_after,
-            if self.keys_kept {
-                format!("kept under {}", self.key_prefix)
-            } else {
-                format!("removed ({})", self.keys_removed)
+            match (self.keys_kept, self.key_ttl_ms) {
+                (true, None) => format!("kept under {} (no TTL)", self.key_prefix),
+                (true, Some(t)) => format!(
+                    "kept under {}, expiring {} after their write",
+                    self.key_prefix,
+                    crate::report::took(t)
+                ),
+                (false, None) => format!("removed ({})", self.keys_removed),
+                (false, Some(t)) => format!(
+                    "removed ({}); each was written with a TTL of {}",
+                    self.keys_removed,
+                    crate::report::took(t)
+                ),
             }
         ));
         let mut out = vec![t, l];

@@ -68,6 +68,8 @@ pub struct Options {
     pub baseline: Option<std::path::PathBuf>,
     pub tolerance: f64,
     pub settle: Duration,
+    /// Every key written carries this TTL (SET .. PX); None: no TTL.
+    pub key_ttl: Option<Duration>,
 }
 
 impl Default for Options {
@@ -91,6 +93,7 @@ impl Default for Options {
             baseline: None,
             tolerance: 10.0,
             settle: Duration::from_secs(5),
+            key_ttl: None,
         }
     }
 }
@@ -170,6 +173,9 @@ impl Config {
             rounds: 1,
             warmup: 0,
             tolerance,
+            // check's keys expire by themselves, like every key redlab writes
+            // outside a perf measurement.
+            key_ttl: Some(crate::run::key_ttl(Duration::ZERO)),
             ..Options::default()
         };
         if let Some(path) = &baseline {
@@ -360,9 +366,10 @@ pub async fn measure(
             Stop::Requests(n) => Arc::new(AtomicU64::new(*n)),
             Stop::Duration(_) => round.progress.clone().expect("set above"),
         };
-        // Only a timed run can have batches in flight past its counter.
+        // Only a timed run can have requests in flight past its counter:
+        // a batch per connection, or the open loop's in-flight window.
         let slack = match round.stop {
-            Stop::Duration(_) => (round.pipeline * round.connections) as u64,
+            Stop::Duration(_) => round.max_in_flight(),
             _ => 0,
         };
         ctx.ledger
@@ -379,6 +386,11 @@ pub async fn measure(
         }));
     }
     bar.finish();
+    if let Some(ttl) = cfg.opts.key_ttl {
+        // The last keys were written now: none outlives now + ttl, which a
+        // later run reading this run's registry entry can rely on.
+        ctx.safety.expiring(ttl);
+    }
     let load_ms = crate::duration::ms(started.elapsed());
     let mut caught = replicas::catch_up(master, survey, cfg.opts.settle).await;
     // After the catch-up: a replica dropped during the load may resync only
@@ -568,6 +580,13 @@ fn rate_check(d: &PerfDetails) -> Option<Check> {
     let m = d.round_results.get(d.median_round)?;
     let due = (target * m.elapsed_ms / 1e3).round() as u64;
     let backlog = due.saturating_sub(m.completed);
+    let missed = match d.missed_requests {
+        0 => String::new(),
+        n => format!(
+            "; {} due before the end were never sent",
+            crate::report::plural(n, "request")
+        ),
+    };
     let reason = format!(
         "target {target:.0} ops/s, achieved {achieved:.0} ops/s ({:.1} %)",
         achieved / target * 100.0
@@ -579,8 +598,8 @@ fn rate_check(d: &PerfDetails) -> Option<Check> {
             "perf.rate",
             Verdict::Fail,
             format!(
-                "rate not met: {reason}; the schedule fell {backlog} requests behind, so the latencies \
-                 measure a backlog, not the server: lower --rate, or add connections (-c)"
+                "rate not met: {reason}; the schedule fell {backlog} requests behind{missed}, so the \
+                 latencies measure a backlog, not the server: lower --rate, or add connections (-c)"
             ),
         )
     })

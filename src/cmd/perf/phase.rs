@@ -50,6 +50,7 @@ pub(super) async fn engine_base(
         rate: cfg.opts.rate,
         timeout,
         progress: None,
+        key_ttl: cfg.opts.key_ttl,
         ..EngineConfig::new(addr)
     })
 }
