@@ -644,6 +644,9 @@ pub struct PerfArgs {
     /// even if the run is killed; costs the server a little per SET.
     #[arg(long, value_parser = parse_period, value_name = "DUR")]
     pub key_ttl: Option<Duration>,
+    /// How often each replica's offset lag is sampled during the rounds (one INFO on the master each).
+    #[arg(long, default_value = "100ms", value_parser = parse_period, value_name = "DUR")]
+    pub lag_interval: Duration,
     /// Compare with an earlier JSON report of `redlab perf`; fail on a regression.
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,

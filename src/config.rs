@@ -404,6 +404,7 @@ fn perf_options(a: &crate::cli::PerfArgs, allow_eviction: bool) -> perf::Options
         tolerance: a.tolerance,
         settle: a.settle,
         key_ttl: a.key_ttl,
+        lag_interval: a.lag_interval,
     }
 }
 

@@ -34,6 +34,21 @@ fn keep_keys_leaves_exactly_n_keys_with_the_right_values_on_every_node() {
     let r = run.json();
     let prefix = r["details"]["key_prefix"].as_str().unwrap().to_string();
     assert_eq!(r["details"]["keys_kept"], true);
+    // The replicas' lag was sampled over the rounds: a series per replica,
+    // the load's end marked, every replica seen caught up after it.
+    let lag = &r["details"]["replica_lag"];
+    assert!(lag["load_ended_ms"].as_f64().unwrap() > 0.0, "{lag}");
+    let names: Vec<&str> = lag["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["replica1", "replica2"], "{lag}");
+    for l in lag["replicas"].as_array().unwrap() {
+        assert!(l["catch_up_ms"].is_f64(), "{l}");
+        assert!(!l["samples"].as_array().unwrap().is_empty(), "{l}");
+    }
     wait_sync(&lab);
     for port in ports(&lab) {
         let mut c = conn(port);

@@ -181,3 +181,46 @@ pub async fn sample_lag(
         }
     }
 }
+
+/// `sample_lag` on a task of its own, beside a load: `start` with the load's
+/// first request, `finish` when the load has ended (it then samples until the
+/// replicas caught up, or `opts.settle` passed). Its connection is its own, so
+/// its INFO never queues behind the load's commands.
+pub struct Sampler {
+    done: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Option<LagSeries>>,
+    started: Instant,
+}
+
+impl Sampler {
+    pub fn start(
+        master: Node,
+        replicas: Vec<Node>,
+        opts: LagOptions,
+        timeout: Duration,
+    ) -> Sampler {
+        let (done, load_done) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let conn = Conn::connect(&master, timeout).await.ok()?;
+            Some(
+                sample_lag(conn, &replicas, opts, async {
+                    let _ = load_done.await;
+                })
+                .await,
+            )
+        });
+        Sampler {
+            done,
+            task,
+            started: Instant::now(),
+        }
+    }
+
+    /// The series, and when sampling started (its clock's zero, give or take
+    /// the connection); None when the master could not be reached.
+    pub async fn finish(self) -> Option<(LagSeries, Instant)> {
+        let _ = self.done.send(());
+        let series = self.task.await.ok().flatten()?;
+        Some((series, self.started))
+    }
+}

@@ -26,7 +26,7 @@ pub use report::DrillDetails;
 use crate::lab::Lab;
 use crate::report::Report;
 use crate::run::Ctx;
-use crate::series::lag::{sample_lag, LagOptions, LagSeries};
+use crate::series::lag::{LagOptions, LagSeries, Sampler};
 use crate::topology::{ReplicaCount, Role, Topology};
 use owned::{as_role, Plan};
 use watch::{Events, Names, Tasks};
@@ -189,50 +189,20 @@ pub struct Measured {
 /// Samples each replica's offset lag from the master's INFO while the load
 /// runs. Only for a fault that leaves the master in place: after a failover
 /// the lag would be measured against a master that is gone.
-struct LagSampler {
-    done: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Option<LagSeries>>,
-    started: Instant,
-}
-
-impl LagSampler {
-    fn start(cfg: &Config, ctx: &Ctx, plan: &Plan) -> LagSampler {
-        let master = plan.nodes[plan.master].clone();
-        let replicas: Vec<crate::topology::Node> = plan
-            .nodes
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != plan.master)
-            .map(|(_, n)| n.clone())
-            .collect();
-        let opts = LagOptions {
-            interval: cfg.lag_interval,
-            settle: Duration::from_secs(5),
-        };
-        let timeout = ctx.timeout;
-        let (done, load_done) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let conn = crate::client::Conn::connect(&master, timeout).await.ok()?;
-            Some(
-                sample_lag(conn, &replicas, opts, async {
-                    let _ = load_done.await;
-                })
-                .await,
-            )
-        });
-        LagSampler {
-            done,
-            task,
-            started: Instant::now(),
-        }
-    }
-
-    /// The load has ended: sample until the replicas caught up (bounded).
-    async fn finish(self) -> Option<(LagSeries, Instant)> {
-        let _ = self.done.send(());
-        let series = self.task.await.ok().flatten()?;
-        Some((series, self.started))
-    }
+fn lag_sampler(cfg: &Config, ctx: &Ctx, plan: &Plan) -> Sampler {
+    let master = plan.nodes[plan.master].clone();
+    let replicas = plan
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != plan.master)
+        .map(|(_, n)| n.clone())
+        .collect();
+    let opts = LagOptions {
+        interval: cfg.lag_interval,
+        settle: Duration::from_secs(5),
+    };
+    Sampler::start(master, replicas, opts, ctx.timeout)
 }
 
 async fn drill(cfg: &Config, ctx: &Ctx, lab: &mut Lab, plan: &Plan) -> Result<Measured> {
@@ -274,7 +244,7 @@ async fn drill(cfg: &Config, ctx: &Ctx, lab: &mut Lab, plan: &Plan) -> Result<Me
         report::ack_name(cfg.ack),
         humantime::format_duration(cfg.before)
     ));
-    let lag = (!cfg.fault.on_master()).then(|| LagSampler::start(cfg, ctx, plan));
+    let lag = (!cfg.fault.on_master()).then(|| lag_sampler(cfg, ctx, plan));
     let load = load::start(spec, master.clone(), keys.ids());
     tokio::time::sleep(cfg.before).await;
     wait_first_ack(cfg, &load).await?;

@@ -70,6 +70,8 @@ pub struct Options {
     pub settle: Duration,
     /// Every key written carries this TTL (SET .. PX); None: no TTL.
     pub key_ttl: Option<Duration>,
+    /// How often each replica's offset lag is sampled during the rounds.
+    pub lag_interval: Duration,
 }
 
 impl Default for Options {
@@ -94,6 +96,7 @@ impl Default for Options {
             tolerance: 10.0,
             settle: Duration::from_secs(5),
             key_ttl: None,
+            lag_interval: Duration::from_millis(100),
         }
     }
 }
@@ -351,6 +354,16 @@ pub async fn measure(
     let mut resyncs = Resyncs::default();
     let links = replicas::Links::read(master, survey).await;
     let bar = run_bar(ctx, &cfg.stop, cfg.opts.rounds);
+    // Each replica's offset lag over the measured rounds (one series, from
+    // the first round's start to the replicas' catch-up after the last).
+    let sampler = (!survey.replicas().is_empty()).then(|| {
+        let replicas = survey.replicas().iter().map(|s| s.node.clone()).collect();
+        let opts = crate::series::lag::LagOptions {
+            interval: cfg.opts.lag_interval,
+            settle: cfg.opts.settle,
+        };
+        crate::series::lag::Sampler::start(ctx.topology.master.clone(), replicas, opts, ctx.timeout)
+    });
     let per_round = match &cfg.stop {
         Stop::Requests(n) => *n,
         Stop::Duration(d) => d.as_millis() as u64,
@@ -392,7 +405,13 @@ pub async fn measure(
         ctx.safety.expiring(ttl);
     }
     let load_ms = crate::duration::ms(started.elapsed());
-    let mut caught = replicas::catch_up(master, survey, cfg.opts.settle).await;
+    let lag = async {
+        match sampler {
+            Some(s) => s.finish().await.map(|(series, _)| series),
+            None => None,
+        }
+    };
+    let (mut caught, lag) = tokio::join!(replicas::catch_up(master, survey, cfg.opts.settle), lag);
     // After the catch-up: a replica dropped during the load may resync only
     // once it reconnects, after the load.
     let after_links = replicas::Links::read(master, survey).await;
@@ -429,6 +448,7 @@ pub async fn measure(
         keys_removed,
         load_ms,
     });
+    d.replica_lag = lag;
     if let Some(path) = &cfg.opts.baseline {
         d.baseline = Some(baseline::compare(path, &d, cfg.opts.tolerance)?);
     }

@@ -214,28 +214,15 @@ pub async fn propagation(
         .filter(|(_, r)| r.probed)
         .map(|(s, _)| s.node.clone())
         .collect();
-    let sampler_conn = Conn::connect(&ctx.topology.master, ctx.timeout).await.ok();
-    let (done, load_done) = tokio::sync::oneshot::channel::<()>();
-    let probing = async {
-        let r = probe(cfg, ctx, master.conn.clone(), conns, &mut details.replicas).await;
-        let _ = done.send(());
-        r
+    let opts = crate::series::lag::LagOptions {
+        interval: cfg.lag_interval,
+        // The probes time the catch-up themselves; the series stops with them.
+        settle: Duration::ZERO,
     };
-    let sampling = async {
-        let conn = sampler_conn?;
-        let opts = crate::series::lag::LagOptions {
-            interval: cfg.lag_interval,
-            // The probes time the catch-up themselves; the series stops with them.
-            settle: Duration::ZERO,
-        };
-        Some(
-            crate::series::lag::sample_lag(conn, &probed, opts, async {
-                let _ = load_done.await;
-            })
-            .await,
-        )
-    };
-    let (slowest, lag) = tokio::join!(probing, sampling);
+    let sampler =
+        crate::series::lag::Sampler::start(ctx.topology.master.clone(), probed, opts, ctx.timeout);
+    let slowest = probe(cfg, ctx, master.conn.clone(), conns, &mut details.replicas).await;
+    let lag = sampler.finish().await.map(|(series, _)| series);
     let slowest = slowest?;
     details.replica_lag = lag;
     details.master.slowest_write_ms = slowest.map(crate::duration::ms);
