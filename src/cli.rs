@@ -89,6 +89,17 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "REDLAB_EXPECT_REPLICAS", value_name = "N")]
     pub expect_replicas: Option<usize>,
 
+    /// A Redis Cluster: --master is any node of it (default 127.0.0.1:7000),
+    /// every shard is discovered from it (CLUSTER SHARDS) and checked. A
+    /// --master given alone that answers cluster_enabled:1 is one anyway.
+    /// With --spawn or `lab up`: start a cluster. --expect-replicas is then per shard.
+    #[arg(long, global = true)]
+    pub cluster: bool,
+
+    /// How many shards (masters serving slots) the cluster must have.
+    #[arg(long, global = true, env = "REDLAB_EXPECT_SHARDS", value_name = "N")]
+    pub expect_shards: Option<usize>,
+
     /// ACL user for every node (a user in a URL wins).
     #[arg(long, global = true, env = "REDLAB_USER")]
     pub user: Option<String>,
@@ -106,9 +117,13 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub spawn: bool,
 
-    /// Replicas in the --spawn lab.
+    /// Replicas in the --spawn lab [default: 3; with --cluster, 1 per shard].
+    #[arg(long, global = true, value_name = "N")]
+    pub spawn_replicas: Option<usize>,
+
+    /// Shards in the --spawn --cluster lab.
     #[arg(long, global = true, default_value_t = 3, value_name = "N")]
-    pub spawn_replicas: usize,
+    pub spawn_shards: usize,
 
     /// Sentinels to start with the lab (--spawn, lab up), watching its master.
     #[arg(long, global = true, default_value_t = 0, value_name = "N")]
@@ -260,14 +275,20 @@ pub struct LabArgs {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum LabAction {
-    /// Start a master and N replicas bound to 127.0.0.1; returns once they are in sync.
+    /// Start a master and N replicas bound to 127.0.0.1; returns once they are
+    /// in sync. With --cluster: a Redis Cluster of --shards masters with
+    /// --replicas each, returned once cluster_state is ok everywhere.
     Up {
-        /// Number of replicas.
-        #[arg(long, default_value_t = 3)]
-        replicas: usize,
-        /// Port of the master; replicas take the next ones.
-        #[arg(long, default_value_t = crate::lab::DEFAULT_BASE_PORT)]
-        base_port: u16,
+        /// Number of replicas (per shard with --cluster) [default: 3; with --cluster, 1].
+        #[arg(long)]
+        replicas: Option<usize>,
+        /// Shards of a --cluster lab [default: 3].
+        #[arg(long, value_name = "N")]
+        shards: Option<usize>,
+        /// Port of the first node; the others take the next ones (a cluster's
+        /// bus ports are 10000 above) [default: 6379; with --cluster, 7000].
+        #[arg(long)]
+        base_port: Option<u16>,
     },
     /// Stop the processes `lab up` started.
     Down,

@@ -35,12 +35,12 @@ pub fn run(args: Config, g: &Settings) -> Result<Verdict> {
         .to_string();
     use crate::cmd::*;
     match command.as_str() {
-        "perf" => emit_as::<perf::PerfDetails>(g, &args.file, saved),
-        "replicate-check" => emit_as::<replicate_check::ReplicateDetails>(g, &args.file, saved),
-        "ttl-watch" => emit_as::<ttl_watch::TtlWatchDetails>(g, &args.file, saved),
-        "check" => emit_as::<check::CheckDetails>(g, &args.file, saved),
-        "keycount" => emit_as::<keycount::KeycountDetails>(g, &args.file, saved),
-        "demo" => emit_as::<demo::DemoDetails>(g, &args.file, saved),
+        "perf" => emit_any::<perf::PerfDetails>(g, &args.file, saved),
+        "replicate-check" => emit_any::<replicate_check::ReplicateDetails>(g, &args.file, saved),
+        "ttl-watch" => emit_any::<ttl_watch::TtlWatchDetails>(g, &args.file, saved),
+        "check" => emit_any::<check::CheckDetails>(g, &args.file, saved),
+        "keycount" => emit_any::<keycount::KeycountDetails>(g, &args.file, saved),
+        "demo" => emit_any::<demo::DemoDetails>(g, &args.file, saved),
         "drill" => emit_as::<crate::cmd::drill::DrillDetails>(g, &args.file, saved),
         _ => emit_as::<Saved>(g, &args.file, saved),
     }?;
@@ -64,6 +64,19 @@ pub fn read(path: &Path) -> Result<serde_json::Value> {
         );
     }
     Ok(v)
+}
+
+/// A cluster's report (its details per shard) or a single topology's.
+fn emit_any<D: Details + DeserializeOwned>(
+    g: &Settings,
+    path: &Path,
+    saved: serde_json::Value,
+) -> Result<Verdict> {
+    if saved["details"]["shards"].is_array() {
+        emit_as::<crate::cmd::cluster::Sharded<D>>(g, path, saved)
+    } else {
+        emit_as::<D>(g, path, saved)
+    }
 }
 
 /// As the subcommand's own report; one whose details this redlab cannot read
