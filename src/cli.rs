@@ -116,6 +116,24 @@ pub struct GlobalArgs {
     )]
     pub expect_replicas: Option<usize>,
 
+    /// A Redis Cluster: --master is any node of it (default 127.0.0.1:7000),
+    /// every shard is discovered from it (CLUSTER SHARDS) and checked. A
+    /// --master given alone that answers cluster_enabled:1 is one anyway.
+    /// With --spawn or `lab up`: start a cluster. --expect-replicas is then per shard.
+    #[arg(long, global = true, help_heading = "Topology")]
+    pub cluster: bool,
+
+    /// How many shards (masters serving slots) the cluster must have.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Topology",
+        env = "REDLAB_EXPECT_SHARDS",
+        value_name = "N",
+        hide_env_values = true
+    )]
+    pub expect_shards: Option<usize>,
+
     /// ACL user for every node (a user in a URL wins).
     #[arg(
         long,
@@ -145,9 +163,19 @@ pub struct GlobalArgs {
     #[arg(long, global = true, help_heading = "Throwaway lab")]
     pub spawn: bool,
 
-    /// Replicas in the --spawn lab [default: 3].
+    /// Replicas in the --spawn lab [default: 3; with --cluster, 1 per shard].
     #[arg(long, global = true, help_heading = "Throwaway lab", value_name = "N")]
     pub spawn_replicas: Option<usize>,
+
+    /// Shards in the --spawn --cluster lab.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Throwaway lab",
+        default_value_t = 3,
+        value_name = "N"
+    )]
+    pub spawn_shards: usize,
 
     /// Sentinels to start with the lab (--spawn, lab up), watching its master.
     #[arg(
@@ -260,6 +288,13 @@ pub struct NoTopology {
         hide = true
     )]
     hidden_expect_replicas: Option<usize>,
+    #[arg(
+        id = "expect_shards",
+        long = "expect-shards",
+        global = true,
+        hide = true
+    )]
+    hidden_expect_shards: Option<usize>,
     #[arg(id = "user", long = "user", global = true, hide = true)]
     hidden_user: Option<String>,
 }
@@ -283,6 +318,14 @@ pub struct NoSpawn {
         hide = true
     )]
     hidden_spawn_replicas: Option<usize>,
+    #[arg(
+        id = "spawn_shards",
+        long = "spawn-shards",
+        global = true,
+        hide = true,
+        default_value_t = 3
+    )]
+    hidden_spawn_shards: usize,
 }
 
 /// Hides the shape of a lab redlab starts (Sentinels, backlog).
@@ -562,14 +605,20 @@ pub struct LabArgs {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum LabAction {
-    /// Start a master and N replicas bound to 127.0.0.1; returns once they are in sync.
+    /// Start a master and N replicas bound to 127.0.0.1; returns once they are
+    /// in sync. With --cluster: a Redis Cluster of --shards masters with
+    /// --replicas each, returned once cluster_state is ok everywhere.
     Up {
-        /// Number of replicas.
-        #[arg(long, default_value_t = 3)]
-        replicas: usize,
-        /// Port of the master; replicas take the next ones.
-        #[arg(long, default_value_t = crate::lab::DEFAULT_BASE_PORT)]
-        base_port: u16,
+        /// Number of replicas (per shard with --cluster) [default: 3; with --cluster, 1].
+        #[arg(long)]
+        replicas: Option<usize>,
+        /// Shards of a --cluster lab [default: 3].
+        #[arg(long, value_name = "N")]
+        shards: Option<usize>,
+        /// Port of the first node; the others take the next ones (a cluster's
+        /// bus ports are 10000 above) [default: 6379; with --cluster, 7000].
+        #[arg(long)]
+        base_port: Option<u16>,
     },
     /// Stop the processes `lab up` started.
     Down,

@@ -27,7 +27,8 @@ pub struct Settings {
     pub topology: TopologySpec,
     /// Bound on connecting and on every command.
     pub timeout: Duration,
-    /// `--spawn`: run against a throwaway lab with this many replicas.
+    /// `--spawn`: run against a throwaway lab with this many replicas (per
+    /// shard with `--cluster`).
     pub spawn: Option<usize>,
     pub output: Output,
     /// The verdict that fails the run.
@@ -40,9 +41,12 @@ pub struct Settings {
     pub lab: LabExtras,
 }
 
-/// `--sentinels N` (with their timeouts) and `--backlog SIZE` for a lab redlab starts.
+/// `--sentinels N` (with their timeouts), `--backlog SIZE` and a cluster's
+/// shard count for a lab redlab starts.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LabExtras {
+    /// `--spawn-shards N` with `--spawn --cluster`.
+    pub shards: usize,
     pub sentinels: usize,
     pub sentinel_timeouts: SentinelTimeouts,
     /// `repl-backlog-size`, bytes.
@@ -165,9 +169,13 @@ pub fn resolve(cli: &Cli) -> Result<(Settings, Job)> {
             expect_replicas: g.expect_replicas,
             sentinels: g.sentinel_urls.clone(),
             master_name: g.master_name.clone(),
+            cluster: g.cluster,
+            expect_shards: g.expect_shards,
         },
         timeout: g.timeout,
-        spawn: g.spawn.then_some(g.spawn_replicas.unwrap_or(3)),
+        spawn: g
+            .spawn
+            .then_some(g.spawn_replicas.unwrap_or(if g.cluster { 1 } else { 3 })),
         output,
         fail_on: match g.fail_on {
             FailOnArg::Fail => FailOn::Fail,
@@ -189,7 +197,9 @@ fn lab_extras(cli: &Cli) -> Result<LabExtras> {
     let g = &cli.global;
     let defaults = SentinelTimeouts::default();
     let ms = |d: Option<Duration>, default: u64| d.map_or(default, |d| d.as_millis() as u64);
+    cluster_flags(cli)?;
     let extras = LabExtras {
+        shards: g.spawn_shards,
         sentinels: g.sentinels,
         sentinel_timeouts: SentinelTimeouts {
             down_after_ms: ms(g.down_after, defaults.down_after_ms),
@@ -216,6 +226,42 @@ fn lab_extras(cli: &Cli) -> Result<LabExtras> {
     Ok(extras)
 }
 
+/// What does not go with `--cluster`: a cluster's nodes are discovered, it
+/// has no Sentinels, and the drill breaks a replication lab.
+fn cluster_flags(cli: &Cli) -> Result<()> {
+    let g = &cli.global;
+    if !g.cluster {
+        if g.expect_shards.is_some() {
+            anyhow::bail!("--expect-shards asserts a cluster's shape: add --cluster");
+        }
+        return Ok(());
+    }
+    if !g.replicas.is_empty() {
+        anyhow::bail!(
+            "--cluster discovers every shard's replicas from the cluster: drop --replica, \
+             or give --expect-replicas N (per shard)"
+        );
+    }
+    if !g.sentinel_urls.is_empty() || g.sentinels > 0 {
+        anyhow::bail!(
+            "a Redis Cluster fails over by itself, without Sentinels: drop --sentinel/--sentinels"
+        );
+    }
+    if g.backlog.is_some() {
+        anyhow::bail!("--backlog shapes the replication lab; a cluster lab keeps Redis's default");
+    }
+    if g.spawn_shards == 0 {
+        anyhow::bail!("--spawn-shards must be at least 1");
+    }
+    if matches!(cli.command, Command::Drill(_)) {
+        anyhow::bail!(
+            "drill breaks a replication lab watched by Sentinels; a cluster's failover is not drilled \
+             (yet): drop --cluster"
+        );
+    }
+    Ok(())
+}
+
 fn job(command: &Command, settings: &Settings) -> Result<Job> {
     let out = &settings.output;
     Ok(match command {
@@ -230,14 +276,26 @@ fn job(command: &Command, settings: &Settings) -> Result<Job> {
             action: match a.action {
                 LabAction::Up {
                     replicas,
+                    shards,
                     base_port,
-                } => lab::Action::Up {
-                    replicas,
-                    base_port,
-                    sentinels: settings.lab.sentinels,
-                    timeouts: settings.lab.sentinel_timeouts,
-                    backlog: settings.lab.backlog,
-                },
+                } => {
+                    let cluster = settings.topology.cluster;
+                    if shards.is_some() && !cluster {
+                        anyhow::bail!("--shards shapes a cluster lab: add --cluster");
+                    }
+                    lab::Action::Up {
+                        replicas: replicas.unwrap_or(if cluster { 1 } else { 3 }),
+                        base_port: base_port.unwrap_or(if cluster {
+                            crate::lab::cluster::DEFAULT_CLUSTER_BASE_PORT
+                        } else {
+                            crate::lab::DEFAULT_BASE_PORT
+                        }),
+                        shards: cluster.then(|| shards.unwrap_or(3)),
+                        sentinels: settings.lab.sentinels,
+                        timeouts: settings.lab.sentinel_timeouts,
+                        backlog: settings.lab.backlog,
+                    }
+                }
                 LabAction::Down => lab::Action::Down,
                 LabAction::Status => lab::Action::Status,
             },
@@ -264,6 +322,7 @@ fn job(command: &Command, settings: &Settings) -> Result<Job> {
                 throughput: perf::Config::smoke(a.baseline.clone(), a.tolerance)?,
                 min_ops: a.min_ops,
                 unknown,
+                cluster_step: check::cluster_wanted(&a.skip, &a.only),
             })
         }
         Command::Stats(a) => Job::Stats(stats_config(a, out)),

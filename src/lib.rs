@@ -87,53 +87,48 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
     };
     let progress =
         Progress::new(!out.quiet && !out.machine_stdout() && std::io::stderr().is_terminal());
-    let mut lab = if let Some(spawn_replicas) = g.spawn.filter(|_| !is_lab) {
-        if g.topology.master.is_some()
-            || !g.topology.replicas.is_empty()
-            || !g.topology.sentinels.is_empty()
-        {
-            bail!(
-                "--spawn starts its own topology: drop --master/--replica/--sentinel, or drop --spawn"
-            );
-        }
-        if let Some(n) = g.topology.expect_replicas.filter(|n| *n != spawn_replicas) {
-            bail!(
-                "--expect-replicas {n} but --spawn starts {spawn_replicas} replicas: \
-                 set --spawn-replicas {n}, or drop --expect-replicas (the lab asserts its own count)"
-            );
-        }
-        let spinner = progress.spinner(format!(
-            "starting a throwaway lab with {spawn_replicas} replicas{}",
-            match g.lab.sentinels {
-                0 => String::new(),
-                n => format!(" and {n} Sentinels"),
-            }
-        ));
-        let start = Lab::start(LabOptions {
-            replicas: spawn_replicas,
-            password: g.topology.password.clone(),
-            sentinels: g.lab.sentinels,
-            sentinel_timeouts: g.lab.sentinel_timeouts,
-            backlog: g.lab.backlog,
-            ..LabOptions::default()
-        });
-        // Dropping a half-started lab kills what it had started.
-        let lab = tokio::select! {
-            lab = start => lab?,
-            _ = signals.recv() => {
-                eprintln!("redlab: interrupted while starting the lab; it was stopped");
-                return Ok(Outcome::Interrupted);
-            }
-        };
-        spinner.finish();
-        topology = lab.topology();
-        Some(lab)
-    } else {
-        None
+    let mut labs = match g.spawn.filter(|_| !is_lab) {
+        Some(replicas) => match spawn(g, replicas, progress, &mut signals).await? {
+            Some(l) => l,
+            None => return Ok(Outcome::Interrupted),
+        },
+        None => Labs::default(),
     };
+    if let Some(l) = &labs.replication {
+        topology = l.topology();
+    }
     let mut discovered = None;
-    if topology.discover && !is_lab {
+    let mut cluster = None;
+    if let Some(l) = &labs.cluster {
+        let shape = l.shape();
+        let seed = l.seed();
+        let c =
+            topology::cluster::discover(&seed, Some(shape.replicas), Some(shape.shards), g.timeout);
+        cluster = Some(c.await?);
+    } else if g.topology.cluster && !is_lab {
+        topology.master.cluster = true;
+        let t = &g.topology;
+        let c = topology::cluster::discover(
+            &topology.master,
+            t.expect_replicas,
+            t.expect_shards,
+            g.timeout,
+        );
+        cluster = Some(c.await?);
+    } else if topology.discover && !is_lab {
         match survey::discover(&mut topology, g.timeout).await {
+            // A URL given alone that is a cluster node: the whole cluster.
+            Ok(seed) if seed.is_cluster() => {
+                topology.master.cluster = true;
+                let t = &g.topology;
+                let c = topology::cluster::discover(
+                    &topology.master,
+                    t.expect_replicas,
+                    t.expect_shards,
+                    g.timeout,
+                );
+                cluster = Some(c.await?);
+            }
             Ok(master) => discovered = Some(master),
             // `check` reports an unusable master itself, in its report, so CI still gets one.
             Err(_) if matches!(job, Job::Check(_)) => {}
@@ -141,27 +136,54 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         }
     }
     let name = job.name();
-    let ctx = Ctx {
+    let run_id = run::new_run_id();
+    let started = (SystemTime::now(), Instant::now());
+    let args = run::redacted_args(&std::env::args().collect::<Vec<_>>());
+    let make_ctx = |topology: Topology, shard: Option<run::ShardScope>, progress: Progress| Ctx {
         topology,
+        shard,
         timeout: g.timeout,
-        run_id: run::new_run_id(),
+        run_id: run_id.clone(),
         progress,
         ledger: run::Ledger::default(),
-        started: SystemTime::now(),
-        started_at: Instant::now(),
-        args: run::redacted_args(&std::env::args().collect::<Vec<_>>()),
+        started: started.0,
+        started_at: started.1,
+        args: args.clone(),
         command: name,
         say: out.narrator(),
         // A --spawn lab starts empty: there are no user keys to evict, so a
         // large run may fill it (evictions are still reported, as warnings).
-        allow_eviction: g.allow_eviction || lab.is_some(),
-        discovered: std::sync::Mutex::new(discovered),
+        allow_eviction: g.allow_eviction || labs.replication.is_some() || labs.cluster.is_some(),
+        discovered: std::sync::Mutex::new(None),
         safety: run::safety::State::default(),
         extra_checks: std::sync::Mutex::new(Vec::new()),
         partial: std::sync::Mutex::new(None),
     };
+    let ctxs: Vec<Ctx> = match &cluster {
+        // Shards run at once: only the cluster's own spinner is drawn.
+        Some(c) => c
+            .shards
+            .iter()
+            .map(|s| {
+                let scope = run::ShardScope {
+                    name: s.name.clone(),
+                    tag: s.tag.clone(),
+                };
+                make_ctx(s.topology.clone(), Some(scope), Progress::new(false))
+            })
+            .collect(),
+        None => {
+            let ctx = make_ctx(topology, None, progress);
+            *ctx.discovered.lock().unwrap_or_else(|e| e.into_inner()) = discovered;
+            vec![ctx]
+        }
+    };
+    let work: Work<'_> = match &cluster {
+        Some(c) => Box::pin(cmd::cluster::dispatch(job, c, &ctxs, progress)),
+        None => Box::pin(dispatch(job, &ctxs[0], labs.replication.as_mut())),
+    };
     // A panic must not skip the key removal below: it is caught, and resumed after.
-    let work = std::panic::AssertUnwindSafe(dispatch(job, &ctx, lab.as_mut())).catch_unwind();
+    let work = std::panic::AssertUnwindSafe(work).catch_unwind();
     // Biased: a subcommand that handles Ctrl-C itself (stats --watch ends
     // cleanly on it) must see it before the interruption below does.
     let result = tokio::select! {
@@ -169,30 +191,50 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         r = work => Some(r),
         _ = signals.recv() => None,
     };
-    // A second signal stops the cleanup at once; what remains is reported.
-    let cleaned = ctx.cleanup(signals.recv()).await;
-    ctx.unregister(cleaned.remaining == 0 && cleaned.error.is_none() && !cleaned.interrupted)
-        .await;
-    if cleaned.remaining > 0 {
-        if let Some(c) = ctx.cleanup_check(&cleaned) {
-            eprintln!("redlab: {}", c.reason);
+    if let Some(c) = &cluster {
+        // A failover during the run moved a shard's master: clean up there.
+        cmd::cluster::follow_masters(c, &ctxs).await;
+    }
+    let mut extra: Vec<report::Check> = Vec::new();
+    let mut all_removed = true;
+    let mut stopped = false;
+    for ctx in &ctxs {
+        // A second signal stops the cleanup at once; what remains is reported.
+        let cleaned = if stopped {
+            ctx.cleanup(std::future::ready(())).await
+        } else {
+            ctx.cleanup(signals.recv()).await
+        };
+        stopped |= cleaned.interrupted;
+        let clean = cleaned.remaining == 0 && cleaned.error.is_none() && !cleaned.interrupted;
+        all_removed &= cleaned.remaining == 0;
+        ctx.unregister(clean).await;
+        if cleaned.remaining > 0 {
+            if let Some(c) = ctx.cleanup_check(&cleaned) {
+                eprintln!("redlab: {}", c.reason);
+            }
+        }
+        let mut mine: Vec<report::Check> = ctx
+            .extra_checks
+            .lock()
+            .map(|mut x| std::mem::take(&mut *x))
+            .unwrap_or_default();
+        mine.extend(ctx.cleanup_check(&cleaned));
+        mine.extend(ctx.eviction_checks().await);
+        match &ctx.shard {
+            Some(s) => extra.extend(mine.into_iter().map(|c| cmd::cluster::in_shard(&s.name, c))),
+            None => extra.extend(mine),
         }
     }
-    let mut extra: Vec<report::Check> = ctx
-        .extra_checks
-        .lock()
-        .map(|mut x| std::mem::take(&mut *x))
-        .unwrap_or_default();
-    extra.extend(ctx.cleanup_check(&cleaned));
-    extra.extend(ctx.eviction_checks().await);
-    drop(lab);
+    drop(labs);
+    let ctx = &ctxs[0];
     match result {
         None => {
-            if cleaned.remaining == 0 {
+            if all_removed {
                 eprintln!("redlab: interrupted; this run's keys were removed");
             }
             // Whoever waits on the report file (a CI job) still gets one that says so.
-            let mut r = interrupted_report(name, &ctx);
+            let mut r = interrupted_report(name, ctx);
             r.add_checks(extra);
             let _ = write_files(out, &r);
             Ok(Outcome::Interrupted)
@@ -211,12 +253,103 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Some(Ok(Err(e))) => {
             // The report file a CI job waits for still says what happened,
             // with what was measured; the headline is the first cause.
-            let mut r = failed_report(name, &ctx, &e);
+            let mut r = failed_report(name, ctx, &e);
             r.add_checks(extra);
             let _ = write_files(out, &r);
             Err(e)
         }
     }
+}
+
+/// A subcommand's run, on one topology or on every shard of a cluster.
+type Work<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Box<dyn AnyReport>>> + 'a>>;
+
+/// The labs a --spawn run started (one of them), stopped when dropped.
+#[derive(Default)]
+struct Labs {
+    replication: Option<Lab>,
+    cluster: Option<lab::ClusterLab>,
+}
+
+/// Start the --spawn lab; None when a signal interrupted its start (it was stopped).
+async fn spawn(
+    g: &Settings,
+    replicas: usize,
+    progress: Progress,
+    signals: &mut Signals,
+) -> Result<Option<Labs>> {
+    let t = &g.topology;
+    if t.master.is_some() || !t.replicas.is_empty() || !t.sentinels.is_empty() {
+        bail!(
+            "--spawn starts its own topology: drop --master/--replica/--sentinel, or drop --spawn"
+        );
+    }
+    if let Some(n) = t.expect_replicas.filter(|n| *n != replicas) {
+        bail!(
+            "--expect-replicas {n} but --spawn starts {replicas} replicas{}: \
+             set --spawn-replicas {n}, or drop --expect-replicas (the lab asserts its own count)",
+            if t.cluster { " per shard" } else { "" }
+        );
+    }
+    if t.cluster {
+        let shards = g.lab.shards;
+        if let Some(n) = t.expect_shards.filter(|n| *n != shards) {
+            bail!(
+                "--expect-shards {n} but --spawn starts {shards} shards: set --spawn-shards {n}, \
+                 or drop --expect-shards (the lab asserts its own shape)"
+            );
+        }
+        let spinner = progress.spinner(format!(
+            "starting a throwaway cluster of {shards} shards, each a master and {replicas} replicas"
+        ));
+        let start = lab::ClusterLab::start(lab::ClusterLabOptions {
+            shards,
+            replicas,
+            password: t.password.clone(),
+            ..lab::ClusterLabOptions::default()
+        });
+        let lab = tokio::select! {
+            lab = start => lab?,
+            _ = signals.recv() => {
+                eprintln!("redlab: interrupted while starting the lab; it was stopped");
+                return Ok(None);
+            }
+        };
+        spinner.finish();
+        return Ok(Some(Labs {
+            cluster: Some(lab),
+            ..Labs::default()
+        }));
+    }
+    let spinner = progress.spinner(format!(
+        "starting a throwaway lab with {replicas} replicas{}",
+        match g.lab.sentinels {
+            0 => String::new(),
+            n => format!(" and {n} Sentinels"),
+        }
+    ));
+    let start = Lab::start(LabOptions {
+        replicas,
+        password: t.password.clone(),
+        sentinels: g.lab.sentinels,
+        sentinel_timeouts: g.lab.sentinel_timeouts,
+        backlog: g.lab.backlog,
+        ..LabOptions::default()
+    });
+    // Dropping a half-started lab kills what it had started.
+    let lab = tokio::select! {
+        lab = start => lab?,
+        _ = signals.recv() => {
+            eprintln!("redlab: interrupted while starting the lab; it was stopped");
+            return Ok(None);
+        }
+    };
+    spinner.finish();
+    Ok(Some(Labs {
+        replication: Some(lab),
+        ..Labs::default()
+    }))
 }
 
 /// What a run that ended with an error reports.

@@ -207,7 +207,8 @@ fn describe(topo: &Topology, host: &str, port: u16) -> String {
 /// topology whose count nobody asserted is a warning (`--fail-on warn`
 /// fails it): a replica the master lost is simply not in its list.
 pub fn count_check(topo: &Topology, master: &Master<'_>) -> Check {
-    const NAME: &str = "master";
+    // `master`, or on a cluster `shard1.master`.
+    let name = topo.master.name.as_str();
     let lines = master.info.replicas();
     let listed = lines.len();
     let addrs: Vec<String> = lines
@@ -221,24 +222,24 @@ pub fn count_check(topo: &Topology, master: &Master<'_>) -> Check {
     };
     match topo.expected {
         ReplicaCount::Given(n) | ReplicaCount::Asserted(n) if listed < n => Check::fail(
-            NAME,
+            name,
             format!(
                 "{lists}, {n} expected: {} missing (stopped, or unable to reach the master?)",
                 n - listed
             ),
         ),
         ReplicaCount::Given(n) if listed > n => Check::fail(
-            NAME,
+            name,
             format!("{lists}, {n} given: the others are not checked; give every replica with --replica"),
         ),
         ReplicaCount::Asserted(n) if listed > n => {
-            Check::warn(NAME, format!("{lists}, {n} expected (--expect-replicas)"))
+            Check::warn(name, format!("{lists}, {n} expected (--expect-replicas)"))
         }
         ReplicaCount::Given(n) | ReplicaCount::Asserted(n) => {
-            Check::pass(NAME, format!("{lists}, {n} expected"))
+            Check::pass(name, format!("{lists}, {n} expected"))
         }
         ReplicaCount::NotAsserted => Check::warn(
-            NAME,
+            name,
             format!("replica count not asserted: {lists}; a replica it lost would not be listed, so give --expect-replicas N"),
         ),
     }

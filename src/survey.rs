@@ -46,7 +46,8 @@ impl NodeState {
             .is_some_and(|i| i.get("redis_mode") == Some("sentinel"))
     }
 
-    fn is_cluster(&self) -> bool {
+    /// INFO says `cluster_enabled:1`.
+    pub fn is_cluster(&self) -> bool {
         self.info
             .as_ref()
             .is_some_and(|i| i.flag("cluster_enabled"))
@@ -123,8 +124,8 @@ impl Survey {
     }
 
     /// Refuse, before anything runs, what redlab would mis-test: a Sentinel
-    /// or a cluster node given as a node, or one server given twice under
-    /// two names (same run id).
+    /// given as a node, a cluster node in a replication topology (or the
+    /// reverse), or one server given twice under two names (same run id).
     pub fn validate(&self) -> Result<()> {
         for st in &self.nodes {
             refuse_kind(st)?;
@@ -165,10 +166,18 @@ fn refuse_kind(st: &NodeState) -> Result<()> {
             st.node.label()
         );
     }
-    if st.is_cluster() {
+    if st.is_cluster() && !st.node.cluster {
         bail!(
-            "{}: is a Redis Cluster node (cluster_enabled:1); cluster topologies are not supported yet, \
-             so nothing was written: test a replication topology (a master and its replicas)",
+            "{}: is a Redis Cluster node (cluster_enabled:1), given as a node of a replication \
+             topology; nothing was written. Give one cluster node alone (--master URL, or --cluster): \
+             redlab discovers every shard from it",
+            st.node.label()
+        );
+    }
+    if st.node.cluster && st.info.is_some() && !st.is_cluster() {
+        bail!(
+            "{}: was listed by the cluster but answers cluster_enabled:0 (restarted without \
+             cluster mode?); nothing was written",
             st.node.label()
         );
     }
@@ -247,11 +256,15 @@ pub async fn survey_reusing(
 
 /// Fill the replica list from the master's own INFO replication. Returns the
 /// master's visit, for the survey that follows to reuse (one connection and
-/// one INFO fewer).
+/// one INFO fewer). A cluster node is returned as it is, replicas untouched:
+/// the caller discovers the cluster from it (`NodeState::is_cluster`).
 pub async fn discover(topo: &mut Topology, timeout: Duration) -> Result<NodeState> {
     let master = visit(topo.master.clone(), timeout).await;
     if let Some(e) = &master.error {
         bail!("{e}");
+    }
+    if master.is_cluster() {
+        return Ok(master);
     }
     refuse_kind(&master)?;
     let Some(info) = master.info.as_ref() else {

@@ -5,11 +5,16 @@ use anyhow::{bail, Context, Result};
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 use serde::Serialize;
 
+pub mod cluster;
 pub mod sentinel;
+pub mod slot;
 
+pub use cluster::{Cluster, Shard};
 pub use sentinel::SentinelSet;
 
 pub const DEFAULT_MASTER: &str = "redis://127.0.0.1:6379";
+/// The node a cluster is discovered from without --master (`lab up --cluster`'s first).
+pub const DEFAULT_CLUSTER_SEED: &str = "redis://127.0.0.1:7000";
 pub const DEFAULT_REPLICA_PORTS: [u16; 3] = [6380, 6381, 6382];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -26,6 +31,9 @@ pub struct Node {
     pub name: String,
     pub role: Role,
     pub info: ConnectionInfo,
+    /// A Redis Cluster node: its connections send READONLY, so that a
+    /// replica serves reads of its shard's slots instead of redirecting them.
+    pub cluster: bool,
 }
 
 impl std::fmt::Debug for Node {
@@ -69,6 +77,7 @@ impl Node {
             name: name.to_string(),
             role,
             info,
+            cluster: false,
         })
     }
 
@@ -123,6 +132,7 @@ impl Node {
             name: name.to_string(),
             role: Role::Replica,
             info: self.info.clone().set_addr(addr),
+            cluster: self.cluster,
         }
     }
 
@@ -226,6 +236,10 @@ pub struct TopologySpec {
     pub sentinels: Vec<String>,
     /// `--master-name`: the name the Sentinels know the master by.
     pub master_name: Option<String>,
+    /// `--cluster`: the master URL is a seed node of a Redis Cluster.
+    pub cluster: bool,
+    /// `--expect-shards N`: how many shards the cluster must have.
+    pub expect_shards: Option<usize>,
 }
 
 impl Topology {
@@ -234,9 +248,15 @@ impl Topology {
     pub fn from_spec(g: &TopologySpec) -> Result<Topology> {
         let user = g.user.as_deref();
         let pass = g.password.as_deref();
-        let master_url = g.master.as_deref().unwrap_or(DEFAULT_MASTER);
+        let default = if g.cluster {
+            DEFAULT_CLUSTER_SEED
+        } else {
+            DEFAULT_MASTER
+        };
+        let master_url = g.master.as_deref().unwrap_or(default);
         let master = Node::parse("master", Role::Master, master_url)?.with_credentials(user, pass);
-        let discover = g.discover || (g.master.is_some() && g.replicas.is_empty());
+        // A cluster's replicas are discovered too (from CLUSTER SHARDS).
+        let discover = g.discover || g.cluster || (g.master.is_some() && g.replicas.is_empty());
         let replicas = if !g.replicas.is_empty() {
             if g.discover {
                 bail!("--discover and --replica both given: use one or the other");

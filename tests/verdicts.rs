@@ -374,16 +374,35 @@ fn an_open_loop_that_misses_its_rate_fails() {
 }
 
 #[test]
-fn cluster_and_sentinel_ports_are_named_and_refused() {
+fn cluster_nodes_are_discovered_and_sentinel_ports_refused() {
+    // A cluster node given alone is a cluster (tests/cluster.rs tests real
+    // ones): this one serves no slot, so nothing can be stored and nothing is.
     let (cluster, _d) = server("cluster", &["--cluster-enabled", "yes"]);
     let run = redlab(&["--master", &url(cluster.port), "perf"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
-        run.stderr.contains("Redis Cluster node") && run.stderr.contains("not supported yet"),
+        run.stderr.contains("the cluster serves no slot")
+            && run.stderr.contains("nothing was written"),
         "{}",
         run.stderr
     );
     assert!(!has_redlab_keys(&url(cluster.port)));
+    // In a replication topology (master and replicas given), a cluster node is named.
+    let lone = lab(0);
+    let run = redlab(&[
+        "--master",
+        &url(lone.master.port),
+        "--replica",
+        &url(cluster.port),
+        "replicate-check",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("is a Redis Cluster node (cluster_enabled:1), given as a node of a replication topology"),
+        "{}",
+        run.stderr
+    );
+    assert!(!has_redlab_keys(&url(lone.master.port)));
     // A Sentinel watching a master: named, with the master to give instead.
     let lab = lab(0);
     let dir = tempfile::tempdir().unwrap();

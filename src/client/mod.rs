@@ -86,6 +86,11 @@ impl Conn {
             other => other?,
         }
         conn.established = true;
+        // A cluster replica redirects every read (MOVED) unless the
+        // connection says it reads from replicas; a master ignores it.
+        if node.cluster {
+            let _ = conn.query::<()>(&redis::cmd("READONLY")).await;
+        }
         Ok(conn)
     }
 

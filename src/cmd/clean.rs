@@ -4,6 +4,11 @@
 //! prefix (every key redlab writes starts with `redlab:<run-id>:`), removed
 //! with UNLINK in bounded batches at a bounded rate, and the replicas follow
 //! through replication; what remains on each node is counted afterwards.
+//!
+//! On a cluster this runs on every shard master (one `Ctx` per shard): SCAN
+//! sees only the node's own keys, every registry on the shard is read (a
+//! run's record is kept on each shard it wrote to), and each UNLINK holds
+//! keys of one slot only (a multi-key command across slots is CROSSSLOT).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -13,10 +18,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::{Conn, ErrorKind};
 use crate::report::{plural, Check, Details, Report, Section};
-use crate::run::registry::{self, RUNS_KEY};
+use crate::run::registry;
 use crate::run::Ctx;
 use crate::survey::{NodeState, Survey};
 
+#[derive(Clone)]
 pub struct Config {
     /// One run's id, or None for every dead run.
     pub run: Option<String>,
@@ -78,11 +84,14 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CleanDetails>> {
         Err(e) => return Err(e),
     };
     let mut conn = master.conn.clone();
-    let runs = registry::runs(&mut conn).await.unwrap_or_default();
+    let cluster = ctx.shard.is_some();
+    let runs = registry::all_runs(&mut conn, cluster)
+        .await
+        .unwrap_or_default();
     let live: BTreeSet<String> = runs
         .iter()
-        .filter(|(_, alive)| *alive)
-        .map(|(r, _)| r.run_id.clone())
+        .filter(|(_, alive, _)| *alive)
+        .map(|(r, _, _)| r.run_id.clone())
         .collect();
     if let Some(id) = cfg.run.as_ref().filter(|id| live.contains(*id)) {
         bail!(
@@ -90,7 +99,7 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CleanDetails>> {
              wait for it, or stop it and run clean again after 15 s"
         );
     }
-    let verb = delete_verb(&mut conn).await?;
+    let verb = delete_verb(&mut conn, &ctx.key("may-delete")).await?;
     let spinner = ctx.progress.spinner(format!("scanning for {pattern}"));
     let mut removed: BTreeMap<String, u64> = BTreeMap::new();
     let mut total = 0u64;
@@ -113,11 +122,9 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CleanDetails>> {
             .filter(|(id, _)| !live.contains(id))
             .collect();
         if !mine.is_empty() {
-            let mut cmd = redis::cmd(verb);
-            for (_, k) in &mine {
-                cmd.arg(k);
+            for cmd in unlinks(verb, &mine, cluster) {
+                total += conn.query::<u64>(&cmd).await?;
             }
-            total += conn.query::<u64>(&cmd).await?;
             for (id, _) in &mine {
                 *removed.entry(id.clone()).or_default() += 1;
             }
@@ -136,10 +143,10 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CleanDetails>> {
     spinner.finish();
     // The dead runs' records go with their keys.
     let mut cleaned = Vec::new();
-    for (rec, alive) in &runs {
+    for (rec, alive, tag) in &runs {
         let wanted = cfg.run.as_ref().is_none_or(|id| *id == rec.run_id);
         if !alive && wanted {
-            let _ = registry::unregister(&mut conn, &rec.run_id).await;
+            let _ = registry::unregister(&mut conn, &rec.run_id, tag.as_deref()).await;
             cleaned.push(RunCleaned {
                 run_id: rec.run_id.clone(),
                 command: Some(rec.command.clone()),
@@ -202,10 +209,28 @@ async fn master_gone(
     ))
 }
 
-/// `redlab:<id>:...` -> `<id>`; the registry hash is not a run's key.
+/// One UNLINK for the keys found, or on a cluster one per slot among them.
+fn unlinks(verb: &'static str, keys: &[(String, Vec<u8>)], cluster: bool) -> Vec<redis::Cmd> {
+    let one = |ks: &mut dyn Iterator<Item = &Vec<u8>>| {
+        let mut cmd = redis::cmd(verb);
+        ks.for_each(|k| {
+            cmd.arg(k);
+        });
+        cmd
+    };
+    if !cluster {
+        return vec![one(&mut keys.iter().map(|(_, k)| k))];
+    }
+    crate::topology::slot::group_by_slot(keys.iter().map(|(_, k)| k))
+        .into_values()
+        .map(|group| one(&mut group.into_iter()))
+        .collect()
+}
+
+/// `redlab:<id>:...` -> `<id>`; a registry hash is not a run's key.
 fn run_of(key: &[u8]) -> Option<String> {
     let k = std::str::from_utf8(key).ok()?;
-    if k == RUNS_KEY {
+    if registry::is_runs_key(k) {
         return None;
     }
     let rest = k.strip_prefix("redlab:")?;
@@ -215,12 +240,9 @@ fn run_of(key: &[u8]) -> Option<String> {
 
 /// UNLINK, or DEL where the ACL allows only that (asked with a key that does
 /// not exist: nothing is deleted by asking).
-async fn delete_verb(conn: &mut Conn) -> Result<&'static str> {
+async fn delete_verb(conn: &mut Conn, probe: &str) -> Result<&'static str> {
     for verb in ["UNLINK", "DEL"] {
-        match conn
-            .query::<u64>(redis::cmd(verb).arg("redlab:clean:may-delete"))
-            .await
-        {
+        match conn.query::<u64>(redis::cmd(verb).arg(probe)).await {
             Ok(_) => return Ok(verb),
             Err(e) if e.kind == ErrorKind::NoPermission => continue,
             Err(e) => return Err(e.into()),

@@ -14,6 +14,7 @@ use crate::run::Ctx;
 use crate::survey::{Master, NodeState, Survey};
 use crate::ui::progress::Task;
 
+#[derive(Clone)]
 pub struct Config {
     pub settle: Duration,
 }

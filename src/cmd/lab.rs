@@ -18,6 +18,9 @@ pub struct LabDetails {
     pub state_dir: PathBuf,
     /// The lab's processes.
     pub processes: Vec<LabProcess>,
+    /// A cluster lab's shape (shards, replicas per shard); null for a
+    /// master with replicas.
+    pub cluster: Option<lab::cluster::Shape>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -46,6 +49,8 @@ pub enum Action {
     Up {
         replicas: usize,
         base_port: u16,
+        /// `--cluster`: this many shards, each a master with `replicas`.
+        shards: Option<usize>,
         /// Sentinels to start (0: none), with their timeouts.
         sentinels: usize,
         timeouts: lab::SentinelTimeouts,
@@ -62,9 +67,24 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<LabDetails>> {
         Action::Up {
             replicas,
             base_port,
+            shards: Some(shards),
+            ..
+        } => {
+            let opts = lab::ClusterLabOptions {
+                shards,
+                replicas,
+                base_port: Some(base_port),
+                ..lab::ClusterLabOptions::default()
+            };
+            up_cluster(ctx, state_dir, opts).await
+        }
+        Action::Up {
+            replicas,
+            base_port,
             sentinels,
             timeouts,
             backlog,
+            shards: None,
         } => {
             let opts = LabOptions {
                 replicas,
@@ -81,8 +101,9 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<LabDetails>> {
     }
 }
 
-async fn up(ctx: &Ctx, state_dir: PathBuf, opts: LabOptions) -> Result<Report<LabDetails>> {
-    if let Some(st) = lab::load_state(&state_dir)? {
+/// No lab of `lab up`'s is running under `state_dir`.
+fn refuse_second_lab(state_dir: &std::path::Path) -> Result<()> {
+    if let Some(st) = lab::load_state(state_dir)? {
         if st.nodes.iter().any(|n| n.is_ours()) {
             bail!(
                 "a lab is already up (state in {}): `redlab lab status` shows it, `redlab lab down` stops it",
@@ -90,6 +111,37 @@ async fn up(ctx: &Ctx, state_dir: PathBuf, opts: LabOptions) -> Result<Report<La
             );
         }
     }
+    Ok(())
+}
+
+async fn up_cluster(
+    ctx: &Ctx,
+    state_dir: PathBuf,
+    opts: lab::ClusterLabOptions,
+) -> Result<Report<LabDetails>> {
+    refuse_second_lab(&state_dir)?;
+    let data = state_dir.join("data");
+    lab::claim_dir(&data)?;
+    let spinner = ctx.progress.spinner(format!(
+        "starting a cluster of {} shards, each a master and {} replicas",
+        opts.shards, opts.replicas
+    ));
+    let lab = lab::ClusterLab::start(lab::ClusterLabOptions {
+        dir: Some(data),
+        password: ctx.topology.master.password().map(String::from),
+        ..opts
+    })
+    .await?;
+    let state = lab.detach();
+    lab::save_state(&state_dir, &state)?;
+    spinner.finish();
+    let topo = topology_of(&state, ctx)?;
+    let states = survey(&topo, ctx.timeout).await;
+    report(ctx, "up", state_dir, &state, states.all()).await
+}
+
+async fn up(ctx: &Ctx, state_dir: PathBuf, opts: LabOptions) -> Result<Report<LabDetails>> {
+    refuse_second_lab(&state_dir)?;
     let data = state_dir.join("data");
     lab::claim_dir(&data)?;
     let spinner = ctx.progress.spinner(format!(
@@ -121,6 +173,7 @@ async fn down(ctx: &Ctx, state_dir: PathBuf) -> Result<Report<LabDetails>> {
             action: "down".into(),
             state_dir: state_dir.clone(),
             processes: Vec::new(),
+            cluster: None,
         };
         let checks = vec![Check::pass(
             "lab",
@@ -165,6 +218,7 @@ async fn down(ctx: &Ctx, state_dir: PathBuf) -> Result<Report<LabDetails>> {
         action: "down".into(),
         state_dir,
         processes,
+        cluster: state.cluster,
     };
     Ok(Report::new(
         "lab",
@@ -196,10 +250,12 @@ fn topology_of(state: &LabState, ctx: &Ctx) -> Result<crate::topology::Topology>
         .iter()
         .map(|n| (n.name.as_str(), n.port))
         .collect();
-    Ok(lab::loopback_topology(
-        &nodes,
-        ctx.topology.master.password(),
-    ))
+    let mut topo = lab::loopback_topology(&nodes, ctx.topology.master.password());
+    if state.cluster.is_some() {
+        topo.master.cluster = true;
+        topo.replicas.iter_mut().for_each(|r| r.cluster = true);
+    }
+    Ok(topo)
 }
 
 async fn report(
@@ -223,9 +279,11 @@ async fn report(
             role: info.map(|i| i.role().to_string()),
             link_status: info.and_then(|i| i.get("master_link_status").map(String::from)),
         };
-        // After a failover the master is whichever node the Sentinels name.
+        // After a failover the master is whichever node the Sentinels name;
+        // in a cluster, whichever says so (the cluster fails over by itself).
         let is_master = match watched_master {
             Some(port) => port == n.port,
+            None if state.cluster.is_some() => p.role.as_deref() == Some("master"),
             None => n.name == "master",
         };
         let ok = running
@@ -253,13 +311,41 @@ async fn report(
         processes.push(p);
         checks.push(check);
     }
+    if state.cluster.is_some() {
+        checks.push(cluster_check(states).await);
+    }
     let details = LabDetails {
         action: action.into(),
         state_dir,
         processes,
+        cluster: state.cluster,
     };
     let infos = states.iter().map(NodeState::to_info).collect();
     Ok(Report::new("lab", ctx.manifest(), infos, checks, details))
+}
+
+/// `cluster`: every node of a cluster lab says `cluster_state:ok`.
+async fn cluster_check(states: &[NodeState]) -> Check {
+    let mut bad = Vec::new();
+    for st in states {
+        let Some(mut c) = st.conn.clone() else {
+            bad.push(format!("{} does not answer", st.node.name));
+            continue;
+        };
+        match c.query::<String>(redis::cmd("CLUSTER").arg("INFO")).await {
+            Ok(t) if t.contains("cluster_state:ok") => {}
+            Ok(_) => bad.push(format!("{} says cluster_state:fail", st.node.name)),
+            Err(e) => bad.push(e.to_string()),
+        }
+    }
+    if bad.is_empty() {
+        Check::pass(
+            "cluster",
+            format!("cluster_state:ok on all {} nodes", states.len()),
+        )
+    } else {
+        Check::fail("cluster", bad.join("; "))
+    }
 }
 
 /// The lab's Sentinels, each with what it sees, and the master they agree on.
@@ -336,6 +422,17 @@ impl LabDetails {
         };
         let ports: Vec<u16> = data.iter().map(|p| p.port).collect();
         let mut out = Vec::new();
+        if self.cluster.is_some() {
+            let seed = if m.port == lab::cluster::DEFAULT_CLUSTER_BASE_PORT {
+                String::new()
+            } else {
+                format!(" --master redis://127.0.0.1:{}", m.port)
+            };
+            out.push(format!(
+                "use it: redlab --cluster{seed} check (every shard is discovered from one node)"
+            ));
+            return out;
+        }
         if ports == [6379, 6380, 6381, 6382] {
             out.push("use it: redlab replicate-check (the default topology is this lab)".into());
         } else {

@@ -16,6 +16,7 @@ use crate::survey::{NodeState, Survey};
 use crate::topology::Role;
 use crate::ui::narrate::{self, Narrator};
 
+#[derive(Clone)]
 pub struct Config {
     pub watch: Option<Duration>,
     pub count: Option<u64>,
@@ -78,11 +79,17 @@ pub struct NodeStats {
 }
 
 pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<StatsDetails>> {
+    run_many(cfg, std::slice::from_ref(ctx)).await
+}
+
+/// Stats of several topologies in one table: a cluster's shards, each
+/// shard's nodes together (`shard1.master`, `shard1.replica1`, `shard2.master`, ...).
+pub async fn run_many(cfg: Config, ctxs: &[Ctx]) -> Result<Report<StatsDetails>> {
     let Some(interval) = cfg.watch else {
-        let spinner = ctx.progress.spinner("reading INFO on every node");
-        let (survey, nodes) = collect(ctx).await?;
+        let spinner = ctxs[0].progress.spinner("reading INFO on every node");
+        let (surveys, nodes) = collect_many(ctxs).await?;
         spinner.finish();
-        return Ok(report(ctx, &survey, nodes, 1, None));
+        return Ok(report(ctxs, &surveys, nodes, 1, None));
     };
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -95,7 +102,7 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<StatsDetails>> {
         let snap = tokio::select! {
             biased;
             _ = &mut ctrl_c => break,
-            s = async { ticker.tick().await; collect(ctx).await } => s?,
+            s = async { ticker.tick().await; collect_many(ctxs).await } => s?,
         };
         refreshes += 1;
         let text = format!(
@@ -113,13 +120,13 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<StatsDetails>> {
             break;
         }
     }
-    let (survey, nodes) = match last {
+    let (surveys, nodes) = match last {
         Some(s) => s,
-        None => collect(ctx).await?,
+        None => collect_many(ctxs).await?,
     };
     Ok(report(
-        ctx,
-        &survey,
+        ctxs,
+        &surveys,
         nodes,
         refreshes.max(1),
         Some(crate::duration::ms(interval)),
@@ -133,21 +140,37 @@ pub async fn collect(ctx: &Ctx) -> Result<(Survey, Vec<NodeStats>)> {
     Ok((survey, nodes))
 }
 
+/// `collect` on every topology at once, the nodes in topology order.
+async fn collect_many(ctxs: &[Ctx]) -> Result<(Vec<Survey>, Vec<NodeStats>)> {
+    let all = futures_util::future::join_all(ctxs.iter().map(collect)).await;
+    let mut surveys = Vec::new();
+    let mut nodes = Vec::new();
+    for r in all {
+        let (s, n) = r?;
+        surveys.push(s);
+        nodes.extend(n);
+    }
+    Ok((surveys, nodes))
+}
+
 fn report(
-    ctx: &Ctx,
-    survey: &Survey,
+    ctxs: &[Ctx],
+    surveys: &[Survey],
     nodes: Vec<NodeStats>,
     refreshes: u64,
     interval_ms: Option<f64>,
 ) -> Report<StatsDetails> {
-    let mut checks = checks(&nodes);
-    if let Ok(m) = survey.master() {
-        checks.insert(0, crate::replication::count_check(&ctx.topology, &m));
+    let mut checks = Vec::new();
+    for (ctx, survey) in ctxs.iter().zip(surveys) {
+        if let Ok(m) = survey.master() {
+            checks.push(crate::replication::count_check(&ctx.topology, &m));
+        }
     }
+    checks.extend(self::checks(&nodes));
     Report::new(
         "stats",
-        ctx.manifest(),
-        survey.infos(),
+        ctxs[0].manifest(),
+        surveys.iter().flat_map(Survey::infos).collect(),
         checks,
         StatsDetails {
             refreshes,

@@ -65,6 +65,9 @@ pub struct Config {
     pub chunk_bytes: u64,
     /// Differing keys kept for re-checks, all replicas together.
     pub recheck_cap: usize,
+    /// The nodes are a cluster shard's: a command names keys of one slot
+    /// only (a multi-key command across slots is refused with CROSSSLOT).
+    pub cluster: bool,
 }
 
 impl Default for Config {
@@ -84,6 +87,7 @@ impl Default for Config {
             timeout: Duration::from_secs(3),
             chunk_bytes: 1 << 20,
             recheck_cap: 100_000,
+            cluster: false,
         }
     }
 }

@@ -217,7 +217,7 @@ async fn extra_pass(
     let opts = &opts;
     drive(Keys::new(rio, plan, cx.cfg.scan_count), |keys| async move {
         let scanned = keys.len();
-        let only_here = not_on_master(m, keys).await?;
+        let only_here = not_on_master(m, keys, cx.cfg.cluster).await?;
         if !only_here.is_empty() {
             let (ms, rs) =
                 tokio::join!(observe(m, &only_here, opts), observe(rio, &only_here, opts));
@@ -235,8 +235,13 @@ async fn extra_pass(
 }
 
 /// The keys of a batch that the master does not have: one multi-key EXISTS
-/// for the batch, and one per key only when some are missing.
-async fn not_on_master(m: &NodeIo, keys: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, NodeError> {
+/// for the batch, and one per key only when some are missing. On a cluster,
+/// one per key at once (the batch's keys are in many slots: CROSSSLOT).
+async fn not_on_master(
+    m: &NodeIo,
+    keys: Vec<Vec<u8>>,
+    cluster: bool,
+) -> Result<Vec<Vec<u8>>, NodeError> {
     let mut seen = HashSet::with_capacity(keys.len());
     let keys: Vec<Vec<u8>> = keys
         .into_iter()
@@ -245,13 +250,15 @@ async fn not_on_master(m: &NodeIo, keys: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, N
     if keys.is_empty() {
         return Ok(keys);
     }
-    let mut all = redis::cmd("EXISTS");
-    for k in &keys {
-        all.arg(k);
-    }
-    let n: u64 = m.query(&all, cost(1, keys.len() as u64)).await?;
-    if n as usize == keys.len() {
-        return Ok(Vec::new());
+    if !cluster {
+        let mut all = redis::cmd("EXISTS");
+        for k in &keys {
+            all.arg(k);
+        }
+        let n: u64 = m.query(&all, cost(1, keys.len() as u64)).await?;
+        if n as usize == keys.len() {
+            return Ok(Vec::new());
+        }
     }
     let mut p = redis::pipe();
     for k in &keys {

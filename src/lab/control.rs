@@ -15,6 +15,9 @@ impl Lab {
     /// The lab `lab up` left running, as found in its state: every process
     /// must still be the one it started. Nothing is killed when it is dropped.
     pub fn adopt(state: &LabState, password: Option<String>) -> Result<Lab> {
+        if state.cluster.is_some() {
+            bail!("the lab that is up is a cluster (`lab up --cluster`); drill breaks a master with replicas and Sentinels");
+        }
         let server = |p: &ProcessState| -> Result<Server> {
             if !p.is_ours() {
                 bail!(

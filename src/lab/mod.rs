@@ -12,10 +12,12 @@ use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+pub mod cluster;
 mod control;
 pub mod sentinel;
 mod state;
 
+pub use cluster::{ClusterLab, ClusterLabOptions};
 pub use sentinel::SentinelTimeouts;
 
 pub use state::{
@@ -29,6 +31,7 @@ use crate::topology::{Node, Role, Topology};
 pub const DEFAULT_BASE_PORT: u16 = 6379;
 pub const MASTER_CONF: &str = include_str!("../../redis-conf/master.conf");
 pub const REPLICA_CONF: &str = include_str!("../../redis-conf/replica.conf");
+pub const CLUSTER_CONF: &str = include_str!("../../redis-conf/cluster.conf");
 
 /// How long a lab may take to start and reach sync.
 const START_BOUND: Duration = Duration::from_secs(30);
@@ -351,6 +354,7 @@ impl Lab {
             sentinels: self.sentinels.iter().map(ProcessState::of).collect(),
             timeouts: self.timeouts,
             backlog_bytes: self.backlog,
+            cluster: None,
         }
     }
 }

@@ -23,6 +23,10 @@ pub struct LabState {
     /// `repl-backlog-size` when set, bytes.
     #[serde(default)]
     pub backlog_bytes: Option<u64>,
+    /// A cluster lab (`lab up --cluster`): its shape. Its nodes are named
+    /// `shard1.master`, `shard1.replica1`, ...
+    #[serde(default)]
+    pub cluster: Option<super::cluster::Shape>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

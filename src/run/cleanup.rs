@@ -63,11 +63,12 @@ impl Ctx {
             .filter(|o| matches!(o, Owned::Key(_)))
             .map(|o| (o.unlinks(verb), Done::Entry(o.clone())))
             .collect();
+        let cluster = self.shard.is_some();
         work.extend(
             self.ledger
                 .ranges()
                 .into_iter()
-                .map(|r| (r.batches(verb).collect(), Done::Range(r))),
+                .map(|r| (r.batches_in(verb, cluster), Done::Range(r))),
         );
         'entries: for (cmds, entry) in &work {
             for cmd in cmds {

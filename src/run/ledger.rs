@@ -63,6 +63,37 @@ impl RangeRecord {
         }
     }
 
+    /// As `batches`, on a cluster: a range whose prefix has no hash tag
+    /// spreads over slots, and a multi-key command across slots is refused
+    /// (CROSSSLOT), so its names are grouped by slot, each batch one slot's.
+    /// A tagged prefix (every key redlab writes on a cluster) is one slot.
+    pub fn batches_in(&self, verb: &'static str, cluster: bool) -> Vec<redis::Cmd> {
+        if !cluster || crate::topology::slot::prefix_has_tag(self.prefix.as_bytes()) {
+            return self.batches(verb).collect();
+        }
+        let mut out = Vec::new();
+        let mut groups: std::collections::BTreeMap<u16, redis::Cmd> = Default::default();
+        let mut sizes: std::collections::BTreeMap<u16, usize> = Default::default();
+        let mut key = self.prefix.as_bytes().to_vec();
+        for i in self.indices() {
+            key.truncate(self.prefix.len());
+            crate::loadgen::resp::push_u64(&mut key, i);
+            let slot = crate::topology::slot::key_slot(&key);
+            groups
+                .entry(slot)
+                .or_insert_with(|| redis::cmd(verb))
+                .arg(&key[..]);
+            let n = sizes.entry(slot).or_default();
+            *n += 1;
+            if *n == CLEANUP_BATCH as usize {
+                out.extend(groups.remove(&slot));
+                sizes.remove(&slot);
+            }
+        }
+        out.extend(groups.into_values());
+        out
+    }
+
     /// The key names, batch by batch, as UNLINK (or EXISTS) arguments.
     pub fn batches(&self, verb: &'static str) -> impl Iterator<Item = redis::Cmd> + '_ {
         let mut it = self.indices().peekable();
@@ -284,6 +315,23 @@ mod tests {
         assert_eq!(names.len(), 1000);
         assert_eq!(names[3], key_index(Some(1_000_000_000_000), 7, 3));
         assert_eq!(r.batches("UNLINK").count(), 1);
+        // On a cluster an untagged prefix is split by slot; a tagged one is not.
+        let by_slot = r.batches_in("UNLINK", true);
+        assert!(by_slot.len() > 100, "{}", by_slot.len());
+        for c in &by_slot {
+            let keys: Vec<Vec<u8>> = args(c).into_iter().skip(1).collect();
+            let slot = crate::topology::slot::key_slot(&keys[0]);
+            assert!(keys
+                .iter()
+                .all(|k| crate::topology::slot::key_slot(k) == slot));
+        }
+        let n: usize = by_slot.iter().map(|c| args(c).len() - 1).sum();
+        assert_eq!(n, 1000);
+        let tagged = RangeRecord {
+            prefix: "p:{t}:".into(),
+            ..r.clone()
+        };
+        assert_eq!(tagged.batches_in("UNLINK", true).len(), 1);
         // A small keyspace fully covered: each key once.
         let small = RangeRecord {
             keyspace: Some(10),

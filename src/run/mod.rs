@@ -34,8 +34,23 @@ pub fn key_ttl(need: Duration) -> Duration {
     need.max(MIN_KEY_TTL)
 }
 
+/// The shard of a cluster a `Ctx` works on: one `Ctx` per shard, each with
+/// the shard's topology, its own ledger, safety state and registry.
+#[derive(Debug, Clone)]
+pub struct ShardScope {
+    /// `shard1`, ...
+    pub name: String,
+    /// The hash tag of one of its slots: every key of this run on the shard
+    /// carries it (`redlab:<run-id>:{tag}:...`), so the keys hash to this
+    /// shard, all in one slot (a multi-key UNLINK is never CROSSSLOT).
+    pub tag: String,
+}
+
 pub struct Ctx {
+    /// The topology; on a cluster, this shard's.
     pub topology: Topology,
+    /// Set when the topology is one shard of a cluster.
+    pub shard: Option<ShardScope>,
     pub timeout: Duration,
     pub run_id: String,
     pub progress: Progress,
@@ -62,9 +77,18 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// `redlab:<run-id>:` — every key redlab writes starts with this.
+    /// `redlab:<run-id>:` — every key redlab writes starts with this; on a
+    /// cluster shard `redlab:<run-id>:{tag}:`, which hashes to the shard.
     pub fn prefix(&self) -> String {
-        format!("redlab:{}:", self.run_id)
+        match &self.shard {
+            Some(s) => format!("redlab:{}:{{{}}}:", self.run_id, s.tag),
+            None => format!("redlab:{}:", self.run_id),
+        }
+    }
+
+    /// The shard's hash tag, for the registry's key names (None off a cluster).
+    pub fn registry_tag(&self) -> Option<&str> {
+        self.shard.as_ref().map(|s| s.tag.as_str())
     }
 
     /// Every node's state (`survey::survey`), the first time reusing the

@@ -5,6 +5,10 @@
 //! EXISTS per record (never a scan of the user's keyspace), counts what it
 //! left, and says how to remove it (`redlab clean`).
 //!
+//! On a cluster each shard master keeps its own registry, `redlab:runs:{tag}`
+//! with the shard's hash tag, recording what the run wrote on that shard
+//! (see `runs_key`).
+//!
 //! The hash itself has no TTL (Redis 7.0 has no per-field expiry): it holds
 //! one small record per run and each run removes its own at the end; a dead
 //! run's record is removed by `redlab clean`, or by a later writing run once
@@ -27,8 +31,36 @@ pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 /// sample is counted and the total estimated.
 const COUNT_EXACT_UP_TO: u64 = 100_000;
 
-pub fn heartbeat_key(run_id: &str) -> String {
-    format!("redlab:{run_id}:alive")
+/// The registry hash: `redlab:runs`, or on a cluster `redlab:runs:{tag}`
+/// with the hash tag of the shard it is on. Each shard keeps the record of
+/// what a run wrote there, next to those keys: reading or removing a record
+/// never needs another shard, a shard that is lost takes only its own record
+/// with it, and `clean` on one shard master is complete by itself.
+pub fn runs_key(tag: Option<&str>) -> String {
+    match tag {
+        Some(t) => format!("{RUNS_KEY}:{{{t}}}"),
+        None => RUNS_KEY.to_string(),
+    }
+}
+
+/// The heartbeat, in the same slot as the registry that lists the run.
+pub fn heartbeat_key(run_id: &str, tag: Option<&str>) -> String {
+    match tag {
+        Some(t) => format!("redlab:{run_id}:{{{t}}}:alive"),
+        None => format!("redlab:{run_id}:alive"),
+    }
+}
+
+/// The tag of a registry key (`redlab:runs:{tag}`), None for `redlab:runs`.
+pub fn tag_of_runs_key(key: &str) -> Option<&str> {
+    key.strip_prefix(RUNS_KEY)?
+        .strip_prefix(":{")?
+        .strip_suffix('}')
+}
+
+/// Whether a key is a registry hash (not a run's key).
+pub fn is_runs_key(key: &str) -> bool {
+    key == RUNS_KEY || tag_of_runs_key(key).is_some()
 }
 
 /// What a run tells later runs about itself.
@@ -60,16 +92,16 @@ pub fn now_ms() -> u64 {
 }
 
 /// Write (or refresh) the record and the heartbeat, in one round trip.
-pub async fn beat(conn: &mut Conn, rec: &RunRecord) -> Result<(), NodeError> {
+pub async fn beat(conn: &mut Conn, rec: &RunRecord, tag: Option<&str>) -> Result<(), NodeError> {
     let json = serde_json::to_string(rec).unwrap_or_default();
     let mut p = redis::pipe();
     p.cmd("HSET")
-        .arg(RUNS_KEY)
+        .arg(runs_key(tag))
         .arg(&rec.run_id)
         .arg(json)
         .ignore()
         .cmd("SET")
-        .arg(heartbeat_key(&rec.run_id))
+        .arg(heartbeat_key(&rec.run_id, tag))
         .arg(&rec.host)
         .arg("PX")
         .arg(HEARTBEAT_TTL.as_millis() as u64)
@@ -78,29 +110,33 @@ pub async fn beat(conn: &mut Conn, rec: &RunRecord) -> Result<(), NodeError> {
 }
 
 /// Remove the record and the heartbeat (everything of the run is gone).
-pub async fn unregister(conn: &mut Conn, run_id: &str) -> Result<(), NodeError> {
+pub async fn unregister(conn: &mut Conn, run_id: &str, tag: Option<&str>) -> Result<(), NodeError> {
     let mut p = redis::pipe();
     p.cmd("HDEL")
-        .arg(RUNS_KEY)
+        .arg(runs_key(tag))
         .arg(run_id)
         .ignore()
         .cmd("DEL")
-        .arg(heartbeat_key(run_id))
+        .arg(heartbeat_key(run_id, tag))
         .ignore();
     conn.pipe::<()>(&p).await
 }
 
 /// Stop the heartbeat only: the record stays, so the run reads as dead and
 /// what it left can be found.
-pub async fn stop_heartbeat(conn: &mut Conn, run_id: &str) -> Result<(), NodeError> {
-    conn.query::<u64>(redis::cmd("DEL").arg(heartbeat_key(run_id)))
+pub async fn stop_heartbeat(
+    conn: &mut Conn,
+    run_id: &str,
+    tag: Option<&str>,
+) -> Result<(), NodeError> {
+    conn.query::<u64>(redis::cmd("DEL").arg(heartbeat_key(run_id, tag)))
         .await
         .map(|_| ())
 }
 
 /// Every registered run, with whether it is alive (its heartbeat exists).
-pub async fn runs(conn: &mut Conn) -> Result<Vec<(RunRecord, bool)>, NodeError> {
-    let v: redis::Value = conn.query(redis::cmd("HGETALL").arg(RUNS_KEY)).await?;
+pub async fn runs(conn: &mut Conn, tag: Option<&str>) -> Result<Vec<(RunRecord, bool)>, NodeError> {
+    let v: redis::Value = conn.query(redis::cmd("HGETALL").arg(runs_key(tag))).await?;
     let records: Vec<RunRecord> = crate::client::pairs(&v)
         .into_iter()
         .filter_map(|(_, json)| serde_json::from_str(&json).ok())
@@ -110,7 +146,7 @@ pub async fn runs(conn: &mut Conn) -> Result<Vec<(RunRecord, bool)>, NodeError> 
     }
     let mut p = redis::pipe();
     for r in &records {
-        p.cmd("EXISTS").arg(heartbeat_key(&r.run_id));
+        p.cmd("EXISTS").arg(heartbeat_key(&r.run_id, tag));
     }
     let alive: Vec<u64> = conn.pipe(&p).await?;
     Ok(records
@@ -118,6 +154,54 @@ pub async fn runs(conn: &mut Conn) -> Result<Vec<(RunRecord, bool)>, NodeError> 
         .zip(alive)
         .map(|(r, a)| (r, a > 0))
         .collect())
+}
+
+/// Every registry on this node with its runs: on a cluster shard master the
+/// registries under any tag (a reshard may have moved one here), found with
+/// a SCAN for `redlab:runs:*`; elsewhere `redlab:runs`. Each run comes with
+/// the tag of the registry that lists it.
+#[allow(clippy::type_complexity)]
+pub async fn all_runs(
+    conn: &mut Conn,
+    cluster: bool,
+) -> Result<Vec<(RunRecord, bool, Option<String>)>, NodeError> {
+    let tags: Vec<Option<String>> = if cluster {
+        let mut tags = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let (next, keys): (u64, Vec<String>) = conn
+                .query(
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(format!("{RUNS_KEY}:*"))
+                        .arg("COUNT")
+                        .arg(1000),
+                )
+                .await?;
+            tags.extend(
+                keys.iter()
+                    .filter_map(|k| tag_of_runs_key(k))
+                    .map(|t| Some(t.to_string())),
+            );
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        tags.sort();
+        tags.dedup();
+        tags
+    } else {
+        vec![None]
+    };
+    let mut out = Vec::new();
+    for tag in tags {
+        for (rec, alive) in runs(conn, tag.as_deref()).await? {
+            out.push((rec, alive, tag.clone()));
+        }
+    }
+    Ok(out)
 }
 
 /// How many of a dead run's load keys still exist: exact up to a bound,

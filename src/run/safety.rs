@@ -249,7 +249,8 @@ impl Ctx {
     /// Record the run on the master and keep its heartbeat alive.
     async fn register(&self, mut conn: Conn) {
         let rec = self.safety.record(self);
-        if let Err(e) = registry::beat(&mut conn, &rec).await {
+        let tag = self.registry_tag().map(String::from);
+        if let Err(e) = registry::beat(&mut conn, &rec, tag.as_deref()).await {
             self.say.line(&format!(
                 "redlab: warning: this run could not register itself on the master ({}): \
                  if it is killed, later runs cannot tell what it left",
@@ -266,7 +267,7 @@ impl Ctx {
             loop {
                 tokio::time::sleep(registry::HEARTBEAT_EVERY).await;
                 rec.ranges = ledger.ranges();
-                let _ = registry::beat(&mut conn, &rec).await;
+                let _ = registry::beat(&mut conn, &rec, tag.as_deref()).await;
             }
         });
         if let Ok(mut h) = self.safety.heartbeat.lock() {
@@ -280,7 +281,7 @@ impl Ctx {
             return;
         }
         if let Some(mut c) = self.safety.master_conn() {
-            let _ = registry::beat(&mut c, &self.safety.record(self)).await;
+            let _ = registry::beat(&mut c, &self.safety.record(self), self.registry_tag()).await;
         }
     }
 
@@ -297,10 +298,11 @@ impl Ctx {
             return;
         };
         let _ = if everything_removed {
-            registry::unregister(&mut c, &self.run_id).await
+            registry::unregister(&mut c, &self.run_id, self.registry_tag()).await
         } else {
-            let _ = registry::beat(&mut c, &self.safety.record(self)).await;
-            registry::stop_heartbeat(&mut c, &self.run_id).await
+            let tag = self.registry_tag();
+            let _ = registry::beat(&mut c, &self.safety.record(self), tag).await;
+            registry::stop_heartbeat(&mut c, &self.run_id, tag).await
         };
     }
 
@@ -396,7 +398,7 @@ fn full(master: &Master<'_>, need: u64, allow_eviction: bool) -> Option<Refused>
 
 /// `master.leftovers`: dead runs (record without heartbeat) that left keys.
 async fn leftovers(c: &mut Conn, ctx: &Ctx) -> Vec<Check> {
-    let Ok(runs) = registry::runs(c).await else {
+    let Ok(runs) = registry::runs(c, ctx.registry_tag()).await else {
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -421,7 +423,7 @@ async fn leftovers(c: &mut Conn, ctx: &Ctx) -> Vec<Check> {
             what.push("keys with a TTL that expire by themselves".into());
         }
         out.push(Check::warn(
-            "master.leftovers",
+            format!("{}.leftovers", ctx.topology.master.name),
             format!(
                 "a dead redlab run ({} on {}, pid {}, started {}) left {} under redlab:{}: \
                  remove them with `{}`",

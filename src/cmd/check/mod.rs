@@ -109,6 +109,7 @@ pub const CHECKS: &[Entry] = &[
     },
 ];
 
+#[derive(Clone)]
 pub struct Config {
     /// Names of the checks to run, in gate order.
     pub selected: Vec<&'static str>,
@@ -128,6 +129,34 @@ pub struct Config {
     pub min_ops: Option<f64>,
     /// Names given to --skip/--only that no check has.
     pub unknown: Vec<String>,
+    /// The `cluster` step (on a cluster only): selected by --skip/--only like the others.
+    pub cluster_step: bool,
+}
+
+/// The step only a cluster has (`cmd::cluster`): it runs before the
+/// per-shard gate, once for the whole cluster.
+pub const CLUSTER_STEP: &str = "cluster";
+
+/// Whether --skip/--only leave the `cluster` step in.
+pub fn cluster_wanted(skip: &[String], only: &[String]) -> bool {
+    (only.is_empty() || only.iter().any(|o| o == CLUSTER_STEP))
+        && !skip.iter().any(|s| s == CLUSTER_STEP)
+}
+
+impl Config {
+    /// --skip/--only named a check that does not exist.
+    pub fn refuse_unknown(&self) -> Result<()> {
+        if !self.unknown.is_empty() {
+            let mut names: Vec<&str> = CHECKS.iter().map(|e| e.name).collect();
+            names.push(CLUSTER_STEP);
+            bail!(
+                "no check named {}: the checks are {}",
+                self.unknown.join(", "),
+                names.join(", ")
+            );
+        }
+        Ok(())
+    }
 }
 
 /// The checks to run, in gate order, the ones left out, and the names given
@@ -136,7 +165,7 @@ pub fn select(
     skip: &[String],
     only: &[String],
 ) -> (Vec<&'static str>, Vec<&'static str>, Vec<String>) {
-    let known = |n: &String| CHECKS.iter().any(|e| e.name == n);
+    let known = |n: &String| n == CLUSTER_STEP || CHECKS.iter().any(|e| e.name == n);
     let unknown = skip
         .iter()
         .chain(only)
@@ -182,14 +211,7 @@ pub struct CheckRun {
 }
 
 pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CheckDetails>> {
-    if !cfg.unknown.is_empty() {
-        let names: Vec<&str> = CHECKS.iter().map(|e| e.name).collect();
-        bail!(
-            "no check named {}: the checks are {}",
-            cfg.unknown.join(", "),
-            names.join(", ")
-        );
-    }
+    cfg.refuse_unknown()?;
     let spinner = ctx.progress.spinner("surveying the topology");
     let survey = ctx.survey().await?;
     spinner.finish();
@@ -243,7 +265,7 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CheckDetails>> {
     ))
 }
 
-fn check_run(name: &str, outcome: Result<StepOutcome>, started: Instant) -> CheckRun {
+pub(crate) fn check_run(name: &str, outcome: Result<StepOutcome>, started: Instant) -> CheckRun {
     let outcome = outcome.unwrap_or_else(|e| StepOutcome {
         items: vec![Check::fail(name, format!("{e:#}"))],
         ..StepOutcome::default()

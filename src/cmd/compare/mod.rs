@@ -26,6 +26,7 @@ pub const DEFAULT_MAX_OPS: u64 = 100_000;
 /// The sample `check` compares by default.
 pub const CHECK_SAMPLE: u64 = 10_000;
 
+#[derive(Clone)]
 pub struct Config {
     pub engine: compare::Config,
     /// Bound on waiting for the replicas to catch up.
@@ -138,6 +139,7 @@ async fn measure(
     spinner.finish();
     let engine = compare::Config {
         timeout: ctx.timeout,
+        cluster: ctx.shard.is_some(),
         scan_count: master.info.as_ref().map_or(cfg.engine.scan_count, |i| {
             memory_safe_batch(i, cfg.engine.scan_count)
         }),

@@ -23,6 +23,7 @@ use cache::{read_on, Cache, Lookup};
 pub use details::DemoDetails;
 use details::{CachedEntry, ReplicaRead};
 
+#[derive(Clone)]
 pub struct Config {
     pub query: String,
     pub source_latency: Duration,

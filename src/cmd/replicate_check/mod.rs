@@ -19,6 +19,7 @@ mod figures;
 /// What probing may store at once: a few small keys.
 const PROBE_BYTES: u64 = 64 * 1024;
 
+#[derive(Clone)]
 pub struct Config {
     pub probes: u32,
     pub max_lag: Duration,

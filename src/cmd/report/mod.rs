@@ -56,18 +56,29 @@ pub fn typed(
         .unwrap_or_default()
         .to_string();
     match command.as_str() {
-        "perf" => as_report::<perf::PerfDetails>(saved),
-        "replicate-check" => as_report::<replicate_check::ReplicateDetails>(saved),
-        "ttl-watch" => as_report::<ttl_watch::TtlWatchDetails>(saved),
-        "check" => as_report::<check::CheckDetails>(saved),
-        "keycount" => as_report::<keycount::KeycountDetails>(saved),
-        "demo" => as_report::<demo::DemoDetails>(saved),
+        "perf" => as_any::<perf::PerfDetails>(saved),
+        "replicate-check" => as_any::<replicate_check::ReplicateDetails>(saved),
+        "ttl-watch" => as_any::<ttl_watch::TtlWatchDetails>(saved),
+        "check" => as_any::<check::CheckDetails>(saved),
+        "keycount" => as_any::<keycount::KeycountDetails>(saved),
+        "demo" => as_any::<demo::DemoDetails>(saved),
         "drill" => as_report::<drill::DrillDetails>(saved),
-        "stats" => as_report::<stats::StatsDetails>(saved),
-        "compare" => as_report::<compare::CompareDetails>(saved),
-        "clean" => as_report::<clean::CleanDetails>(saved),
+        "stats" => as_any::<stats::StatsDetails>(saved),
+        "compare" => as_any::<compare::CompareDetails>(saved),
+        "clean" => as_any::<clean::CleanDetails>(saved),
         "lab" => as_report::<lab::LabDetails>(saved),
         _ => as_report::<Saved>(saved),
+    }
+}
+
+/// A cluster's report (its details per shard) or a single topology's.
+fn as_any<D: Details + DeserializeOwned + 'static>(
+    saved: serde_json::Value,
+) -> std::result::Result<Box<dyn AnyReport>, (serde_json::Error, serde_json::Value)> {
+    if saved["details"]["shards"].is_array() {
+        as_report::<crate::cmd::cluster::Sharded<D>>(saved)
+    } else {
+        as_report::<D>(saved)
     }
 }
 

@@ -1,0 +1,421 @@
+//! Every subcommand on a Redis Cluster. The run has one `Ctx` per shard
+//! (the shard's topology, its hash tag, its own ledger, safety state and
+//! registry); a subcommand runs unchanged on each shard, all shards at once
+//! (one stalled shard does not make the others look late), and the reports
+//! are merged: the nodes of every shard, every check named after its shard
+//! (`shard2.replica1.propagation`), each shard's details and tables under its
+//! name. `replicate-check` and `check` add the `cluster` step (`health`).
+//!
+//! Some subcommands are not per shard: `ttl-watch --key` and `demo` pick the
+//! shard by the key's slot, `stats` shows every node in one table.
+
+pub mod health;
+
+use std::time::Instant;
+
+use anyhow::Result;
+use futures_util::future::join_all;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::cmd::check::{self, StepOutcome};
+use crate::cmd::{clean, compare, demo, keycount, perf, replicate_check, stats, ttl_watch};
+use crate::config::Job;
+use crate::report::{AnyReport, Check, Details, Figure, Report, Section, Verdict};
+use crate::run::Ctx;
+use crate::topology::{slot, Cluster};
+use crate::ui::progress::Progress;
+
+pub use health::Health;
+
+/// A subcommand's report over every shard.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(bound(deserialize = "D: DeserializeOwned"))]
+pub struct Sharded<D> {
+    /// The `cluster` step (replicate-check, check); null where it did not run.
+    pub health: Option<Health>,
+    /// One entry per shard, by lowest slot.
+    pub shards: Vec<ShardRun<D>>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(bound(deserialize = "D: DeserializeOwned"))]
+pub struct ShardRun<D> {
+    /// `shard1`, ...
+    pub shard: String,
+    /// Its master, host:port.
+    pub master: String,
+    /// Replicas the shard has in the cluster's configuration.
+    pub replicas: usize,
+    /// The slots it serves (`0-5460`).
+    pub slots: String,
+    /// The hash tag its keys of this run carry (`{tag}`).
+    pub tag: String,
+    /// The worst verdict of its checks (failed when it could not be run).
+    pub verdict: Verdict,
+    /// The subcommand's details on this shard; null when it could not run.
+    pub details: Option<D>,
+    /// Why it could not be run on this shard.
+    pub error: Option<String>,
+}
+
+/// `name` as one of `shard`'s checks: `shard1.` in front unless already there.
+pub fn in_shard(shard: &str, mut c: Check) -> Check {
+    if !c.name.starts_with(&format!("{shard}.")) {
+        c.name = format!("{shard}.{}", c.name);
+    }
+    c
+}
+
+/// Run one subcommand on every shard at once, under one spinner.
+macro_rules! on_shards {
+    ($progress:expr, $command:expr, $shards:expr, |$ctx:ident| $run:expr) => {{
+        let spinner = $progress.spinner(format!("{} on {} shards", $command, $shards.len()));
+        let results = join_all($shards.iter().map(|$ctx| $run)).await;
+        spinner.finish();
+        results
+    }};
+}
+
+/// Merge the shards' reports (in shard order) into one.
+fn merge<D: Details>(
+    command: &str,
+    cluster: &Cluster,
+    shards: &[Ctx],
+    health: Option<(Health, Vec<Check>)>,
+    results: Vec<Result<Report<D>>>,
+) -> Result<Report<Sharded<D>>> {
+    if results.iter().all(|r| r.is_err()) {
+        // The same refusal everywhere (bad input, a full cluster): one error.
+        let first = results.into_iter().find_map(Result::err);
+        return Err(first.expect("a cluster has a shard"));
+    }
+    let (health, mut checks) = match health {
+        Some((h, c)) => (Some(h), c),
+        None => (None, Vec::new()),
+    };
+    let mut nodes = Vec::new();
+    let mut runs = Vec::new();
+    for (shard, r) in cluster.shards.iter().zip(results) {
+        let mut run = ShardRun {
+            shard: shard.name.clone(),
+            master: shard.topology.master.addr(),
+            replicas: shard.replica_ids.len(),
+            slots: slot::ranges_text(&shard.slots),
+            tag: shard.tag.clone(),
+            verdict: Verdict::Fail,
+            details: None,
+            error: None,
+        };
+        match r {
+            Ok(rep) => {
+                run.verdict = rep.verdict;
+                nodes.extend(rep.nodes);
+                checks.extend(rep.checks.into_iter().map(|c| in_shard(&shard.name, c)));
+                run.details = Some(rep.details);
+            }
+            Err(e) => {
+                let why = format!("{e:#}");
+                checks.push(Check::fail(format!("{}.error", shard.name), &why));
+                run.error = Some(why);
+            }
+        }
+        runs.push(run);
+    }
+    Ok(Report::new(
+        command,
+        shards[0].manifest(),
+        nodes,
+        checks,
+        Sharded {
+            health,
+            shards: runs,
+        },
+    ))
+}
+
+fn boxed<D: Details + 'static>(r: Report<D>) -> Box<dyn AnyReport> {
+    Box::new(r)
+}
+
+/// The `cluster` step's checks, for replicate-check (each check on its own).
+async fn health(cluster: &Cluster, ctx: &Ctx) -> (Health, Vec<Check>) {
+    let h = health::check(cluster, ctx.timeout).await;
+    let checks = h.checks.clone();
+    (h, checks)
+}
+
+/// The `cluster` step as one of check's steps: one check named `cluster`
+/// whose findings are the health checks.
+async fn health_step(cluster: &Cluster, ctx: &Ctx) -> (Health, Vec<Check>) {
+    let started = Instant::now();
+    let h = health::check(cluster, ctx.timeout).await;
+    let outcome = StepOutcome {
+        items: h.checks.clone(),
+        summary: h.summary(),
+        details: serde_json::Value::Null,
+        sections: Vec::new(),
+    };
+    let run = check::check_run("cluster", Ok(outcome), started);
+    let checks = vec![Check::new("cluster", run.verdict, run.reason)];
+    (h, checks)
+}
+
+/// One subcommand on the cluster.
+pub async fn dispatch(
+    job: Job,
+    cluster: &Cluster,
+    shards: &[Ctx],
+    progress: Progress,
+) -> Result<Box<dyn AnyReport>> {
+    let first = &shards[0];
+    Ok(match job {
+        Job::ReplicateCheck(c) => {
+            c.validate()?;
+            let h = Some(health(cluster, first).await);
+            boxed(merge(
+                "replicate-check",
+                cluster,
+                shards,
+                h,
+                on_shards!(progress, "replicate-check", shards, |ctx| {
+                    replicate_check::run(c.clone(), ctx)
+                }),
+            )?)
+        }
+        Job::Check(c) => {
+            let h = match c.cluster_step {
+                true => Some(health_step(cluster, first).await),
+                false => None,
+            };
+            boxed(merge(
+                "check",
+                cluster,
+                shards,
+                h,
+                on_shards!(progress, "check", shards, |ctx| check::run(c.clone(), ctx)),
+            )?)
+        }
+        Job::Keycount(c) => boxed(merge(
+            "keycount",
+            cluster,
+            shards,
+            None,
+            on_shards!(progress, "keycount", shards, |ctx| keycount::run(
+                c.clone(),
+                ctx
+            )),
+        )?),
+        Job::Compare(c) => boxed(merge(
+            "compare",
+            cluster,
+            shards,
+            None,
+            on_shards!(progress, "compare", shards, |ctx| compare::run(
+                c.clone(),
+                ctx
+            )),
+        )?),
+        Job::Clean(c) => boxed(merge(
+            "clean",
+            cluster,
+            shards,
+            None,
+            on_shards!(progress, "clean", shards, |ctx| clean::run(c.clone(), ctx)),
+        )?),
+        Job::Perf(o) => boxed(merge(
+            "perf",
+            cluster,
+            shards,
+            None,
+            on_shards!(progress, "perf", shards, |ctx| perf::run(o.clone(), ctx)),
+        )?),
+        Job::Stats(c) => boxed(stats::run_many(c, shards).await?),
+        Job::TtlWatch(c) => match &c.key {
+            // A key lives on one shard: watch it there.
+            Some(key) => {
+                let k = owner(cluster, shards, key.as_bytes(), "the key")?;
+                boxed(ttl_watch::run(c.clone(), &shards[k]).await?)
+            }
+            None => boxed(merge(
+                "ttl-watch",
+                cluster,
+                shards,
+                None,
+                on_shards!(progress, "ttl-watch", shards, |ctx| ttl_watch::run(
+                    c.clone(),
+                    ctx
+                )),
+            )?),
+        },
+        Job::Demo(c) => {
+            let k = owner(cluster, shards, c.query.as_bytes(), "the query")?;
+            c.narrate.line(&format!(
+                "redlab demo on a cluster of {} shards: the query hashes to slot {}, served by {}; \
+                 the demo runs there, its keys tagged {{{}}} so they stay on that shard.",
+                cluster.shards.len(),
+                slot::key_slot(c.query.as_bytes()),
+                cluster.shards[k].name,
+                cluster.shards[k].tag
+            ));
+            boxed(demo::run(c, &shards[k]).await?)
+        }
+        Job::Lab(_) | Job::Report(_) | Job::Completions(_) | Job::Man => {
+            unreachable!("run without a topology")
+        }
+        Job::Drill(_) => anyhow::bail!("drill does not run on a cluster"),
+    })
+}
+
+/// Point each shard's cleanup at the master that serves its slots now: a
+/// failover during the run (CLUSTER FAILOVER, a master lost) moved it, and
+/// the old master, now a replica, would refuse the deletes.
+pub async fn follow_masters(cluster: &Cluster, shards: &[Ctx]) {
+    if shards
+        .iter()
+        .all(|c| c.ledger.is_empty() && !c.safety.wrote())
+    {
+        return;
+    }
+    let timeout = shards[0].timeout;
+    let mut members = None;
+    for node in std::iter::once(&cluster.seed).chain(cluster.nodes()) {
+        let Ok(mut c) = crate::client::Conn::connect(node, timeout).await else {
+            continue;
+        };
+        if let Ok((m, _)) = crate::topology::cluster::members_of(&mut c, node.tls()).await {
+            members = Some(m);
+            break;
+        }
+    }
+    let Some(members) = members else { return };
+    for ctx in shards {
+        let Some(scope) = &ctx.shard else { continue };
+        let s = slot::key_slot(scope.tag.as_bytes());
+        let Some(now) = members
+            .iter()
+            .find(|m| m.is_master() && m.slots.iter().any(|(a, b)| (*a..=*b).contains(&s)))
+        else {
+            continue;
+        };
+        let old = &ctx.topology.master;
+        if now.port == old.port() && crate::topology::same_host(&now.host, old.host()) {
+            continue;
+        }
+        let node = old.sibling(&old.name, &now.host, now.port);
+        if let Ok(c) = crate::client::Conn::connect(&node, timeout).await {
+            ctx.say.line(&format!(
+                "redlab: {} moved to {} during the run (a failover); cleaning up there",
+                old.name,
+                node.addr()
+            ));
+            ctx.safety.set_master_conn(c);
+        }
+    }
+}
+
+/// The shard whose slots hold `key`.
+fn owner(cluster: &Cluster, shards: &[Ctx], key: &[u8], what: &str) -> Result<usize> {
+    let s = slot::key_slot(key);
+    match cluster.shard_of_key(key) {
+        Some(k) if k < shards.len() => Ok(k),
+        _ => anyhow::bail!(
+            "{what} hashes to slot {s}, which no master serves (the cluster answers CLUSTERDOWN for it)"
+        ),
+    }
+}
+
+impl<D: Details> Details for Sharded<D> {
+    fn sections(&self) -> Vec<Section> {
+        let mut out = self
+            .health
+            .as_ref()
+            .map(Health::sections)
+            .unwrap_or_default();
+        let mut s = Section::new(
+            "Shards",
+            &["shard", "verdict", "master", "replicas", "slots", "tag"],
+        );
+        for r in &self.shards {
+            s.row(vec![
+                r.shard.clone(),
+                r.verdict.as_str().into(),
+                r.master.clone(),
+                r.replicas.to_string(),
+                r.slots.clone(),
+                format!("{{{}}}", r.tag),
+            ]);
+            if let Some(e) = &r.error {
+                s.notes.push(format!("{}: not run: {e}", r.shard));
+            }
+        }
+        out.push(s);
+        for r in &self.shards {
+            for mut sec in r
+                .details
+                .as_ref()
+                .map(Details::sections)
+                .unwrap_or_default()
+            {
+                sec.title = format!("{}: {}", r.shard, sec.title);
+                out.push(sec);
+            }
+        }
+        out
+    }
+
+    fn figures(&self) -> Vec<Figure> {
+        let mut out = Vec::new();
+        for r in &self.shards {
+            for mut f in r.details.as_ref().map(Details::figures).unwrap_or_default() {
+                f.id = format!("{}-{}", r.shard, f.id);
+                f.title = format!("{}: {}", r.shard, f.title);
+                out.push(f);
+            }
+        }
+        out
+    }
+
+    /// A shard that could not be run at all (its master unreachable, say) is
+    /// what a lone master that could not be run is: exit 2, after the report.
+    fn refused(&self) -> Option<String> {
+        self.shards.iter().find_map(|r| {
+            r.error
+                .as_ref()
+                .map(|e| format!("{}: {e}", r.shard))
+                .or_else(|| {
+                    r.details
+                        .as_ref()?
+                        .refused()
+                        .map(|w| format!("{}: {w}", r.shard))
+                })
+        })
+    }
+
+    fn interrupted(&self) -> bool {
+        self.shards
+            .iter()
+            .any(|r| r.details.as_ref().is_some_and(Details::interrupted))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checks_are_named_after_their_shard_once() {
+        assert_eq!(
+            in_shard("shard2", Check::pass("propagation", "x")).name,
+            "shard2.propagation"
+        );
+        assert_eq!(
+            in_shard("shard2", Check::pass("shard2.replica1.propagation", "x")).name,
+            "shard2.replica1.propagation"
+        );
+        assert_eq!(
+            in_shard("shard1", Check::pass("shard10.master", "x")).name,
+            "shard1.shard10.master"
+        );
+    }
+}
