@@ -362,7 +362,14 @@ where
 /// Every node: cluster_state ok, all `n` nodes known and none failing, the
 /// same slot map; every replica's link up and not syncing.
 async fn ready(conns: Vec<Conn>, n: usize) -> Result<Result<(), String>, crate::client::NodeError> {
-    let mut maps: Vec<BTreeMap<(u16, u16), String>> = Vec::new();
+    // Each node's view: the slot map, and every node's role, master and
+    // config epoch (a node that was an empty master before REPLICATE may
+    // still be seen as one, or at an epoch it bumped then, by some nodes).
+    type View = (
+        BTreeMap<(u16, u16), String>,
+        BTreeMap<String, (bool, Option<String>, Option<u64>)>,
+    );
+    let mut maps: Vec<View> = Vec::new();
     for mut c in conns {
         let info: String = c.query(redis::cmd("CLUSTER").arg("INFO")).await?;
         if !info.contains("cluster_state:ok") {
@@ -378,14 +385,26 @@ async fn ready(conns: Vec<Conn>, n: usize) -> Result<Result<(), String>, crate::
                 c.name()
             )));
         }
-        maps.push(slot_map(&members));
+        let roles = members
+            .iter()
+            .map(|m| {
+                (
+                    m.id.clone(),
+                    (m.is_master(), m.master_id.clone(), m.config_epoch),
+                )
+            })
+            .collect();
+        maps.push((slot_map(&members), roles));
         let repl = c.info("replication").await?;
         if !repl.is_master() && (!repl.link_up() || repl.syncing()) {
             return Ok(Err(format!("{}: link to its master not up yet", c.name())));
         }
     }
     if maps.windows(2).any(|w| w[0] != w[1]) {
-        return Ok(Err("the nodes do not agree on the slot map yet".into()));
+        return Ok(Err(
+            "the nodes do not agree on the slot map, the replicas' masters and the config epochs yet"
+                .into(),
+        ));
     }
     Ok(Ok(()))
 }
