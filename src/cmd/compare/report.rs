@@ -87,7 +87,10 @@ fn pass_reason(r: &ReplicaResult, d: &CompareResult) -> String {
             } else {
                 String::new()
             };
-            format!("{} keys identical in type, value and TTL{of}", c.compared)
+            format!(
+                "{} identical in type, value and TTL{of}",
+                crate::report::plural(c.compared, "key")
+            )
         }
     };
     match r.settle.behind_bytes {
@@ -226,9 +229,9 @@ impl CompareDetails {
         let s = &r.sample;
         let dbs: Vec<String> = r.dbs.iter().map(|d| format!("db{d}")).collect();
         let mut notes = vec![format!(
-            "{}: {} keys in {}; {}",
+            "{}: {} in {}; {}",
             r.master,
-            s.master_keys_total,
+            crate::report::plural(s.master_keys_total, "key"),
             if dbs.is_empty() {
                 "no db".into()
             } else {
@@ -237,8 +240,9 @@ impl CompareDetails {
             match (s.requested_keys, s.requested_ratio) {
                 (None, None) => "every key compared".to_string(),
                 _ => format!(
-                    "a random sample of {} keys compared (method: {})",
-                    s.master_keys_sampled, s.method
+                    "a random sample of {} compared (method: {})",
+                    crate::report::plural(s.master_keys_sampled, "key"),
+                    s.method
                 ),
             }
         )];
