@@ -107,27 +107,13 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         cluster = Some(c.await?);
     } else if g.topology.cluster && !is_lab {
         topology.master.cluster = true;
-        let t = &g.topology;
-        let c = topology::cluster::discover(
-            &topology.master,
-            t.expect_replicas,
-            t.expect_shards,
-            g.timeout,
-        );
-        cluster = Some(c.await?);
+        cluster = Some(whole_cluster(&topology.master, g).await?);
     } else if topology.discover && !is_lab {
         match survey::discover(&mut topology, g.timeout).await {
             // A URL given alone that is a cluster node: the whole cluster.
             Ok(seed) if seed.is_cluster() => {
                 topology.master.cluster = true;
-                let t = &g.topology;
-                let c = topology::cluster::discover(
-                    &topology.master,
-                    t.expect_replicas,
-                    t.expect_shards,
-                    g.timeout,
-                );
-                cluster = Some(c.await?);
+                cluster = Some(whole_cluster(&topology.master, g).await?);
             }
             Ok(master) => discovered = Some(master),
             // `check` reports an unusable master itself, in its report, so CI still gets one.
@@ -266,6 +252,12 @@ type Work<'a> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<Box<dyn AnyReport>>> + 'a>>;
 
 /// The labs a --spawn run started (one of them), stopped when dropped.
+/// The whole cluster a node belongs to, with the shape the user asserted.
+async fn whole_cluster(seed: &topology::Node, g: &Settings) -> Result<topology::Cluster> {
+    let t = &g.topology;
+    topology::cluster::discover(seed, t.expect_replicas, t.expect_shards, g.timeout).await
+}
+
 #[derive(Default)]
 struct Labs {
     replication: Option<Lab>,
