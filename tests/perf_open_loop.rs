@@ -45,12 +45,16 @@ fn p(h: &hdrhistogram::Histogram<u64>, q: f64) -> u64 {
     h.value_at_quantile(q)
 }
 
-/// At a rate the client easily keeps, every request goes out within 200 µs
-/// of its intended time, and the latency measured from that time is the
-/// server's: within 3x of what a closed loop sees on the same server (a 1 ms
-/// timer made it 15x). A p99 is at the mercy of other processes on a shared
-/// machine (a client waiting for a CPU is late, and says so): the first of up
-/// to eight attempts that meets both bounds passes, all are shown otherwise.
+/// At a rate the client easily keeps, requests go out on time and the
+/// latency measured from their intended time is the server's, not the
+/// timer's: tokio's 1 ms timer put a 0.5-1.2 ms floor under every send
+/// (p50 15x the closed loop's latency). The bounds here catch that class of
+/// regression with room for a shared 2-core CI machine (a client waiting for
+/// a CPU is late, and says so): send-time error p50 under 100 µs and p99
+/// under 2 ms, open-loop p50 within 8x the closed loop's; the precise figures
+/// (p99 under 200 µs on an idle machine) are the benchmark's
+/// (docs/benchmarks.md, `examples/pacer_precision.rs`). The first of up to
+/// eight attempts that meets every bound passes; all are shown otherwise.
 #[test]
 fn sends_are_on_time_and_latency_is_the_servers() {
     let _one = serial();
@@ -73,8 +77,8 @@ fn sends_are_on_time_and_latency_is_the_servers() {
             .expect("open loop records send errors");
         assert_eq!(err.len(), o.completed, "one send error per request");
         let (open_p50, closed_p50) = (p(&o.latency_ns, 0.5), p(&c.latency_ns, 0.5));
-        let on_time = p(err, 0.99) < 200_000 && o.missed == 0;
-        let servers = open_p50 <= 3 * closed_p50;
+        let on_time = p(err, 0.5) < 100_000 && p(err, 0.99) < 2_000_000 && o.missed == 0;
+        let servers = open_p50 <= 8 * closed_p50;
         attempts.push(format!(
             "send-time error p50 {:.1} µs p99 {:.1} µs, {} missed; latency p50 {:.1} µs open, {:.1} µs closed P1 c1",
             us(p(err, 0.5)),
@@ -88,7 +92,7 @@ fn sends_are_on_time_and_latency_is_the_servers() {
         }
     }
     panic!(
-        "no attempt met p99 < 200 µs and p50 <= 3x closed:\n{}",
+        "no attempt met send error p50 < 100 µs, p99 < 2 ms and open p50 <= 8x closed:\n{}",
         attempts.join("\n")
     );
 }
