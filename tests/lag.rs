@@ -65,7 +65,7 @@ fn lag_rises_under_load_and_ends_caught_up() {
         gaps.sort_by(f64::total_cmp);
         let median = gaps[gaps.len() / 2];
         assert!(
-            (90.0..=160.0).contains(&median),
+            (90.0..=250.0).contains(&median),
             "{}: median gap {median} ms",
             r.name
         );
@@ -77,7 +77,7 @@ fn lag_rises_under_load_and_ends_caught_up() {
         );
         // Covering the load: from its start to after its end.
         assert!(
-            s[0].t_ms < 150.0,
+            s[0].t_ms < 300.0,
             "{}: first sample at {} ms",
             r.name,
             s[0].t_ms
