@@ -303,17 +303,21 @@ fn job(command: &Command, settings: &Settings) -> Result<Job> {
         Command::Perf(a) => Job::Perf(perf_options(a, settings.allow_eviction)),
         Command::Check(a) => {
             let (selected, skipped, unknown) = check::select(&a.skip, &a.only);
+            let replication = replicate_check::Config {
+                probes: a.replication.probes,
+                max_lag: a.replication.max_lag,
+                lag_interval: a.replication.lag_interval,
+            };
+            // Refused up front, as by replicate-check: the replication step
+            // would otherwise pass over no probe.
+            replication.validate()?;
             Job::Check(check::Config {
                 selected,
                 skipped,
                 fail_on: settings.fail_on,
                 strict: a.strict,
                 require_min_replicas: a.require_min_replicas,
-                replication: replicate_check::Config {
-                    probes: a.replication.probes,
-                    max_lag: a.replication.max_lag,
-                    lag_interval: a.replication.lag_interval,
-                },
+                replication,
                 keycount: keycount::Config {
                     settle: a.keycount.settle,
                 },

@@ -75,7 +75,24 @@ fn user_data_is_untouched_and_skip_only_select_checks() {
     );
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let r = run.json();
-    assert_eq!(r["checks"].as_array().unwrap().len(), 5);
+    // Every step is in the report, the two left out as skipped (in gate
+    // order), so JSON and JUnit say what was not checked.
+    let verdicts: Vec<(&str, &str)> = r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["verdict"].as_str().unwrap()))
+        .collect();
+    assert_eq!(verdicts.len(), 7, "{verdicts:?}");
+    assert_eq!(verdicts[1], ("replication", "skipped"));
+    assert_eq!(verdicts[2], ("keycount", "skipped"));
+    assert!(
+        verdicts
+            .iter()
+            .filter(|(n, _)| !["replication", "keycount"].contains(n))
+            .all(|(_, v)| *v != "skipped"),
+        "{verdicts:?}"
+    );
     assert_eq!(
         r["details"]["skipped"],
         serde_json::json!(["replication", "keycount"])
@@ -85,13 +102,73 @@ fn user_data_is_untouched_and_skip_only_select_checks() {
         &["--only", "replication", "--probes", "3"],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.json()["checks"][0]["name"], "replication");
+    let r = run.json();
+    for c in r["checks"].as_array().unwrap() {
+        let want = if c["name"] == "replication" {
+            "pass"
+        } else {
+            "skipped"
+        };
+        assert_eq!(c["verdict"], want, "{c}");
+    }
+    let mut args = topo_args(&lab);
+    args.extend(
+        [
+            "--format",
+            "junit",
+            "check",
+            "--only",
+            "replication",
+            "--probes",
+            "3",
+        ]
+        .map(String::from),
+    );
+    let junit = redlab(&args);
+    assert_eq!(junit.code, 0, "{}", junit.stderr);
+    assert_eq!(
+        junit.stdout.matches("<skipped").count(),
+        6,
+        "{}",
+        junit.stdout
+    );
     guard.assert();
     let run = gate(&topo_args(&lab), &["--only", "throughput-of-doom"]);
     assert_eq!(run.code, 2);
     assert!(
         run.stderr
             .contains("no check named throughput-of-doom: the checks are reachability"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// A master that refuses every client's writes (min-replicas-to-write not
+/// met) is a broken topology, not a full cache: the writing steps fail,
+/// naming NOREPLICAS, and nothing is written. `--probes 0` is refused.
+#[test]
+fn a_master_refusing_writes_fails_and_no_probe_is_refused() {
+    let lab = lab(1);
+    let mut m = conn(lab.master.port);
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("min-replicas-to-write")
+        .arg("2")
+        .exec(&mut m)
+        .unwrap();
+    let run = gate(&topo_args(&lab), &["--probes", "3"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let r = run.json();
+    for step in ["replication", "expiry", "throughput"] {
+        let c = check(&r, step);
+        assert_eq!(c["verdict"], "fail", "{c}");
+        assert!(c["reason"].as_str().unwrap().contains("NOREPLICAS"), "{c}");
+    }
+    assert_no_redlab_keys(&ports(&lab));
+    let run = gate(&topo_args(&lab), &["--probes", "0"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--probes must be at least 1"),
         "{}",
         run.stderr
     );
@@ -266,12 +343,19 @@ fn expiry_and_throughput_report_their_measurements_and_the_floor_fails() {
     );
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     let r = run.json();
-    let names = strs(&r["checks"], "name");
+    // The other steps are in the report as skipped; these two ran.
+    let ran: Vec<&serde_json::Value> = r["details"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["verdict"] != "skipped")
+        .collect();
+    let names: Vec<&str> = ran.iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["expiry", "throughput"]);
-    let expiry = &r["details"]["checks"][0];
+    let expiry = ran[0];
     assert_eq!(expiry["verdict"], "pass", "{expiry}");
     assert_eq!(expiry["details"]["nodes"].as_array().unwrap().len(), 2);
-    let throughput = &r["details"]["checks"][1];
+    let throughput = ran[1];
     assert_eq!(throughput["verdict"], "fail");
     assert!(
         throughput["reason"]

@@ -47,6 +47,9 @@ pub enum RefusedKind {
     NoRoom,
     /// What it wrote could not be removed (ACL), or the master said no.
     CannotClean,
+    /// The master refuses every client's writes (NOREPLICAS: fewer good
+    /// replicas than min-replicas-to-write): a fault of the topology.
+    WritesRefused,
 }
 
 /// A node as the first survey found it: its connection and `evicted_keys`.
@@ -231,6 +234,16 @@ impl Ctx {
                     return Ok(());
                 }
                 Err(e) if e.kind == ErrorKind::NoPermission => continue,
+                Err(e) if e.kind == ErrorKind::NoReplicas => {
+                    return Err(Refused {
+                        kind: RefusedKind::WritesRefused,
+                        message: format!(
+                            "{}: writes refused with NOREPLICAS (fewer good replicas than \
+                             min-replicas-to-write requires): every client's writes fail, not only redlab's",
+                            master.node().label()
+                        ),
+                    })
+                }
                 Err(e) => {
                     return Err(Refused {
                         kind: RefusedKind::CannotClean,

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cmd::{keycount, replicate_check};
 use crate::report::{Check, Details, FailOn, Report, Section, Verdict};
+use crate::run::safety::{Refused, RefusedKind};
 use crate::run::Ctx;
 use crate::survey::{Master, Survey};
 
@@ -224,12 +225,34 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CheckDetails>> {
         master: master.ok(),
     };
     let mut runs = Vec::new();
-    for entry in CHECKS.iter().filter(|e| cfg.selected.contains(&e.name)) {
+    for entry in CHECKS.iter() {
         let started = Instant::now();
+        if !cfg.selected.contains(&entry.name) {
+            // Asked not to run: skipped in every format (JUnit <skipped/>),
+            // in gate order; a run with something else checked still passes.
+            let why = Check::skip(entry.name, "not run: left out by --skip or --only");
+            let outcome = Ok(StepOutcome {
+                items: vec![why],
+                ..StepOutcome::default()
+            });
+            runs.push(check_run(entry.name, outcome, started));
+            continue;
+        }
         let outcome = match (&refused, entry.needs_master, &env.master) {
             (Some(why), true, _) => Err(anyhow!("not run: {why}")),
             (_, _, Some(m)) if entry.writes => match ctx.prepare_writes(m, WRITE_BYTES).await {
                 Ok(()) => (entry.run)(&env).await,
+                // A master that refuses every write is broken, not full.
+                Err(why)
+                    if why
+                        .downcast_ref::<Refused>()
+                        .is_some_and(|r| r.kind == RefusedKind::WritesRefused) =>
+                {
+                    Ok(StepOutcome {
+                        items: vec![Check::fail(entry.name, format!("{why:#}"))],
+                        ..StepOutcome::default()
+                    })
+                }
                 Err(why) => Ok(StepOutcome {
                     items: vec![Check::skip(entry.name, format!("not run: {why:#}"))],
                     ..StepOutcome::default()
@@ -334,11 +357,6 @@ impl Details for CheckDetails {
                     c.reason.clone(),
                 ]);
             }
-        }
-        if !self.skipped.is_empty() {
-            findings
-                .notes
-                .push(format!("skipped: {}", self.skipped.join(", ")));
         }
         let mut out: Vec<Section> = self
             .checks
