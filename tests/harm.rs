@@ -297,6 +297,38 @@ fn a_master_at_maxclients_is_named() {
     assert_eq!(count(&m, "redlab:*"), 0);
 }
 
+/// maxclients counts the replicas' links too: a pre-check that left them
+/// out let perf start and die on a reset connection.
+#[test]
+fn maxclients_counts_the_replica_links() {
+    let lab = lab(2);
+    wait_sync(&lab);
+    let m = url(lab.master.port);
+    let mut keep = conn_url(&m);
+    // This connection, redlab's survey and the two replica links: 4 in use,
+    // one free; perf -c 2 (and its lag sampler) does not fit.
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxclients")
+        .arg(5)
+        .exec(&mut keep)
+        .unwrap();
+    let run = redlab(&with(&topo_args(&lab), &["perf", "-n", "1000", "-c", "2"]));
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxclients")
+        .arg(10000)
+        .exec(&mut keep)
+        .unwrap();
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("maxclients 5") && run.stderr.contains("2 replica links"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(count(&m, "redlab:*"), 0);
+}
+
 #[test]
 fn a_huge_keyspace_costs_only_what_was_written() {
     let lab = lab(0);

@@ -271,13 +271,19 @@ async fn refuse_beyond_maxclients(cfg: &Config, master: &Master<'_>) -> Result<(
         .ok()
         .flatten()
         .and_then(|v| v.parse().ok());
-    let connected = master.info.u64("connected_clients").unwrap_or(0);
+    // maxclients counts every connection: clients and the replicas' links.
+    let clients = master.info.u64("connected_clients").unwrap_or(0);
+    let replicas = master.info.u64("connected_slaves").unwrap_or(0);
+    let in_use = clients + replicas;
+    // Besides -c: the lag sampler's own connection, when there are replicas.
+    let need = cfg.opts.connections as u64 + u64::from(replicas > 0);
     if let Some(max) = max {
-        let free = max.saturating_sub(connected);
-        if cfg.opts.connections as u64 > free {
+        let free = max.saturating_sub(in_use);
+        if need > free {
             bail!(
-                "{}: -c {} is more than the master accepts now: maxclients {max}, {connected} connected, \
-                 so {free} more; use fewer connections or raise maxclients",
+                "{}: -c {} is more than the master accepts now: maxclients {max}, {in_use} in use \
+                 ({clients} clients, {replicas} replica links), so {free} more, and redlab needs {need}; \
+                 use fewer connections or raise maxclients",
                 master.node().label(),
                 cfg.opts.connections
             );
