@@ -216,7 +216,14 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
     let ctx = &ctxs[0];
     match result {
         None => {
-            if all_removed {
+            if name == "clean" {
+                // clean writes nothing of its own: what it was removing is
+                // still there in part.
+                eprintln!(
+                    "redlab: interrupted; clean stopped before it was done, so keys of dead runs \
+                     may remain: run `redlab clean` again to finish"
+                );
+            } else if all_removed {
                 eprintln!("redlab: interrupted; this run's keys were removed");
             }
             // Whoever waits on the report file (a CI job) still gets one that says so.

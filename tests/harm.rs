@@ -103,6 +103,14 @@ fn a_killed_run_is_found_by_the_next_and_clean_removes_its_keys() {
     assert_eq!(runs.len(), 1, "{runs:?}");
     let (id, ttl) = runs[0].clone();
     assert!(ttl > 0 && ttl <= 15_000, "heartbeat TTL {ttl}");
+    // While its heartbeat is fresh the run counts as alive: clean leaves
+    // its keys alone, and says so rather than "no key of a dead run".
+    let run = redlab(&["--master", &m, "--format", "json", "clean"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let r = run.json();
+    let c = check(&r, "clean.live");
+    assert_eq!(c["verdict"], "warn", "{c}");
+    assert!(c["reason"].as_str().unwrap().contains(&id), "{c}");
     // The heartbeat expires 15 s after the kill; expire it now.
     cmd(&m, &["DEL", &format!("redlab:{id}:alive")]);
     let left = count(&m, &format!("redlab:{id}:*"));

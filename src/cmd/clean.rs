@@ -38,6 +38,9 @@ pub struct CleanDetails {
     pub runs: Vec<RunCleaned>,
     /// Live runs whose keys were left alone.
     pub live_runs: Vec<String>,
+    /// Keys of those live runs seen on the master (left alone).
+    #[serde(default)]
+    pub live_keys: u64,
     /// Keys removed on the master in all.
     pub removed: u64,
     /// What remains on each node afterwards.
@@ -103,6 +106,7 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CleanDetails>> {
     let spinner = ctx.progress.spinner(format!("scanning for {pattern}"));
     let mut removed: BTreeMap<String, u64> = BTreeMap::new();
     let mut total = 0u64;
+    let mut live_keys = 0u64;
     let started = Instant::now();
     let mut cursor = 0u64;
     loop {
@@ -116,11 +120,11 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CleanDetails>> {
                     .arg(1000),
             )
             .await?;
-        let mine: Vec<(String, Vec<u8>)> = keys
+        let (alive, mine): (Vec<(String, Vec<u8>)>, Vec<(String, Vec<u8>)>) = keys
             .into_iter()
             .filter_map(|k| Some((run_of(&k)?, k)))
-            .filter(|(id, _)| !live.contains(id))
-            .collect();
+            .partition(|(id, _)| live.contains(id));
+        live_keys += alive.iter().filter(|(id, _)| *id != ctx.run_id).count() as u64;
         if !mine.is_empty() {
             for cmd in unlinks(verb, &mine, cluster) {
                 total += conn.query::<u64>(&cmd).await?;
@@ -169,6 +173,7 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CleanDetails>> {
         pattern,
         runs: cleaned,
         live_runs: live.into_iter().collect(),
+        live_keys,
         removed: total,
         nodes,
     };
@@ -196,6 +201,7 @@ async fn master_gone(
         pattern,
         runs: Vec::new(),
         live_runs: Vec::new(),
+        live_keys: 0,
         removed: 0,
         nodes,
     };
@@ -346,6 +352,21 @@ fn checks(d: &CleanDetails, master_gone: Option<&str>) -> Vec<Check> {
                 )
             },
         )),
+    }
+    if d.live_keys > 0 {
+        out.push(Check::warn(
+            "clean.live",
+            format!(
+                "{} of {} left alone: by its heartbeat it is still running (a run removes its own \
+                 keys); if it is not, its heartbeat expires within {} s: run clean again then",
+                plural(d.live_keys, "key"),
+                match d.live_runs.as_slice() {
+                    [one] => format!("run {one}"),
+                    many => format!("{} live runs ({})", many.len(), many.join(", ")),
+                },
+                registry::HEARTBEAT_TTL.as_secs()
+            ),
+        ));
     }
     for n in &d.nodes {
         let name = format!("{}.remaining", n.name);
