@@ -58,12 +58,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A run of n ports from here, and 10000 above (the cluster bus), that
-# nothing answers on.
+# A run of n ports, and 10000 above (the cluster bus), that nothing answers
+# on; below the kernel's ephemeral range (32768 up), so that no outgoing
+# connection holds one.
 free_run() {
     local n=$1
     for _ in $(seq 1 50); do
-        local b=$((20000 + RANDOM % 20000)) ok=1
+        local b=$((20000 + RANDOM % 2700)) ok=1
         for i in $(seq 0 $((n - 1))); do
             for p in $((b + i)) $((b + i + 10000)); do
                 if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then ok=0; fi
