@@ -335,3 +335,93 @@ impl Details for ClusterPerfDetails {
         self.sharded.interrupted()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::details::RawRound;
+    use super::*;
+
+    /// A shard's perf details (a saved report's) with these rounds:
+    /// (requests, latency ns of each, elapsed ns, per-second counts).
+    fn shard(rounds: &[(u64, u64, u64, Vec<u64>)], moved: u64) -> PerfDetails {
+        let saved: serde_json::Value =
+            serde_json::from_str(include_str!("../../../tests/golden/reports/perf.json")).unwrap();
+        let mut d: PerfDetails = serde_json::from_value(saved["details"].clone()).unwrap();
+        d.moved = moved;
+        d.raw_rounds = rounds
+            .iter()
+            .map(|(n, ns, elapsed_ns, secs)| {
+                let mut h = crate::latency::histogram();
+                crate::latency::record_n(&mut h, *ns, *n);
+                RawRound {
+                    latency_ns: h,
+                    per_second: secs.clone(),
+                    elapsed_ns: *elapsed_ns,
+                    completed: *n,
+                }
+            })
+            .collect();
+        d
+    }
+
+    #[test]
+    fn the_total_adds_the_shards_round_by_round() {
+        let a = shard(
+            &[
+                (100, 1_000, 1_000_000, vec![100]),
+                (100, 1_000, 500_000, vec![100]),
+            ],
+            3,
+        );
+        let b = shard(
+            &[
+                (200, 9_000, 2_000_000, vec![150, 50]),
+                (200, 9_000, 1_000_000, vec![200]),
+            ],
+            0,
+        );
+        let opts = Options {
+            requests: 300,
+            connections: 4,
+            ..Options::default()
+        };
+        let (t, h) = total_of(&opts, &[&a, &b], 2).unwrap();
+        // Every shard's requests over the slowest shard's time.
+        assert_eq!(t.round_results[0].completed, 300);
+        assert_eq!(t.round_results[0].elapsed_ms, 2.0);
+        assert_eq!(t.round_results[0].ops_per_sec, 150_000.0);
+        assert_eq!(t.round_results[1].ops_per_sec, 300_000.0);
+        // Median of two rounds: the faster (index len / 2 in order).
+        assert_eq!(t.median_round, 1);
+        // The histograms merged: every request of the round counted.
+        assert_eq!(h.len(), 300);
+        assert_eq!(t.latency.count, 300);
+        assert!(t.latency.p99_us > 8.0, "{:?}", t.latency);
+        assert_eq!(t.per_second_ops, vec![300]);
+        assert_eq!((t.moved, t.ask), (3, 0));
+        assert_eq!(t.requests_per_round, Some(300));
+        let checks = total_checks(&t);
+        assert_eq!(checks[1].name, "perf.redirects");
+        assert_eq!(checks[1].verdict, crate::report::Verdict::Warn);
+        // No round measured on some shard: no total.
+        let none = shard(&[], 0);
+        assert!(total_of(&opts, &[&a, &none], 2).is_none());
+    }
+
+    #[test]
+    fn the_shares_add_up_to_the_totals() {
+        let opts = Options {
+            requests: 1_000_000,
+            connections: 50,
+            rate: Some(3000.0),
+            warmup: 1000,
+            ..Options::default()
+        };
+        let parts: Vec<Options> = (0..3).map(|k| share_of(&opts, k, 3)).collect();
+        assert_eq!(parts.iter().map(|o| o.requests).sum::<u64>(), 1_000_000);
+        assert_eq!(parts.iter().map(|o| o.connections).sum::<usize>(), 50);
+        assert_eq!(parts.iter().map(|o| o.warmup).sum::<u64>(), 1000);
+        assert_eq!(parts[0].rate, Some(1000.0));
+        assert_eq!((parts[0].connections, parts[2].connections), (17, 16));
+    }
+}
