@@ -658,9 +658,15 @@ pub struct PerfArgs {
     /// Pipeline depth: commands per batch on a connection.
     #[arg(short = 'P', long, default_value_t = crate::cmd::perf::DEFAULT_PIPELINE)]
     pub pipeline: usize,
-    /// Parallel connections.
+    /// Parallel connections, in total (on a cluster, shared out among the
+    /// shard masters, as redis-benchmark --cluster does).
     #[arg(short = 'c', long, default_value_t = 1)]
     pub connections: usize,
+    /// Engine threads, each with its own connections and its share of -n, -c
+    /// and --rate; latency histograms merged exactly (like redis-benchmark
+    /// --threads, memtier -t). On a cluster, per shard master.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub threads: usize,
     /// Value size in bytes, or a MIN-MAX range.
     #[arg(short = 'd', long, default_value = "3", value_parser = parse_size_range)]
     pub data_size: (usize, usize),

@@ -468,6 +468,7 @@ fn perf_options(a: &crate::cli::PerfArgs, allow_eviction: bool) -> perf::Options
         settle: a.settle,
         key_ttl: a.key_ttl,
         lag_interval: a.lag_interval,
+        threads: a.threads,
     }
 }
 

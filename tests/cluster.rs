@@ -333,3 +333,184 @@ fn spawn_cluster_and_lab_up_down() {
     let down = redlab(&["lab", "--state-dir", dir, "down"]);
     assert_eq!(down.code, 0, "{}", down.stderr);
 }
+
+/// The total of a perf report on a cluster, and each shard's details.
+fn perf_parts(j: &serde_json::Value) -> (&serde_json::Value, Vec<&serde_json::Value>) {
+    let shards = j["details"]["shards"].as_array().unwrap();
+    (
+        &j["details"]["total"],
+        shards.iter().map(|s| &s["details"]).collect(),
+    )
+}
+
+#[test]
+fn perf_on_a_cluster_totals_the_shards_and_threads_share_the_load() {
+    let lab = cluster(3, 1);
+    seed_users(&lab);
+    let before = digests(&lab);
+    let mut counts = Vec::new();
+    for threads in ["1", "2"] {
+        let r = run(
+            &lab,
+            &[
+                "perf",
+                "-n",
+                "3000",
+                "-P",
+                "16",
+                "-c",
+                "6",
+                "--rounds",
+                "2",
+                "--warmup",
+                "30",
+                "--threads",
+                threads,
+            ],
+        );
+        assert_eq!(r.code, 0, "--threads {threads}\n{}\n{}", r.stdout, r.stderr);
+        let j = r.json();
+        let (total, shards) = perf_parts(&j);
+        assert_eq!(shards.len(), 3);
+        // -n and -c are totals, shared out among the shards.
+        assert_eq!(total["requests_per_round"], 3000, "{total}");
+        let per_shard: Vec<u64> = shards
+            .iter()
+            .map(|d| d["requests_per_round"].as_u64().unwrap())
+            .collect();
+        assert_eq!(per_shard.iter().sum::<u64>(), 3000, "{per_shard:?}");
+        let conns: u64 = shards
+            .iter()
+            .map(|d| d["connections"].as_u64().unwrap())
+            .sum();
+        assert_eq!(conns, 6);
+        for d in &shards {
+            assert_eq!(d["threads"], threads.parse::<u64>().unwrap());
+            // The shard's merged histogram counts every request of its round.
+            assert_eq!(d["latency"]["count"], d["requests_per_round"], "{d}");
+        }
+        // Each round of the total is every shard's round added up.
+        let rounds = total["round_results"].as_array().unwrap();
+        assert_eq!(rounds.len(), 2);
+        for (i, round) in rounds.iter().enumerate() {
+            let sum: u64 = shards
+                .iter()
+                .map(|d| d["round_results"][i]["completed"].as_u64().unwrap())
+                .sum();
+            assert_eq!(round["completed"], sum, "round {i}");
+            assert_eq!(sum, 3000, "round {i}");
+        }
+        // The total's histogram is the shards' merged: its count is the requests.
+        assert_eq!(total["latency"]["count"], 3000, "{total}");
+        assert!(total["throughput_ops_per_sec"].as_f64().unwrap() > 0.0);
+        // A stable cluster redirects nothing.
+        assert_eq!((&total["moved"], &total["ask"]), (&0.into(), &0.into()));
+        assert_eq!(verdict(&j, "perf.redirects"), "pass");
+        assert_eq!(verdict(&j, "perf.requests"), "pass");
+        // Every key written removed (a shard's 1000 and its 10 of warm-up,
+        // whichever thread wrote them), per slot: no CROSSSLOT on cleanup.
+        for d in &shards {
+            assert_eq!(d["keys_removed"], 1010, "{d}");
+        }
+        no_redlab_keys(&ports_of(&lab));
+        counts.push(per_shard);
+    }
+    assert_eq!(
+        counts[0], counts[1],
+        "--threads 2 sent other request counts"
+    );
+    assert_eq!(
+        digests(&lab),
+        before,
+        "user data changed (DEBUG DIGEST per node)"
+    );
+}
+
+/// `cmdstat_<name>`'s calls on a node (0 before the first).
+fn calls(port: u16, name: &str) -> u64 {
+    let info = text(port, &["INFO", "commandstats"]);
+    let line = format!("cmdstat_{name}:calls=");
+    info.lines()
+        .find_map(|l| l.strip_prefix(line.as_str()))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Poll `cond` (a few ms apart) until it holds; fail after `limit`.
+fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn perf_follows_a_failover_mid_run_through_its_moved_replies() {
+    let lab = cluster(3, 1);
+    let old = lab.shards[1].master.port;
+    let new = lab.shards[1].replicas[0].port;
+    let mut args = vec!["--cluster".to_string(), "--master".into(), seed(&lab)];
+    args.extend(
+        [
+            "--format",
+            "json",
+            "--timeout",
+            "5s",
+            "perf",
+            "--duration",
+            "1s",
+            "--rounds",
+            "4",
+            "-P",
+            "16",
+            "-c",
+            "6",
+            "--warmup",
+            "0",
+            "--keyspace",
+            "20000",
+        ]
+        .map(String::from),
+    );
+    let perf = std::thread::spawn(move || redlab(&args));
+    // The load is under way on shard2's master: then its replica takes over.
+    wait_until("perf's SETs on shard2", Duration::from_secs(30), || {
+        assert!(!perf.is_finished(), "perf ended before its load was seen");
+        calls(old, "set") > 2000
+    });
+    cmd(new, &["CLUSTER", "FAILOVER"]);
+    wait_until("the failover", Duration::from_secs(10), || {
+        text(new, &["INFO", "replication"]).contains("role:master")
+    });
+    let r = perf.join().unwrap();
+    assert!(r.code == 0, "{}\n{}", r.stdout, r.stderr);
+    let j = r.json();
+    let (total, shards) = perf_parts(&j);
+    assert!(total["moved"].as_u64().unwrap() > 0, "{total}");
+    assert_eq!(verdict(&j, "perf.redirects"), "warn");
+    assert_eq!(verdict(&j, "shard2.perf.failover"), "warn");
+    assert_eq!(
+        shards[1]["master_moved"],
+        format!("127.0.0.1:{old} -> 127.0.0.1:{new}"),
+        "{}",
+        shards[1]
+    );
+    // The rounds after the failover went to the new master: MOVED replies
+    // are at most what was left of the round it happened in.
+    let completed: u64 = shards[1]["round_results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["completed"].as_u64().unwrap())
+        .sum();
+    let moved = shards[1]["moved"].as_u64().unwrap();
+    assert!(moved > 0 && moved < completed / 2, "{moved} of {completed}");
+    let last = &shards[1]["round_results"][3];
+    assert!(last["completed"].as_u64().unwrap() > 0, "{last}");
+    // Cleanup followed the slot to its new master.
+    no_redlab_keys(&ports_of(&lab));
+}

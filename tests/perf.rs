@@ -407,3 +407,72 @@ fn hdr_out_writes_a_percentile_distribution() {
         "{text}"
     );
 }
+
+#[test]
+fn threads_share_the_load_and_merge_their_histograms() {
+    let lab = lab(1);
+    let args = topo_args(&lab);
+    let shape = [
+        "-n", "9001", "-P", "10", "-c", "4", "--rounds", "2", "--warmup", "10",
+    ];
+    let mut kept = Vec::new();
+    for threads in ["1", "2"] {
+        let mut extra = shape.to_vec();
+        extra.extend(["--threads", threads, "--keep-keys"]);
+        let run = perf(&args, &extra);
+        assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+        let d = &run.json()["details"];
+        assert_eq!(d["threads"], threads.parse::<u64>().unwrap());
+        for r in d["round_results"].as_array().unwrap() {
+            assert_eq!(r["completed"], 9001, "{r}");
+        }
+        // The merged histogram counts every request of the round.
+        assert_eq!(d["latency"]["count"], 9001);
+        // Every key written is one --keep-keys left (thread 2's under its
+        // own prefix): the same number as one thread writes.
+        let mut c = conn(lab.master.port);
+        let keys: Vec<String> = redis::cmd("KEYS").arg("redlab:*").query(&mut c).unwrap();
+        kept.push(keys.len());
+        redis::cmd("UNLINK").arg(&keys).exec(&mut c).unwrap();
+    }
+    assert_eq!(kept, [9001, 9001]);
+    // Open loop: each thread paces its share of the rate; none left behind.
+    let run = perf(
+        &args,
+        &[
+            "--rate",
+            "2000",
+            "--duration",
+            "1500ms",
+            "-P",
+            "1",
+            "-c",
+            "2",
+            "--threads",
+            "2",
+            "--rounds",
+            "1",
+            "--warmup",
+            "0",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let d = &run.json()["details"];
+    assert_eq!(d["mode"], "open-loop");
+    let ops = d["throughput_ops_per_sec"].as_f64().unwrap();
+    assert!((ops - 2000.0).abs() / 2000.0 < 0.05, "{ops} ops/s for 2000");
+    assert_eq!(
+        d["latency"]["count"], d["round_results"][0]["completed"],
+        "{d}"
+    );
+    assert_no_redlab_keys(&ports(&lab));
+    // Fewer connections than threads is refused before any write.
+    let run = perf(&args, &["-c", "1", "--threads", "2"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("--threads 2 needs at least 2 connections"),
+        "{}",
+        run.stderr
+    );
+}

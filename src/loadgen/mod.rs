@@ -3,6 +3,7 @@
 mod conn;
 pub mod engine;
 pub mod keys;
+pub mod multi;
 mod net;
 mod open;
 mod pacer;

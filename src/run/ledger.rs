@@ -191,12 +191,14 @@ impl Ledger {
             seed,
         });
     }
-    /// Drop the ranges under `prefix` (they are to be kept), returning them.
+    /// Drop the ranges under `prefix` (they are to be kept), returning them:
+    /// every range whose prefix starts with it (a perf run's threads write
+    /// `<prefix>` and `<prefix><i>.`).
     pub fn take_ranges(&self, prefix: &str) -> Vec<Owned> {
         let mut all = self.lock();
         let (taken, kept) = std::mem::take(&mut *all)
             .into_iter()
-            .partition(|o| matches!(o, Owned::Range { prefix: p, .. } if p == prefix));
+            .partition(|o| matches!(o, Owned::Range { prefix: p, .. } if p.starts_with(prefix)));
         *all = kept;
         taken
     }

@@ -78,7 +78,7 @@ macro_rules! on_shards {
 }
 
 /// Merge the shards' reports (in shard order) into one.
-fn merge<D: Details>(
+pub(crate) fn merge<D: Details>(
     command: &str,
     cluster: &Cluster,
     shards: &[Ctx],
@@ -223,13 +223,8 @@ pub async fn dispatch(
             None,
             on_shards!(progress, "clean", shards, |ctx| clean::run(c.clone(), ctx)),
         )?),
-        Job::Perf(o) => boxed(merge(
-            "perf",
-            cluster,
-            shards,
-            None,
-            on_shards!(progress, "perf", shards, |ctx| perf::run(o.clone(), ctx)),
-        )?),
+        // -n, -c and --rate are totals, shared out among the shards.
+        Job::Perf(o) => boxed(perf::on_cluster::run(o, cluster, shards, progress).await?),
         Job::Stats(c) => boxed(stats::run_many(c, shards).await?),
         Job::TtlWatch(c) => match &c.key {
             // A key lives on one shard: watch it there.
@@ -278,31 +273,15 @@ pub async fn follow_masters(cluster: &Cluster, shards: &[Ctx]) {
         return;
     }
     let timeout = shards[0].timeout;
-    let mut members = None;
-    for node in std::iter::once(&cluster.seed).chain(cluster.nodes()) {
-        let Ok(mut c) = crate::client::Conn::connect(node, timeout).await else {
-            continue;
-        };
-        if let Ok((m, _)) = crate::topology::cluster::members_of(&mut c, node.tls()).await {
-            members = Some(m);
-            break;
-        }
-    }
-    let Some(members) = members else { return };
+    let seeds = std::iter::once(&cluster.seed).chain(cluster.nodes());
+    let Some(members) = slot_map(seeds, timeout).await else {
+        return;
+    };
     for ctx in shards {
-        let Some(scope) = &ctx.shard else { continue };
-        let s = slot::key_slot(scope.tag.as_bytes());
-        let Some(now) = members
-            .iter()
-            .find(|m| m.is_master() && m.slots.iter().any(|(a, b)| (*a..=*b).contains(&s)))
-        else {
+        let old = &ctx.topology.master;
+        let Some(node) = master_now(&members, ctx, old) else {
             continue;
         };
-        let old = &ctx.topology.master;
-        if now.port == old.port() && crate::topology::same_host(&now.host, old.host()) {
-            continue;
-        }
-        let node = old.sibling(&old.name, &now.host, now.port);
         if let Ok(c) = crate::client::Conn::connect(&node, timeout).await {
             ctx.say.line(&format!(
                 "redlab: {} moved to {} during the run (a failover); cleaning up there",
@@ -312,6 +291,41 @@ pub async fn follow_masters(cluster: &Cluster, shards: &[Ctx]) {
             ctx.safety.set_master_conn(c);
         }
     }
+}
+
+/// The slot map as the first of `seeds` that answers sees it.
+pub async fn slot_map<'a>(
+    seeds: impl Iterator<Item = &'a crate::topology::Node>,
+    timeout: std::time::Duration,
+) -> Option<Vec<crate::topology::cluster::Member>> {
+    for node in seeds {
+        let Ok(mut c) = crate::client::Conn::connect(node, timeout).await else {
+            continue;
+        };
+        if let Ok((m, _)) = crate::topology::cluster::members_of(&mut c, node.tls()).await {
+            return Some(m);
+        }
+    }
+    None
+}
+
+/// The master that serves `ctx`'s shard slot (its hash tag's) in `members`,
+/// as a node named like `current`; None when that is still `current`, or
+/// when no master serves it (or `ctx` is not a shard's).
+pub fn master_now(
+    members: &[crate::topology::cluster::Member],
+    ctx: &Ctx,
+    current: &crate::topology::Node,
+) -> Option<crate::topology::Node> {
+    let scope = ctx.shard.as_ref()?;
+    let s = slot::key_slot(scope.tag.as_bytes());
+    let now = members
+        .iter()
+        .find(|m| m.is_master() && m.slots.iter().any(|(a, b)| (*a..=*b).contains(&s)))?;
+    if now.port == current.port() && crate::topology::same_host(&now.host, current.host()) {
+        return None;
+    }
+    Some(current.sibling(&current.name, &now.host, now.port))
 }
 
 /// The shard whose slots hold `key`.

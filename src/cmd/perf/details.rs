@@ -29,8 +29,12 @@ pub struct PerfDetails {
     pub duration_per_round_ms: Option<f64>,
     /// Pipeline depth.
     pub pipeline: usize,
-    /// Parallel connections.
+    /// Parallel connections, all threads together.
     pub connections: usize,
+    /// Engine threads (--threads), each with its own connections and its
+    /// share of the requests; their histograms merged exactly.
+    #[serde(default = "one")]
+    pub threads: usize,
     /// Smallest value size, bytes.
     pub data_size_min_bytes: usize,
     /// Largest value size, bytes.
@@ -76,6 +80,17 @@ pub struct PerfDetails {
     pub errors: BTreeMap<String, u64>,
     /// GETs that found no key, all rounds.
     pub misses: u64,
+    /// MOVED replies, all rounds (on a cluster: the slot moved; a stable
+    /// cluster sends none).
+    #[serde(default)]
+    pub moved: u64,
+    /// ASK replies, all rounds (a slot being migrated).
+    #[serde(default)]
+    pub ask: u64,
+    /// The master moved during the run (`old -> new`, after MOVED replies):
+    /// later rounds went to the new one. Null: it did not.
+    #[serde(default)]
+    pub master_moved: Option<String>,
     /// Completed requests in each second of the median round.
     pub per_second_ops: Vec<u64>,
     /// Latency percentile spectrum of the median round (the .hgrm points), µs.
@@ -113,6 +128,23 @@ pub struct PerfDetails {
     pub keys_removed: u64,
     /// --baseline comparison.
     pub baseline: Option<Comparison>,
+    /// Each round's whole latency histogram and per-second counts, for a
+    /// cluster's total (merged over shards); not saved.
+    #[serde(skip)]
+    pub raw_rounds: Vec<RawRound>,
+}
+
+/// A round's merged histogram and per-second completions (in memory only).
+#[derive(Debug, Clone)]
+pub struct RawRound {
+    pub latency_ns: hdrhistogram::Histogram<u64>,
+    pub per_second: Vec<u64>,
+    pub elapsed_ns: u64,
+    pub completed: u64,
+}
+
+fn one() -> usize {
+    1
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -276,8 +308,21 @@ pub fn build(x: Measured<'_>) -> PerfDetails {
         scheduler_send_error: m.send_error_ns.as_ref().map(LatencyUs::from_ns),
         missed_requests: results.iter().map(|r| r.missed).sum(),
         wait_acked: acked,
-        errors,
+        errors: errors.clone(),
         misses: results.iter().map(|r| r.misses).sum(),
+        moved: errors.get("MOVED").copied().unwrap_or(0),
+        ask: errors.get("ASK").copied().unwrap_or(0),
+        master_moved: None,
+        threads: a.threads,
+        raw_rounds: results
+            .iter()
+            .map(|r| RawRound {
+                latency_ns: r.latency_ns.clone(),
+                per_second: r.per_second.clone(),
+                elapsed_ns: r.elapsed_ns,
+                completed: r.completed,
+            })
+            .collect(),
         per_second_ops: m.per_second.clone(),
         latency_spectrum: crate::series::spectrum(&m.latency_ns),
         per_second_latency: m.latency_timeline.per_second.clone(),
@@ -356,6 +401,18 @@ impl Details for PerfDetails {
         }
         if let Some(rate) = self.target_rate_ops_per_sec {
             t.notes.push(format!("open loop at {rate:.0} ops/s: latency counts from each request's intended send time"));
+        }
+        if self.threads > 1 {
+            t.notes.push(format!(
+                "{} engine threads, each with its own connections and its share of the requests; \
+                 their latency histograms merged",
+                self.threads
+            ));
+        }
+        if let Some(m) = &self.master_moved {
+            t.notes.push(format!(
+                "the master moved during the run ({m}): later rounds went to the new master"
+            ));
         }
         t.notes.push(format!(
             "{} of {}; {}",
@@ -440,12 +497,22 @@ impl Details for PerfDetails {
             ]);
         }
         let m = &self.memory;
+        let memory = match self.master_moved {
+            // `after` would be another node's: not measured.
+            Some(_) => format!(
+                "used memory {} before (the master moved: not measured after)",
+                crate::report::human_bytes_or_zero(m.used_memory_before_bytes)
+            ),
+            None => format!(
+                "used memory {} -> {}, evicted keys {} -> {}",
+                crate::report::human_bytes_or_zero(m.used_memory_before_bytes),
+                crate::report::human_bytes_or_zero(m.used_memory_after_bytes),
+                m.evicted_keys_before,
+                m.evicted_keys_after,
+            ),
+        };
         r.notes.push(format!(
-            "used memory {} -> {}, evicted keys {} -> {}; keys {}",
-            crate::report::human_bytes_or_zero(m.used_memory_before_bytes),
-            crate::report::human_bytes_or_zero(m.used_memory_after_bytes),
-            m.evicted_keys_before,
-            m.evicted_keys_after,
+            "{memory}; keys {}",
             match (self.keys_kept, self.key_ttl_ms) {
                 (true, None) => format!("kept under {} (no TTL)", self.key_prefix),
                 (true, Some(t)) => format!(

@@ -9,6 +9,7 @@ mod baseline;
 mod details;
 pub(crate) mod figures;
 mod guard;
+pub mod on_cluster;
 mod phase;
 mod replicas;
 
@@ -20,9 +21,11 @@ use anyhow::{bail, Result};
 
 use crate::latency::LatencyUs;
 use crate::loadgen::engine::{EngineConfig, EngineResult, Stop, Workload};
+use crate::loadgen::multi;
 use crate::report::{Check, Report, Verdict};
 use crate::run::Ctx;
 use crate::survey::{Master, Survey};
+use crate::topology::Node;
 
 pub use details::{CatchUp, Memory, PerfDetails, Round};
 use phase::{engine_base, phase, run_bar, Shown};
@@ -72,6 +75,9 @@ pub struct Options {
     pub key_ttl: Option<Duration>,
     /// How often each replica's offset lag is sampled during the rounds.
     pub lag_interval: Duration,
+    /// Engine instances per master, each on a thread of its own with its own
+    /// connections and its share of the requests, connections and rate.
+    pub threads: usize,
 }
 
 impl Default for Options {
@@ -97,6 +103,7 @@ impl Default for Options {
             settle: Duration::from_secs(5),
             key_ttl: None,
             lag_interval: Duration::from_millis(100),
+            threads: 1,
         }
     }
 }
@@ -130,6 +137,17 @@ impl Config {
         };
         if args.rounds == 0 || args.pipeline == 0 || args.connections == 0 {
             bail!("--rounds, --pipeline and --connections must be at least 1");
+        }
+        if args.threads == 0 {
+            bail!("--threads must be at least 1");
+        }
+        if args.connections < args.threads {
+            bail!(
+                "--threads {} needs at least {} connections (-c {}): each thread has its own",
+                args.threads,
+                args.threads,
+                args.connections
+            );
         }
         if matches!(stop, Stop::Requests(0)) {
             bail!("-n/--requests must be at least 1");
@@ -296,7 +314,10 @@ pub async fn run(opts: Options, ctx: &Ctx) -> Result<Report<PerfDetails>> {
     let cfg = Config::from_options(&opts, ctx.topology.replicas.len())?;
     let survey = ctx.survey().await?;
     let master = survey.master()?;
-    ctx.say.line(&cfg.plan());
+    // On a cluster's shard the cluster's plan was said once, in totals.
+    if ctx.shard.is_none() {
+        ctx.say.line(&cfg.plan());
+    }
     let mut checks = vec![crate::replication::count_check(&ctx.topology, &master)];
     let d = measure(&cfg, ctx, &survey, &master).await?;
     checks.extend(self::checks(&d));
@@ -324,7 +345,14 @@ pub async fn measure(
         .await
         .map_err(|e| anyhow::anyhow!("{e:#}; {}", guard::ROOM_HINT))?;
     let output_limit = guard::replica_output_limit(master).await;
-    let base = engine_base(cfg, &ctx.topology.master, ctx.timeout, &prefix).await?;
+    if cfg.opts.threads > 1 && ctx.topology.master.tls() {
+        bail!(
+            "--threads {} needs the plain TCP engine; a rediss:// master takes the TLS path, \
+             which runs on one thread",
+            cfg.opts.threads
+        );
+    }
+    let mut base = engine_base(cfg, &ctx.topology.master, ctx.timeout, &prefix).await?;
     let started = Instant::now();
 
     if let Some(n) = cfg.prefill() {
@@ -339,7 +367,7 @@ pub async fn measure(
         ctx.ledger
             .add_range(&prefix, Arc::new(AtomicU64::new(n)), 0, None, 0);
         ctx.registry_refresh().await;
-        phase(ctx, fill, "filling keys to read", Shown::Own).await?;
+        phase(ctx, vec![fill], "filling keys to read", Shown::Own).await?;
     }
     if cfg.opts.warmup > 0 {
         let warm_prefix = ctx.key("perf-warm:");
@@ -354,7 +382,7 @@ pub async fn measure(
         let upto = Arc::new(AtomicU64::new(cfg.opts.warmup));
         ctx.ledger.add_range(&warm_prefix, upto, 0, None, 0);
         ctx.registry_refresh().await;
-        phase(ctx, warm, "warm-up (not measured)", Shown::Own).await?;
+        phase(ctx, vec![warm], "warm-up (not measured)", Shown::Own).await?;
     }
     let mut results = Vec::new();
     let mut resyncs = Resyncs::default();
@@ -374,35 +402,54 @@ pub async fn measure(
         Stop::Requests(n) => *n,
         Stop::Duration(d) => d.as_millis() as u64,
     };
+    // Where the rounds go: the master, until MOVED replies say its slot moved.
+    let mut current = ctx.topology.master.clone();
+    let mut moved = None;
     for r in 0..cfg.opts.rounds {
-        let round = EngineConfig {
-            progress: Some(Arc::new(AtomicU64::new(0))),
-            ..base.clone()
-        };
-        // The requests sent: their keys are what cleanup removes (a pure
-        // function of keyspace, seed and request number), whatever --keyspace is.
-        let upto = match &round.stop {
-            Stop::Requests(n) => Arc::new(AtomicU64::new(*n)),
-            Stop::Duration(_) => round.progress.clone().expect("set above"),
-        };
-        // Only a timed run can have requests in flight past its counter:
-        // a batch per connection, or the open loop's in-flight window.
-        let slack = match round.stop {
-            Stop::Duration(_) => round.max_in_flight(),
-            _ => 0,
-        };
-        ctx.ledger
-            .add_range(&prefix, upto, slack, round.keyspace, round.seed);
+        // --threads N: N engine instances, each its share of the load, its
+        // own keys (prefix or seed) and its own progress counter.
+        let instances = multi::split(&base, cfg.opts.threads)?;
+        for inst in &instances {
+            // The requests sent: their keys are what cleanup removes (a pure
+            // function of keyspace, seed and request number), whatever --keyspace is.
+            let upto = match &inst.stop {
+                Stop::Requests(n) => Arc::new(AtomicU64::new(*n)),
+                Stop::Duration(_) => inst.progress.clone().expect("split gives each a counter"),
+            };
+            // Only a timed run can have requests in flight past its counter:
+            // a batch per connection, or the open loop's in-flight window.
+            let slack = match inst.stop {
+                Stop::Duration(_) => inst.max_in_flight(),
+                _ => 0,
+            };
+            ctx.ledger
+                .add_range(&inst.key_prefix, upto, slack, inst.keyspace, inst.seed);
+        }
         ctx.registry_refresh().await;
         let label = format!("round {}/{}", r + 1, cfg.opts.rounds);
         let shown = Shown::Run(&bar, per_round * r as u64);
-        results.push(phase(ctx, round, &label, shown).await?);
+        let result = phase(ctx, instances, &label, shown).await?;
+        let redirected = redirects(&result.errors) > 0;
+        results.push(result);
         // Should a later round end the run with an error, its report still
         // has the rounds measured so far.
         ctx.set_partial(serde_json::json!({
             "rounds_completed": results.len(),
             "rounds_ops_per_sec": results.iter().map(EngineResult::ops_per_sec).collect::<Vec<_>>(),
         }));
+        if redirected {
+            if let Some((node, addr)) = follow_slot(ctx, &current).await {
+                ctx.say.line(&format!(
+                    "redlab: {} moved from {} to {} (MOVED replies): the next rounds go there",
+                    current.name,
+                    current.addr(),
+                    node.addr()
+                ));
+                moved = Some(format!("{} -> {}", current.addr(), node.addr()));
+                base.addr = addr;
+                current = node;
+            }
+        }
     }
     bar.finish();
     if let Some(ttl) = cfg.opts.key_ttl {
@@ -417,20 +464,29 @@ pub async fn measure(
             None => None,
         }
     };
-    let (mut caught, lag) = tokio::join!(replicas::catch_up(master, survey, cfg.opts.settle), lag);
-    // After the catch-up: a replica dropped during the load may resync only
-    // once it reconnects, after the load.
-    let after_links = replicas::Links::read(master, survey).await;
-    links.add_changes(&after_links, survey, &mut resyncs);
-    for c in &mut caught {
-        c.reconnected = resyncs.replicas_reconnected.contains(&c.name);
-    }
-    // What the report compares with `before`: used_memory and evicted_keys.
-    let after = master
-        .conn
-        .clone()
-        .info_sections(&["memory", "stats"])
-        .await?;
+    let (caught, lag, after) = if moved.is_none() {
+        let (mut caught, lag) =
+            tokio::join!(replicas::catch_up(master, survey, cfg.opts.settle), lag);
+        // After the catch-up: a replica dropped during the load may resync only
+        // once it reconnects, after the load.
+        let after_links = replicas::Links::read(master, survey).await;
+        links.add_changes(&after_links, survey, &mut resyncs);
+        for c in &mut caught {
+            c.reconnected = resyncs.replicas_reconnected.contains(&c.name);
+        }
+        // What the report compares with `before`: used_memory and evicted_keys.
+        let after = master
+            .conn
+            .clone()
+            .info_sections(&["memory", "stats"])
+            .await?;
+        (caught, lag, after)
+    } else {
+        // The master moved: the replicas followed another master, whose
+        // memory is not the one `before` measured. Neither is reported.
+        drop(lag.await);
+        (Vec::new(), None, before.clone())
+    };
     let keys_removed = if cfg.opts.keep_keys {
         keep_measured_keys(ctx, &prefix)
     } else {
@@ -455,10 +511,38 @@ pub async fn measure(
         load_ms,
     });
     d.replica_lag = lag;
+    d.master_moved = moved;
     if let Some(path) = &cfg.opts.baseline {
         d.baseline = Some(baseline::compare(path, &d, cfg.opts.tolerance)?);
     }
     Ok(d)
+}
+
+/// MOVED and ASK replies among `errors` (a stable cluster sends none).
+pub(crate) fn redirects(errors: &std::collections::BTreeMap<String, u64>) -> u64 {
+    ["MOVED", "ASK"].iter().filter_map(|k| errors.get(*k)).sum()
+}
+
+/// After a round that saw MOVED or ASK: the master that serves this shard's
+/// slot now, as the slot map says (read from the shard's own nodes), and
+/// its address; None when it is still `current`, or not on a cluster.
+async fn follow_slot(ctx: &Ctx, current: &Node) -> Option<(Node, std::net::SocketAddr)> {
+    let seeds: Vec<Node> = std::iter::once(current.clone())
+        .chain(std::iter::once(ctx.topology.master.clone()))
+        .chain(ctx.topology.replicas.iter().cloned())
+        .collect();
+    let members = crate::cmd::cluster::slot_map(seeds.iter(), ctx.timeout).await?;
+    let node = crate::cmd::cluster::master_now(&members, ctx, current)?;
+    let addr = tokio::net::lookup_host((node.host(), node.port()))
+        .await
+        .ok()?
+        .next()?;
+    // Cleanup (and the registry's notes) go to the new master too.
+    let conn = crate::client::Conn::connect(&node, ctx.timeout)
+        .await
+        .ok()?;
+    ctx.safety.set_master_conn(conn);
+    Some((node, addr))
 }
 
 fn median_round(results: &[EngineResult]) -> usize {
@@ -471,7 +555,8 @@ fn median_round(results: &[EngineResult]) -> usize {
     order[order.len() / 2]
 }
 
-/// --keep-keys: leave the measured keys, still remove the warm-up's.
+/// --keep-keys: leave the measured keys (every thread's: `prefix`, and the
+/// `<prefix><i>.` of the threads after the first), still remove the warm-up's.
 fn keep_measured_keys(ctx: &Ctx, prefix: &str) -> u64 {
     let _ = ctx.ledger.take_ranges(prefix);
     0
@@ -542,6 +627,15 @@ pub fn checks(d: &PerfDetails) -> Vec<Check> {
             format!(
                 "{} during the load: the load broke replication (a replica's output buffer over its limit?)",
                 resync_words(&d.resyncs)
+            ),
+        ));
+    }
+    if let Some(m) = &d.master_moved {
+        out.push(Check::warn(
+            "perf.failover",
+            format!(
+                "the master moved during the run ({m}, MOVED replies): the later rounds went to \
+                 the new master; the replicas' catch-up and the memory after are not measured"
             ),
         ));
     }

@@ -5,12 +5,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use futures_util::future::join_all;
 
 use super::Config;
 use crate::loadgen::engine::{self, EngineConfig, EngineResult, Stop};
+use crate::loadgen::multi;
 use crate::loadgen::tls;
 use crate::run::Ctx;
 use crate::topology::Node;
@@ -73,18 +75,25 @@ pub(super) fn run_bar(ctx: &Ctx, stop: &Stop, rounds: u32) -> Task {
     }
 }
 
+/// Run one phase as `instances` (one, or `--threads` of them: each engine
+/// on a thread of its own with its own connections), their results merged
+/// (histograms exactly, see `loadgen::multi`).
 pub(super) async fn phase(
     ctx: &Ctx,
-    mut cfg: EngineConfig,
+    mut instances: Vec<EngineConfig>,
     label: &str,
     shown: Shown<'_>,
 ) -> Result<EngineResult> {
-    let progress = cfg
-        .progress
-        .get_or_insert_with(|| Arc::new(AtomicU64::new(0)))
-        .clone();
-    let guard = StopOnDrop::new(ctx.timeout * 2);
-    cfg.cancel = Some(guard.cancel.clone());
+    let guard = StopOnDrop::new(ctx.timeout * 2, instances.len());
+    let mut counters = Vec::with_capacity(instances.len());
+    for cfg in &mut instances {
+        counters.push(
+            cfg.progress
+                .get_or_insert_with(|| Arc::new(AtomicU64::new(0)))
+                .clone(),
+        );
+        cfg.cancel = Some(guard.cancel.clone());
+    }
     let own;
     let (bar, offset) = match shown {
         Shown::Run(bar, offset) => {
@@ -92,48 +101,70 @@ pub(super) async fn phase(
             (bar, offset)
         }
         Shown::Own => {
-            own = match cfg.stop {
-                Stop::Requests(n) => ctx.progress.bar(n, label.to_string()),
-                Stop::Duration(d) => ctx
+            let stop = instances.first().map(|c| c.stop.clone());
+            own = match stop {
+                Some(Stop::Duration(d)) => ctx
                     .progress
                     .spinner(format!("{label} for {}", humantime::format_duration(d))),
+                _ => {
+                    let n = instances
+                        .iter()
+                        .map(|c| match c.stop {
+                            Stop::Requests(n) => n,
+                            Stop::Duration(_) => 0,
+                        })
+                        .sum();
+                    ctx.progress.bar(n, label.to_string())
+                }
             };
             (&own, 0)
         }
     };
     let started = std::time::Instant::now();
-    let timed = matches!(cfg.stop, Stop::Duration(_));
-    let job: Pin<Box<dyn Future<Output = Result<EngineResult>> + Send>> =
-        if ctx.topology.master.tls() {
+    let timed = matches!(instances.first().map(|c| &c.stop), Some(Stop::Duration(_)));
+    type Job = Pin<Box<dyn Future<Output = (Result<EngineResult>, Instant)> + Send>>;
+    let mut jobs: Vec<Job> = Vec::with_capacity(instances.len());
+    for cfg in instances {
+        let job: Job = if ctx.topology.master.tls() {
             // Its tasks are aborted with its future: nothing to wait for on drop.
             guard.finished();
             let node = ctx.topology.master.clone();
-            Box::pin(async move { tls::run(&node, &cfg).await })
+            Box::pin(async move { (tls::run(&node, &cfg).await, Instant::now()) })
         } else {
             let done = guard.done.clone();
             match engine::start(&cfg, move || signal_done(&done)) {
-                Ok(rx) => Box::pin(async move { rx.await.context("the perf engine stopped")? }),
+                Ok(rx) => Box::pin(async move {
+                    let r = rx.await.context("the perf engine stopped");
+                    (r.and_then(|r| r), Instant::now())
+                }),
                 Err(e) => {
                     guard.finished();
-                    Box::pin(std::future::ready(Err(e)))
+                    Box::pin(std::future::ready((Err(e), Instant::now())))
                 }
             }
         };
-    tokio::pin!(job);
-    let result = loop {
+        jobs.push(job);
+    }
+    let all = join_all(jobs);
+    tokio::pin!(all);
+    let results = loop {
         tokio::select! {
-            r = &mut job => break r,
+            r = &mut all => break r,
             _ = tokio::time::sleep(Duration::from_millis(100)) => {
                 let done = if timed {
                     started.elapsed().as_millis() as u64
                 } else {
-                    progress.load(Ordering::Relaxed)
+                    counters.iter().map(|c| c.load(Ordering::Relaxed)).sum()
                 };
                 bar.set_position(offset + done);
             }
         }
     };
-    result
+    let mut timed_results = Vec::with_capacity(results.len());
+    for (r, at) in results {
+        timed_results.push((r?, at));
+    }
+    Ok(multi::merge_timed(timed_results))
 }
 
 /// If a phase is abandoned (Ctrl-C drops its future), tell the engine to stop
@@ -141,15 +172,18 @@ pub(super) async fn phase(
 /// with writes still going out.
 struct StopOnDrop {
     cancel: Arc<AtomicBool>,
-    done: Arc<(Mutex<bool>, Condvar)>,
+    /// Engines that have stopped, of `engines`.
+    done: Arc<(Mutex<usize>, Condvar)>,
+    engines: usize,
     bound: Duration,
 }
 
 impl StopOnDrop {
-    fn new(bound: Duration) -> StopOnDrop {
+    fn new(bound: Duration, engines: usize) -> StopOnDrop {
         StopOnDrop {
             cancel: Arc::default(),
             done: Arc::default(),
+            engines,
             bound,
         }
     }
@@ -161,9 +195,10 @@ impl StopOnDrop {
     }
 }
 
-fn signal_done(done: &(Mutex<bool>, Condvar)) {
+/// One engine (or the TLS path) has stopped writing.
+fn signal_done(done: &(Mutex<usize>, Condvar)) {
     let (lock, cv) = done;
-    *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+    *lock.lock().unwrap_or_else(|e| e.into_inner()) += 1;
     cv.notify_all();
 }
 
@@ -172,6 +207,6 @@ impl Drop for StopOnDrop {
         self.cancel.store(true, Ordering::Relaxed);
         let (lock, cv) = &*self.done;
         let finished = lock.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = cv.wait_timeout_while(finished, self.bound, |done| !*done);
+        let _ = cv.wait_timeout_while(finished, self.bound, |done| *done < self.engines);
     }
 }

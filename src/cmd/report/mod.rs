@@ -56,6 +56,9 @@ pub fn typed(
         .unwrap_or_default()
         .to_string();
     match command.as_str() {
+        "perf" if saved["details"]["shards"].is_array() => {
+            as_report::<perf::on_cluster::ClusterPerfDetails>(saved)
+        }
         "perf" => as_any::<perf::PerfDetails>(saved),
         "replicate-check" => as_any::<replicate_check::ReplicateDetails>(saved),
         "ttl-watch" => as_any::<ttl_watch::TtlWatchDetails>(saved),
