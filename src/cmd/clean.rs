@@ -22,6 +22,9 @@ use crate::run::registry;
 use crate::run::Ctx;
 use crate::survey::{NodeState, Survey};
 
+/// A key with the run id it belongs to.
+type Owned = (String, Vec<u8>);
+
 #[derive(Clone)]
 pub struct Config {
     /// One run's id, or None for every dead run.
@@ -120,7 +123,7 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CleanDetails>> {
                     .arg(1000),
             )
             .await?;
-        let (alive, mine): (Vec<(String, Vec<u8>)>, Vec<(String, Vec<u8>)>) = keys
+        let (alive, mine): (Vec<Owned>, Vec<Owned>) = keys
             .into_iter()
             .filter_map(|k| Some((run_of(&k)?, k)))
             .partition(|(id, _)| live.contains(id));
