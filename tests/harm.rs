@@ -146,6 +146,68 @@ fn a_killed_run_is_found_by_the_next_and_clean_removes_its_keys() {
     assert_eq!(count(&m, "redlab:*"), 0);
 }
 
+/// A timed load killed between two refreshes of its record wrote past what
+/// the record says: the next run's count of what it left follows the keys,
+/// not the stale record (it said 1100 of 523,502).
+#[test]
+fn a_killed_timed_load_is_counted_as_written_not_as_last_recorded() {
+    let lab = lab(0);
+    let m = url(lab.master.port);
+    let child = spawn_redlab(&with(
+        &topo_args(&lab),
+        // A lab without user data: the estimate of a 30 s load is over its
+        // maxmemory, and the kill comes long before.
+        &[
+            "--allow-eviction",
+            "perf",
+            "--duration",
+            "30s",
+            "--rounds",
+            "1",
+            "-P",
+            "100",
+            "--warmup",
+            "0",
+        ],
+    ));
+    let mut child = child;
+    wait_until("perf writes", || {
+        if let Ok(Some(_)) = child.try_wait() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+            panic!("perf ended early: {err}");
+        }
+        count(&m, "redlab:*:perf:*") > 100_000
+    });
+    child.kill().unwrap();
+    let _ = child.wait();
+    let runs = registered(&m);
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let id = runs[0].0.clone();
+    cmd(&m, &["DEL", &format!("redlab:{id}:alive")]);
+    let left = count(&m, &format!("redlab:{id}:perf:*")) as f64;
+    let run = redlab(&with(&topo_args(&lab), &["--format", "json", "keycount"]));
+    let r = run.json();
+    let reason = check(&r, "master.leftovers")["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let said: f64 = reason
+        .split(" left about ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {reason}"));
+    eprintln!("observed: {reason} ({left} keys there)");
+    assert!(
+        (said - left).abs() <= left * 0.05 + 200.0,
+        "said {said}, {left} there: {reason}"
+    );
+    let run = redlab(&with(&topo_args(&lab), &["clean", "--run", &id]));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(count(&m, "redlab:*"), 0);
+}
+
 #[test]
 fn a_master_killed_mid_run_comes_back_with_aof_and_clean_removes_the_rest() {
     let aof = vec!["--appendonly".to_string(), "yes".to_string()];

@@ -209,7 +209,21 @@ pub async fn all_runs(
 pub async fn count_left(conn: &mut Conn, rec: &RunRecord) -> Result<(u64, bool), NodeError> {
     let mut total = 0u64;
     let mut exact = true;
-    for range in &rec.ranges {
+    for recorded in &rec.ranges {
+        // A timed load's record lags its progress (it is refreshed every few
+        // seconds): a run killed between two refreshes wrote past it.
+        let past = written_past(conn, recorded).await?;
+        let extended;
+        let range = if past > recorded.requests {
+            exact = false;
+            extended = RangeRecord {
+                requests: past,
+                ..recorded.clone()
+            };
+            &extended
+        } else {
+            recorded
+        };
         let bound = range.bound();
         if range.requests <= COUNT_EXACT_UP_TO {
             // Random keys repeat: each name is asked once (EXISTS counts repeats).
@@ -254,4 +268,39 @@ pub async fn count_left(conn: &mut Conn, rec: &RunRecord) -> Result<(u64, bool),
         }
     }
     Ok((total, exact))
+}
+
+/// Where the keys of a range without a keyspace really end: they are
+/// numbered 0, 1, 2, ... so past the recorded count, the first index whose
+/// key is missing is found by doubling, then halving (an EXISTS each, about
+/// 2 log2(n) in all; keys still in flight at the kill make it approximate).
+async fn written_past(conn: &mut Conn, range: &RangeRecord) -> Result<u64, NodeError> {
+    if range.keyspace.is_some() || !exists(conn, &range.prefix, range.requests).await? {
+        return Ok(range.requests);
+    }
+    let (mut lo, mut step) = (range.requests, range.requests.max(1024));
+    let mut hi = lo + step;
+    while exists(conn, &range.prefix, hi).await? {
+        lo = hi;
+        step = step.saturating_mul(2);
+        hi = lo.saturating_add(step);
+        if hi >= 1 << 48 {
+            return Ok(hi);
+        }
+    }
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if exists(conn, &range.prefix, mid).await? {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(hi)
+}
+
+async fn exists(conn: &mut Conn, prefix: &str, i: u64) -> Result<bool, NodeError> {
+    let mut key = prefix.as_bytes().to_vec();
+    crate::loadgen::resp::push_u64(&mut key, i);
+    Ok(conn.query::<u64>(redis::cmd("EXISTS").arg(key)).await? > 0)
 }
