@@ -228,6 +228,15 @@ fn error_replies_are_counted_not_fatal() {
     assert!(oom > 0, "{}", r["details"]["errors"]);
     assert_eq!(r["details"]["round_results"][0]["completed"], 20000);
     assert_eq!(check(&r, "perf.errors")["verdict"], "warn");
+    // ops/s counts the error replies too, and perf.requests says how many.
+    let why = check(&r, "perf.requests")["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        why.contains(&format!("{oom} of them error replies")) || oom >= 20000,
+        "{why}"
+    );
     assert_no_redlab_keys(&ports(&lab));
 }
 

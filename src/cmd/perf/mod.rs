@@ -572,10 +572,22 @@ pub fn checks(d: &PerfDetails) -> Vec<Check> {
         d.throughput_ops_per_sec,
         crate::latency::fmt_us(d.latency.p99_us)
     );
-    out.push(if total > 0 {
-        Check::pass("perf.requests", summary)
-    } else {
+    let errors: u64 = d.errors.values().sum();
+    out.push(if total == 0 {
         Check::fail("perf.requests", "no request completed")
+    } else if errors >= total {
+        Check::fail(
+            "perf.requests",
+            format!("every request was answered with an error: {summary}"),
+        )
+    } else if errors > 0 {
+        // An error reply is a reply: it is in ops/s, so say how much of it.
+        Check::pass(
+            "perf.requests",
+            format!("{summary}; {errors} of them error replies, counted in ops/s"),
+        )
+    } else {
+        Check::pass("perf.requests", summary)
     });
     if d.errors.is_empty() {
         out.push(Check::pass("perf.errors", "no error replies"));
@@ -583,7 +595,11 @@ pub fn checks(d: &PerfDetails) -> Vec<Check> {
         let kinds: Vec<String> = d.errors.iter().map(|(k, n)| format!("{k} x{n}")).collect();
         out.push(Check::warn(
             "perf.errors",
-            format!("error replies: {}", kinds.join(", ")),
+            format!(
+                "error replies: {} ({:.1} % of the requests)",
+                kinds.join(", "),
+                errors as f64 * 100.0 / total.max(1) as f64
+            ),
         ));
     }
     if let Some(c) = rate_check(d) {
