@@ -5,12 +5,14 @@
 #
 #   bash bench/baseline_gate.sh            # 10 runs each way
 #   RUNS=5 SHAPE="--duration 1s -P 1 -c 10" bash bench/baseline_gate.sh
+#   TOL=10 bash bench/baseline_gate.sh     # --tolerance (default 20, redlab's default)
 #
 # Starts its own redis-server on a free loopback port (no persistence), stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-10}
 SHAPE=${SHAPE:---duration 1s --rounds 5 -P 1 -c 10}
+TOL=${TOL:-20}
 cargo build --release --quiet
 BIN=./target/release/redlab
 dir=$(mktemp -d)
@@ -26,7 +28,7 @@ $BIN --master "$M" --expect-replicas 0 -q --format json --output "$dir/base.json
 echo "baseline: $(python3 -c "import json;d=json.load(open('$dir/base.json'))['details'];print(round(d['throughput_ops_per_sec']),'ops/s, p99',d['latency']['p99_us'],'us')")"
 gate() {
   # shellcheck disable=SC2086
-  $BIN --master "$M" --expect-replicas 0 -q --format json perf $SHAPE --baseline "$dir/base.json" > "$dir/run.json" || true
+  $BIN --master "$M" --expect-replicas 0 -q --format json perf $SHAPE --baseline "$dir/base.json" --tolerance "$TOL" > "$dir/run.json" || true
   python3 - "$dir/run.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))

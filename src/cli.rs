@@ -705,8 +705,10 @@ pub struct PerfArgs {
     /// Compare with an earlier JSON report of `redlab perf`; fail on a regression.
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
-    /// Allowed regression against --baseline, in percent.
-    #[arg(long, default_value_t = 10.0, value_name = "PCT")]
+    /// Allowed regression against --baseline beyond the runs' own noise, in
+    /// percent (three times this for the p99). 20 holds on a shared 2-core VM
+    /// (bench/baseline_gate.sh); a quiet dedicated machine may take 10.
+    #[arg(long, default_value_t = 20.0, value_name = "PCT")]
     pub tolerance: f64,
     /// How long the replicas may take to catch up after the load.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
@@ -805,8 +807,10 @@ pub struct CheckArgs {
     /// Compare the smoke test with an earlier `redlab perf` JSON report.
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
-    /// Allowed regression against --baseline, in percent.
-    #[arg(long, default_value_t = 10.0, value_name = "PCT")]
+    /// Allowed regression against --baseline beyond the runs' own noise, in
+    /// percent (three times this for the p99). 20 holds on a shared 2-core VM
+    /// (bench/baseline_gate.sh); a quiet dedicated machine may take 10.
+    #[arg(long, default_value_t = 20.0, value_name = "PCT")]
     pub tolerance: f64,
 }
 

@@ -294,7 +294,16 @@ pub(crate) fn check_run(name: &str, outcome: Result<StepOutcome>, started: Insta
         ..StepOutcome::default()
     });
     let verdict = Verdict::worst(outcome.items.iter().map(|c| c.verdict));
-    let reason = if verdict == Verdict::Pass {
+    let skipped: Vec<&str> = outcome
+        .items
+        .iter()
+        .filter(|c| c.verdict == Verdict::Skip)
+        .map(|c| c.name.as_str())
+        .collect();
+    let reason = if verdict == Verdict::Pass && !skipped.is_empty() {
+        // A pass over part of the topology says which part it did not see.
+        format!("{}; not checked: {}", outcome.summary, skipped.join(", "))
+    } else if verdict == Verdict::Pass {
         outcome.summary
     } else if outcome.items.is_empty() {
         "not run: there was nothing to check".to_string()

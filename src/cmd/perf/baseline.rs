@@ -17,6 +17,12 @@ use crate::report::{Check, Section};
 
 /// Rounds a baseline comparison needs, at least, on each side.
 pub const MIN_ROUNDS: usize = 5;
+/// A p99 may move this many times the tolerance before it is a regression:
+/// a tail moves about three times as far as the throughput between two
+/// unchanged runs on a shared machine (bench/baseline_gate.sh: up to +40 %
+/// where throughput moved -20 %), while a real regression moves it by
+/// hundreds of percent.
+pub const P99_TOLERANCE_FACTOR: f64 = 3.0;
 /// The shortest round worth comparing, ms.
 pub const MIN_ROUND_MS: f64 = 1000.0;
 /// A baseline file larger than this is not a perf report.
@@ -45,6 +51,9 @@ pub struct Comparison {
     pub p99_noise_pct: f64,
     /// Allowed regression beyond the noise, percent.
     pub tolerance_pct: f64,
+    /// The same for the p99 (P99_TOLERANCE_FACTOR times the tolerance).
+    #[serde(default)]
+    pub p99_tolerance_pct: f64,
     /// Whether either figure regressed by more than tolerance + noise.
     pub regressed: bool,
 }
@@ -260,7 +269,10 @@ impl Baseline {
     }
 }
 
-/// Median and half the relative spread (max - min) / median / 2, percent.
+/// Median and the relative spread (max - min) / median, percent. The whole
+/// spread, not half of it: two runs drift apart by about what one run's
+/// rounds span (measured: with half the spread, 4 of 10 unchanged runs of
+/// bench/baseline_gate.sh failed on an idle 2-core machine).
 fn median_and_noise(v: &[f64]) -> (f64, f64) {
     let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
     if s.is_empty() {
@@ -270,7 +282,7 @@ fn median_and_noise(v: &[f64]) -> (f64, f64) {
     let median = s[s.len() / 2];
     let spread = s[s.len() - 1] - s[0];
     let noise = if median > 0.0 {
-        spread / median / 2.0 * 100.0
+        spread / median * 100.0
     } else {
         0.0
     };
@@ -310,14 +322,15 @@ pub fn compare(path: &Path, now: &PerfDetails, tolerance_pct: f64) -> Result<Com
         p99_change_pct,
         p99_noise_pct,
         tolerance_pct,
+        p99_tolerance_pct: tolerance_pct * P99_TOLERANCE_FACTOR,
         regressed: ops_change_pct < -(tolerance_pct + ops_noise_pct)
-            || p99_change_pct > tolerance_pct + p99_noise_pct,
+            || p99_change_pct > tolerance_pct * P99_TOLERANCE_FACTOR + p99_noise_pct,
     })
 }
 
 pub fn check(c: &Comparison) -> Check {
     let reason = format!(
-        "throughput {:+.1} % ({:.0} vs {:.0} ops/s, noise ±{:.1} %), p99 {:+.1} % ({:.0} vs {:.0} µs, noise ±{:.1} %), tolerance {:.0} % beyond the noise",
+        "throughput {:+.1} % ({:.0} vs {:.0} ops/s, noise ±{:.1} %), p99 {:+.1} % ({:.0} vs {:.0} µs, noise ±{:.1} %), tolerance {:.0} % (p99: {:.0} %) beyond the noise",
         c.ops_change_pct,
         c.ops_per_sec,
         c.baseline_ops_per_sec,
@@ -326,7 +339,8 @@ pub fn check(c: &Comparison) -> Check {
         c.p99_us,
         c.baseline_p99_us,
         c.p99_noise_pct,
-        c.tolerance_pct
+        c.tolerance_pct,
+        c.p99_tolerance_pct
     );
     if c.regressed {
         Check::fail("perf.baseline", format!("regression: {reason}"))
@@ -355,8 +369,8 @@ pub fn section(c: &Comparison) -> Section {
         format!("±{:.1} %", c.p99_noise_pct),
     ]);
     s.notes.push(format!(
-        "baseline: {}; medians of the rounds; a regression is a change past the tolerance ({:.0} %) plus the noise",
-        c.file, c.tolerance_pct
+        "baseline: {}; medians of the rounds; a regression is a change past the tolerance ({:.0} %, for the p99 {:.0} %) plus the noise (the spread of either run's rounds)",
+        c.file, c.tolerance_pct, c.p99_tolerance_pct
     ));
     s
 }
@@ -366,9 +380,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn noise_is_half_the_relative_spread() {
+    fn noise_is_the_relative_spread() {
         let (m, n) = median_and_noise(&[90.0, 100.0, 110.0, 100.0, 105.0]);
         assert_eq!(m, 100.0);
-        assert!((n - 10.0).abs() < 1e-9);
+        assert!((n - 20.0).abs() < 1e-9);
     }
 }

@@ -99,7 +99,7 @@ impl Default for Options {
             keep_keys: false,
             allow_eviction: false,
             baseline: None,
-            tolerance: 10.0,
+            tolerance: 20.0,
             settle: Duration::from_secs(5),
             key_ttl: None,
             lag_interval: Duration::from_millis(100),
