@@ -112,10 +112,22 @@ impl ReplicaLag {
 /// Never fails: an INFO that errs is counted in `failed_samples` and the
 /// sampling goes on (a drill takes the master away on purpose).
 pub async fn sample_lag(
+    master: Conn,
+    replicas: &[Node],
+    opts: LagOptions,
+    load_done: impl Future<Output = ()>,
+) -> LagSeries {
+    sample_lag_until(master, replicas, opts, load_done, std::future::pending()).await
+}
+
+/// `sample_lag` that also ends as soon as `stop` resolves (the caller's own
+/// catch-up wait is over: sampling past it would only make the run longer).
+pub async fn sample_lag_until(
     mut master: Conn,
     replicas: &[Node],
     opts: LagOptions,
     load_done: impl Future<Output = ()>,
+    stop: impl Future<Output = ()>,
 ) -> LagSeries {
     let start = Instant::now();
     let mut out = LagSeries {
@@ -133,10 +145,18 @@ pub async fn sample_lag(
     let mut ticker = tokio::time::interval(opts.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(load_done);
+    tokio::pin!(stop);
     let mut ended: Option<Instant> = None;
+    // Replicas listed online and not caught up yet, as of the last sample.
+    let mut waiting = replicas.len();
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
+            _ = &mut stop => {
+                let end = ended.unwrap_or_else(Instant::now);
+                out.load_ended_ms = Some(ms(end - start));
+                return out;
+            }
             // Sample at once when the load ends: that is where catch-up starts.
             _ = &mut load_done, if ended.is_none() => ended = Some(Instant::now()),
         }
@@ -156,9 +176,15 @@ pub async fn sample_lag(
             Ok(info) => {
                 let lines = info.replicas();
                 let offset = info.repl_offset();
+                waiting = 0;
                 for (node, r) in replicas.iter().zip(out.replicas.iter_mut()) {
                     let line = crate::replication::line_for(node, &lines);
                     let lag = r.observe(line, offset, t_ms);
+                    // One the master no longer lists online cannot catch up
+                    // by being waited for.
+                    if lag.is_some() && r.catch_up_ms.is_none() {
+                        waiting += 1;
+                    }
                     // A sample sent before the load ended does not show the catch-up.
                     if let (Some(end), None, Some(0)) = (ended, r.catch_up_ms, lag) {
                         if sent >= end {
@@ -173,8 +199,7 @@ pub async fn sample_lag(
             }
         }
         if let Some(end) = ended {
-            let all_caught_up = out.replicas.iter().all(|r| r.catch_up_ms.is_some());
-            if all_caught_up || sent.saturating_duration_since(end) >= opts.settle {
+            if waiting == 0 || sent.saturating_duration_since(end) >= opts.settle {
                 out.load_ended_ms = Some(ms(end - start));
                 return out;
             }
@@ -188,6 +213,7 @@ pub async fn sample_lag(
 /// its INFO never queues behind the load's commands.
 pub struct Sampler {
     done: tokio::sync::oneshot::Sender<()>,
+    stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<Option<LagSeries>>,
     started: Instant,
 }
@@ -200,17 +226,30 @@ impl Sampler {
         timeout: Duration,
     ) -> Sampler {
         let (done, load_done) = tokio::sync::oneshot::channel::<()>();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let conn = Conn::connect(&master, timeout).await.ok()?;
             Some(
-                sample_lag(conn, &replicas, opts, async {
-                    let _ = load_done.await;
-                })
+                sample_lag_until(
+                    conn,
+                    &replicas,
+                    opts,
+                    async {
+                        let _ = load_done.await;
+                    },
+                    async {
+                        // A sender dropped without a word is no stop.
+                        if stopped.await.is_err() {
+                            std::future::pending::<()>().await
+                        }
+                    },
+                )
                 .await,
             )
         });
         Sampler {
             done,
+            stop,
             task,
             started: Instant::now(),
         }
@@ -219,8 +258,24 @@ impl Sampler {
     /// The series, and when sampling started (its clock's zero, give or take
     /// the connection); None when the master could not be reached.
     pub async fn finish(self) -> Option<(LagSeries, Instant)> {
+        self.finish_until(std::future::pending()).await
+    }
+
+    /// As `finish`, but sampling stops at once when `until` resolves (the
+    /// caller's own wait for the replicas is over).
+    pub async fn finish_until(
+        mut self,
+        until: impl Future<Output = ()>,
+    ) -> Option<(LagSeries, Instant)> {
         let _ = self.done.send(());
-        let series = self.task.await.ok().flatten()?;
-        Some((series, self.started))
+        let stop = self.stop;
+        let series = tokio::select! {
+            r = &mut self.task => r,
+            _ = until => {
+                let _ = stop.send(());
+                self.task.await
+            }
+        };
+        Some((series.ok().flatten()?, self.started))
     }
 }

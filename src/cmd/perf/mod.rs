@@ -343,7 +343,16 @@ pub async fn measure(
     refuse_beyond_maxclients(cfg, master).await?;
     ctx.prepare_writes(master, guard::need_bytes(cfg, prefix.len()))
         .await
-        .map_err(|e| anyhow::anyhow!("{e:#}; {}", guard::ROOM_HINT))?;
+        .map_err(|e| {
+            use crate::run::safety::{Refused, RefusedKind};
+            // The hint about room only where room was the reason.
+            match e.downcast_ref::<Refused>().map(|r| r.kind) {
+                Some(RefusedKind::WouldEvict | RefusedKind::NoRoom) => {
+                    anyhow::anyhow!("{e:#}; {}", guard::ROOM_HINT)
+                }
+                _ => e,
+            }
+        })?;
     let output_limit = guard::replica_output_limit(master).await;
     if cfg.opts.threads > 1 && ctx.topology.master.tls() {
         bail!(
@@ -458,15 +467,31 @@ pub async fn measure(
         ctx.safety.expiring(ttl);
     }
     let load_ms = crate::duration::ms(started.elapsed());
+    // The series ends at most one ACK period (replicas acknowledge once a
+    // second) after perf's own wait for the replicas: long enough for the
+    // master to see the ones that caught up, not waiting out --settle on
+    // one that stalled.
+    let (caught_up, waited) = tokio::sync::oneshot::channel::<()>();
     let lag = async {
         match sampler {
-            Some(s) => s.finish().await.map(|(series, _)| series),
+            Some(s) => s
+                .finish_until(async {
+                    if waited.await.is_ok() {
+                        tokio::time::sleep(Duration::from_millis(1100)).await;
+                    }
+                })
+                .await
+                .map(|(series, _)| series),
             None => None,
         }
     };
     let (caught, lag, after) = if moved.is_none() {
-        let (mut caught, lag) =
-            tokio::join!(replicas::catch_up(master, survey, cfg.opts.settle), lag);
+        let catching_up = async {
+            let c = replicas::catch_up(master, survey, cfg.opts.settle).await;
+            let _ = caught_up.send(());
+            c
+        };
+        let (mut caught, lag) = tokio::join!(catching_up, lag);
         // After the catch-up: a replica dropped during the load may resync only
         // once it reconnects, after the load.
         let after_links = replicas::Links::read(master, survey).await;
@@ -484,6 +509,7 @@ pub async fn measure(
     } else {
         // The master moved: the replicas followed another master, whose
         // memory is not the one `before` measured. Neither is reported.
+        drop(caught_up);
         drop(lag.await);
         (Vec::new(), None, before.clone())
     };
