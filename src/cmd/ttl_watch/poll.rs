@@ -258,6 +258,10 @@ pub fn ttl_line(tracks: &[Track]) -> String {
         .join(" | ")
 }
 
+/// How far apart two nodes' notifications of one event may be read (each
+/// on its own connection and task), ms.
+const DELIVERY_JITTER_MS: f64 = 2.0;
+
 /// The master's moment of leaving is the reference for each replica's gap:
 /// the gap is the distance between the two intervals, never negative unless
 /// the readings contradict each other (then it is a measurement failure).
@@ -292,12 +296,15 @@ pub fn finish(tracks: Vec<Track>, say: &Narrator) -> Vec<NodeExpiry> {
         let (Some((mlo, mhi)), Some((rlo, rhi))) = (master_left, *left) else {
             continue;
         };
-        if rhi < mlo {
+        // Two notifications come over two sockets: the replica's can be read
+        // a few hundred µs before the master's that caused it. Within that,
+        // the gap is 0; beyond it the readings contradict each other.
+        if rhi + DELIVERY_JITTER_MS < mlo {
             r.gap_measurement_failed = true;
             continue;
         }
         let lo = (rlo - mhi).max(0.0);
-        let hi = rhi - mlo;
+        let hi = (rhi - mlo).max(0.0);
         let gap = ((lo + hi) / 2.0 * 1000.0).round() / 1000.0;
         let res = ((hi - lo) / 2.0 * 1000.0).round() / 1000.0;
         r.propagation_gap_ms = Some(gap);
