@@ -289,9 +289,9 @@ impl Topology {
             (true, Some(n)) => ReplicaCount::Asserted(n),
             (true, None) => ReplicaCount::NotAsserted,
             (false, Some(n)) if n != replicas.len() => bail!(
-                "--expect-replicas {n} but {} replica(s) given: give every replica with --replica, \
+                "--expect-replicas {n} but {} given: give every replica with --replica, \
                  or drop --replica to discover them from the master",
-                replicas.len()
+                crate::report::plural(replicas.len() as u64, "replica")
             ),
             (false, _) => ReplicaCount::Given(replicas.len()),
         };

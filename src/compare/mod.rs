@@ -334,7 +334,8 @@ impl Comparison {
                 break;
             }
             live.phase(format!(
-                "{open} key(s) differ: re-checking, round {round}/{}",
+                "{} differing: re-checking, round {round}/{}",
+                crate::report::plural(open as u64, "key"),
                 self.cfg.rounds
             ));
             tokio::time::sleep(self.cfg.interval).await;

@@ -383,8 +383,8 @@ pub(super) fn sample(
     };
     let detail = match kind {
         Kind::Converging => format!(
-            "still changing after {} re-check(s): master {}; replica {}",
-            d.rechecks,
+            "still changing after {}: master {}; replica {}",
+            crate::report::plural(d.rechecks as u64, "re-check"),
             describe(&d.master),
             describe(&d.on_replica)
         ),

@@ -65,8 +65,8 @@ pub(super) fn markdown_stdout_note(figures: &[Figure]) -> String {
     }
     let titles: Vec<&str> = figures.iter().map(|f| f.title.as_str()).collect();
     format!(
-        "\n## Figures\n\n_{} figure(s) ({}) are written as SVG files beside the report with `--output NAME.md`, or drawn inline with `--output NAME.html`._\n",
-        figures.len(),
+        "\n## Figures\n\n_{} ({}) are written as SVG files beside the report with `--output NAME.md`, or drawn inline with `--output NAME.html`._\n",
+        crate::report::plural(figures.len() as u64, "figure"),
         md_text(&titles.join("; "))
     )
 }

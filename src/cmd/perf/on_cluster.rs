@@ -112,8 +112,9 @@ pub async fn run(
     let plan = super::Config::from_options(&opts, shards[0].topology.replicas.len())?.plan();
     shards[0].say.line(&format!(
         "{plan}, on {n} shard masters at once: -n, -c and --rate are totals, shared out among \
-         them (-c {} in all), {} engine thread(s) per shard",
-        opts.connections, opts.threads
+         them (-c {} in all), {} per shard",
+        opts.connections,
+        crate::report::plural(opts.threads as u64, "engine thread")
     ));
     let spinner = progress.spinner(format!("perf on {n} shards"));
     let results = join_all(
@@ -311,11 +312,13 @@ impl Details for ClusterPerfDetails {
                 t.ask.to_string(),
             ]);
             s.notes.push(format!(
-                "-n, -c and --rate are totals, shared out among the shard masters; {} engine \
-                 thread(s) per shard; requests and ops/s per round (the median round); the \
-                 total's ops/s is every shard's requests over the slowest shard's time, its \
-                 latency every shard's histogram merged; rounds {:.0}..{:.0} ops/s",
-                t.threads_per_shard, t.throughput_min_ops_per_sec, t.throughput_max_ops_per_sec
+                "-n, -c and --rate are totals, shared out among the shard masters; {} per \
+                 shard; requests and ops/s per round (the median round); the total's ops/s is \
+                 every shard's requests over the slowest shard's time, its latency every \
+                 shard's histogram merged; rounds {:.0}..{:.0} ops/s",
+                crate::report::plural(t.threads_per_shard as u64, "engine thread"),
+                t.throughput_min_ops_per_sec,
+                t.throughput_max_ops_per_sec
             ));
         }
         let mut out = vec![s];
