@@ -83,6 +83,13 @@ pub struct Keys<'a> {
     rng: rand::rngs::StdRng,
 }
 
+/// redlab's own keys (run records, heartbeats, another run's probes) come
+/// and go while compare reads: they are not the user's data and are not
+/// compared.
+pub fn is_redlabs(key: &[u8]) -> bool {
+    key.starts_with(b"redlab:")
+}
+
 impl<'a> Keys<'a> {
     /// `count`: SCAN's COUNT, and RANDOMKEYs per pipeline.
     pub fn new(io: &'a NodeIo, plan: Plan, count: u64) -> Keys<'a> {
@@ -124,6 +131,7 @@ impl<'a> Keys<'a> {
         Ok(found
             .iter()
             .filter_map(|k| bytes(k).map(<[u8]>::to_vec))
+            .filter(|k| !is_redlabs(k))
             .filter(|_| keep >= 1.0 || self.rng.random::<f64>() < keep)
             .collect())
     }
@@ -146,6 +154,7 @@ impl<'a> Keys<'a> {
         let mut out = Vec::new();
         for r in replies {
             match bytes(&r) {
+                Some(k) if is_redlabs(k) => {}
                 Some(k) if self.seen.len() < want as usize => {
                     if self.seen.insert(key_hash(k)) {
                         out.push(k.to_vec());
