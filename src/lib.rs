@@ -144,6 +144,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         safety: run::safety::State::default(),
         extra_checks: std::sync::Mutex::new(Vec::new()),
         partial: std::sync::Mutex::new(None),
+        last_nodes: std::sync::Mutex::new(Vec::new()),
     };
     let ctxs: Vec<Ctx> = match &cluster {
         // Shards run at once: only the cluster's own spinner is drawn.
@@ -370,10 +371,17 @@ fn failed_report(command: &str, ctx: &Ctx, e: &anyhow::Error) -> Report<Failed> 
     let error = format!("{e:#}");
     let checks = vec![report::Check::fail("error", error.clone())];
     let partial = ctx.partial.lock().ok().and_then(|mut p| p.take());
+    // The nodes as last seen: the report of a run that lost its master says
+    // what the topology was.
+    let nodes = ctx
+        .last_nodes
+        .lock()
+        .map(|mut n| std::mem::take(&mut *n))
+        .unwrap_or_default();
     Report::new(
         command,
         ctx.manifest(),
-        Vec::new(),
+        nodes,
         checks,
         Failed { error, partial },
     )

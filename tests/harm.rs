@@ -645,6 +645,14 @@ fn a_run_ended_by_an_error_still_writes_its_report_naming_the_first_cause() {
             .contains("NOREPLICAS"),
         "{r}"
     );
+    // It also says what the topology was when the run ended.
+    let names: Vec<&str> = r["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["master", "replica1"], "{r}");
     cmd(&m, &["CONFIG", "SET", "min-replicas-to-write", "0"]);
     assert_eq!(count(&m, "redlab:*"), 0);
 }

@@ -74,6 +74,8 @@ pub struct Ctx {
     pub extra_checks: Mutex<Vec<Check>>,
     /// What was measured before an error ended the run, for its report.
     pub partial: Mutex<Option<serde_json::Value>>,
+    /// The nodes as the last survey found them, for that report too.
+    pub last_nodes: Mutex<Vec<crate::report::NodeInfo>>,
 }
 
 impl Ctx {
@@ -99,6 +101,9 @@ impl Ctx {
     pub async fn survey(&self) -> anyhow::Result<Survey> {
         let known = self.discovered.lock().map(|mut d| d.take()).unwrap_or(None);
         let s = survey::survey_reusing(&self.topology, self.timeout, known).await;
+        if let Ok(mut n) = self.last_nodes.lock() {
+            *n = s.infos();
+        }
         s.validate()?;
         self.safety.first_survey(self, &s).await;
         Ok(s)

@@ -407,6 +407,12 @@ pub async fn measure(
         };
         crate::series::lag::Sampler::start(ctx.topology.master.clone(), replicas, opts, ctx.timeout)
     });
+    // An error in the first round still leaves a report that says how far
+    // the run got.
+    ctx.set_partial(serde_json::json!({
+        "rounds_completed": 0,
+        "rounds_planned": cfg.opts.rounds,
+    }));
     let per_round = match &cfg.stop {
         Stop::Requests(n) => *n,
         Stop::Duration(d) => d.as_millis() as u64,
@@ -444,6 +450,7 @@ pub async fn measure(
         // has the rounds measured so far.
         ctx.set_partial(serde_json::json!({
             "rounds_completed": results.len(),
+            "rounds_planned": cfg.opts.rounds,
             "rounds_ops_per_sec": results.iter().map(EngineResult::ops_per_sec).collect::<Vec<_>>(),
         }));
         if redirected {
