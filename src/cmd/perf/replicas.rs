@@ -136,17 +136,22 @@ pub async fn catch_up(master: &Master<'_>, survey: &Survey, settle: Duration) ->
                 Duration::from_millis(2),
             ))
         });
-        tasks.push((st.node.name.clone(), st.node.addr(), task));
+        // Why it could not be asked (refused, timed out, wrong password).
+        let why = st.error.as_ref().map_or_else(
+            || "not reachable".to_string(),
+            |e| format!("not reachable: {}", e.message),
+        );
+        tasks.push((st.node.name.clone(), st.node.addr(), task, why));
     }
     let mut out = Vec::new();
-    for (name, address, task) in tasks {
+    for (name, address, task, why) in tasks {
         let c = match task {
             None => CatchUp {
                 name,
                 address,
                 offset_lag_bytes_after_load: None,
                 catch_up_ms: None,
-                error: Some("not reachable".into()),
+                error: Some(why),
                 reconnected: false,
             },
             Some(t) => {
