@@ -638,6 +638,16 @@ pub enum PerfWorkload {
     SetWait,
 }
 
+/// Where perf's measured reads go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PerfReadFrom {
+    /// The master (every request goes to it).
+    Master,
+    /// The replicas: the keys are filled on the master, the replicas waited
+    /// for, then -c is shared out among them; each replica measured apart.
+    Replicas,
+}
+
 #[derive(Debug, Clone, Args)]
 #[command(
     after_help = "Examples:\n  redlab --spawn perf -n 100000 -P 64 -c 4\n  redlab perf --workload get --keyspace 100000\n  redlab perf --rate 20000 --duration 10s -P 1 -c 10\n  redlab perf --duration 2s --format json --output base.json && redlab perf --duration 2s --baseline base.json"
@@ -649,6 +659,11 @@ pub struct PerfArgs {
     /// SETs:GETs for --workload mixed.
     #[arg(long, default_value = "1:10", value_parser = parse_ratio)]
     pub ratio: (u32, u32),
+    /// Where --workload get sends its measured GETs: the master, or the
+    /// replicas (-c and --rate shared out among them, each measured apart;
+    /// on a cluster, each shard's own replicas).
+    #[arg(long, value_enum, default_value = "master", value_name = "NODES")]
+    pub read_from: PerfReadFrom,
     /// Requests per round, in total across connections (like redis-benchmark -n).
     #[arg(short = 'n', long, default_value_t = crate::cmd::perf::DEFAULT_REQUESTS)]
     pub requests: u64,

@@ -469,6 +469,10 @@ fn perf_options(a: &crate::cli::PerfArgs, allow_eviction: bool) -> perf::Options
         key_ttl: a.key_ttl,
         lag_interval: a.lag_interval,
         threads: a.threads,
+        read_from: match a.read_from {
+            crate::cli::PerfReadFrom::Master => perf::ReadFrom::Master,
+            crate::cli::PerfReadFrom::Replicas => perf::ReadFrom::Replicas,
+        },
     }
 }
 

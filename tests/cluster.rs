@@ -426,6 +426,58 @@ fn perf_on_a_cluster_totals_the_shards_and_threads_share_the_load() {
     );
 }
 
+#[test]
+fn perf_reads_from_each_shards_replicas_with_readonly() {
+    let lab = cluster(3, 1);
+    let replicas: Vec<u16> = lab.shards.iter().map(|s| s.replicas[0].port).collect();
+    let masters: Vec<u16> = lab.shards.iter().map(|s| s.master.port).collect();
+    let before: Vec<u64> = replicas.iter().map(|p| calls(*p, "get")).collect();
+    let masters_before: Vec<u64> = masters.iter().map(|p| calls(*p, "get")).collect();
+    let r = run(
+        &lab,
+        &[
+            "perf",
+            "--workload",
+            "get",
+            "--read-from",
+            "replicas",
+            "-n",
+            "3000",
+            "-P",
+            "16",
+            "-c",
+            "3",
+            "--rounds",
+            "1",
+            "--warmup",
+            "0",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let j = r.json();
+    let (total, shards) = perf_parts(&j);
+    // READONLY was sent: the replicas answered, no MOVED.
+    assert_eq!((&total["moved"], &total["ask"]), (&0.into(), &0.into()));
+    assert_eq!(total["latency"]["count"], 3000, "{total}");
+    for (k, d) in shards.iter().enumerate() {
+        let reads = d["replica_reads"].as_array().unwrap();
+        assert_eq!(reads.len(), 1, "{d}");
+        assert_eq!(reads[0]["requests"], d["requests_per_round"], "{d}");
+        assert_eq!(reads[0]["misses_all_rounds"], 0, "{d}");
+        assert!(d["errors"].as_object().unwrap().is_empty(), "{d}");
+        let got = calls(replicas[k], "get") - before[k];
+        assert!(got >= 1000, "shard{} replica served {got} GETs", k + 1);
+        let on_master = calls(masters[k], "get") - masters_before[k];
+        assert!(
+            on_master <= 5,
+            "shard{} master served {on_master} GETs",
+            k + 1
+        );
+    }
+    assert_eq!(verdict(&j, "perf.redirects"), "pass");
+    no_redlab_keys(&ports_of(&lab));
+}
+
 /// `cmdstat_<name>`'s calls on a node (0 before the first).
 fn calls(port: u16, name: &str) -> u64 {
     let info = text(port, &["INFO", "commandstats"]);

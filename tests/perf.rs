@@ -485,3 +485,113 @@ fn threads_share_the_load_and_merge_their_histograms() {
         run.stderr
     );
 }
+
+/// `cmdstat_get`'s calls on a node (0 before the first GET).
+fn get_calls(port: u16) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut conn(port))
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_get:calls="))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn read_from_replicas_sends_the_gets_to_the_replicas_each_measured() {
+    let lab = lab(2);
+    let ps = ports(&lab);
+    let before: Vec<u64> = ps.iter().map(|p| get_calls(*p)).collect();
+    let run = perf(
+        &topo_args(&lab),
+        &[
+            "--workload",
+            "get",
+            "--read-from",
+            "replicas",
+            "-n",
+            "20000",
+            "-c",
+            "4",
+            "-P",
+            "50",
+            "--rounds",
+            "1",
+            "--warmup",
+            "0",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let r = run.json();
+    let d = &r["details"];
+    let reads = d["replica_reads"].as_array().unwrap();
+    assert_eq!(strs(&d["replica_reads"], "name"), ["replica1", "replica2"]);
+    let requests: Vec<u64> = reads
+        .iter()
+        .map(|x| x["requests"].as_u64().unwrap())
+        .collect();
+    assert_eq!(requests.iter().sum::<u64>(), 20000, "{requests:?}");
+    // -c shared out: each replica its own connections.
+    let conns: u64 = reads
+        .iter()
+        .map(|x| x["connections"].as_u64().unwrap())
+        .sum();
+    assert_eq!(conns, 4);
+    for x in reads {
+        assert_eq!(x["latency"]["count"], x["requests"], "{x}");
+        assert_eq!(x["misses_all_rounds"], 0, "{x}");
+        assert!(x["ops_per_sec"].as_f64().unwrap() > 0.0, "{x}");
+    }
+    // The total is the replicas' histograms merged.
+    assert_eq!(d["latency"]["count"], 20000, "{d}");
+    assert_eq!(d["misses"], 0);
+    for name in ["replica1.reads", "replica2.reads"] {
+        assert_eq!(check(&r, name)["verdict"], "pass", "{name}");
+    }
+    // Each replica served its own share of the GETs; the master hardly any.
+    let after: Vec<u64> = ps.iter().map(|p| get_calls(*p)).collect();
+    assert!(
+        after[0] - before[0] <= 5,
+        "master GETs {before:?} -> {after:?}"
+    );
+    for (i, share) in requests.iter().enumerate() {
+        assert!(
+            after[i + 1] - before[i + 1] >= *share,
+            "replica{} GETs {before:?} -> {after:?}, share {share}",
+            i + 1
+        );
+    }
+    assert_no_redlab_keys(&ps);
+}
+
+#[test]
+fn read_from_replicas_is_refused_without_replicas_or_for_writes() {
+    let lab = lab(0);
+    let run = perf(
+        &topo_args(&lab),
+        &["--workload", "get", "--read-from", "replicas", "-n", "100"],
+    );
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .contains("--read-from replicas needs replicas to read from"),
+        "{}",
+        run.stderr
+    );
+    let lab = self::lab(2);
+    for (extra, says) in [
+        (&["--workload", "set"][..], "measures GETs only"),
+        (
+            &["--workload", "get", "-c", "1"][..],
+            "at least one connection per replica",
+        ),
+    ] {
+        let mut args = vec!["--read-from", "replicas", "-n", "100"];
+        args.extend(extra);
+        let run = perf(&topo_args(&lab), &args);
+        assert_eq!(run.code, 2, "{extra:?}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{extra:?}: {}", run.stderr);
+    }
+    assert_no_redlab_keys(&ports(&lab));
+}

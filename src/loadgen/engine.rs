@@ -67,6 +67,9 @@ pub struct EngineConfig {
     pub auth: Option<(Option<String>, String)>,
     /// SELECT if != 0.
     pub db: i64,
+    /// READONLY on connect: reads served by a cluster replica (which
+    /// otherwise answers MOVED to its master). Never on a non-cluster node.
+    pub readonly: bool,
     pub workload: Workload,
     pub stop: Stop,
     /// Pipeline depth P (max commands per batch; 0 is treated as 1).
@@ -101,6 +104,7 @@ impl EngineConfig {
             addr,
             auth: None,
             db: 0,
+            readonly: false,
             workload: Workload::Set,
             stop: Stop::Requests(100_000),
             pipeline: 1,

@@ -1,4 +1,4 @@
-//! Connection setup (connect, AUTH, SELECT; all bounded by the timeout) and
+//! Connection setup (connect, AUTH, SELECT, READONLY; all bounded by the timeout) and
 //! the reusable read buffer.
 
 use anyhow::{anyhow, bail, Result};
@@ -8,7 +8,8 @@ use tokio::net::TcpStream;
 use super::engine::EngineConfig;
 use super::resp::{self, Reply};
 
-/// Connect, set TCP_NODELAY, AUTH and SELECT; every step bounded by timeout.
+/// Connect, set TCP_NODELAY, AUTH, SELECT and READONLY (cluster replica
+/// reads); every step bounded by timeout.
 pub(crate) async fn connect(cfg: &EngineConfig) -> Result<TcpStream> {
     let addr = cfg.addr;
     let mut stream = match tokio::time::timeout(cfg.timeout, TcpStream::connect(addr)).await {
@@ -39,6 +40,9 @@ pub(crate) async fn connect(cfg: &EngineConfig) -> Result<TcpStream> {
             "SELECT",
         )
         .await?;
+    }
+    if cfg.readonly {
+        handshake(&mut stream, &mut rbuf, cfg, &[b"READONLY"], "READONLY").await?;
     }
     Ok(stream)
 }

@@ -128,6 +128,10 @@ pub struct PerfDetails {
     pub keys_removed: u64,
     /// --baseline comparison.
     pub baseline: Option<Comparison>,
+    /// --read-from replicas: each replica's reads (empty: the master took
+    /// every request). The merged total is `latency` and `round_results`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replica_reads: Vec<super::reads::ReplicaReads>,
     /// Each round's whole latency histogram and per-second counts, for a
     /// cluster's total (merged over shards); not saved.
     #[serde(skip)]
@@ -343,6 +347,7 @@ pub fn build(x: Measured<'_>) -> PerfDetails {
         key_ttl_ms: a.key_ttl.map(crate::duration::ms),
         keys_removed,
         baseline: None,
+        replica_reads: Vec::new(),
     }
 }
 
@@ -529,6 +534,9 @@ impl Details for PerfDetails {
             }
         ));
         let mut out = vec![t, l];
+        if !self.replica_reads.is_empty() {
+            out.push(self.reads_section());
+        }
         if !self.replicas.is_empty() || !out.is_empty() {
             out.push(r);
         }
@@ -540,6 +548,49 @@ impl Details for PerfDetails {
 
     fn figures(&self) -> Vec<crate::report::Figure> {
         super::figures::figures(self)
+    }
+}
+
+impl PerfDetails {
+    /// --read-from replicas: each replica's median round, and the total.
+    fn reads_section(&self) -> Section {
+        let mut s = Section::new(
+            "Reads per replica",
+            &[
+                "node", "address", "c", "requests", "ops/s", "p50", "p99", "max", "misses",
+            ],
+        );
+        for r in &self.replica_reads {
+            s.row(vec![
+                r.name.clone(),
+                r.address.clone(),
+                r.connections.to_string(),
+                r.requests.to_string(),
+                format!("{:.0}", r.ops_per_sec),
+                fmt_us(r.latency.p50_us),
+                fmt_us(r.latency.p99_us),
+                fmt_us(r.latency.max_us),
+                r.misses_all_rounds.to_string(),
+            ]);
+        }
+        let m = self.round_results.get(self.median_round);
+        s.row(vec![
+            "total".into(),
+            "-".into(),
+            self.connections.to_string(),
+            m.map_or("-".into(), |m| m.completed.to_string()),
+            format!("{:.0}", self.throughput_ops_per_sec),
+            fmt_us(self.latency.p50_us),
+            fmt_us(self.latency.p99_us),
+            fmt_us(self.latency.max_us),
+            self.misses.to_string(),
+        ]);
+        s.notes.push(
+            "the median round's GETs, sent to the replicas (the keys filled on the master, the \
+             replicas waited for); the total merges their histograms; misses over all rounds"
+                .into(),
+        );
+        s
     }
 }
 

@@ -11,6 +11,7 @@ pub(crate) mod figures;
 mod guard;
 pub mod on_cluster;
 mod phase;
+pub mod reads;
 mod replicas;
 
 use std::sync::atomic::AtomicU64;
@@ -28,7 +29,7 @@ use crate::survey::{Master, Survey};
 use crate::topology::Node;
 
 pub use details::{CatchUp, Memory, PerfDetails, Round};
-use phase::{engine_base, phase, run_bar, Shown};
+use phase::{engine_base, phase, phase_parts, run_bar, Shown};
 pub use replicas::Resyncs;
 
 /// What each request does, as the user chose it.
@@ -42,6 +43,17 @@ pub enum WorkloadKind {
         gets: u32,
     },
     SetWait,
+}
+
+/// Where the measured requests go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReadFrom {
+    /// Every request to the master.
+    #[default]
+    Master,
+    /// GETs to the replicas, -c and --rate shared out among them (the keys
+    /// are filled on the master, the replicas waited for first).
+    Replicas,
 }
 
 /// Defaults shared with the command line (one source of truth).
@@ -78,6 +90,8 @@ pub struct Options {
     /// Engine instances per master, each on a thread of its own with its own
     /// connections and its share of the requests, connections and rate.
     pub threads: usize,
+    /// --read-from: where --workload get sends its measured GETs.
+    pub read_from: ReadFrom,
 }
 
 impl Default for Options {
@@ -104,6 +118,7 @@ impl Default for Options {
             key_ttl: None,
             lag_interval: Duration::from_millis(100),
             threads: 1,
+            read_from: ReadFrom::Master,
         }
     }
 }
@@ -148,6 +163,9 @@ impl Config {
                 args.threads,
                 args.connections
             );
+        }
+        if args.read_from == ReadFrom::Replicas {
+            refuse_replica_reads(args, replicas)?;
         }
         if matches!(stop, Stop::Requests(0)) {
             bail!("-n/--requests must be at least 1");
@@ -273,6 +291,51 @@ impl Config {
     }
 }
 
+/// What --read-from replicas cannot do, said before anything is written.
+pub(crate) fn refuse_replica_reads(args: &Options, replicas: usize) -> Result<()> {
+    if args.workload != WorkloadKind::Get {
+        bail!(
+            "--read-from replicas measures GETs only: use --workload get (set, mixed and set-wait \
+             write, and a replica is read-only)"
+        );
+    }
+    if replicas == 0 {
+        bail!("--read-from replicas needs replicas to read from; this topology has none");
+    }
+    if args.connections < replicas {
+        bail!(
+            "--read-from replicas needs at least one connection per replica: -c {} for {}",
+            args.connections,
+            crate::report::plural(replicas as u64, "replica")
+        );
+    }
+    if args.baseline.is_some() {
+        bail!(
+            "--read-from replicas does not take --baseline: a baseline is of the master's figures"
+        );
+    }
+    if args.threads > 1 {
+        bail!(
+            "--read-from replicas runs one engine per replica: it does not take --threads {}",
+            args.threads
+        );
+    }
+    if args.duration.is_none() && args.requests < replicas as u64 {
+        bail!(
+            "--read-from replicas needs at least one request per replica: -n {} for {}",
+            args.requests,
+            crate::report::plural(replicas as u64, "replica")
+        );
+    }
+    if let Some(r) = args.rate.filter(|r| *r < replicas as f64) {
+        bail!(
+            "--rate {r} is below 1 request per second per replica ({}): --rate is shared out among them",
+            crate::report::plural(replicas as u64, "replica")
+        );
+    }
+    Ok(())
+}
+
 /// The soft limit on open files, where the OS says.
 fn open_files_limit() -> Option<u64> {
     nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
@@ -354,6 +417,12 @@ pub async fn measure(
             }
         })?;
     let output_limit = guard::replica_output_limit(master).await;
+    // --read-from replicas: the replicas the rounds read from, known before
+    // anything is written.
+    let readers = match cfg.opts.read_from {
+        ReadFrom::Master => None,
+        ReadFrom::Replicas => Some(reads::readers(ctx, survey).await?),
+    };
     if cfg.opts.threads > 1 && ctx.topology.master.tls() {
         bail!(
             "--threads {} needs the plain TCP engine; a rediss:// master takes the TLS path, \
@@ -391,8 +460,28 @@ pub async fn measure(
         let upto = Arc::new(AtomicU64::new(cfg.opts.warmup));
         ctx.ledger.add_range(&warm_prefix, upto, 0, None, 0);
         ctx.registry_refresh().await;
-        phase(ctx, vec![warm], "warm-up (not measured)", Shown::Own).await?;
+        // --read-from replicas: the replicas are what is warmed up.
+        let warm = match &readers {
+            None => vec![warm],
+            Some(rs) => reads::instances(&warm, rs, ctx.shard.is_some())?,
+        };
+        phase(ctx, warm, "warm-up (not measured)", Shown::Own).await?;
     }
+    if readers.is_some() {
+        // The keys were filled on the master: read them once the replicas
+        // have them (a replica still behind shows as misses, per replica).
+        let caught = replicas::catch_up(master, survey, cfg.opts.settle).await;
+        if let Some(c) = caught.iter().find(|c| c.catch_up_ms.is_none()) {
+            ctx.say.line(&format!(
+                "redlab: {} did not catch up with the filled keys within --settle {}: \
+                 its misses will say how far behind it was",
+                c.name,
+                humantime::format_duration(cfg.opts.settle)
+            ));
+        }
+    }
+    // --read-from replicas: each round's results per replica.
+    let mut per_replica: Vec<Vec<EngineResult>> = Vec::new();
     let mut results = Vec::new();
     let mut resyncs = Resyncs::default();
     let links = replicas::Links::read(master, survey).await;
@@ -423,7 +512,10 @@ pub async fn measure(
     for r in 0..cfg.opts.rounds {
         // --threads N: N engine instances, each its share of the load, its
         // own keys (prefix or seed) and its own progress counter.
-        let instances = multi::split(&base, cfg.opts.threads)?;
+        let instances = match &readers {
+            None => multi::split(&base, cfg.opts.threads)?,
+            Some(rs) => reads::instances(&base, rs, ctx.shard.is_some())?,
+        };
         for inst in &instances {
             // The requests sent: their keys are what cleanup removes (a pure
             // function of keyspace, seed and request number), whatever --keyspace is.
@@ -443,8 +535,16 @@ pub async fn measure(
         ctx.registry_refresh().await;
         let label = format!("round {}/{}", r + 1, cfg.opts.rounds);
         let shown = Shown::Run(&bar, per_round * r as u64);
-        let result = phase(ctx, instances, &label, shown).await?;
-        let redirected = redirects(&result.errors) > 0;
+        let result = match &readers {
+            None => phase(ctx, instances, &label, shown).await?,
+            Some(_) => {
+                let parts = phase_parts(ctx, instances, &label, shown).await?;
+                per_replica.push(parts.iter().map(|(r, _)| r.clone()).collect());
+                multi::merge_timed(parts)
+            }
+        };
+        // Replicas answer MOVED only when READONLY was not sent: nothing to follow.
+        let redirected = readers.is_none() && redirects(&result.errors) > 0;
         results.push(result);
         // Should a later round end the run with an error, its report still
         // has the rounds measured so far.
@@ -545,6 +645,9 @@ pub async fn measure(
     });
     d.replica_lag = lag;
     d.master_moved = moved;
+    if let Some(rs) = &readers {
+        d.replica_reads = reads::per_replica(rs, &per_replica, median, cfg.opts.connections);
+    }
     if let Some(path) = &cfg.opts.baseline {
         d.baseline = Some(baseline::compare(path, &d, cfg.opts.tolerance)?);
     }
@@ -688,6 +791,7 @@ pub fn checks(d: &PerfDetails) -> Vec<Check> {
             ),
         ));
     }
+    out.extend(reads::checks(&d.replica_reads));
     if let Some(b) = &d.baseline {
         out.push(baseline::check(b));
     }

@@ -108,6 +108,14 @@ pub async fn run(
     if let Some(r) = opts.rate.filter(|r| *r < n as f64) {
         bail!("--rate {r} is below 1 request per second per shard ({n} shards): --rate is a total on a cluster");
     }
+    if opts.read_from == super::ReadFrom::Replicas {
+        // Each shard reads from its own replicas, with its share of -c.
+        for (k, ctx) in shards.iter().enumerate() {
+            let name = ctx.shard.as_ref().map_or("a shard", |s| s.name.as_str());
+            super::refuse_replica_reads(&share_of(&opts, k, n), ctx.topology.replicas.len())
+                .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        }
+    }
     // The options as a whole are checked once (one error, not one per shard).
     let plan = super::Config::from_options(&opts, shards[0].topology.replicas.len())?.plan();
     shards[0].say.line(&format!(

@@ -80,10 +80,22 @@ pub(super) fn run_bar(ctx: &Ctx, stop: &Stop, rounds: u32) -> Task {
 /// (histograms exactly, see `loadgen::multi`).
 pub(super) async fn phase(
     ctx: &Ctx,
-    mut instances: Vec<EngineConfig>,
+    instances: Vec<EngineConfig>,
     label: &str,
     shown: Shown<'_>,
 ) -> Result<EngineResult> {
+    let parts = phase_parts(ctx, instances, label, shown).await?;
+    Ok(multi::merge_timed(parts))
+}
+
+/// `phase`, each instance's result apart (in the order of `instances`),
+/// with the moment it ended.
+pub(super) async fn phase_parts(
+    ctx: &Ctx,
+    mut instances: Vec<EngineConfig>,
+    label: &str,
+    shown: Shown<'_>,
+) -> Result<Vec<(EngineResult, Instant)>> {
     let guard = StopOnDrop::new(ctx.timeout * 2, instances.len());
     let mut counters = Vec::with_capacity(instances.len());
     for cfg in &mut instances {
@@ -164,7 +176,7 @@ pub(super) async fn phase(
     for (r, at) in results {
         timed_results.push((r?, at));
     }
-    Ok(multi::merge_timed(timed_results))
+    Ok(timed_results)
 }
 
 /// If a phase is abandoned (Ctrl-C drops its future), tell the engine to stop
