@@ -51,6 +51,13 @@ impl RangeRecord {
         }
     }
 
+    /// The name of key `i` of the range.
+    pub fn key(&self, i: u64) -> Vec<u8> {
+        let mut key = self.prefix.as_bytes().to_vec();
+        crate::loadgen::resp::push_u64(&mut key, i);
+        key
+    }
+
     /// The key indices written, each once where the whole keyspace is
     /// covered; otherwise in request order (a repeat is harmless to UNLINK).
     pub fn indices(&self) -> Box<dyn Iterator<Item = u64> + Send + '_> {

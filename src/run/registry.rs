@@ -233,9 +233,7 @@ pub async fn count_left(conn: &mut Conn, rec: &RunRecord) -> Result<(u64, bool),
             for chunk in names.chunks(1000) {
                 let mut cmd = redis::cmd("EXISTS");
                 for i in chunk {
-                    let mut key = range.prefix.as_bytes().to_vec();
-                    crate::loadgen::resp::push_u64(&mut key, *i);
-                    cmd.arg(key);
+                    cmd.arg(range.key(*i));
                 }
                 total += conn.query::<u64>(&cmd).await?;
             }
@@ -249,9 +247,7 @@ pub async fn count_left(conn: &mut Conn, rec: &RunRecord) -> Result<(u64, bool),
         let mut cmd = redis::cmd("EXISTS");
         let mut n = 0;
         for i in range.indices().step_by(step as usize) {
-            let mut key = range.prefix.as_bytes().to_vec();
-            crate::loadgen::resp::push_u64(&mut key, i);
-            cmd.arg(key);
+            cmd.arg(range.key(i));
             n += 1;
             asked += 1;
             if n == 1000 {
@@ -275,12 +271,12 @@ pub async fn count_left(conn: &mut Conn, rec: &RunRecord) -> Result<(u64, bool),
 /// key is missing is found by doubling, then halving (an EXISTS each, about
 /// 2 log2(n) in all; keys still in flight at the kill make it approximate).
 async fn written_past(conn: &mut Conn, range: &RangeRecord) -> Result<u64, NodeError> {
-    if range.keyspace.is_some() || !exists(conn, &range.prefix, range.requests).await? {
+    if range.keyspace.is_some() || !exists(conn, range, range.requests).await? {
         return Ok(range.requests);
     }
     let (mut lo, mut step) = (range.requests, range.requests.max(1024));
     let mut hi = lo + step;
-    while exists(conn, &range.prefix, hi).await? {
+    while exists(conn, range, hi).await? {
         lo = hi;
         step = step.saturating_mul(2);
         hi = lo.saturating_add(step);
@@ -290,7 +286,7 @@ async fn written_past(conn: &mut Conn, range: &RangeRecord) -> Result<u64, NodeE
     }
     while hi - lo > 1 {
         let mid = lo + (hi - lo) / 2;
-        if exists(conn, &range.prefix, mid).await? {
+        if exists(conn, range, mid).await? {
             lo = mid;
         } else {
             hi = mid;
@@ -299,8 +295,9 @@ async fn written_past(conn: &mut Conn, range: &RangeRecord) -> Result<u64, NodeE
     Ok(hi)
 }
 
-async fn exists(conn: &mut Conn, prefix: &str, i: u64) -> Result<bool, NodeError> {
-    let mut key = prefix.as_bytes().to_vec();
-    crate::loadgen::resp::push_u64(&mut key, i);
-    Ok(conn.query::<u64>(redis::cmd("EXISTS").arg(key)).await? > 0)
+async fn exists(conn: &mut Conn, range: &RangeRecord, i: u64) -> Result<bool, NodeError> {
+    Ok(conn
+        .query::<u64>(redis::cmd("EXISTS").arg(range.key(i)))
+        .await?
+        > 0)
 }
