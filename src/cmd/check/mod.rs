@@ -230,12 +230,16 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CheckDetails>> {
         if !cfg.selected.contains(&entry.name) {
             // Asked not to run: skipped in every format (JUnit <skipped/>),
             // in gate order; a run with something else checked still passes.
-            let why = Check::skip(entry.name, "not run: left out by --skip or --only");
-            let outcome = Ok(StepOutcome {
-                items: vec![why],
-                ..StepOutcome::default()
+            // No finding of its own: the Checks table says it once.
+            runs.push(CheckRun {
+                name: entry.name.to_string(),
+                verdict: Verdict::Skip,
+                reason: "not run: left out by --skip or --only".into(),
+                elapsed_ms: 0.0,
+                items: Vec::new(),
+                details: serde_json::Value::Null,
+                sections: Vec::new(),
             });
-            runs.push(check_run(entry.name, outcome, started));
             continue;
         }
         let outcome = match (&refused, entry.needs_master, &env.master) {
