@@ -698,6 +698,26 @@ fn keep_measured_keys(ctx: &Ctx, prefix: &str) -> u64 {
     0
 }
 
+/// `perf.requests`: what completed, and how much of it was error replies
+/// (an error reply is a reply: it is in ops/s, so say how much of it).
+pub(super) fn requests_check(completed: u64, errors: u64, summary: String) -> Check {
+    if completed == 0 {
+        Check::fail("perf.requests", "no request completed")
+    } else if errors >= completed {
+        Check::fail(
+            "perf.requests",
+            format!("every request was answered with an error: {summary}"),
+        )
+    } else if errors > 0 {
+        Check::pass(
+            "perf.requests",
+            format!("{summary}; {errors} of them error replies, counted in ops/s"),
+        )
+    } else {
+        Check::pass("perf.requests", summary)
+    }
+}
+
 pub fn checks(d: &PerfDetails) -> Vec<Check> {
     let mut out = Vec::new();
     let total: u64 = d.round_results.iter().map(|r| r.completed).sum();
@@ -709,22 +729,7 @@ pub fn checks(d: &PerfDetails) -> Vec<Check> {
         crate::latency::fmt_us(d.latency.p99_us)
     );
     let errors: u64 = d.errors.values().sum();
-    out.push(if total == 0 {
-        Check::fail("perf.requests", "no request completed")
-    } else if errors >= total {
-        Check::fail(
-            "perf.requests",
-            format!("every request was answered with an error: {summary}"),
-        )
-    } else if errors > 0 {
-        // An error reply is a reply: it is in ops/s, so say how much of it.
-        Check::pass(
-            "perf.requests",
-            format!("{summary}; {errors} of them error replies, counted in ops/s"),
-        )
-    } else {
-        Check::pass("perf.requests", summary)
-    });
+    out.push(requests_check(total, errors, summary));
     if d.errors.is_empty() {
         out.push(Check::pass("perf.errors", "no error replies"));
     } else {

@@ -234,21 +234,19 @@ fn total_of(
 /// `perf.requests` and `perf.redirects` over the cluster.
 fn total_checks(t: &PerfTotal) -> Vec<Check> {
     let done: u64 = t.round_results.iter().map(|r| r.completed).sum();
-    let mut out = vec![if done > 0 {
-        Check::pass(
-            "perf.requests",
-            format!(
-                "{} on {} shards in {}, median {:.0} ops/s over the cluster, p99 {}",
-                crate::report::plural(done, "request"),
-                t.shards,
-                crate::report::plural(t.round_results.len() as u64, "round"),
-                t.throughput_ops_per_sec,
-                fmt_us(t.latency.p99_us)
-            ),
-        )
-    } else {
-        Check::fail("perf.requests", "no request completed")
-    }];
+    let summary = format!(
+        "{} on {} shards in {}, median {:.0} ops/s over the cluster, p99 {}",
+        crate::report::plural(done, "request"),
+        t.shards,
+        crate::report::plural(t.round_results.len() as u64, "round"),
+        t.throughput_ops_per_sec,
+        fmt_us(t.latency.p99_us)
+    );
+    let mut out = vec![super::requests_check(
+        done,
+        t.errors.values().sum(),
+        summary,
+    )];
     out.push(if t.moved + t.ask == 0 {
         Check::pass(
             "perf.redirects",
