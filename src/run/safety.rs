@@ -39,6 +39,13 @@ pub struct Refused {
     pub message: String,
 }
 
+impl RefusedKind {
+    /// Why `prepare_writes` refused, when that is what `e` is.
+    pub fn of(e: &anyhow::Error) -> Option<RefusedKind> {
+        e.downcast_ref::<Refused>().map(|r| r.kind)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefusedKind {
     /// Writing would evict user keys (consent: --allow-eviction).

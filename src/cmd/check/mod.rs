@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cmd::{keycount, replicate_check};
 use crate::report::{Check, Details, FailOn, Report, Section, Verdict};
-use crate::run::safety::{Refused, RefusedKind};
+use crate::run::safety::RefusedKind;
 use crate::run::Ctx;
 use crate::survey::{Master, Survey};
 
@@ -247,11 +247,7 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CheckDetails>> {
             (_, _, Some(m)) if entry.writes => match ctx.prepare_writes(m, WRITE_BYTES).await {
                 Ok(()) => (entry.run)(&env).await,
                 // A master that refuses every write is broken, not full.
-                Err(why)
-                    if why
-                        .downcast_ref::<Refused>()
-                        .is_some_and(|r| r.kind == RefusedKind::WritesRefused) =>
-                {
+                Err(why) if RefusedKind::of(&why) == Some(RefusedKind::WritesRefused) => {
                     Ok(StepOutcome {
                         items: vec![Check::fail(entry.name, format!("{why:#}"))],
                         ..StepOutcome::default()

@@ -407,9 +407,9 @@ pub async fn measure(
     ctx.prepare_writes(master, guard::need_bytes(cfg, prefix.len()))
         .await
         .map_err(|e| {
-            use crate::run::safety::{Refused, RefusedKind};
+            use crate::run::safety::RefusedKind;
             // The hint about room only where room was the reason.
-            match e.downcast_ref::<Refused>().map(|r| r.kind) {
+            match RefusedKind::of(&e) {
                 Some(RefusedKind::WouldEvict | RefusedKind::NoRoom) => {
                     anyhow::anyhow!("{e:#}; {}", guard::ROOM_HINT)
                 }
