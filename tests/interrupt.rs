@@ -77,7 +77,7 @@ fn ctrl_c_removes_keys_stops_the_spawned_lab_and_exits_130() {
             break s;
         }
         assert!(
-            start.elapsed() < Duration::from_secs(10),
+            start.elapsed() < Duration::from_secs(60),
             "redlab did not stop after SIGINT"
         );
         std::thread::sleep(Duration::from_millis(20));
@@ -153,7 +153,7 @@ fn ctrl_c_during_a_perf_load_stops_it_and_removes_every_key() {
     ];
     let (code, took) = interrupt_once_loaded(&lab, &load, 5000);
     assert_eq!(code, Some(130));
-    assert!(took < Duration::from_secs(20), "stopping took {took:?}");
+    assert!(took < Duration::from_secs(120), "stopping took {took:?}");
     assert_no_redlab_keys(&ports(&lab));
 }
 

@@ -261,7 +261,7 @@ fn stopped_server_ends_run_with_error_naming_addr() {
     let t = Instant::now();
     let e = engine::run(&cfg).unwrap_err().to_string();
     assert!(
-        t.elapsed() < Duration::from_secs(10),
+        t.elapsed() < Duration::from_secs(60),
         "took {:?}",
         t.elapsed()
     );
