@@ -2,10 +2,8 @@
 //! --fail-on/--strict, and a JUnit file that is JUnit.
 
 mod common;
-mod support;
 
 use common::*;
-use support::*;
 
 const GATE: [&str; 7] = [
     "reachability",

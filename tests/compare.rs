@@ -6,7 +6,6 @@
 //! sent no write.
 
 mod common;
-mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -819,7 +818,7 @@ fn monitor_lines_name_the_client_and_the_command() {
 #[test]
 fn over_tls_a_master_and_its_replica_compare_equal() {
     let dir = tempfile::tempdir().unwrap();
-    let (_master, port) = support::tls_server(dir.path());
+    let (_master, port) = tls_server(dir.path());
     let tls = |p: u16| format!("rediss://127.0.0.1:{p}/#insecure");
     let rport = redlab::lab::free_port().unwrap();
     let f = |n: &str| dir.path().join(n).display().to_string();
@@ -869,7 +868,7 @@ fn over_tls_a_master_and_its_replica_compare_equal() {
         .arg("v")
         .exec(&mut m)
         .unwrap();
-    support::wait_until("the TLS replica has the keys", || {
+    wait_until("the TLS replica has the keys", || {
         let n: Result<u64, _> = redis::cmd("DBSIZE").query(&mut conn_url(&tls(rport)));
         n.ok() == Some(101)
     });

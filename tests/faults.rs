@@ -3,12 +3,10 @@
 //! changed, no redlab key left.
 
 mod common;
-mod support;
 
 use std::time::Duration;
 
 use common::*;
-use support::*;
 
 fn args(master: &str, replicas: &[String], timeout: &str) -> Vec<String> {
     let mut v = vec!["--master".to_string(), master.to_string()];

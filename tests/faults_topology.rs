@@ -4,12 +4,10 @@
 //! --timeout, no user key changed and no redlab key left.
 
 mod common;
-mod support;
 
 use std::time::{Duration, Instant};
 
 use common::*;
-use support::*;
 
 fn topo(master: u16, replicas: &[u16], extra: &[&str]) -> Vec<String> {
     let mut v = vec!["--master".to_string(), url(master)];

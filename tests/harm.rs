@@ -4,14 +4,12 @@
 //! Each case checks user data before = after and the redlab keys left.
 
 mod common;
-mod support;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
 use redlab::lab::LabOptions;
-use support::*;
 
 fn spawn_redlab(args: &[String]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_redlab"))

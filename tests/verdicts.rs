@@ -3,13 +3,11 @@
 //! left (issue 9).
 
 mod common;
-mod support;
 
 use std::time::Duration;
 
 use common::*;
 use redlab::lab::LabOptions;
-use support::*;
 
 fn with_args(base: &[String], more: &[&str]) -> Vec<String> {
     let mut v = base.to_vec();

@@ -1,5 +1,6 @@
 //! Test fixtures: real redis-server topologies on free loopback ports (killed
-//! on drop), the built binary, and snapshots of user data.
+//! on drop), the built binary, and snapshots of user data; `gate` runs
+//! `redlab check` and holds the non-Redis things that sit on a port.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -7,6 +8,10 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 pub use redlab::lab::{Lab, LabOptions, Server};
+
+mod gate;
+#[allow(unused_imports)]
+pub use gate::*;
 
 pub fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()

@@ -1,4 +1,4 @@
-//! Fixtures for `redlab check` and its fault suite, on top of tests/common:
+//! Fixtures for `redlab check` and its fault suite (part of tests/common):
 //! running the gate, proving user data untouched, and the non-Redis things
 //! that sit on a port (an HTTP server, a TLS-only Redis).
 #![allow(dead_code)]
@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::*;
+use super::*;
 
 /// `redlab <global...> --format json check <check...>`.
 pub fn gate(global: &[String], check: &[&str]) -> Run {
