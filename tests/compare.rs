@@ -778,7 +778,17 @@ fn ctrl_c_ends_with_a_partial_report_marked_interrupted() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Interrupt once compare is well into replica1's keys (5000 commands
+    // served there since it started), not after a guessed time.
+    let served = || -> u64 {
+        info(&url(lab.replicas[0].port), "stats")
+            .lines()
+            .find_map(|l| l.strip_prefix("total_commands_processed:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let before = served();
+    wait_until("compare reads replica1", || served() > before + 5000);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,

@@ -360,7 +360,12 @@ fn ctrl_c_mid_drill_resumes_the_stopped_master_and_stops_the_spawned_lab() {
         seen.iter().any(|c| state_of(*c) == Some('T'))
     });
     assert_eq!(code, 130);
-    std::thread::sleep(Duration::from_millis(200));
+    // The servers are reaped as redlab exits: wait for that, within a bound.
+    let gone = |c: &u32| matches!(state_of(*c), None | Some('Z'));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !seen.iter().all(gone) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     for c in &seen {
         let st = state_of(*c);
         assert!(

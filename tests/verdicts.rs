@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::time::Duration;
 
 use common::*;
 use redlab::lab::LabOptions;
@@ -266,8 +265,19 @@ fn expiry_blames_the_stalled_node_not_its_neighbours() {
         );
         move || redlab(&args)
     });
-    // Stall replica2 across the expiry (the key expires 2 s after it is written).
-    std::thread::sleep(Duration::from_millis(1300));
+    // Stall replica2 across the expiry: once its copy of the watched key
+    // (2 s TTL) has 700 ms or less to live.
+    wait_until("replica2 holds the watched key near its expiry", || {
+        let mut c = conn_url(&r2);
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("redlab:*:ttl-watch")
+            .query(&mut c)
+            .unwrap_or_default();
+        keys.iter().any(|k| {
+            let ttl: i64 = redis::cmd("PTTL").arg(k).query(&mut c).unwrap_or(-2);
+            (0..=700).contains(&ttl)
+        })
+    });
     let _ = redis::cmd("DEBUG")
         .arg("SLEEP")
         .arg(2.5)

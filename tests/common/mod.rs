@@ -265,7 +265,7 @@ pub fn silent_listener() -> (std::net::TcpListener, u16) {
 /// Wait (bounded) until the replica on `port` reports its link up.
 pub fn wait_link_up(port: u16) {
     let mut c = conn(port);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let info: String = redis::cmd("INFO").arg("replication").query(&mut c).unwrap();
         if info.contains("master_link_status:up") {
