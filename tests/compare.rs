@@ -778,7 +778,7 @@ fn ctrl_c_ends_with_a_partial_report_marked_interrupted() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Interrupt once compare is well into replica1's keys (5000 commands
+    // Interrupt once compare is well into replica1's keys (15000 commands
     // served there since it started), not after a guessed time.
     let served = || -> u64 {
         info(&url(lab.replicas[0].port), "stats")
@@ -788,7 +788,7 @@ fn ctrl_c_ends_with_a_partial_report_marked_interrupted() {
             .unwrap_or(0)
     };
     let before = served();
-    wait_until("compare reads replica1", || served() > before + 5000);
+    wait_until("compare reads replica1", || served() > before + 15_000);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,
