@@ -54,7 +54,7 @@ pub struct CleanDetails {
     /// registry record, no --run): somebody else's, left alone.
     #[serde(default)]
     pub foreign_keys: u64,
-    /// A few of them (lossy UTF-8), to say whose they may be.
+    /// A few of them, as redis-cli shows a name (`\xNN` for other bytes).
     #[serde(default)]
     pub foreign_examples: Vec<String>,
     /// What remains on each node afterwards.
@@ -276,7 +276,7 @@ impl Foreign {
         self.count += 1;
         if self.examples.len() < EXAMPLES {
             self.examples
-                .push(String::from_utf8_lossy(key).into_owned());
+                .push(crate::compare::fingerprint::printable(key));
         }
     }
 }
