@@ -155,6 +155,19 @@ pub struct GlobalArgs {
     )]
     pub password: Option<String>,
 
+    /// The namespace of every key redlab writes (its registry, heartbeats,
+    /// load keys: `<PREFIX>:<run-id>:...`) and of what clean and compare set
+    /// aside as redlab's. Move it when your own keys start with `redlab:`.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Run",
+        env = "REDLAB_PREFIX",
+        value_name = "PREFIX",
+        default_value = "redlab"
+    )]
+    pub prefix: String,
+
     /// Bound on connecting and on every command (500ms, 2s, 1m; a bare number is seconds).
     #[arg(long, global = true, help_heading = "Run", default_value = "3s", value_parser = parse_period)]
     pub timeout: Duration,

@@ -39,6 +39,8 @@ pub struct Settings {
     pub notes: Vec<String>,
     /// What a lab started here gets besides its replicas (`--spawn`, `lab up`).
     pub lab: LabExtras,
+    /// redlab's namespace (`--prefix`, `run::namespace`), checked.
+    pub prefix: String,
 }
 
 /// `--sentinels N` (with their timeouts), `--backlog SIZE` and a cluster's
@@ -159,6 +161,7 @@ pub fn resolve(cli: &Cli) -> Result<(Settings, Job)> {
         },
         verbose: g.verbose,
     };
+    let prefix = crate::run::namespace::parse(&g.prefix).map_err(anyhow::Error::msg)?;
     let mut settings = Settings {
         topology: TopologySpec {
             master: g.master.clone(),
@@ -184,6 +187,7 @@ pub fn resolve(cli: &Cli) -> Result<(Settings, Job)> {
         allow_eviction: g.allow_eviction,
         lab: lab_extras(cli)?,
         notes: Vec::new(),
+        prefix,
     };
     if g.spawn {
         set_aside_env_topology(&mut settings);

@@ -58,6 +58,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
     // Listen before anything starts: a signal during --spawn's start-up must
     // still stop the servers (they sit in their own process group).
     let (settings, job) = config::resolve(&cli)?;
+    run::namespace::set(&settings.prefix);
     // Rendering a saved report needs no topology, lab or signal handling.
     let job = match job {
         Job::Report(c) => return cmd::report::run(c, &settings).map(Outcome::Done),

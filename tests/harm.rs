@@ -255,7 +255,16 @@ fn a_master_killed_mid_run_comes_back_with_aof_and_clean_removes_the_rest() {
 fn with_the_master_gone_clean_says_what_remains_on_each_replica() {
     let mut lab = lab(1);
     let m = url(lab.master.port);
-    // What a dead run left: its keys, replicated.
+    // What a dead run left: its record and its keys, replicated.
+    cmd(
+        &m,
+        &[
+            "HSET",
+            "redlab:runs",
+            "deadrun001",
+            r#"{"run_id":"deadrun001","host":"h","pid":1,"started_at":"2026-01-01T00:00:00Z","command":"perf","db":0}"#,
+        ],
+    );
     for i in 0..25 {
         cmd(&m, &["SET", &format!("redlab:deadrun001:perf:{i}"), "x"]);
     }

@@ -1,9 +1,13 @@
 //! clean: remove what dead redlab runs left (a run killed with SIGKILL, a
-//! master lost mid-run). A run is dead when its heartbeat has expired; a live
-//! run's keys are never touched. Keys are found with SCAN MATCH on the run's
-//! prefix (every key redlab writes starts with `redlab:<run-id>:`), removed
-//! with UNLINK in bounded batches at a bounded rate, and the replicas follow
-//! through replication; what remains on each node is counted afterwards.
+//! master lost mid-run). A run is dead when its heartbeat has expired or it
+//! marked itself finished; a live run's keys are never touched. Only keys of
+//! runs redlab can prove were its own are removed: a run recorded in the
+//! registry, or the one named with `--run ID` (an id as redlab makes them).
+//! Any other key under the namespace (`redlab:myapp:...` is somebody's) is
+//! counted, named and left alone. Keys are found with SCAN MATCH on the
+//! namespace (every key redlab writes starts with `redlab:<run-id>:`),
+//! removed with UNLINK in bounded batches at a bounded rate, and the replicas
+//! follow through replication; what remains on each node is counted afterwards.
 //!
 //! On a cluster this runs on every shard master (one `Ctx` per shard): SCAN
 //! sees only the node's own keys, every registry on the shard is read (a
@@ -18,8 +22,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::{Conn, ErrorKind};
 use crate::report::{plural, Check, Details, Report, Section};
-use crate::run::registry;
 use crate::run::Ctx;
+use crate::run::{namespace, registry};
 use crate::survey::{NodeState, Survey};
 
 /// A key with the run id it belongs to.
@@ -46,6 +50,13 @@ pub struct CleanDetails {
     pub live_keys: u64,
     /// Keys removed on the master in all.
     pub removed: u64,
+    /// Keys under the namespace that no run redlab knows of wrote (no
+    /// registry record, no --run): somebody else's, left alone.
+    #[serde(default)]
+    pub foreign_keys: u64,
+    /// A few of them, as redis-cli shows a name (`\xNN` for other bytes).
+    #[serde(default)]
+    pub foreign_examples: Vec<String>,
     /// What remains on each node afterwards.
     pub nodes: Vec<NodeLeft>,
 }
@@ -70,39 +81,96 @@ pub struct NodeLeft {
     pub error: Option<String>,
 }
 
+/// Whose a key under the namespace is, as far as redlab can prove.
+#[derive(Default)]
+struct Owners {
+    /// Runs recorded in the registry whose heartbeat is gone (or that marked
+    /// themselves finished), and the run named with --run.
+    dead: BTreeSet<String>,
+    /// Recorded runs still beating.
+    live: BTreeSet<String>,
+}
+
+enum Whose {
+    Dead(String),
+    Live(String),
+    /// A registry hash: it goes record by record, not as a key.
+    Registry,
+    /// Not provably redlab's.
+    Foreign,
+}
+
+impl Owners {
+    fn of(&self, key: &[u8]) -> Whose {
+        if std::str::from_utf8(key).is_ok_and(registry::is_runs_key) {
+            return Whose::Registry;
+        }
+        match namespace::run_of(key) {
+            Some(id) if self.live.contains(&id) => Whose::Live(id),
+            Some(id) if self.dead.contains(&id) => Whose::Dead(id),
+            _ => Whose::Foreign,
+        }
+    }
+}
+
+/// The SCAN pattern: one run's keys, or the whole namespace.
+fn pattern_for(run: Option<&str>) -> Result<String> {
+    match run {
+        Some(id) if !namespace::is_run_id(id) => bail!(
+            "--run {id:?} is not a run id: redlab prints its run ids as {} lower-case letters and \
+             digits (e.g. 01dkdz2yw1); clean removes only keys of a run it can prove was redlab's",
+            namespace::RUN_ID_LEN
+        ),
+        Some(id) => Ok(format!("{}*", namespace::run_prefix(id, None))),
+        None => Ok(namespace::pattern()),
+    }
+}
+
+/// Who owns what, from the registry (every registry on the node).
+async fn owners(
+    conn: &mut Conn,
+    cluster: bool,
+    named: Option<&str>,
+) -> (Owners, Vec<(registry::RunRecord, bool, Option<String>)>) {
+    let runs = registry::all_runs(conn, cluster).await.unwrap_or_default();
+    let mut o = Owners::default();
+    for (rec, alive, _) in &runs {
+        if *alive {
+            o.live.insert(rec.run_id.clone());
+        } else if named.is_none_or(|id| id == rec.run_id) {
+            o.dead.insert(rec.run_id.clone());
+        }
+    }
+    if let Some(id) = named.filter(|id| !o.live.contains(*id)) {
+        o.dead.insert(id.to_string());
+    }
+    (o, runs)
+}
+
+/// How many examples of somebody else's keys a report names.
+const EXAMPLES: usize = 5;
+
 pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CleanDetails>> {
     if cfg.rate == 0 {
         bail!("--rate must be at least 1 key per second");
     }
+    let pattern = pattern_for(cfg.run.as_deref())?;
     let survey = ctx.survey().await?;
-    let pattern = match &cfg.run {
-        Some(id) if id.is_empty() || id.contains(['*', '?', '[', ':']) => {
-            bail!("--run takes a run id as printed by redlab (e.g. 01dkdz2yw1), not a pattern")
-        }
-        Some(id) => format!("redlab:{id}:*"),
-        None => "redlab:*".to_string(),
-    };
     let master = match survey.master() {
         Ok(m) => m,
         Err(e) if survey.master_state().error.is_some() => {
-            return master_gone(ctx, &survey, pattern, format!("{e:#}")).await;
+            return master_gone(ctx, &survey, &cfg, pattern, format!("{e:#}")).await;
         }
         Err(e) => return Err(e),
     };
     let mut conn = master.conn.clone();
     let cluster = ctx.shard.is_some();
-    let runs = registry::all_runs(&mut conn, cluster)
-        .await
-        .unwrap_or_default();
-    let live: BTreeSet<String> = runs
-        .iter()
-        .filter(|(_, alive, _)| *alive)
-        .map(|(r, _, _)| r.run_id.clone())
-        .collect();
-    if let Some(id) = cfg.run.as_ref().filter(|id| live.contains(*id)) {
+    let (owners, runs) = owners(&mut conn, cluster, cfg.run.as_deref()).await;
+    if let Some(id) = cfg.run.as_ref().filter(|id| owners.live.contains(*id)) {
         bail!(
             "run {id} is still running (its heartbeat is fresh): it removes its own keys; \
-             wait for it, or stop it and run clean again after 15 s"
+             wait for it, or stop it and run clean again after {} s",
+            registry::HEARTBEAT_TTL.as_secs()
         );
     }
     let verb = delete_verb(&mut conn, &ctx.key("may-delete")).await?;
@@ -110,6 +178,7 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CleanDetails>> {
     let mut removed: BTreeMap<String, u64> = BTreeMap::new();
     let mut total = 0u64;
     let mut live_keys = 0u64;
+    let mut foreign = Foreign::default();
     let started = Instant::now();
     let mut cursor = 0u64;
     loop {
@@ -123,11 +192,15 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CleanDetails>> {
                     .arg(1000),
             )
             .await?;
-        let (alive, mine): (Vec<Owned>, Vec<Owned>) = keys
-            .into_iter()
-            .filter_map(|k| Some((run_of(&k)?, k)))
-            .partition(|(id, _)| live.contains(id));
-        live_keys += alive.iter().filter(|(id, _)| *id != ctx.run_id).count() as u64;
+        let mut mine: Vec<Owned> = Vec::new();
+        for k in keys {
+            match owners.of(&k) {
+                Whose::Dead(id) => mine.push((id, k)),
+                Whose::Live(id) => live_keys += u64::from(id != ctx.run_id),
+                Whose::Registry => {}
+                Whose::Foreign => foreign.add(&k),
+            }
+        }
         if !mine.is_empty() {
             for cmd in unlinks(verb, &mine, cluster) {
                 total += conn.query::<u64>(&cmd).await?;
@@ -151,8 +224,7 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CleanDetails>> {
     // The dead runs' records go with their keys.
     let mut cleaned = Vec::new();
     for (rec, alive, tag) in &runs {
-        let wanted = cfg.run.as_ref().is_none_or(|id| *id == rec.run_id);
-        if !alive && wanted {
+        if !alive && owners.dead.contains(&rec.run_id) {
             let _ = registry::unregister(&mut conn, &rec.run_id, tag.as_deref()).await;
             cleaned.push(RunCleaned {
                 run_id: rec.run_id.clone(),
@@ -171,13 +243,15 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CleanDetails>> {
         removed: n,
     }));
     wait_replicas(&mut conn, ctx.timeout).await;
-    let nodes = remaining(&survey, &pattern, &live).await;
+    let nodes = remaining(&survey, &pattern, &owners).await;
     let details = CleanDetails {
         pattern,
         runs: cleaned,
-        live_runs: live.into_iter().collect(),
+        live_runs: owners.live.into_iter().collect(),
         live_keys,
         removed: total,
+        foreign_keys: foreign.count,
+        foreign_examples: foreign.examples,
         nodes,
     };
     let checks = checks(&details, None);
@@ -190,22 +264,51 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CleanDetails>> {
     ))
 }
 
+/// Keys under the namespace that are not provably redlab's.
+#[derive(Default)]
+struct Foreign {
+    count: u64,
+    examples: Vec<String>,
+}
+
+impl Foreign {
+    fn add(&mut self, key: &[u8]) {
+        self.count += 1;
+        if self.examples.len() < EXAMPLES {
+            self.examples
+                .push(crate::compare::fingerprint::printable(key));
+        }
+    }
+}
+
 /// The master is unreachable: nothing can be removed (a replica is read
 /// only); say what remains where, so the user knows what to clean once the
 /// master is back.
 async fn master_gone(
     ctx: &Ctx,
     survey: &Survey,
+    cfg: &Config,
     pattern: String,
     why: String,
 ) -> Result<Report<CleanDetails>> {
-    let nodes = remaining(survey, &pattern, &BTreeSet::new()).await;
+    // The registry is replicated: the first replica that answers has it.
+    let mut owners_seen = Owners::default();
+    for st in survey.all() {
+        if let Some(mut c) = st.conn.clone() {
+            let (o, _) = owners(&mut c, ctx.shard.is_some(), cfg.run.as_deref()).await;
+            owners_seen = o;
+            break;
+        }
+    }
+    let nodes = remaining(survey, &pattern, &owners_seen).await;
     let details = CleanDetails {
         pattern,
         runs: Vec::new(),
         live_runs: Vec::new(),
         live_keys: 0,
         removed: 0,
+        foreign_keys: 0,
+        foreign_examples: Vec::new(),
         nodes,
     };
     let checks = checks(&details, Some(&why));
@@ -236,17 +339,6 @@ fn unlinks(verb: &'static str, keys: &[(String, Vec<u8>)], cluster: bool) -> Vec
         .collect()
 }
 
-/// `redlab:<id>:...` -> `<id>`; a registry hash is not a run's key.
-fn run_of(key: &[u8]) -> Option<String> {
-    let k = std::str::from_utf8(key).ok()?;
-    if registry::is_runs_key(k) {
-        return None;
-    }
-    let rest = k.strip_prefix("redlab:")?;
-    let (id, _) = rest.split_once(':')?;
-    Some(id.to_string())
-}
-
 /// UNLINK, or DEL where the ACL allows only that (asked with a key that does
 /// not exist: nothing is deleted by asking).
 async fn delete_verb(conn: &mut Conn, probe: &str) -> Result<&'static str> {
@@ -257,7 +349,10 @@ async fn delete_verb(conn: &mut Conn, probe: &str) -> Result<&'static str> {
             Err(e) => return Err(e.into()),
         }
     }
-    bail!("the ACL user may neither UNLINK nor DEL: grant it, e.g. ACL SETUSER <user> +unlink ~redlab:*")
+    bail!(
+        "the ACL user may neither UNLINK nor DEL: grant it, e.g. ACL SETUSER <user> +unlink ~{}",
+        namespace::pattern()
+    )
 }
 
 async fn wait_replicas(conn: &mut Conn, timeout: Duration) {
@@ -281,15 +376,15 @@ async fn wait_replicas(conn: &mut Conn, timeout: Duration) {
 }
 
 /// Dead runs' keys on every reachable node (a read-only SCAN).
-async fn remaining(survey: &Survey, pattern: &str, live: &BTreeSet<String>) -> Vec<NodeLeft> {
+async fn remaining(survey: &Survey, pattern: &str, owners: &Owners) -> Vec<NodeLeft> {
     let mut out = Vec::new();
     for st in survey.all() {
-        out.push(count_on(st, pattern, live).await);
+        out.push(count_on(st, pattern, owners).await);
     }
     out
 }
 
-async fn count_on(st: &NodeState, pattern: &str, live: &BTreeSet<String>) -> NodeLeft {
+async fn count_on(st: &NodeState, pattern: &str, owners: &Owners) -> NodeLeft {
     let mut left = NodeLeft {
         name: st.node.name.clone(),
         address: st.node.addr(),
@@ -320,8 +415,7 @@ async fn count_on(st: &NodeState, pattern: &str, live: &BTreeSet<String>) -> Nod
             Ok((next, keys)) => {
                 n += keys
                     .iter()
-                    .filter_map(|k| run_of(k))
-                    .filter(|id| !live.contains(id))
+                    .filter(|k| matches!(owners.of(k), Whose::Dead(_)))
                     .count() as u64;
                 cursor = next;
             }
@@ -371,6 +465,9 @@ fn checks(d: &CleanDetails, master_gone: Option<&str>) -> Vec<Check> {
             ),
         ));
     }
+    if d.foreign_keys > 0 {
+        out.push(Check::warn("clean.foreign", foreign_reason(d)));
+    }
     for n in &d.nodes {
         let name = format!("{}.remaining", n.name);
         out.push(match (n.remaining, &n.error) {
@@ -395,6 +492,29 @@ fn checks(d: &CleanDetails, master_gone: Option<&str>) -> Vec<Check> {
     out
 }
 
+/// What was left alone under the namespace, and what to do about it.
+fn foreign_reason(d: &CleanDetails) -> String {
+    let shown: Vec<String> = d
+        .foreign_examples
+        .iter()
+        .map(|k| crate::report::shorten(k, 60))
+        .collect();
+    let more = d.foreign_keys.saturating_sub(shown.len() as u64);
+    format!(
+        "left alone: {} under {} that no redlab run recorded ({}{}): not provably redlab's. \
+         Yours? Give redlab its own namespace with --prefix (or REDLAB_PREFIX). A dead run's \
+         whose record is lost? Remove them with `clean --run ID`",
+        plural(d.foreign_keys, "key"),
+        namespace::root(),
+        shown.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    )
+}
+
 impl Details for CleanDetails {
     fn sections(&self) -> Vec<Section> {
         let mut r = Section::new(
@@ -415,6 +535,13 @@ impl Details for CleanDetails {
             r.notes.push(format!(
                 "left alone (still running): {}",
                 self.live_runs.join(", ")
+            ));
+        }
+        if self.foreign_keys > 0 {
+            r.notes.push(format!(
+                "left alone (not redlab's): {} under {}",
+                plural(self.foreign_keys, "key"),
+                namespace::root()
             ));
         }
         let mut n = Section::new("What remains", &["node", "address", "keys of dead runs"]);

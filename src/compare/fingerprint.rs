@@ -319,9 +319,45 @@ pub fn printable(b: &[u8]) -> String {
     s
 }
 
+/// The bytes in base64 when `printable` had to escape any of them (a
+/// reader can then take the exact name from the report), else None.
+pub fn base64_if_escaped(b: &[u8]) -> Option<String> {
+    if printable(b).as_bytes() == b {
+        return None;
+    }
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(b.len().div_ceil(3) * 4);
+    for chunk in b.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &c)| n | (c as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escaped_names_carry_their_bytes() {
+        assert_eq!(base64_if_escaped(b"user:1"), None);
+        assert_eq!(base64_if_escaped(b"a\\x00b").as_deref(), Some("YVx4MDBi"));
+        assert_eq!(base64_if_escaped(b"a\0b").as_deref(), Some("YQBi"));
+        assert_eq!(base64_if_escaped(b"a\0").as_deref(), Some("YQA="));
+        assert_eq!(base64_if_escaped(b"\xff").as_deref(), Some("/w=="));
+        // A NUL byte and the four characters `\x00` read differently.
+        assert_eq!(printable(b"a\0b"), r"a\x00b");
+        assert_eq!(printable(br"a\x00b"), r"a\\x00b");
+    }
 
     fn bulk(s: &str) -> Value {
         Value::BulkString(s.as_bytes().to_vec())

@@ -409,6 +409,7 @@ pub(super) fn sample(
         kind,
         db: d.db,
         key: printable(&d.key),
+        key_base64: crate::compare::fingerprint::base64_if_escaped(&d.key),
         detail,
     }
 }

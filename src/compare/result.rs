@@ -120,8 +120,15 @@ pub struct KeySample {
     pub kind: Kind,
     /// Database number.
     pub db: u32,
-    /// The key name, non-printable bytes as `\xNN`.
+    /// The key name as redis-cli shows it: printable ASCII as is, a
+    /// backslash as `\\`, a double quote as `\"`, `\n` `\r` `\t`, any
+    /// other byte as `\xNN` (so the byte 0x00 is `\x00` and the four
+    /// characters `\x00` are `\\x00`: one reading only).
     pub key: String,
+    /// The key's exact bytes in base64 (standard alphabet, padded), present
+    /// when `key` is not the name as it is (any escape in it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_base64: Option<String>,
     /// What differs (types, sizes, TTLs; values only with --show-values).
     pub detail: String,
 }

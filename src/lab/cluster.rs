@@ -240,7 +240,11 @@ impl ClusterLab {
             }
             let mut c = Conn::connect(&self.node(&s.master), timeout).await?;
             let (a, _) = slot_range(i, self.shards.len());
-            let key = format!("redlab:lab:{{{}}}:sync", slot::tag_for_slot(a));
+            let key = format!(
+                "{}lab:{{{}}}:sync",
+                crate::run::namespace::root(),
+                slot::tag_for_slot(a)
+            );
             loop {
                 let mut p = redis::pipe();
                 p.cmd("SET")

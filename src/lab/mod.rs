@@ -487,7 +487,11 @@ async fn stream_flows(master: &mut Conn, replicas: usize, deadline: Instant) -> 
         .saturating_duration_since(Instant::now())
         .max(Duration::from_millis(1));
     master
-        .query::<u64>(redis::cmd("PUBLISH").arg("redlab:lab:sync").arg("1"))
+        .query::<u64>(
+            redis::cmd("PUBLISH")
+                .arg(format!("{}lab:sync", crate::run::namespace::root()))
+                .arg("1"),
+        )
         .await?;
     let acked: u64 = master
         .query_for(

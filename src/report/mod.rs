@@ -10,6 +10,7 @@ mod markdown;
 mod markup;
 mod output;
 pub mod plot;
+pub mod safe;
 mod table;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 pub use figure::Figure;
+pub use safe::shorten;
 pub use table::human_bytes;
 
 use figure::Palette;
@@ -381,13 +383,27 @@ impl<D: Details> Report<D> {
             Ok(s)
         };
         let (figures, palette) = self.figures();
+        // JSON keeps every name whole; the formats people read get them
+        // shortened and with control characters shown (`safe`).
+        let human = format != Format::Json;
+        let mut sections = self.details.sections();
+        let (checks, nodes, manifest);
+        let (checks, nodes, manifest) = if human {
+            safe_sections(&mut sections);
+            checks = safe_checks(&self.checks);
+            nodes = safe_nodes(&self.nodes);
+            manifest = safe_manifest(&self.manifest);
+            (&checks[..], &nodes[..], &manifest)
+        } else {
+            (&self.checks[..], &self.nodes[..], &self.manifest)
+        };
         let doc = Document {
             command: &self.command,
             verdict: self.verdict,
-            manifest: &self.manifest,
-            nodes: &self.nodes,
-            checks: &self.checks,
-            sections: self.details.sections(),
+            manifest,
+            nodes,
+            checks,
+            sections,
             figures,
             palette,
             figure_links,
@@ -399,9 +415,62 @@ impl<D: Details> Report<D> {
     }
 }
 
+fn safe_sections(sections: &mut [Section]) {
+    for s in sections {
+        s.title = safe::for_humans(&s.title);
+        for r in &mut s.rows {
+            for c in r.iter_mut() {
+                *c = safe::for_humans(c);
+            }
+        }
+        for n in &mut s.notes {
+            *n = safe::for_humans(n);
+        }
+    }
+}
+
+fn safe_checks(checks: &[Check]) -> Vec<Check> {
+    checks
+        .iter()
+        .map(|c| Check {
+            name: safe::for_humans(&c.name),
+            verdict: c.verdict,
+            reason: safe::for_humans(&c.reason),
+        })
+        .collect()
+}
+
+fn safe_nodes(nodes: &[NodeInfo]) -> Vec<NodeInfo> {
+    let f = |o: &Option<String>| o.as_deref().map(safe::for_humans);
+    nodes
+        .iter()
+        .map(|n| NodeInfo {
+            name: safe::for_humans(&n.name),
+            address: safe::for_humans(&n.address),
+            expected_role: n.expected_role.clone(),
+            role: f(&n.role),
+            redis_version: f(&n.redis_version),
+            maxmemory_bytes: n.maxmemory_bytes,
+            maxmemory_policy: f(&n.maxmemory_policy),
+            persistence: f(&n.persistence),
+            error: f(&n.error),
+        })
+        .collect()
+}
+
+fn safe_manifest(m: &Manifest) -> Manifest {
+    Manifest {
+        args: m.args.iter().map(|a| safe::for_humans(a)).collect(),
+        host: safe::for_humans(&m.host),
+        ..m.clone()
+    }
+}
+
 /// Sections alone, without a report around them (the live views of `stats
 /// --watch` and `demo`). JSON and JUnit have no such view: they get the table.
 pub fn render_sections(sections: &[Section], format: Format, view: View) -> String {
+    let mut sections = sections.to_vec();
+    safe_sections(&mut sections);
     let mut out = String::new();
     for (i, s) in sections.iter().enumerate() {
         if i > 0 {

@@ -16,6 +16,7 @@ use crate::ui::progress::Progress;
 pub mod cleanup;
 mod ledger;
 mod manifest;
+pub mod namespace;
 pub mod registry;
 pub mod safety;
 mod signals;
@@ -82,10 +83,7 @@ impl Ctx {
     /// `redlab:<run-id>:` — every key redlab writes starts with this; on a
     /// cluster shard `redlab:<run-id>:{tag}:`, which hashes to the shard.
     pub fn prefix(&self) -> String {
-        match &self.shard {
-            Some(s) => format!("redlab:{}:{{{}}}:", self.run_id, s.tag),
-            None => format!("redlab:{}:", self.run_id),
-        }
+        namespace::run_prefix(&self.run_id, self.registry_tag())
     }
 
     /// The shard's hash tag, for the registry's key names (None off a cluster).

@@ -21,8 +21,10 @@ use serde::{Deserialize, Serialize};
 use super::ledger::RangeRecord;
 use crate::client::{Conn, NodeError};
 
-/// The hash of run records, field = run id.
-pub const RUNS_KEY: &str = "redlab:runs";
+/// The hash of run records, field = run id: `redlab:runs` (in the namespace).
+fn runs_base() -> String {
+    format!("{}runs", super::namespace::root())
+}
 /// How long a heartbeat lives unless refreshed.
 pub const HEARTBEAT_TTL: Duration = Duration::from_secs(15);
 /// How often a live run refreshes it.
@@ -38,29 +40,26 @@ const COUNT_EXACT_UP_TO: u64 = 100_000;
 /// with it, and `clean` on one shard master is complete by itself.
 pub fn runs_key(tag: Option<&str>) -> String {
     match tag {
-        Some(t) => format!("{RUNS_KEY}:{{{t}}}"),
-        None => RUNS_KEY.to_string(),
+        Some(t) => format!("{}:{{{t}}}", runs_base()),
+        None => runs_base(),
     }
 }
 
 /// The heartbeat, in the same slot as the registry that lists the run.
 pub fn heartbeat_key(run_id: &str, tag: Option<&str>) -> String {
-    match tag {
-        Some(t) => format!("redlab:{run_id}:{{{t}}}:alive"),
-        None => format!("redlab:{run_id}:alive"),
-    }
+    format!("{}alive", super::namespace::run_prefix(run_id, tag))
 }
 
 /// The tag of a registry key (`redlab:runs:{tag}`), None for `redlab:runs`.
 pub fn tag_of_runs_key(key: &str) -> Option<&str> {
-    key.strip_prefix(RUNS_KEY)?
+    key.strip_prefix(runs_base().as_str())?
         .strip_prefix(":{")?
         .strip_suffix('}')
 }
 
 /// Whether a key is a registry hash (not a run's key).
 pub fn is_runs_key(key: &str) -> bool {
-    key == RUNS_KEY || tag_of_runs_key(key).is_some()
+    key == runs_base() || tag_of_runs_key(key).is_some()
 }
 
 /// What a run tells later runs about itself.
@@ -82,6 +81,11 @@ pub struct RunRecord {
     /// Every other key it wrote carries a TTL and is gone by then (unix ms).
     #[serde(default)]
     pub expiring_keys_gone_by_ms: u64,
+    /// The run has ended (it exited, or was interrupted) and left what its
+    /// ranges say: it is dead at once, whatever its heartbeat's TTL, so the
+    /// `clean --run` it printed works as soon as it has exited.
+    #[serde(default)]
+    pub finished: bool,
 }
 
 pub fn now_ms() -> u64 {
@@ -152,7 +156,10 @@ pub async fn runs(conn: &mut Conn, tag: Option<&str>) -> Result<Vec<(RunRecord, 
     Ok(records
         .into_iter()
         .zip(alive)
-        .map(|(r, a)| (r, a > 0))
+        .map(|(r, a)| {
+            let alive = a > 0 && !r.finished;
+            (r, alive)
+        })
         .collect())
 }
 
@@ -174,7 +181,7 @@ pub async fn all_runs(
                     redis::cmd("SCAN")
                         .arg(cursor)
                         .arg("MATCH")
-                        .arg(format!("{RUNS_KEY}:*"))
+                        .arg(format!("{}:*", runs_base()))
                         .arg("COUNT")
                         .arg(1000),
                 )

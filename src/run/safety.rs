@@ -190,6 +190,7 @@ impl State {
             db: ctx.topology.master.db(),
             ranges: ctx.ledger.ranges(),
             expiring_keys_gone_by_ms: self.lock().expiring_until_ms,
+            finished: false,
         }
     }
 }
@@ -260,9 +261,10 @@ impl Ctx {
             }
         }
         Err(Refused { kind: RefusedKind::CannotClean, message: format!(
-            "{}: the ACL user may neither UNLINK nor DEL keys under redlab:*, so nothing redlab \
-             wrote could be removed; refused before any write. Grant it: ACL SETUSER <user> +unlink ~redlab:*",
-            master.node().label()
+            "{}: the ACL user may neither UNLINK nor DEL keys under {ns}, so nothing redlab \
+             wrote could be removed; refused before any write. Grant it: ACL SETUSER <user> +unlink ~{ns}",
+            master.node().label(),
+            ns = super::namespace::pattern()
         )})
     }
 
@@ -308,8 +310,13 @@ impl Ctx {
     /// Stop the heartbeat; remove the record when nothing is left, else
     /// keep it (the run then reads as dead, and `clean` finds its keys).
     pub async fn unregister(&self, everything_removed: bool) {
-        if let Some(h) = self.safety.heartbeat.lock().ok().and_then(|mut h| h.take()) {
+        let beating = self.safety.heartbeat.lock().ok().and_then(|mut h| h.take());
+        if let Some(h) = beating {
             h.abort();
+            // Until the task is gone, a beat it had started may land after
+            // the lines below and bring the heartbeat (and an unfinished
+            // record) back for 15 s, refusing the printed `clean --run`.
+            let _ = h.await;
         }
         if !self.safety.wrote() {
             return;
@@ -321,7 +328,11 @@ impl Ctx {
             registry::unregister(&mut c, &self.run_id, self.registry_tag()).await
         } else {
             let tag = self.registry_tag();
-            let _ = registry::beat(&mut c, &self.safety.record(self), tag).await;
+            let rec = RunRecord {
+                finished: true,
+                ..self.safety.record(self)
+            };
+            let _ = registry::beat(&mut c, &rec, tag).await;
             registry::stop_heartbeat(&mut c, &self.run_id, tag).await
         };
     }
@@ -445,14 +456,14 @@ async fn leftovers(c: &mut Conn, ctx: &Ctx) -> Vec<Check> {
         out.push(Check::warn(
             format!("{}.leftovers", ctx.topology.master.name),
             format!(
-                "a dead redlab run ({} on {}, pid {}, started {}) left {} under redlab:{}: \
+                "a dead redlab run ({} on {}, pid {}, started {}) left {} under {}: \
                  remove them with `{}`",
                 rec.command,
                 rec.host,
                 rec.pid,
                 rec.started_at,
                 what.join(" and "),
-                rec.run_id,
+                super::namespace::run_prefix(&rec.run_id, None),
                 clean_hint(ctx, Some(&rec.run_id))
             ),
         ));
@@ -471,7 +482,17 @@ pub fn clean_hint(ctx: &Ctx, run: Option<&str>) -> String {
         .username()
         .map(|u| format!("{u}@"))
         .unwrap_or_default();
-    let mut s = format!("redlab --master {scheme}://{user}{}/{}", m.addr(), m.db());
+    let ns = super::namespace::name();
+    let prefix = if ns == super::namespace::DEFAULT {
+        String::new()
+    } else {
+        format!("--prefix {ns} ")
+    };
+    let mut s = format!(
+        "redlab {prefix}--master {scheme}://{user}{}/{}",
+        m.addr(),
+        m.db()
+    );
     if m.password().is_some() {
         s = format!("REDLAB_PASSWORD=... {s}");
     }

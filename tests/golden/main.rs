@@ -462,14 +462,22 @@ fn redlab_report_renders_a_saved_report_as_html_and_markdown() {
     ] {
         assert!(dir.path().join("out").join(f).is_file(), "no {f}");
     }
-    // A saved failure renders; rendering it is not itself a failure.
+    // A saved failure renders and exits as the run did (1), also when the
+    // file's top-level verdict says otherwise: its checks decide.
     let mut failed = fabricate::perf_json();
     failed["checks"][0]["verdict"] = "fail".into();
-    failed["verdict"] = "fail".into();
-    saved(dir.path(), "failed.json", &failed);
-    let (code, out, _) = redlab(&["report", "failed.json"], dir.path());
-    assert_eq!(code, 0);
-    assert!(out.starts_with("redlab perf: FAIL\n"));
+    for stated in ["fail", "pass"] {
+        failed["verdict"] = stated.into();
+        saved(dir.path(), "failed.json", &failed);
+        let (code, out, err) = redlab(&["report", "failed.json"], dir.path());
+        assert_eq!(code, 1, "{err}");
+        assert!(out.starts_with("redlab perf: FAIL\n"), "{out}");
+        assert_eq!(
+            err.contains("its checks make it FAIL, not the PASS it states"),
+            stated == "pass",
+            "{err}"
+        );
+    }
 }
 
 #[test]

@@ -5,6 +5,7 @@
 use serde::de::DeserializeOwned;
 
 use super::{CheckDetails, CheckRun};
+use crate::cmd::compare::CompareDetails;
 use crate::cmd::keycount::KeycountDetails;
 use crate::cmd::perf::PerfDetails;
 use crate::cmd::replicate_check::ReplicateDetails;
@@ -36,6 +37,7 @@ fn view(r: &CheckRun) -> Option<Box<dyn View>> {
         "keycount" => typed::<KeycountDetails>(r),
         "expiry" => typed::<TtlWatchDetails>(r),
         "throughput" => typed::<PerfDetails>(r),
+        "consistency" => typed::<CompareDetails>(r),
         _ => None,
     }
 }

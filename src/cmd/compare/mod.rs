@@ -111,7 +111,10 @@ pub async fn consistency_step(
         // Nothing of the user's was compared: a pass would be over nothing.
         let skip = Check::skip(
             "consistency",
-            "not run: the master holds no key but redlab's own (redlab:*), so there is no data to compare",
+            format!(
+                "not run: the master holds no key but redlab's own ({}), so there is no data to compare",
+                crate::run::namespace::pattern()
+            ),
         );
         return Ok((vec![skip], details));
     }

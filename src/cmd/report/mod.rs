@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
 use crate::config::Settings;
 use crate::report::{AnyReport, Details, Report, Section, Verdict};
 
-/// Renders, and exits 0 once rendered: the saved verdict is in the output,
-/// and turning a failed run's report into pictures is not itself a failure.
-/// The saved report to render, and another to compare it with.
+/// The saved report to render, and another to compare it with. The verdict
+/// is recomputed from the saved checks (the worst of them, as the run did)
+/// and is the exit code's, 0 or 1 as the run's: a file whose top-level
+/// verdict disagrees with its checks does not pass on its word.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub file: PathBuf,
@@ -28,6 +29,7 @@ pub fn run(args: Config, g: &Settings) -> Result<Verdict> {
         overlay::run(g, &args.file, saved, other, read(other)?)?;
         return Ok(Verdict::Pass);
     }
+    let stated = saved.get("verdict").cloned();
     let mut report = typed(saved).or_else(|(e, saved)| {
         let generic: Report<Saved> = serde_json::from_value(saved)
             .with_context(|| format!("{}: not a redlab report", args.file.display()))?;
@@ -38,8 +40,20 @@ pub fn run(args: Config, g: &Settings) -> Result<Verdict> {
         );
         anyhow::Ok(Box::new(generic) as Box<dyn AnyReport>)
     })?;
-    crate::emit(g, report.as_mut())?;
-    Ok(Verdict::Pass)
+    // The checks decide, not the stored verdict.
+    report.add_checks(Vec::new());
+    let recomputed = report.verdict();
+    let said = stated.and_then(|v| serde_json::from_value::<Verdict>(v).ok());
+    if let Some(said) = said.filter(|v| *v != recomputed) {
+        eprintln!(
+            "redlab: {}: its checks make it {}, not the {} it states at the top; shown as {}",
+            args.file.display(),
+            recomputed.as_str(),
+            said.as_str(),
+            recomputed.as_str()
+        );
+    }
+    crate::emit(g, report.as_mut())
 }
 
 /// A saved report as its subcommand's own report, to render as that
@@ -98,7 +112,9 @@ fn as_report<D: Details + DeserializeOwned + 'static>(
 pub fn read(path: &Path) -> Result<serde_json::Value> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the report {}", path.display()))?;
-    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| {
+    // Editors on Windows save UTF-8 with a byte-order mark; JSON has none.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let v: serde_json::Value = serde_json::from_str(text).with_context(|| {
         format!(
             "{}: not a JSON report (write one with --format json --output FILE)",
             path.display()
