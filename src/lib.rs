@@ -16,6 +16,7 @@ pub mod replication;
 pub mod report;
 pub mod run;
 pub mod series;
+pub mod serving;
 pub mod survey;
 pub mod topology;
 pub mod ui;
@@ -118,7 +119,9 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
             }
             Ok(master) => discovered = Some(master),
             // `check` reports an unusable master itself, in its report, so CI still gets one.
-            Err(_) if matches!(job, Job::Check(_)) => {}
+            // So does every subcommand for a master that does not serve
+            // (the survey says so again, in its way).
+            Err(e) if matches!(job, Job::Check(_)) || serving::NotServing::of(&e).is_some() => {}
             Err(e) => return Err(e),
         }
     }
@@ -244,6 +247,25 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
                 None if report.interrupted() => Ok(Outcome::Interrupted),
                 None => Ok(Outcome::Done(verdict)),
             }
+        }
+        // A node that does not serve fails a checking subcommand (exit 1),
+        // with its report; a writing one refused it (exit 2, below).
+        Some(Ok(Err(e))) if !run::writes_by_design(name) && run::safety::is_not_serving(&e) => {
+            let mut r = failed_report(name, ctx, &e);
+            let serving = match serving::NotServing::of(&e) {
+                Some(n) => n.check(),
+                None => report::Check::fail(
+                    format!("{}.serving", ctx.topology.master.name),
+                    format!("{e:#}"),
+                ),
+            };
+            r.checks.clear();
+            if !extra.iter().any(|c| c.name == serving.name) {
+                r.add_checks(vec![serving]);
+            }
+            r.add_checks(extra);
+            let verdict = emit(&settings, &mut r)?;
+            Ok(Outcome::Done(verdict))
         }
         Some(Ok(Err(e))) => {
             // The report file a CI job waits for still says what happened,

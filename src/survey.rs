@@ -9,6 +9,7 @@ use anyhow::{bail, Result};
 
 use crate::client::{Conn, Info, NodeError};
 use crate::report::NodeInfo;
+use crate::serving::{self, NotServing, Serving};
 use crate::topology::{Node, Role, Topology};
 
 pub struct NodeState {
@@ -19,6 +20,9 @@ pub struct NodeState {
     pub persistence: Option<String>,
     /// For a Sentinel: the masters it monitors, `name at host:port`.
     pub sentinel_masters: Vec<String>,
+    /// How it serves its users (`serving::classify`); None where it could
+    /// not be told (unreachable, not Redis).
+    pub serving: Option<Serving>,
 }
 
 impl NodeState {
@@ -38,6 +42,14 @@ impl NodeState {
             persistence: self.persistence.clone(),
             error: self.error.as_ref().map(|e| e.message.clone()),
         }
+    }
+
+    /// Why it does not serve, where it does not.
+    pub fn not_serving(&self) -> Option<NotServing> {
+        self.serving
+            .clone()
+            .filter(|s| *s != Serving::Serving)
+            .map(|s| NotServing::new(&self.node, s))
     }
 
     fn is_sentinel(&self) -> bool {
@@ -99,6 +111,10 @@ impl Survey {
     /// The master, or why redlab cannot use it. Checked before any write.
     pub fn master(&self) -> Result<Master<'_>> {
         let st = self.master_state();
+        // Nothing can be read from a master that is loading or busy.
+        if let Some(n) = st.not_serving().filter(|n| !n.state.reads()) {
+            return Err(n.into());
+        }
         if let Some(e) = &st.error {
             bail!("{e}");
         }
@@ -192,10 +208,12 @@ async fn visit(node: Node, timeout: Duration) -> NodeState {
         error: None,
         persistence: None,
         sentinel_masters: Vec::new(),
+        serving: None,
     };
     let mut conn = match Conn::connect(&st.node, timeout).await {
         Ok(c) => c,
         Err(e) => {
+            st.serving = serving::from_error(&e);
             st.error = Some(e);
             return st;
         }
@@ -207,10 +225,15 @@ async fn visit(node: Node, timeout: Duration) -> NodeState {
             if info.get("redis_mode") == Some("sentinel") {
                 st.sentinel_masters = conn.sentinel_masters().await.unwrap_or_default();
             }
+            let probe = serving::probe(&mut conn, &info).await;
+            st.serving = Some(serving::classify(&info, conn.ping_refused(), probe));
             st.info = Some(info);
             st.conn = Some(conn);
         }
-        Err(e) => st.error = Some(e),
+        Err(e) => {
+            st.serving = serving::from_error(&e);
+            st.error = Some(e);
+        }
     }
     st
 }
@@ -260,6 +283,9 @@ pub async fn survey_reusing(
 /// the caller discovers the cluster from it (`NodeState::is_cluster`).
 pub async fn discover(topo: &mut Topology, timeout: Duration) -> Result<NodeState> {
     let master = visit(topo.master.clone(), timeout).await;
+    if let Some(n) = master.not_serving().filter(|n| !n.state.reads()) {
+        return Err(n.into());
+    }
     if let Some(e) = &master.error {
         bail!("{e}");
     }

@@ -19,6 +19,12 @@ pub enum ErrorKind {
     OutOfMemory,
     MasterDown,
     Loading,
+    /// Busy running a long script or function (BUSY): it answers nothing
+    /// else until the script ends or is killed.
+    Busy,
+    /// Writes refused with MISCONF: a failed RDB save with
+    /// stop-writes-on-bgsave-error (reads still work).
+    Misconf,
     /// The server is at maxclients.
     MaxClients,
     /// Writes refused: min-replicas-to-write is not met.
@@ -127,6 +133,18 @@ pub fn classify(
             return (
                 ErrorKind::Loading,
                 format!("{op} refused: Redis is loading the dataset in memory; wait and retry"),
+            )
+        }
+        "BUSY" => {
+            return (
+                ErrorKind::Busy,
+                format!("{op} refused with BUSY: the server is running a long script or function and answers nothing else; end it (SCRIPT KILL or FUNCTION KILL) or wait"),
+            )
+        }
+        "MISCONF" => {
+            return (
+                ErrorKind::Misconf,
+                format!("{op} refused with MISCONF: its last RDB save failed and stop-writes-on-bgsave-error is on, so every write is refused; fix the save (disk, dir, permissions) or BGSAVE again"),
             )
         }
         _ => {}

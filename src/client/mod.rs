@@ -25,6 +25,9 @@ pub struct Conn {
     timeout: Duration,
     /// PING answered: a later drop is a lost connection, not a wrong scheme.
     established: bool,
+    /// What PING answered at connect when it was a refusal of a server that
+    /// still answers INFO (LOADING, MASTERDOWN, MISCONF): how it serves.
+    ping_refused: Option<ErrorKind>,
     inner: MultiplexedConnection,
 }
 
@@ -77,12 +80,21 @@ impl Conn {
             tls: node.tls(),
             timeout,
             established: false,
+            ping_refused: None,
             inner,
         };
         // The handshake alone does not prove a Redis is there (without AUTH nothing is sent).
         match conn.ping().await {
-            // A Redis that answers but serves no data yet: INFO still works, and says why.
-            Err(e) if matches!(e.kind, ErrorKind::MasterDown | ErrorKind::Loading) => {}
+            // A Redis that answers but does not serve (no data yet, or no
+            // writes): INFO still works, and says why.
+            Err(e)
+                if matches!(
+                    e.kind,
+                    ErrorKind::MasterDown | ErrorKind::Loading | ErrorKind::Misconf
+                ) =>
+            {
+                conn.ping_refused = Some(e.kind)
+            }
             other => other?,
         }
         conn.established = true;
@@ -96,6 +108,12 @@ impl Conn {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// What PING answered at connect, when it was a refusal (LOADING,
+    /// MASTERDOWN, MISCONF) of a server that still answers INFO.
+    pub fn ping_refused(&self) -> Option<ErrorKind> {
+        self.ping_refused
     }
 
     pub fn addr(&self) -> &str {

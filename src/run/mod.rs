@@ -35,6 +35,12 @@ pub fn key_ttl(need: Duration) -> Duration {
     need.max(MIN_KEY_TTL)
 }
 
+/// The subcommands whose purpose is to write (load, demo, expiry, drill):
+/// they refuse to start on a node that does not serve.
+pub fn writes_by_design(command: &str) -> bool {
+    matches!(command, "perf" | "demo" | "ttl-watch" | "drill")
+}
+
 /// The shard of a cluster a `Ctx` works on: one `Ctx` per shard, each with
 /// the shard's topology, its own ledger, safety state and registry.
 #[derive(Debug, Clone)]
@@ -103,8 +109,31 @@ impl Ctx {
             *n = s.infos();
         }
         s.validate()?;
+        self.serving_gate(&s)?;
         self.safety.first_survey(self, &s).await;
         Ok(s)
+    }
+
+    /// Every node that does not serve its users (`serving`): a subcommand
+    /// that writes by design refuses to run (exit 2); the others run what
+    /// they can and their report carries `<node>.serving`, failed.
+    fn serving_gate(&self, s: &Survey) -> anyhow::Result<()> {
+        let down = s.all().iter().filter_map(|st| st.not_serving());
+        if writes_by_design(self.command) {
+            return match down.into_iter().next() {
+                Some(n) => Err(n.into()),
+                None => Ok(()),
+            };
+        }
+        if let Ok(mut x) = self.extra_checks.lock() {
+            for c in down.map(|n| n.check()) {
+                // Said once, however many surveys the run takes.
+                if !x.iter().any(|e| e.name == c.name) {
+                    x.push(c);
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn key(&self, suffix: &str) -> String {

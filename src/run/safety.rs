@@ -57,10 +57,22 @@ pub enum RefusedKind {
     /// The master refuses every client's writes (NOREPLICAS: fewer good
     /// replicas than min-replicas-to-write): a fault of the topology.
     WritesRefused,
+    /// The master does not serve writes (`serving::Serving`: LOADING, BUSY,
+    /// MISCONF, OOM under a policy that cannot evict): an outage.
+    NotServing,
 }
 
-/// A node as the first survey found it: its connection and `evicted_keys`.
-type Watched = (Node, Option<Conn>, Option<u64>);
+/// Whether `e` says a node does not serve (`serving::NotServing`, or a
+/// write refused for that reason): a checking subcommand fails on it (exit
+/// 1) where a writing one refuses (exit 2).
+pub fn is_not_serving(e: &anyhow::Error) -> bool {
+    crate::serving::NotServing::of(e).is_some()
+        || RefusedKind::of(e) == Some(RefusedKind::NotServing)
+}
+
+/// A node as the first survey found it: its connection, `evicted_keys`, and
+/// whether it was a full cache that evicts by design (`serving::evicting_at_limit`).
+type Watched = (Node, Option<Conn>, Option<u64>, bool);
 
 struct Inner {
     /// Every node with its survey connection and `evicted_keys` then.
@@ -156,7 +168,11 @@ impl State {
                         .iter()
                         .map(|st| {
                             let ev = st.info.as_ref().and_then(|i| i.u64("evicted_keys"));
-                            (st.node.clone(), st.conn.clone(), ev)
+                            let full = st
+                                .info
+                                .as_ref()
+                                .is_some_and(crate::serving::evicting_at_limit);
+                            (st.node.clone(), st.conn.clone(), ev, full)
                         })
                         .collect(),
                 );
@@ -229,6 +245,12 @@ impl Ctx {
 
     /// Room, and the right to delete what it writes; the reason if not.
     async fn may_write(&self, master: &Master<'_>, need: u64) -> Result<(), Refused> {
+        if let Some(n) = master.state.not_serving() {
+            return Err(Refused {
+                kind: RefusedKind::NotServing,
+                message: format!("{n}; refused before any write"),
+            });
+        }
         if let Some(why) = full(master, need, self.allow_eviction) {
             return Err(why);
         }
@@ -242,6 +264,13 @@ impl Ctx {
                     return Ok(());
                 }
                 Err(e) if e.kind == ErrorKind::NoPermission => continue,
+                // Refused since the survey (a save failed, a script started...).
+                Err(e) if matches!(e.kind, ErrorKind::Misconf | ErrorKind::Loading | ErrorKind::Busy | ErrorKind::OutOfMemory) => {
+                    return Err(Refused {
+                        kind: RefusedKind::NotServing,
+                        message: format!("{e}; refused before any write"),
+                    })
+                }
                 Err(e) if e.kind == ErrorKind::NoReplicas => {
                     return Err(Refused {
                         kind: RefusedKind::WritesRefused,
@@ -338,14 +367,17 @@ impl Ctx {
     }
 
     /// `<node>.evictions`: keys evicted on a node while this run wrote.
+    /// On a full cache that evicts by design, every run says how many keys
+    /// were evicted while it ran, written or not: at the limit reads evict too.
     pub async fn eviction_checks(&self) -> Vec<Check> {
-        if !self.safety.wrote() {
-            return Vec::new();
-        }
+        let wrote = self.safety.wrote();
         let nodes = self.safety.lock().nodes.clone().unwrap_or_default();
         let bound = self.timeout.min(Duration::from_secs(1));
         let mut out = Vec::new();
-        for (node, conn, before) in nodes {
+        for (node, conn, before, full) in nodes {
+            if !wrote && !full {
+                continue;
+            }
             let (Some(mut c), Some(before)) = (conn, before) else {
                 continue;
             };
@@ -355,6 +387,19 @@ impl Ctx {
                 continue;
             };
             let n = after.saturating_sub(before);
+            let name = format!("{}.evictions", node.name);
+            if full && (!wrote || n == 0) {
+                out.push(Check::warn(
+                    name,
+                    format!(
+                        "a full cache that evicts by design: {} evicted while this run ran \
+                         (evicted_keys {before} -> {after}); at its limit every command evicts, \
+                         reads included (their replies count towards maxmemory)",
+                        plural(n, "key")
+                    ),
+                ));
+                continue;
+            }
             if n == 0 {
                 continue;
             }
@@ -362,7 +407,6 @@ impl Ctx {
                 "{} evicted during this run (evicted_keys {before} -> {after})",
                 plural(n, "key")
             );
-            let name = format!("{}.evictions", node.name);
             out.push(if self.allow_eviction {
                 Check::warn(name, format!("{reason}; allowed by --allow-eviction"))
             } else {
@@ -402,10 +446,10 @@ fn full(master: &Master<'_>, need: u64, allow_eviction: bool) -> Option<Refused>
             crate::report::human_bytes(need.max(1))
         )
     };
-    if policy == "noeviction" {
-        // Already at its limit, every write is refused (OOM) whoever sends
-        // it: redlab's fail on their own, harming nobody, and say so.
-        if used as f64 >= max as f64 * 0.98 || allow_eviction {
+    // noeviction, or volatile-* with no key with a TTL: nothing can make room.
+    if !crate::serving::evicts(i) {
+        // At its limit it does not serve (`serving`): refused before this.
+        if allow_eviction {
             return None;
         }
         // Below it, this run could push it there and make the users' writes fail.

@@ -217,7 +217,14 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CheckDetails>> {
     let survey = ctx.survey().await?;
     spinner.finish();
     let master = survey.master();
-    let refused = master.as_ref().err().map(|e| format!("{e:#}"));
+    let unusable = master.as_ref().err().map(|e| format!("{e:#}"));
+    // A master that does not serve fails the gate (exit 1, `<node>.serving`);
+    // one that cannot be used at all is an error (exit 2).
+    let refused = master
+        .as_ref()
+        .err()
+        .filter(|e| !crate::run::safety::is_not_serving(e))
+        .map(|e| format!("{e:#}"));
     let env = Env {
         cfg: &cfg,
         ctx,
@@ -242,12 +249,17 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CheckDetails>> {
             });
             continue;
         }
-        let outcome = match (&refused, entry.needs_master, &env.master) {
+        let outcome = match (&unusable, entry.needs_master, &env.master) {
             (Some(why), true, _) => Err(anyhow!("not run: {why}")),
             (_, _, Some(m)) if entry.writes => match ctx.prepare_writes(m, WRITE_BYTES).await {
                 Ok(()) => (entry.run)(&env).await,
                 // A master that refuses every write is broken, not full.
-                Err(why) if RefusedKind::of(&why) == Some(RefusedKind::WritesRefused) => {
+                Err(why)
+                    if matches!(
+                        RefusedKind::of(&why),
+                        Some(RefusedKind::WritesRefused | RefusedKind::NotServing)
+                    ) =>
+                {
                     Ok(StepOutcome {
                         items: vec![Check::fail(entry.name, format!("{why:#}"))],
                         ..StepOutcome::default()
