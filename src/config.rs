@@ -331,6 +331,7 @@ fn job(command: &Command, settings: &Settings) -> Result<Job> {
                 min_ops: a.min_ops,
                 unknown,
                 cluster_step: check::cluster_wanted(&a.skip, &a.only),
+                sentinel_step: check::step_wanted(check::SENTINEL_STEP, &a.skip, &a.only),
             })
         }
         Command::Stats(a) => Job::Stats(stats_config(a, out)),

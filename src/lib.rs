@@ -164,7 +164,11 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
             })
             .collect(),
         None => {
+            let sentinels = sentinel_checks(&job, &topology);
             let ctx = make_ctx(topology, None, progress);
+            if let Ok(mut x) = ctx.extra_checks.lock() {
+                x.extend(sentinels);
+            }
             *ctx.discovered.lock().unwrap_or_else(|e| e.into_inner()) = discovered;
             vec![ctx]
         }
@@ -275,6 +279,23 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
             let _ = write_files(out, &r);
             Err(e)
         }
+    }
+}
+
+/// `--sentinel` given: what each Sentinel answered when the topology was
+/// resolved, asserted in every subcommand's report (replicate-check and
+/// check ask them again themselves), so a silent or disagreeing Sentinel is
+/// never left out of a run that went through them.
+fn sentinel_checks(job: &Job, topology: &Topology) -> Vec<report::Check> {
+    if matches!(job, Job::Check(_) | Job::ReplicateCheck(_) | Job::Lab(_)) {
+        return Vec::new();
+    }
+    match &topology.sentinel {
+        Some(set) => match &set.observed {
+            Some(seen) => cmd::replicate_check::sentinels::evaluate(set, &topology.master, seen).0,
+            None => Vec::new(),
+        },
+        None => Vec::new(),
     }
 }
 

@@ -367,6 +367,7 @@ async fn sentinel_rows(ctx: &Ctx, state: &LabState) -> (Option<u16>, Vec<(LabPro
                 .expect("a loopback URL parses")
             })
             .collect(),
+        observed: None,
     };
     let views = crate::topology::sentinel::views(&set, ctx.timeout).await;
     let agreed = crate::topology::sentinel::agreed_master(&set, &views).ok();

@@ -98,6 +98,7 @@ impl Comparison {
             if path == Path::Digest {
                 acc.per[r].compared = total;
                 acc.per[r].ttl_checked = Some(0);
+                acc.per[r].streams_checked = Some(0);
             }
         };
         // A digest walks the whole dataset inside the server, blocking it
@@ -148,7 +149,7 @@ impl Comparison {
         for (r, d) in replicas {
             match d {
                 Ok(Digest::Hex(h)) if h == master => {
-                    set(r, Path::Digest, "DEBUG DIGEST equal to the master's: same keys, types and values; expiry times checked on a sample".into());
+                    set(r, Path::Digest, "DEBUG DIGEST equal to the master's: same keys, types and values; expiry times checked on a sample, and every stream's consumer groups key by key (the digest does not see them)".into());
                     by_digest.push(r);
                 }
                 Ok(Digest::Hex(_)) => {

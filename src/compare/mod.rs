@@ -10,6 +10,7 @@
 
 pub mod digest;
 pub mod fingerprint;
+pub mod groups;
 pub mod limit;
 mod observe;
 mod pass;
@@ -117,6 +118,8 @@ struct Per {
     path_reason: String,
     error: Option<String>,
     ttl_checked: Option<u64>,
+    /// After equal digests: streams whose consumer groups were compared key by key.
+    streams_checked: Option<u64>,
 }
 
 /// Everything found so far: kept outside `run`'s future so that a caller
@@ -129,6 +132,8 @@ struct Acc {
     dbs: Vec<u32>,
     master_digest: Option<String>,
     digest_unavailable: Option<String>,
+    /// Why entries-read is not compared (see `groups::entries_read_replicated`).
+    streams_note: Option<String>,
     sample: SampleInfo,
     rounds_used: u32,
     per: Vec<Per>,
@@ -185,6 +190,7 @@ impl Comparison {
             dbs: Vec::new(),
             master_digest: None,
             digest_unavailable: None,
+            streams_note: None,
             sample: SampleInfo {
                 method: "all".into(),
                 requested_keys: match cfg.sample {
@@ -315,12 +321,17 @@ impl Comparison {
         for &db in &dbs {
             if !by_keys.is_empty() {
                 if let Some(plan) = plans.master.get(&db) {
-                    pass::master_pass(&cx, db, *plan, &by_keys, true).await?;
+                    pass::master_pass(&cx, db, *plan, &by_keys, pass::Mode::Values).await?;
                 }
                 pass::extra_passes(&cx, db, &plans.replicas, &by_keys).await?;
             }
             if let Some(plan) = plans.ttl.get(&db).filter(|_| !by_digest.is_empty()) {
-                pass::master_pass(&cx, db, *plan, &by_digest, false).await?;
+                pass::master_pass(&cx, db, *plan, &by_digest, pass::Mode::Ttl).await?;
+            }
+            // The digest does not see consumer groups: every stream is read for them.
+            if !by_digest.is_empty() {
+                let plan = scan::Plan::Streams;
+                pass::master_pass(&cx, db, plan, &by_digest, pass::Mode::Streams).await?;
             }
         }
         {
@@ -349,10 +360,16 @@ impl Comparison {
     /// INFO keyspace of the master (0) and of every compared replica (r + 1).
     async fn keyspaces(&self) -> Result<BTreeMap<usize, BTreeMap<u32, DbCounts>>, NodeError> {
         let mut out = BTreeMap::new();
-        out.insert(
-            0,
-            self.master.conn.clone().info("keyspace").await?.keyspace(),
-        );
+        let master = self
+            .master
+            .conn
+            .clone()
+            .info_sections(&["keyspace", "server"])
+            .await?;
+        self.acc().streams_note = groups::entries_read_replicated(&master)
+            .err()
+            .map(|why| format!("entries-read of consumer groups not compared: {why}"));
+        out.insert(0, master.keyspace());
         let active = self.active();
         let infos = join_all(active.iter().filter_map(|&r| {
             let mut conn = self.replicas[r].as_ref()?.conn.clone();

@@ -32,6 +32,10 @@ pub struct ReadOpts {
     pub previews: bool,
     /// Bound on one reply of a chunked read, bytes.
     pub chunk_bytes: u64,
+    /// Read each stream's consumer groups and counters too (`groups`).
+    pub groups: bool,
+    /// Compare the groups' entries-read (a version that replicates it).
+    pub entries_read: bool,
 }
 
 /// Where a read goes on.
@@ -99,8 +103,10 @@ pub async fn observe(
     for pair in replies.chunks(2) {
         heads.push(head(io, pair, sent, back)?);
     }
-    if !opts.values {
-        return Ok(heads
+    let states = if opts.values {
+        read_values(io, keys, heads, opts).await?
+    } else {
+        heads
             .into_iter()
             .map(|h| match h {
                 Head::Present(ty, ttl) => State::Present(Present {
@@ -109,12 +115,52 @@ pub async fn observe(
                     size: 0,
                     ttl,
                     preview: None,
+                    stream: None,
                 }),
                 Head::Gone(s) => s,
             })
-            .collect());
+            .collect()
+    };
+    if opts.groups {
+        with_groups(io, keys, states, opts).await
+    } else {
+        Ok(states)
     }
-    read_values(io, keys, heads, opts).await
+}
+
+/// Each stream's consumer groups and counters read into its state, a few
+/// streams at a time; one that changed meanwhile is `Unstable`.
+async fn with_groups(
+    io: &NodeIo,
+    keys: &[Vec<u8>],
+    mut states: Vec<State>,
+    opts: &ReadOpts,
+) -> Result<Vec<State>, NodeError> {
+    let streams: Vec<usize> = states
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| matches!(s, State::Present(p) if p.ty == KeyType::Stream))
+        .map(|(i, _)| i)
+        .collect();
+    let read: Vec<(usize, Result<_, NodeError>)> = stream::iter(streams)
+        .map(|i| async move {
+            let meta = super::groups::read(io, &keys[i], opts.entries_read).await;
+            (i, meta)
+        })
+        .buffer_unordered(CONCURRENT_BIG)
+        .collect()
+        .await;
+    for (i, meta) in read {
+        match meta? {
+            Ok(meta) => {
+                if let State::Present(p) = &mut states[i] {
+                    p.stream = Some(Box::new(meta));
+                }
+            }
+            Err(why) => states[i] = State::Unstable(why),
+        }
+    }
+    Ok(states)
 }
 
 enum Head {
@@ -294,6 +340,7 @@ fn finished(r: Reading, ttl: Ttl) -> State {
         preview: r.acc.preview.clone(),
         ty: r.acc.ty().clone(),
         ttl,
+        stream: None,
     })
 }
 

@@ -12,7 +12,7 @@ use futures_util::{stream, StreamExt};
 use redis::Value;
 use tokio::sync::mpsc;
 
-use super::fingerprint::{key_hash, printable};
+use super::fingerprint::{key_hash, printable, KeyType};
 use super::limit::{cost, NodeIo};
 use super::observe::{observe, ReadOpts};
 use super::result::{KeySample, Kind};
@@ -33,12 +33,14 @@ pub(super) struct Cx<'a> {
 }
 
 impl Cx<'_> {
-    fn opts(&self, values: bool) -> ReadOpts {
+    fn opts(&self, values: bool, groups: bool) -> ReadOpts {
         ReadOpts {
             epoch: self.epoch,
             values,
             previews: self.cfg.show_values,
             chunk_bytes: self.cfg.chunk_bytes,
+            groups,
+            entries_read: self.cmp.acc().streams_note.is_none(),
         }
     }
 
@@ -121,24 +123,36 @@ where
     tokio::try_join!(producer, consumer).map(|_| ())
 }
 
+/// What a pass over the master's keys reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// Values, TTLs and streams' consumer groups: key by key.
+    Values,
+    /// Types and TTLs only, after equal digests; streams are left to `Streams`.
+    Ttl,
+    /// Every stream's TTL and consumer groups after equal digests (the
+    /// digest does not see groups).
+    Streams,
+}
+
 /// Read the master's keys of `db` (all or a sample) on the master and on
-/// `replicas`: values and TTLs, or (`values` false, after equal digests)
-/// types and TTLs only.
+/// `replicas`, as `mode` says.
 pub(super) async fn master_pass(
     cx: &Cx<'_>,
     db: u32,
     plan: Plan,
     replicas: &[usize],
-    values: bool,
+    mode: Mode,
 ) -> Result<(), NodeError> {
     let m = cx.cmp.io(0, db).await?;
     let rios = cx.replica_ios(db, replicas).await;
-    cx.live.phase(if values {
-        format!("db{db}: comparing keys")
-    } else {
-        format!("db{db}: comparing expiry times")
+    cx.live.phase(match mode {
+        Mode::Values => format!("db{db}: comparing keys"),
+        Mode::Ttl => format!("db{db}: comparing expiry times"),
+        Mode::Streams => format!("db{db}: comparing streams' consumer groups"),
     });
-    let opts = cx.opts(values);
+    let values = mode == Mode::Values;
+    let opts = cx.opts(values, mode != Mode::Ttl);
     let (m, rios, opts) = (&m, &rios, &opts);
     drive(Keys::new(m, plan, cx.cfg.scan_count), |keys| async move {
         let live: Vec<&(usize, NodeIo)> = rios
@@ -163,6 +177,13 @@ pub(super) async fn master_pass(
         }
         for (r, states) in &ok {
             for ((key, mst), st) in keys.iter().zip(&ms).zip(states) {
+                let stream = matches!(mst, State::Present(p) if p.ty == KeyType::Stream);
+                if mode == Mode::Ttl && stream {
+                    continue;
+                }
+                if mode == Mode::Streams && stream {
+                    *acc.per[*r].streams_checked.get_or_insert(0) += 1;
+                }
                 if values {
                     acc.per[*r].compared += 1;
                 } else if matches!(mst, State::Present(p) if matches!(p.ttl, Ttl::Expires { .. })) {
@@ -213,7 +234,7 @@ async fn extra_pass(
     db: u32,
     plan: Plan,
 ) -> Result<(), NodeError> {
-    let opts = cx.opts(true);
+    let opts = cx.opts(true, true);
     let opts = &opts;
     drive(Keys::new(rio, plan, cx.cfg.scan_count), |keys| async move {
         let scanned = keys.len();
@@ -320,7 +341,7 @@ pub(super) async fn recheck(cx: &Cx<'_>) -> Result<(), NodeError> {
         .map(|g| async move {
             let (db, r) = (g[0].db, g[0].replica);
             let keys: Vec<Vec<u8>> = g.iter().map(|w| w.key.clone()).collect();
-            let opts = cx.opts(g[0].values);
+            let opts = cx.opts(g[0].values, true);
             let m = cx.cmp.io(0, db).await?;
             let rio = match cx.cmp.io(r + 1, db).await {
                 Ok(io) => io,
@@ -399,11 +420,21 @@ pub(super) fn sample(
                 ttl(&d.on_replica)
             )
         }
-        _ => format!(
-            "master {}; replica {}",
-            describe(&d.master),
-            describe(&d.on_replica)
-        ),
+        _ => {
+            let mut out = format!(
+                "master {}; replica {}",
+                describe(&d.master),
+                describe(&d.on_replica)
+            );
+            if let (State::Present(m), State::Present(r)) = (&d.master, &d.on_replica) {
+                if let (Some(a), Some(b)) = (&m.stream, &r.stream) {
+                    if let Some(why) = super::groups::describe_diff(a, b) {
+                        out.push_str(&format!("; {why}"));
+                    }
+                }
+            }
+            out
+        }
     };
     KeySample {
         kind,

@@ -157,6 +157,10 @@ pub struct ReplicaResult {
     pub not_rechecked: u64,
     /// Digest path: keys with a TTL whose expiry times were compared (a sample).
     pub ttl_checked_keys: Option<u64>,
+    /// Digest path: streams whose consumer groups, pending entries and
+    /// counters were compared key by key (the digest does not see them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streams_checked_keys: Option<u64>,
     /// An error from this replica that ended its comparison early.
     pub error: Option<String>,
     /// Commands redlab sent to this replica (ops as --max-ops counts them).
@@ -193,6 +197,10 @@ pub struct CompareResult {
     /// Why the digest fast path was not tried on the master (DEBUG disabled,
     /// not allowed to this user, --no-digest), else null.
     pub digest_unavailable: Option<String>,
+    /// What of a stream's consumer groups was not compared, and why (a
+    /// field this server version does not replicate faithfully), else null.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streams_note: Option<String>,
     /// How the keys were chosen.
     pub sample: SampleInfo,
     /// Comparison rounds allowed (--rounds): the first pass and the re-checks.
@@ -275,6 +283,7 @@ impl Comparison {
                 samples: std::mem::take(&mut samples[r]),
                 not_rechecked: over.differing() + over.converging,
                 ttl_checked_keys: per.ttl_checked,
+                streams_checked_keys: per.streams_checked,
                 error: per.error.clone(),
                 ops: self.replicas[r]
                     .as_ref()
@@ -294,6 +303,7 @@ impl Comparison {
             dbs: acc.dbs.clone(),
             master_digest: acc.master_digest.clone(),
             digest_unavailable: acc.digest_unavailable.clone(),
+            streams_note: acc.streams_note.clone(),
             sample,
             rounds: self.cfg.rounds,
             rounds_used: acc.rounds_used,

@@ -61,6 +61,17 @@ pub struct Present {
     pub ttl: Ttl,
     /// The first bytes of the value, only with --show-values.
     pub preview: Option<Vec<u8>>,
+    /// A stream's consumer groups and counters (None: not a stream, or not read).
+    pub stream: Option<Box<super::groups::StreamMeta>>,
+}
+
+/// Whether two streams' groups agree (either not read: nothing to compare).
+fn same_stream(a: &Present, b: &Present) -> bool {
+    match (&a.stream, &b.stream) {
+        (Some(x), Some(y)) => super::groups::same(x, y),
+        (None, None) => true,
+        _ => false,
+    }
 }
 
 /// One read of one key on one node.
@@ -83,7 +94,7 @@ pub fn classify(master: &State, replica: &State, tol_ms: f64) -> Option<Kind> {
         (State::Present(m), State::Present(r)) => {
             if m.ty != r.ty {
                 Some(Kind::TypeDiffers)
-            } else if m.fp != r.fp || m.size != r.size {
+            } else if m.fp != r.fp || m.size != r.size || !same_stream(m, r) {
                 Some(Kind::ValueDiffers)
             } else if !m.ttl.agrees(&r.ttl, tol_ms) {
                 Some(Kind::TtlDiffers)
@@ -98,7 +109,11 @@ pub fn classify(master: &State, replica: &State, tol_ms: f64) -> Option<Kind> {
 pub fn same(a: &State, b: &State, tol_ms: f64) -> bool {
     match (a, b) {
         (State::Present(x), State::Present(y)) => {
-            x.ty == y.ty && x.fp == y.fp && x.size == y.size && x.ttl.agrees(&y.ttl, tol_ms)
+            x.ty == y.ty
+                && x.fp == y.fp
+                && x.size == y.size
+                && same_stream(x, y)
+                && x.ttl.agrees(&y.ttl, tol_ms)
         }
         (State::Absent, State::Absent) => true,
         _ => false,
@@ -193,6 +208,7 @@ mod tests {
             size: 3,
             ttl,
             preview: None,
+            stream: None,
         })
     }
 

@@ -34,6 +34,9 @@ pub enum Plan {
     /// RANDOMKEY until this many distinct keys: cheap whatever the db's size
     /// when the sample is a small part of it.
     Random(u64),
+    /// SCAN ... TYPE stream: every stream (their consumer groups, which the
+    /// digest does not see).
+    Streams,
 }
 
 impl Plan {
@@ -59,6 +62,8 @@ impl Plan {
             Plan::All => db_keys,
             Plan::Scan(p) => (p * db_keys as f64).round() as u64,
             Plan::Random(n) => *n,
+            // How many are streams is not known before the scan.
+            Plan::Streams => 0,
         }
     }
 
@@ -67,6 +72,7 @@ impl Plan {
             Plan::All => "all",
             Plan::Scan(_) => "scan",
             Plan::Random(_) => "random",
+            Plan::Streams => "streams",
         }
     }
 }
@@ -109,7 +115,7 @@ impl<'a> Keys<'a> {
     pub async fn next(&mut self) -> Result<Option<Vec<Vec<u8>>>, NodeError> {
         while !self.done {
             let batch = match self.plan {
-                Plan::All => self.scan(1.0).await?,
+                Plan::All | Plan::Streams => self.scan(1.0).await?,
                 Plan::Scan(p) => self.scan(p).await?,
                 Plan::Random(n) => self.random(n).await?,
             };
@@ -123,6 +129,9 @@ impl<'a> Keys<'a> {
     async fn scan(&mut self, keep: f64) -> Result<Vec<Vec<u8>>, NodeError> {
         let mut cmd = redis::cmd("SCAN");
         cmd.arg(self.cursor).arg("COUNT").arg(self.count);
+        if self.plan == Plan::Streams {
+            cmd.arg("TYPE").arg("stream");
+        }
         let reply: Value = self.io.query(&cmd, cost(1, 0)).await?;
         let (cursor, found) = cursor_reply(reply).ok_or_else(|| self.odd("SCAN"))?;
         self.io.debit(found.len() as u64);

@@ -161,6 +161,7 @@ pub fn set_of(sentinels: &[Server]) -> SentinelSet {
                 .expect("a loopback URL parses")
             })
             .collect(),
+        observed: None,
     }
 }
 

@@ -20,6 +20,18 @@ pub struct SentinelSet {
     /// `sentinel1`, ...: a Sentinel is addressed like a node (its role is
     /// not meaningful), with the credentials of its own URL.
     pub nodes: Vec<Node>,
+    /// What each Sentinel answered when the topology was resolved through
+    /// them (`resolve`), for the health checks to reuse: a silent Sentinel
+    /// costs one --timeout, not two. None for a lab's own Sentinels.
+    pub observed: Option<std::sync::Arc<Vec<Result<Observation, NodeError>>>>,
+}
+
+/// One Sentinel's answer: its view of the master and its `SENTINEL
+/// CKQUORUM` reply (`Ok` with the +OK text, `Err` with the refusal).
+#[derive(Debug, Clone)]
+pub struct Observation {
+    pub view: SentinelView,
+    pub quorum: Result<String, String>,
 }
 
 impl SentinelSet {
@@ -38,6 +50,7 @@ impl SentinelSet {
         Ok(SentinelSet {
             master_name: master_name.to_string(),
             nodes,
+            observed: None,
         })
     }
 }
@@ -173,6 +186,77 @@ pub async fn views(set: &SentinelSet, timeout: Duration) -> Vec<Result<SentinelV
     out
 }
 
+/// `SENTINEL CKQUORUM name`: whether this Sentinel can reach the quorum and
+/// the majority needed to authorize a failover. `Err` holds the refusal
+/// (`NOQUORUM ...`, or no master by that name); a lost or silent Sentinel
+/// is the outer error.
+pub async fn ckquorum(conn: &mut Conn, name: &str) -> Result<Result<String, String>, NodeError> {
+    let mut p = redis::pipe();
+    p.ignore_errors();
+    p.cmd("SENTINEL").arg("CKQUORUM").arg(name);
+    let mut v: Vec<redis::Value> = conn.pipe(&p).await?;
+    Ok(match v.pop() {
+        Some(redis::Value::ServerError(e)) => Err(match e.details() {
+            Some(d) => format!("{} {d}", e.code()),
+            None => e.code().to_string(),
+        }),
+        Some(redis::Value::SimpleString(s)) => Ok(s),
+        Some(redis::Value::Okay) => Ok("OK".into()),
+        Some(other) => Ok(String::from_utf8_lossy(
+            crate::compare::fingerprint::bytes(&other).unwrap_or(b"?"),
+        )
+        .into_owned()),
+        None => Err("no reply".into()),
+    })
+}
+
+/// Every Sentinel's view and quorum check, each bounded on its own (one
+/// connection each; a silent Sentinel fails within the timeout).
+pub async fn observe(set: &SentinelSet, timeout: Duration) -> Vec<Result<Observation, NodeError>> {
+    let tasks: Vec<_> = set
+        .nodes
+        .iter()
+        .cloned()
+        .map(|n| {
+            let name = set.master_name.clone();
+            tokio::spawn(async move {
+                let mut conn = Conn::connect(&n, timeout).await?;
+                let view = view_on(&mut conn, &name).await?;
+                let quorum = ckquorum(&mut conn, &name).await?;
+                Ok(Observation { view, quorum })
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        out.push(t.await.expect("a Sentinel query does not panic"));
+    }
+    out
+}
+
+/// The master to test: the one most answering Sentinels name (the first
+/// Sentinel's on a tie). Sentinels that disagree do not stop the run: the
+/// health checks fail on it, naming who says what (`cmd::replicate_check::
+/// sentinels`). Err when no Sentinel names a master at all.
+pub fn chosen_master(
+    set: &SentinelSet,
+    views: &[Result<SentinelView, NodeError>],
+) -> Result<(String, u16)> {
+    let mut tally: Vec<((String, u16), usize)> = Vec::new();
+    for m in views.iter().flatten().filter_map(|v| v.master.clone()) {
+        match tally.iter_mut().find(|(n, _)| *n == m) {
+            Some((_, c)) => *c += 1,
+            None => tally.push((m, 1)),
+        }
+    }
+    let most = tally.iter().map(|(_, c)| *c).max().unwrap_or(0);
+    match tally.into_iter().find(|(_, c)| *c == most) {
+        Some((m, _)) => Ok(m),
+        // The error that says why none could.
+        None => agreed_master(set, views),
+    }
+}
+
 /// The master the answering Sentinels agree on, or why there is none.
 pub fn agreed_master(
     set: &SentinelSet,
@@ -224,9 +308,14 @@ pub async fn resolve(spec: &TopologySpec, timeout: Duration) -> Result<Topology>
         );
     }
     let name = spec.master_name.as_deref().unwrap_or(DEFAULT_MASTER_NAME);
-    let set = SentinelSet::parse(&spec.sentinels, name)?;
-    let all = views(&set, timeout).await;
-    let (host, port) = agreed_master(&set, &all)?;
+    let mut set = SentinelSet::parse(&spec.sentinels, name)?;
+    let observed = observe(&set, timeout).await;
+    let all: Vec<Result<SentinelView, NodeError>> = observed
+        .iter()
+        .map(|o| o.as_ref().map(|o| o.view.clone()).map_err(Clone::clone))
+        .collect();
+    set.observed = Some(std::sync::Arc::new(observed));
+    let (host, port) = chosen_master(&set, &all)?;
     let listed = all
         .iter()
         .flatten()

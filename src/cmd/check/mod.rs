@@ -132,16 +132,27 @@ pub struct Config {
     pub unknown: Vec<String>,
     /// The `cluster` step (on a cluster only): selected by --skip/--only like the others.
     pub cluster_step: bool,
+    /// The `sentinels` step (with Sentinels only): the same.
+    pub sentinel_step: bool,
 }
 
 /// The step only a cluster has (`cmd::cluster`): it runs before the
 /// per-shard gate, once for the whole cluster.
 pub const CLUSTER_STEP: &str = "cluster";
 
+/// The step only a topology with Sentinels has (`--sentinel`, or a lab's
+/// own): each Sentinel answers, they agree on the master, the quorum is
+/// reachable. It runs right after `reachability`.
+pub const SENTINEL_STEP: &str = "sentinels";
+
 /// Whether --skip/--only leave the `cluster` step in.
 pub fn cluster_wanted(skip: &[String], only: &[String]) -> bool {
-    (only.is_empty() || only.iter().any(|o| o == CLUSTER_STEP))
-        && !skip.iter().any(|s| s == CLUSTER_STEP)
+    step_wanted(CLUSTER_STEP, skip, only)
+}
+
+/// Whether --skip/--only leave the step `name` in.
+pub fn step_wanted(name: &str, skip: &[String], only: &[String]) -> bool {
+    (only.is_empty() || only.iter().any(|o| o == name)) && !skip.iter().any(|s| s == name)
 }
 
 impl Config {
@@ -150,6 +161,7 @@ impl Config {
         if !self.unknown.is_empty() {
             let mut names: Vec<&str> = CHECKS.iter().map(|e| e.name).collect();
             names.push(CLUSTER_STEP);
+            names.push(SENTINEL_STEP);
             bail!(
                 "no check named {}: the checks are {}",
                 self.unknown.join(", "),
@@ -166,7 +178,8 @@ pub fn select(
     skip: &[String],
     only: &[String],
 ) -> (Vec<&'static str>, Vec<&'static str>, Vec<String>) {
-    let known = |n: &String| n == CLUSTER_STEP || CHECKS.iter().any(|e| e.name == n);
+    let known =
+        |n: &String| n == CLUSTER_STEP || n == SENTINEL_STEP || CHECKS.iter().any(|e| e.name == n);
     let unknown = skip
         .iter()
         .chain(only)
@@ -233,6 +246,11 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CheckDetails>> {
     };
     let mut runs = Vec::new();
     for entry in CHECKS.iter() {
+        // The `sentinels` step goes right after reachability, however
+        // --skip/--only chose the others.
+        if entry.name == "replication" {
+            runs.extend(sentinel_step(&cfg, ctx).await);
+        }
         let started = Instant::now();
         if !cfg.selected.contains(&entry.name) {
             // Asked not to run: skipped in every format (JUnit <skipped/>),
@@ -298,6 +316,39 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CheckDetails>> {
         checks,
         details,
     ))
+}
+
+/// The `sentinels` step, when the topology has Sentinels: a row in every
+/// format, skipped when --skip/--only leave it out.
+async fn sentinel_step(cfg: &Config, ctx: &Ctx) -> Option<CheckRun> {
+    let set = ctx.topology.sentinel.as_ref()?;
+    let started = Instant::now();
+    if !cfg.sentinel_step {
+        return Some(CheckRun {
+            name: SENTINEL_STEP.to_string(),
+            verdict: Verdict::Skip,
+            reason: "not run: left out by --skip or --only".into(),
+            elapsed_ms: 0.0,
+            items: Vec::new(),
+            details: serde_json::Value::Null,
+            sections: Vec::new(),
+        });
+    }
+    let _spinner = ctx.progress.spinner("sentinels: asking each Sentinel");
+    let (items, rows) =
+        replicate_check::sentinels::checks(set, &ctx.topology.master, ctx.timeout).await;
+    let answered = rows.iter().filter(|r| r.quorum.is_some()).count() as u64;
+    let outcome = StepOutcome {
+        summary: format!(
+            "{} of {} answer, agree on the master under test, and can reach the quorum",
+            answered,
+            crate::report::plural(rows.len() as u64, "Sentinel")
+        ),
+        items,
+        details: serde_json::to_value(&rows).unwrap_or_default(),
+        sections: vec![replicate_check::sentinels::section(&rows)],
+    };
+    Some(check_run(SENTINEL_STEP, Ok(outcome), started))
 }
 
 pub(crate) fn check_run(name: &str, outcome: Result<StepOutcome>, started: Instant) -> CheckRun {

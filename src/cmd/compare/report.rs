@@ -75,10 +75,11 @@ fn pass_reason(r: &ReplicaResult, d: &CompareResult) -> String {
     let c = &r.counts;
     let how = match r.path {
         Some(Path::Digest) => format!(
-            "DEBUG DIGEST equal to the master's ({} keys); {} expiry times compared on a sample, all within {:.0} ms",
+            "DEBUG DIGEST equal to the master's ({} keys); {} expiry times compared on a sample, all within {:.0} ms; the consumer groups of {} compared key by key (the digest does not see them)",
             c.compared,
             r.ttl_checked_keys.unwrap_or(0),
-            d.ttl_tolerance_ms
+            d.ttl_tolerance_ms,
+            crate::report::plural(r.streams_checked_keys.unwrap_or(0), "stream")
         ),
         _ => {
             let s = &d.sample;
@@ -247,10 +248,11 @@ impl CompareDetails {
             }
         )];
         notes.push(match (&r.master_digest, &r.digest_unavailable) {
-            (Some(_), _) => "DEBUG DIGEST read on every node: equal digests mean the same keys, types and values, but record only whether a key has an expire, so expiry times are compared on a sample".into(),
+            (Some(_), _) => "DEBUG DIGEST read on every node: equal digests mean the same keys, types and values, but record only whether a key has an expire, so expiry times are compared on a sample, and nothing of a stream's consumer groups, so every stream's groups are compared key by key".into(),
             (None, Some(why)) => format!("compared key by key: {why}"),
             (None, None) => "DEBUG DIGEST not read".into(),
         });
+        notes.extend(r.streams_note.clone());
         notes.push(format!(
             "rounds used {}/{} (differing keys re-read after {:.0} ms; a key that converges is not a difference); TTL tolerance {:.0} ms plus the time between the two reads",
             r.rounds_used, r.rounds, self.interval_ms, r.ttl_tolerance_ms

@@ -398,6 +398,7 @@ mod tests {
             sentinels: SentinelSet {
                 master_name: "redlab".into(),
                 nodes: Vec::new(),
+                observed: None,
             },
             timeouts: SentinelTimeouts::default(),
             backlog_bytes: 1 << 20,

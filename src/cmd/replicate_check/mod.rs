@@ -15,6 +15,7 @@ use crate::run::Ctx;
 use crate::survey::{Master, Survey};
 
 mod figures;
+pub mod sentinels;
 
 /// What probing may store at once: a few small keys.
 const PROBE_BYTES: u64 = 64 * 1024;
@@ -51,6 +52,9 @@ pub struct ReplicateDetails {
     /// master's INFO (null when nothing was probed).
     #[serde(default)]
     pub replica_lag: Option<crate::series::lag::LagSeries>,
+    /// Each Sentinel given (`--sentinel`, or the lab's), as its checks found it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sentinels: Vec<sentinels::SentinelResult>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -117,6 +121,12 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<ReplicateDetails>> {
     let survey = ctx.survey().await?;
     let master = survey.master()?;
     let (mut details, mut checks) = roles(&cfg, ctx, &survey, &master);
+    if let Some(set) = &ctx.topology.sentinel {
+        spinner.set_message("asking the Sentinels");
+        let (c, rows) = sentinels::checks(set, &ctx.topology.master, ctx.timeout).await;
+        checks.extend(c);
+        details.sentinels = rows;
+    }
     spinner.set_message(format!("writing {} probes", cfg.probes));
     checks.extend(propagation(&cfg, ctx, &survey, &master, &mut details).await?);
     spinner.finish();
@@ -178,6 +188,7 @@ pub fn roles(
         master: m,
         replicas,
         replica_lag: None,
+        sentinels: Vec::new(),
     };
     (details, checks)
 }
@@ -562,7 +573,11 @@ impl Details for ReplicateDetails {
             crate::report::plural(self.master.connected_replicas, "replica"),
             self.master.repl_offset_bytes
         ));
-        vec![s]
+        let mut out = vec![s];
+        if !self.sentinels.is_empty() {
+            out.push(sentinels::section(&self.sentinels));
+        }
+        out
     }
 
     fn figures(&self) -> Vec<crate::report::Figure> {
