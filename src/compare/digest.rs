@@ -51,15 +51,11 @@ pub async fn digest(io: &NodeIo, extra: Duration) -> Result<Digest, NodeError> {
     }
 }
 
-/// Why DEBUG cannot be used here, when the error says it is refused.
+/// Why DEBUG cannot be used here, when the error says it is refused
+/// (disabled, renamed, denied: `NodeError::restricted`) or not understood.
 fn unavailable(e: &NodeError) -> Option<String> {
-    let m = e.message.to_ascii_lowercase();
-    if e.kind == ErrorKind::NoPermission {
-        Some("the ACL user may not run DEBUG".into())
-    } else if m.contains("not allowed") {
-        Some("DEBUG is disabled (enable-debug-command no, the default since Redis 7.0)".into())
-    } else if m.contains("unknown command") {
-        Some("DEBUG is not available (renamed or removed by the provider)".into())
+    if let Some(why) = e.restricted("DEBUG DIGEST") {
+        Some(why)
     } else if e.kind == ErrorKind::Other {
         Some(format!("DEBUG DIGEST refused: {}", e.message))
     } else {
@@ -185,7 +181,7 @@ mod tests {
     #[test]
     fn refusals_are_reasons_and_failures_are_errors() {
         let off = err(
-            ErrorKind::Other,
+            ErrorKind::CommandDisabled,
             "DEBUG failed: ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", ...",
         );
         assert!(unavailable(&off)
@@ -194,7 +190,7 @@ mod tests {
         let acl = err(ErrorKind::NoPermission, "the ACL user may not run DEBUG");
         assert!(unavailable(&acl).unwrap().contains("ACL"));
         let renamed = err(
-            ErrorKind::Other,
+            ErrorKind::UnknownCommand,
             "DEBUG failed: ERR unknown command 'DEBUG'",
         );
         assert!(unavailable(&renamed).unwrap().contains("renamed"));
