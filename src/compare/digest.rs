@@ -51,6 +51,42 @@ pub async fn digest(io: &NodeIo, extra: Duration) -> Result<Digest, NodeError> {
     }
 }
 
+/// The modules a node has loaded, from `INFO modules` (else `MODULE
+/// LIST`); Err with the reason when it will not say.
+async fn modules_of(io: &NodeIo) -> Result<Vec<String>, String> {
+    let names = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.trim().strip_prefix("module:"))
+            .filter_map(|l| l.split(',').find_map(|kv| kv.strip_prefix("name=")))
+            .map(String::from)
+            .collect()
+    };
+    match io
+        .query::<String>(redis::cmd("INFO").arg("modules"), 1)
+        .await
+    {
+        // A server that hides the section answers without its header.
+        Ok(text) if text.contains("# Modules") => return Ok(names(&text)),
+        _ => {}
+    }
+    let list: redis::Value = io
+        .query(redis::cmd("MODULE").arg("LIST"), 1)
+        .await
+        .map_err(|e| e.restricted("MODULE LIST").unwrap_or(e.message))?;
+    let redis::Value::Array(mods) = list else {
+        return Ok(Vec::new());
+    };
+    Ok(mods
+        .iter()
+        .filter_map(|m| {
+            crate::client::pairs(m)
+                .into_iter()
+                .find(|(k, _)| k == "name")
+                .map(|(_, v)| v)
+        })
+        .collect())
+}
+
 /// Why DEBUG cannot be used here, when the error says it is refused
 /// (disabled, renamed, denied: `NodeError::restricted`) or not understood.
 fn unavailable(e: &NodeError) -> Option<String> {
@@ -75,6 +111,42 @@ impl Comparison {
         let t = self.cfg.timeout;
         let conn = crate::client::Conn::connect_with_response_timeout(node, t, t + extra).await?;
         Ok(base.with_conn(conn))
+    }
+
+    /// Why the digest cannot certify this topology's data: a module loaded
+    /// on the master or a replica (module types need not feed DEBUG DIGEST,
+    /// so equal digests prove nothing about their values), or no way to
+    /// tell. None when no node has a module.
+    async fn modules_loaded(&self) -> Option<String> {
+        let nodes: Vec<usize> = std::iter::once(0)
+            .chain(self.active().into_iter().map(|r| r + 1))
+            .collect();
+        let seen = join_all(nodes.iter().map(|&n| async move {
+            let name = self.nodes[n].name.clone();
+            match self.base(n) {
+                Some(io) => (name, modules_of(io).await),
+                None => (name, Ok(Vec::new())),
+            }
+        }))
+        .await;
+        let mut found = Vec::new();
+        for (name, mods) in seen {
+            match mods {
+                Ok(m) if m.is_empty() => {}
+                Ok(m) => found.push(format!("{name}: {}", m.join(", "))),
+                Err(why) => {
+                    return Some(format!(
+                        "not run: cannot tell whether {name} has modules loaded ({why}), and module types need not feed the digest"
+                    ))
+                }
+            }
+        }
+        (!found.is_empty()).then(|| {
+            format!(
+                "not run: modules loaded ({}); module types need not feed the digest, so every key is compared by its value (modules' by DUMP)",
+                found.join("; ")
+            )
+        })
     }
 
     /// DEBUG DIGEST on every node at once: replicas whose digest equals the
@@ -105,6 +177,10 @@ impl Comparison {
             )),
             (true, Sample::All, _) => None,
             (true, _, _) => Some("not run for a sample (it walks the whole dataset)".into()),
+        };
+        let skip = match skip {
+            Some(why) => Some(why),
+            None => self.modules_loaded().await,
         };
         if let Some(why) = skip {
             self.acc().digest_unavailable = Some(format!("DEBUG DIGEST {why}"));
