@@ -355,3 +355,120 @@ fn a_module_key_diverged_on_a_replica_is_caught_though_the_digests_agree() {
     assert!(run.stdout.contains("value differs"), "{}", run.stdout);
     assert_eq!(snapshot(&mut m), before, "user data changed on the master");
 }
+
+#[test]
+fn a_cluster_lab_comes_up_checks_and_goes_down_with_bus_ports_out_of_the_ephemeral_range() {
+    let state = tempfile::tempdir().unwrap();
+    let dir = state.path().join("cluster");
+    let dir_s = dir.to_str().unwrap();
+    // A base whose +10000 lies in the kernel's ephemeral range.
+    let (lo, hi) = redlab::lab::binary::ephemeral_range();
+    let base = free_port_run(6);
+    let up = redlab(&[
+        "lab",
+        "up",
+        "--cluster",
+        "--shards",
+        "3",
+        "--replicas",
+        "1",
+        "--base-port",
+        &base.to_string(),
+        "--state-dir",
+        dir_s,
+    ]);
+    record("lab up --cluster", &up);
+    assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("lab.json")).unwrap()).unwrap();
+    let has_cluster_port =
+        redlab::lab::binary::binary_version(&server_bin()).is_none_or(|v| v >= (7, 0));
+    for n in saved["nodes"].as_array().unwrap() {
+        let argv: Vec<&str> = n["argv"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|a| a.as_str())
+            .collect();
+        let bus = argv
+            .iter()
+            .position(|a| *a == "--cluster-port")
+            .map(|i| argv[i + 1].parse::<u16>().unwrap());
+        match (has_cluster_port, bus) {
+            (true, Some(b)) => assert!(
+                !(lo..=hi).contains(&b),
+                "bus port {b} in the ephemeral range {lo}-{hi}"
+            ),
+            (true, None) => panic!("no --cluster-port in {argv:?}"),
+            (false, b) => assert_eq!(b, None, "Redis before 7.0 has no cluster-port"),
+        }
+    }
+    let check = redlab(&[
+        "--cluster",
+        "--master",
+        &url(base),
+        "--expect-replicas",
+        "1",
+        "check",
+    ]);
+    record("check --cluster", &check);
+    assert!(check.code == 0, "{}\n{}", check.stdout, check.stderr);
+    let down = redlab(&["lab", "down", "--state-dir", dir_s]);
+    assert_eq!(down.code, 0, "{}\n{}", down.stdout, down.stderr);
+    for p in base..base + 6 {
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", p)).is_ok(),
+            "port {p} still taken"
+        );
+    }
+}
+
+#[test]
+fn a_taken_port_is_refused_naming_what_holds_it() {
+    let (listener, port) = silent_listener();
+    let state = tempfile::tempdir().unwrap();
+    let run = redlab(&[
+        "lab",
+        "up",
+        "--replicas",
+        "0",
+        "--base-port",
+        &port.to_string(),
+        "--state-dir",
+        state.path().join("l").to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    let me = format!("pid {}", std::process::id());
+    assert!(
+        run.stderr.contains(&format!("port {port} is in use")),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains(&me), "{}", run.stderr);
+    drop(listener);
+}
+
+#[test]
+fn spawn_runs_the_named_server_binary() {
+    let bin = server_bin();
+    let run = redlab(&[
+        "--spawn",
+        "--server-bin",
+        bin.to_str().unwrap(),
+        "--spawn-replicas",
+        "1",
+        "stats",
+    ]);
+    record("--spawn stats", &run);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let v = std::process::Command::new(&bin)
+        .arg("--version")
+        .output()
+        .unwrap();
+    let flavour = if String::from_utf8_lossy(&v.stdout).starts_with("Valkey") {
+        "valkey "
+    } else {
+        "redis "
+    };
+    assert!(run.stdout.contains(flavour), "{}", run.stdout);
+}

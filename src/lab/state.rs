@@ -224,3 +224,31 @@ pub fn release_dir(dir: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_is_ours_by_pid_and_start_time_whatever_its_name() {
+        let pid = std::process::id();
+        let me = |start_time| ProcessState {
+            name: "master".into(),
+            port: 1,
+            pid,
+            argv: Vec::new(),
+            start_time,
+            bin: None,
+        };
+        let started = crate::lab::binary::start_time(pid);
+        assert!(started.is_some());
+        assert!(
+            me(started).is_ours(),
+            "this test process, by pid and start time"
+        );
+        assert!(
+            !me(started.map(|t| t + 1)).is_ours(),
+            "a reused pid is not ours"
+        );
+    }
+}
