@@ -176,6 +176,17 @@ pub struct GlobalArgs {
     #[arg(long, global = true, help_heading = "Throwaway lab")]
     pub spawn: bool,
 
+    /// The server binary the lab runs (--spawn, lab up): redis-server, or any
+    /// compatible one such as valkey-server [default: redis-server on PATH].
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Throwaway lab",
+        env = "REDIS_SERVER",
+        value_name = "PATH"
+    )]
+    pub server_bin: Option<PathBuf>,
+
     /// Replicas in the --spawn lab [default: 3; with --cluster, 1 per shard].
     #[arg(long, global = true, help_heading = "Throwaway lab", value_name = "N")]
     pub spawn_replicas: Option<usize>,
@@ -629,7 +640,8 @@ pub enum LabAction {
         #[arg(long, value_name = "N")]
         shards: Option<usize>,
         /// Port of the first node; the others take the next ones (a cluster's
-        /// bus ports are 10000 above) [default: 6379; with --cluster, 7000].
+        /// bus ports are 10000 above, or follow the data ports when that falls
+        /// in the kernel's ephemeral port range) [default: 6379; with --cluster, 7000].
         #[arg(long)]
         base_port: Option<u16>,
     },

@@ -192,6 +192,9 @@ pub fn resolve(cli: &Cli) -> Result<(Settings, Job)> {
     if g.spawn {
         set_aside_env_topology(&mut settings);
     }
+    if let Some(bin) = &g.server_bin {
+        crate::lab::binary::use_server_binary(bin.clone());
+    }
     let job = job(&cli.command, &settings)?;
     Ok((settings, job))
 }

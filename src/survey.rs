@@ -37,6 +37,7 @@ impl NodeState {
             },
             role: i.map(|i| i.role().to_string()),
             redis_version: i.map(|i| i.version().to_string()),
+            server: i.map(|i| crate::client::Server::of(i).to_string()),
             maxmemory_bytes: i.and_then(|i| i.u64("maxmemory")),
             maxmemory_policy: i.and_then(|i| i.get("maxmemory_policy").map(String::from)),
             persistence: self.persistence.clone(),

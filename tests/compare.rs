@@ -682,7 +682,7 @@ fn with_debug_disabled_the_key_level_path_runs_and_says_why() {
         x["path_reason"]
             .as_str()
             .unwrap()
-            .contains("DEBUG is disabled"),
+            .contains("DEBUG DIGEST is disabled"),
         "{x}"
     );
     assert_eq!(count(&r, "replica1", "identical"), total);

@@ -29,6 +29,12 @@ pub enum ErrorKind {
     MaxClients,
     /// Writes refused: min-replicas-to-write is not met.
     NoReplicas,
+    /// The command (or subcommand) does not exist here: renamed away
+    /// (`rename-command X ""`), removed by a provider, or newer than the server.
+    UnknownCommand,
+    /// The command exists but a setting disables it (`enable-debug-command no`,
+    /// `enable-module-command no`).
+    CommandDisabled,
     Closed,
     Other,
 }
@@ -52,6 +58,30 @@ impl NodeError {
             kind,
             message: message.into(),
         }
+    }
+
+    /// Why a step that needs `command` cannot run on this node, when the
+    /// server refused the command itself (renamed, disabled, denied by ACL),
+    /// with how to allow it; None for any other failure. A restricted server
+    /// is not a broken one: callers skip the step with this reason.
+    pub fn restricted(&self, command: &str) -> Option<String> {
+        let cmd = command.to_ascii_uppercase();
+        let word = cmd.split_whitespace().next().unwrap_or("").to_string();
+        let on = &self.node;
+        Some(match self.kind {
+            ErrorKind::NoPermission => format!(
+                "{cmd} is denied to redlab's ACL user on {on} (NOPERM): allow it with ACL SETUSER <user> +{}",
+                word.to_ascii_lowercase()
+            ),
+            ErrorKind::UnknownCommand => format!(
+                "{cmd} is not available on {on} (renamed by rename-command, removed by the provider, or newer than this server): allow {word} to run this step"
+            ),
+            ErrorKind::CommandDisabled => format!(
+                "{cmd} is disabled on {on} ({}): enable it to run this step",
+                disabled_by(&word)
+            ),
+            _ => return None,
+        })
     }
 
     /// Whether redlab cannot go on at all when this is the master's error.
@@ -149,6 +179,19 @@ pub fn classify(
         }
         _ => {}
     }
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("unknown command") || lower.contains("unknown subcommand") {
+        return (
+            ErrorKind::UnknownCommand,
+            format!("{op} is not available here (renamed, removed by the provider, or newer than this server): {text}"),
+        );
+    }
+    if lower.contains("command not allowed") {
+        return (
+            ErrorKind::CommandDisabled,
+            format!("{op} is disabled here ({}): {text}", disabled_by(op)),
+        );
+    }
     if has("max number of clients reached") {
         return (
             ErrorKind::MaxClients,
@@ -209,9 +252,46 @@ pub fn classify(
     (ErrorKind::Other, format!("{op} failed: {text}"))
 }
 
+/// The setting that turns `command` off.
+fn disabled_by(command: &str) -> &'static str {
+    match command.to_ascii_uppercase().as_str() {
+        "DEBUG" => "enable-debug-command no, the default since Redis 7.0; `local` allows it from loopback, at startup",
+        "MODULE" => "enable-module-command no; set it at startup",
+        _ => "a server setting",
+    }
+}
+
 fn first_word(op: &str) -> String {
     op.split_whitespace()
         .next()
         .unwrap_or(op)
         .to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_command_is_a_restriction_naming_it_and_how_to_allow_it() {
+        let e = |kind| NodeError::new("replica1", "127.0.0.1:6380", kind, "x");
+        let acl = e(ErrorKind::NoPermission).restricted("CONFIG GET").unwrap();
+        assert!(
+            acl.contains("CONFIG GET") && acl.contains("+config"),
+            "{acl}"
+        );
+        let gone = e(ErrorKind::UnknownCommand)
+            .restricted("config get")
+            .unwrap();
+        assert!(
+            gone.contains("CONFIG GET") && gone.contains("rename-command"),
+            "{gone}"
+        );
+        let off = e(ErrorKind::CommandDisabled)
+            .restricted("DEBUG DIGEST")
+            .unwrap();
+        assert!(off.contains("enable-debug-command"), "{off}");
+        assert_eq!(e(ErrorKind::Timeout).restricted("CONFIG GET"), None);
+        assert_eq!(e(ErrorKind::Other).restricted("CONFIG GET"), None);
+    }
 }

@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod info;
+pub mod server;
 pub(crate) mod tls;
 
 use std::time::Duration;
@@ -12,6 +13,7 @@ use redis::{AsyncConnectionConfig, Client, FromRedisValue};
 
 pub use error::{ErrorKind, NodeError};
 pub use info::{DbCounts, Info, ReplicaLine};
+pub use server::Server;
 
 use crate::topology::Node;
 
@@ -266,17 +268,36 @@ impl Conn {
             .collect())
     }
 
-    /// Several configuration values in one round trip (Redis 7 takes many
-    /// patterns); a parameter this Redis does not know is absent.
+    /// Several configuration values in one round trip; a parameter this
+    /// server does not know is absent. Redis 7 takes many parameters in one
+    /// `CONFIG GET`; Redis 6 refuses that, so there it is one `CONFIG GET`
+    /// per parameter, pipelined.
     pub async fn config_get_many(
         &mut self,
         keys: &[&str],
     ) -> Result<std::collections::BTreeMap<String, String>, NodeError> {
         let mut cmd = redis::cmd("CONFIG");
         cmd.arg("GET").arg(keys);
-        let v: redis::Value = self.query(&cmd).await?;
-        Ok(pairs(&v).into_iter().collect())
+        match self.query::<redis::Value>(&cmd).await {
+            Ok(v) => Ok(pairs(&v).into_iter().collect()),
+            Err(e) if keys.len() > 1 && one_parameter_only(&e) => {
+                let mut pipe = redis::pipe();
+                for k in keys {
+                    pipe.cmd("CONFIG").arg("GET").arg(*k);
+                }
+                let replies: Vec<redis::Value> = self.pipe(&pipe).await?;
+                Ok(replies.iter().flat_map(pairs).collect())
+            }
+            Err(e) => Err(e),
+        }
     }
+}
+
+/// Redis 6's answer to a `CONFIG GET` of several parameters.
+fn one_parameter_only(e: &NodeError) -> bool {
+    let m = e.message.to_ascii_lowercase();
+    matches!(e.kind, ErrorKind::Other | ErrorKind::UnknownCommand)
+        && (m.contains("wrong number of arguments") || m.contains("unknown subcommand"))
 }
 
 /// Field/value pairs of a reply that is a map under RESP3 and a flat array

@@ -193,16 +193,27 @@ async fn down(ctx: &Ctx, state_dir: PathBuf) -> Result<Report<LabDetails>> {
     let mut processes = Vec::new();
     let mut checks = Vec::new();
     // Sentinels first: they must not fail over while the data nodes stop.
+    let password = ctx.topology.master.password();
+    let mut left_running = Vec::new();
     for n in state.sentinels.iter().chain(&state.nodes) {
-        let was_running = n.stop()?;
-        checks.push(Check::pass(
-            n.name.clone(),
-            if was_running {
-                format!("stopped pid {}", n.pid)
-            } else {
-                format!("pid {} was not running", n.pid)
-            },
-        ));
+        let (was_running, check) = match n.stop(password) {
+            Ok(true) => (
+                true,
+                Check::pass(n.name.clone(), format!("stopped pid {}", n.pid)),
+            ),
+            Ok(false) => (
+                false,
+                Check::pass(n.name.clone(), format!("pid {} was not running", n.pid)),
+            ),
+            Err(e) => {
+                left_running.push(n.name.clone());
+                (
+                    true,
+                    Check::fail(n.name.clone(), format!("{e:#}: stop it by hand")),
+                )
+            }
+        };
+        checks.push(check);
         processes.push(LabProcess {
             name: n.name.clone(),
             port: n.port,
@@ -212,8 +223,21 @@ async fn down(ctx: &Ctx, state_dir: PathBuf) -> Result<Report<LabDetails>> {
             link_status: None,
         });
     }
-    std::fs::remove_file(lab::state_file(&state_dir))?;
-    lab::release_dir(&state.dir)?;
+    // A server whose folder is removed under it cannot save and refuses
+    // SIGTERM: the data and the state stay while one of them runs.
+    if left_running.is_empty() {
+        std::fs::remove_file(lab::state_file(&state_dir))?;
+        lab::release_dir(&state.dir)?;
+    } else {
+        checks.push(Check::fail(
+            "data",
+            format!(
+                "{} kept ({} still running): run `redlab lab down` again once it has stopped",
+                state.dir.display(),
+                left_running.join(", ")
+            ),
+        ));
+    }
     let details = LabDetails {
         action: "down".into(),
         state_dir,

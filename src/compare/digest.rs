@@ -51,15 +51,47 @@ pub async fn digest(io: &NodeIo, extra: Duration) -> Result<Digest, NodeError> {
     }
 }
 
-/// Why DEBUG cannot be used here, when the error says it is refused.
+/// The modules a node has loaded, from `INFO modules` (else `MODULE
+/// LIST`); Err with the reason when it will not say.
+async fn modules_of(io: &NodeIo) -> Result<Vec<String>, String> {
+    let names = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.trim().strip_prefix("module:"))
+            .filter_map(|l| l.split(',').find_map(|kv| kv.strip_prefix("name=")))
+            .map(String::from)
+            .collect()
+    };
+    match io
+        .query::<String>(redis::cmd("INFO").arg("modules"), 1)
+        .await
+    {
+        // A server that hides the section answers without its header.
+        Ok(text) if text.contains("# Modules") => return Ok(names(&text)),
+        _ => {}
+    }
+    let list: redis::Value = io
+        .query(redis::cmd("MODULE").arg("LIST"), 1)
+        .await
+        .map_err(|e| e.restricted("MODULE LIST").unwrap_or(e.message))?;
+    let redis::Value::Array(mods) = list else {
+        return Ok(Vec::new());
+    };
+    Ok(mods
+        .iter()
+        .filter_map(|m| {
+            crate::client::pairs(m)
+                .into_iter()
+                .find(|(k, _)| k == "name")
+                .map(|(_, v)| v)
+        })
+        .collect())
+}
+
+/// Why DEBUG cannot be used here, when the error says it is refused
+/// (disabled, renamed, denied: `NodeError::restricted`) or not understood.
 fn unavailable(e: &NodeError) -> Option<String> {
-    let m = e.message.to_ascii_lowercase();
-    if e.kind == ErrorKind::NoPermission {
-        Some("the ACL user may not run DEBUG".into())
-    } else if m.contains("not allowed") {
-        Some("DEBUG is disabled (enable-debug-command no, the default since Redis 7.0)".into())
-    } else if m.contains("unknown command") {
-        Some("DEBUG is not available (renamed or removed by the provider)".into())
+    if let Some(why) = e.restricted("DEBUG DIGEST") {
+        Some(why)
     } else if e.kind == ErrorKind::Other {
         Some(format!("DEBUG DIGEST refused: {}", e.message))
     } else {
@@ -79,6 +111,42 @@ impl Comparison {
         let t = self.cfg.timeout;
         let conn = crate::client::Conn::connect_with_response_timeout(node, t, t + extra).await?;
         Ok(base.with_conn(conn))
+    }
+
+    /// Why the digest cannot certify this topology's data: a module loaded
+    /// on the master or a replica (module types need not feed DEBUG DIGEST,
+    /// so equal digests prove nothing about their values), or no way to
+    /// tell. None when no node has a module.
+    async fn modules_loaded(&self) -> Option<String> {
+        let nodes: Vec<usize> = std::iter::once(0)
+            .chain(self.active().into_iter().map(|r| r + 1))
+            .collect();
+        let seen = join_all(nodes.iter().map(|&n| async move {
+            let name = self.nodes[n].name.clone();
+            match self.base(n) {
+                Some(io) => (name, modules_of(io).await),
+                None => (name, Ok(Vec::new())),
+            }
+        }))
+        .await;
+        let mut found = Vec::new();
+        for (name, mods) in seen {
+            match mods {
+                Ok(m) if m.is_empty() => {}
+                Ok(m) => found.push(format!("{name}: {}", m.join(", "))),
+                Err(why) => {
+                    return Some(format!(
+                        "not run: cannot tell whether {name} has modules loaded ({why}), and module types need not feed the digest"
+                    ))
+                }
+            }
+        }
+        (!found.is_empty()).then(|| {
+            format!(
+                "not run: modules loaded ({}); module types need not feed the digest, so every key is compared by its value (modules' by DUMP)",
+                found.join("; ")
+            )
+        })
     }
 
     /// DEBUG DIGEST on every node at once: replicas whose digest equals the
@@ -110,6 +178,10 @@ impl Comparison {
             )),
             (true, Sample::All, _) => None,
             (true, _, _) => Some("not run for a sample (it walks the whole dataset)".into()),
+        };
+        let skip = match skip {
+            Some(why) => Some(why),
+            None => self.modules_loaded().await,
         };
         if let Some(why) = skip {
             self.acc().digest_unavailable = Some(format!("DEBUG DIGEST {why}"));
@@ -186,7 +258,7 @@ mod tests {
     #[test]
     fn refusals_are_reasons_and_failures_are_errors() {
         let off = err(
-            ErrorKind::Other,
+            ErrorKind::CommandDisabled,
             "DEBUG failed: ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", ...",
         );
         assert!(unavailable(&off)
@@ -195,7 +267,7 @@ mod tests {
         let acl = err(ErrorKind::NoPermission, "the ACL user may not run DEBUG");
         assert!(unavailable(&acl).unwrap().contains("ACL"));
         let renamed = err(
-            ErrorKind::Other,
+            ErrorKind::UnknownCommand,
             "DEBUG failed: ERR unknown command 'DEBUG'",
         );
         assert!(unavailable(&renamed).unwrap().contains("renamed"));

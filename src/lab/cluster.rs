@@ -197,8 +197,14 @@ impl ClusterLab {
         let shards = self.shards.len();
         for (i, c) in conns.iter_mut().step_by(per).enumerate() {
             let (a, b) = slot_range(i, shards);
-            c.query::<()>(redis::cmd("CLUSTER").arg("ADDSLOTSRANGE").arg(a).arg(b))
-                .await?;
+            // ADDSLOTSRANGE is Redis 7.0+; ADDSLOTS takes every slot by name.
+            let mut add = redis::cmd("CLUSTER");
+            if super::binary::has_cluster_port() {
+                add.arg("ADDSLOTSRANGE").arg(a).arg(b);
+            } else {
+                add.arg("ADDSLOTS").arg((a..=b).collect::<Vec<u16>>());
+            }
+            c.query::<()>(&add).await?;
         }
         let deadline = Instant::now() + FORM_BOUND;
         for (i, c) in conns.iter_mut().enumerate() {
@@ -292,14 +298,44 @@ fn bus_port_of(s: &Server) -> u16 {
         .unwrap_or(s.port.wrapping_add(BUS_OFFSET))
 }
 
-/// Data ports and cluster bus ports: from `base` (bus ports 10000 above) or free.
+/// Data ports and cluster bus ports: from `base`, or free. A bus port is
+/// 10000 above its data port unless that falls in the kernel's ephemeral
+/// range, where outgoing connections (a benchmark's, say) take local ports
+/// and may hold it: then the bus ports follow the data ports. A server
+/// without `cluster-port` (Redis before 7.0) always uses +10000.
 fn ports(base: Option<u16>, n: usize) -> Result<(Vec<u16>, Vec<u16>)> {
+    let fixed_bus = !super::binary::has_cluster_port();
     match base {
         Some(b) => {
-            let bus = b.checked_add(BUS_OFFSET).ok_or_else(|| {
-                anyhow::anyhow!("--base-port {b}: the cluster bus ports (10000 above) pass 65535")
-            })?;
-            Ok((pick_ports(Some(b), n)?, pick_ports(Some(bus), n)?))
+            let data = pick_ports(Some(b), n)?;
+            let above = b.checked_add(BUS_OFFSET);
+            let (lo, hi) = super::binary::ephemeral_range();
+            let ephemeral = |p: u16| (lo..=hi).contains(&p);
+            let bus_base = match above {
+                Some(a) if fixed_bus || !(a..a.saturating_add(n as u16)).any(ephemeral) => a,
+                _ if fixed_bus => {
+                    anyhow::bail!("--base-port {b}: the cluster bus ports (10000 above) pass 65535")
+                }
+                _ => u16::try_from(b as usize + n).map_err(|_| {
+                    anyhow::anyhow!("--base-port {b} leaves no room for {n} bus ports")
+                })?,
+            };
+            Ok((data, pick_ports(Some(bus_base), n)?))
+        }
+        None if fixed_bus => {
+            // Free data ports whose +10000 is free too.
+            let mut data = Vec::new();
+            while data.len() < n {
+                let p = pick_ports(None, 1)?[0];
+                if p.checked_add(BUS_OFFSET)
+                    .is_some_and(|b| pick_ports(Some(b), 1).is_ok())
+                    && !data.contains(&p)
+                {
+                    data.push(p);
+                }
+            }
+            let bus = data.iter().map(|p| p + BUS_OFFSET).collect();
+            Ok((data, bus))
         }
         None => {
             let mut all = pick_ports(None, 2 * n)?;
@@ -325,7 +361,10 @@ fn spawn_all(
     for i in 0..opts.shards {
         let spawn = |j: usize, name: String| {
             let k = i * per + j;
-            let mut args = vec!["--cluster-port".to_string(), bus[k].to_string()];
+            let mut args = Vec::new();
+            if super::binary::has_cluster_port() {
+                args.extend(["--cluster-port".to_string(), bus[k].to_string()]);
+            }
             args.extend(opts.args.iter().cloned());
             Server::spawn(dir, &name, ports[k], &conf, &args)
         };

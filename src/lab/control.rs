@@ -97,6 +97,12 @@ fn adopted(dir: &Path, p: &ProcessState) -> Server {
         pid: p.pid,
         log: dir.join(format!("{}.log", p.name)),
         argv: p.argv.iter().map(Into::into).collect(),
+        bin: p
+            .bin
+            .clone()
+            .or_else(|| redis_server().ok())
+            .unwrap_or_else(|| "redis-server".into()),
+        start: p.start_time,
         child: None,
     }
 }
@@ -144,7 +150,7 @@ impl Server {
                 self.name
             );
         }
-        let bin = redis_server()?;
+        let bin = self.bin.clone();
         let mut cmd = Command::new(&bin);
         cmd.args(&self.argv)
             .stdin(Stdio::null())
@@ -155,6 +161,7 @@ impl Server {
             .spawn()
             .with_context(|| format!("restarting {} for {}", bin.display(), self.name))?;
         self.pid = child.id();
+        self.start = super::binary::start_time(child.id());
         self.child = Some(child);
         Ok(())
     }

@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+pub mod binary;
 pub mod cluster;
 mod control;
 pub mod sentinel;
@@ -36,20 +37,9 @@ pub const CLUSTER_CONF: &str = include_str!("../../redis-conf/cluster.conf");
 /// How long a lab may take to start and reach sync.
 const START_BOUND: Duration = Duration::from_secs(30);
 
-/// `redis-server` from $REDIS_SERVER or PATH.
+/// The server binary: `--server-bin`, $REDIS_SERVER, or redis-server on PATH.
 pub fn redis_server() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("REDIS_SERVER") {
-        return Ok(PathBuf::from(p));
-    }
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|d| d.join("redis-server"))
-        .find(|p| p.is_file())
-        .context(
-            "redis-server not found on PATH: install it (apt-get install redis-server, \
-             brew install redis) or run the topology with `docker compose up -d`",
-        )
+    binary::server_binary()
 }
 
 /// A port the OS says is free now.
@@ -58,6 +48,9 @@ pub fn free_port() -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
+/// Whether a server could not bind `port` now. std binds with SO_REUSEADDR,
+/// as redis-server and valkey-server do: a port held only by closed
+/// connections in TIME-WAIT is free to them, and so it is here.
 fn port_in_use(port: u16) -> bool {
     TcpListener::bind(("127.0.0.1", port)).is_err()
 }
@@ -71,6 +64,10 @@ pub struct Server {
     pub log: PathBuf,
     /// Everything after the binary: how to start it again (`control`).
     argv: Vec<OsString>,
+    /// The binary it runs, to start it again the same.
+    bin: PathBuf,
+    /// Its start time (`binary::start_time`): with the pid, this process and no other.
+    start: Option<u64>,
     child: Option<Child>,
 }
 
@@ -122,6 +119,8 @@ impl Server {
             pid: child.id(),
             log,
             argv,
+            start: binary::start_time(child.id()),
+            bin,
             child: Some(child),
         })
     }
@@ -528,7 +527,10 @@ fn pick_ports(base: Option<u16>, n: usize) -> Result<Vec<u16>> {
                 })?;
             let ports: Vec<u16> = (b..=last).collect();
             if let Some(p) = ports.iter().find(|p| port_in_use(**p)) {
-                bail!("port {p} is in use: is a lab already up (`redlab lab status`)? Pick another --base-port");
+                bail!(
+                    "port {p} is in use ({}): is a lab already up (`redlab lab status`)? Pick another --base-port",
+                    binary::port_holder(*p)
+                );
             }
             Ok(ports)
         }

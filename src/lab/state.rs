@@ -38,6 +38,14 @@ pub struct ProcessState {
     /// the same way; empty in a state written by an older redlab.
     #[serde(default)]
     pub argv: Vec<String>,
+    /// Its start time in clock ticks since boot: the pid is ours only while
+    /// the process of that pid started then (pids get reused, and a server
+    /// names itself as it likes: valkey-server, redis-server, a renamed copy).
+    #[serde(default)]
+    pub start_time: Option<u64>,
+    /// The server binary it runs; null in a state written by an older redlab.
+    #[serde(default)]
+    pub bin: Option<PathBuf>,
 }
 
 impl ProcessState {
@@ -51,37 +59,93 @@ impl ProcessState {
                 .iter()
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect(),
+            start_time: s.start,
+            bin: Some(s.bin.clone()),
         }
     }
 
-    /// Alive and still the redis-server we started on that port (pids get reused).
+    /// Alive and still the process we started: the same pid with the same
+    /// start time (a state from an older redlab: a server on that port).
     pub fn is_ours(&self) -> bool {
-        std::fs::read(format!("/proc/{}/cmdline", self.pid))
-            .map(|c| {
-                let c = String::from_utf8_lossy(&c).replace('\0', " ");
-                c.contains("redis-server") && c.contains(&format!(":{}", self.port))
-            })
-            .unwrap_or(false)
-            && !is_zombie(self.pid)
+        if is_zombie(self.pid) {
+            return false;
+        }
+        match self.start_time {
+            Some(t) => super::binary::start_time(self.pid) == Some(t),
+            None => std::fs::read(format!("/proc/{}/cmdline", self.pid))
+                .map(|c| {
+                    let c = String::from_utf8_lossy(&c).replace('\0', " ");
+                    c.contains("-server") && c.contains(&format!(":{}", self.port))
+                })
+                .unwrap_or(false),
+        }
     }
 
-    /// SIGTERM, wait up to 10 s, then SIGKILL.
-    pub fn stop(&self) -> Result<bool> {
+    /// Stop it whatever it calls itself: `SHUTDOWN NOSAVE` (a server whose
+    /// `dir` is gone ignores SIGTERM, its final save failing), then SIGTERM,
+    /// then SIGKILL, each bounded. Whether it was running; an error when it
+    /// still runs after all that.
+    pub fn stop(&self, password: Option<&str>) -> Result<bool> {
         if !self.is_ours() {
             return Ok(false);
         }
         let pid = Pid::from_raw(self.pid as i32);
         let _ = kill(pid, Signal::SIGCONT);
-        kill(pid, Signal::SIGTERM)
-            .with_context(|| format!("stopping {} (pid {})", self.name, self.pid))?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.is_ours() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
+        let gone = |bound: Duration| {
+            let deadline = Instant::now() + bound;
+            while self.is_ours() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            !self.is_ours()
+        };
+        shutdown_nosave(self.port, password);
+        if gone(Duration::from_secs(5)) {
+            return Ok(true);
         }
-        if self.is_ours() {
-            let _ = kill(pid, Signal::SIGKILL);
+        let _ = kill(pid, Signal::SIGTERM);
+        if gone(Duration::from_secs(5)) {
+            return Ok(true);
         }
-        Ok(true)
+        let _ = kill(pid, Signal::SIGKILL);
+        if gone(Duration::from_secs(5)) {
+            return Ok(true);
+        }
+        anyhow::bail!(
+            "{} (pid {}, port {}) still runs after SHUTDOWN NOSAVE, SIGTERM and SIGKILL",
+            self.name,
+            self.pid,
+            self.port
+        )
+    }
+}
+
+/// `SHUTDOWN NOSAVE` on 127.0.0.1:port (after AUTH when there is a
+/// password), without waiting for an answer: a server that obeys closes the
+/// connection.
+fn shutdown_nosave(port: u16, password: Option<&str>) {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(
+        &([127, 0, 0, 1], port).into(),
+        Duration::from_millis(500),
+    ) else {
+        return;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    let resp = |args: &[&str]| {
+        let mut out = format!("*{}\r\n", args.len());
+        for a in args {
+            out.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        out
+    };
+    let mut msg = String::new();
+    if let Some(p) = password {
+        msg.push_str(&resp(&["AUTH", p]));
+    }
+    msg.push_str(&resp(&["SHUTDOWN", "NOSAVE"]));
+    if s.write_all(msg.as_bytes()).is_ok() {
+        let mut buf = [0u8; 256];
+        let _ = s.read(&mut buf);
     }
 }
 
@@ -159,4 +223,32 @@ pub fn release_dir(dir: &Path) -> Result<()> {
         std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_is_ours_by_pid_and_start_time_whatever_its_name() {
+        let pid = std::process::id();
+        let me = |start_time| ProcessState {
+            name: "master".into(),
+            port: 1,
+            pid,
+            argv: Vec::new(),
+            start_time,
+            bin: None,
+        };
+        let started = crate::lab::binary::start_time(pid);
+        assert!(started.is_some());
+        assert!(
+            me(started).is_ours(),
+            "this test process, by pid and start time"
+        );
+        assert!(
+            !me(started.map(|t| t + 1)).is_ours(),
+            "a reused pid is not ours"
+        );
+    }
 }

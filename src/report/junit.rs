@@ -81,10 +81,12 @@ fn node_summary(n: &NodeInfo) -> String {
     match &n.error {
         Some(e) => format!("{} unreachable: {e}", n.address),
         None => format!(
-            "{} {} redis {}, persistence {}, maxmemory {} {}",
+            "{} {} {}, persistence {}, maxmemory {} {}",
             n.address,
             o(&n.role),
-            o(&n.redis_version),
+            n.server
+                .clone()
+                .unwrap_or_else(|| format!("redis {}", o(&n.redis_version))),
             o(&n.persistence),
             n.maxmemory_bytes
                 .map(|b| b.to_string())

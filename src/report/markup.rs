@@ -77,7 +77,7 @@ pub(super) fn nodes_section(nodes: &[NodeInfo]) -> Section {
             "node",
             "address",
             "role",
-            "version",
+            "server",
             "maxmemory",
             "policy",
             "persistence",
@@ -93,7 +93,9 @@ pub(super) fn nodes_section(nodes: &[NodeInfo]) -> Section {
             n.name.clone(),
             n.address.clone(),
             role,
-            super::opt(&n.redis_version),
+            n.server
+                .clone()
+                .unwrap_or_else(|| super::opt(&n.redis_version)),
             n.maxmemory_bytes
                 .map(super::human_bytes)
                 .unwrap_or_else(|| "-".into()),

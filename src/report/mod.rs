@@ -162,8 +162,12 @@ pub struct NodeInfo {
     pub expected_role: String,
     /// The role it reports (`master`, `slave`), or null when unreachable.
     pub role: Option<String>,
-    /// `redis_version` from INFO.
+    /// `redis_version` from INFO (Valkey's is a compatibility number, 7.2.4).
     pub redis_version: Option<String>,
+    /// What the server is: `redis 7.0.15`, `valkey 8.1.8` (INFO `server_name`
+    /// and its own version); null when unreachable.
+    #[serde(default)]
+    pub server: Option<String>,
     /// maxmemory in bytes (0 = no limit).
     pub maxmemory_bytes: Option<u64>,
     /// maxmemory-policy.
@@ -612,6 +616,7 @@ mod tests {
             expected_role: "master".into(),
             role: Some("master".into()),
             redis_version: Some("7.0.15".into()),
+            server: Some("redis 7.0.15".into()),
             maxmemory_bytes: Some(256 << 20),
             maxmemory_policy: Some("allkeys-lru".into()),
             persistence: Some("rdb".into()),

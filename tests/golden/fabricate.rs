@@ -23,7 +23,7 @@ pub fn nodes() -> Value {
     let node = |name: &str, port: u16, role: &str, reported: &str| {
         json!({
             "name": name, "address": format!("127.0.0.1:{port}"), "expected_role": role,
-            "role": reported, "redis_version": "7.0.15", "maxmemory_bytes": 268435456u64,
+            "role": reported, "redis_version": "7.0.15", "server": "redis 7.0.15", "maxmemory_bytes": 268435456u64,
             "maxmemory_policy": "allkeys-lru", "persistence": "rdb", "error": null
         })
     };

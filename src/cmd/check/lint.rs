@@ -1,6 +1,7 @@
 //! config-lint: settings that are legal but hurt a replicated Redis. Each
-//! finding warns, or fails with --strict. A node whose CONFIG cannot be read
-//! fails the check, naming the command.
+//! finding warns, or fails with --strict. A node whose CONFIG is renamed or
+//! denied (a managed service) is skipped, naming the command and how to allow
+//! it (failed with --strict); any other failure to read it fails the check.
 
 use std::collections::BTreeMap;
 
@@ -61,7 +62,7 @@ pub async fn run(env: &Env<'_>) -> Result<StepOutcome> {
                     .unwrap_or(0),
                 config,
             }),
-            Err(e) => items.push(Check::fail(format!("{}.config", st.node.name), e.message)),
+            Err(e) => items.push(unread(&st.node.name, &e, env.cfg.strict)),
         }
     }
     let severity = if env.cfg.strict {
@@ -89,6 +90,20 @@ pub async fn run(env: &Env<'_>) -> Result<StepOutcome> {
         details: serde_json::to_value(&facts)?,
         sections: Vec::new(),
     })
+}
+
+/// A node whose configuration could not be read: a restricted server is a
+/// skip (a failure with --strict), anything else a failure.
+fn unread(node: &str, e: &crate::client::NodeError, strict: bool) -> Check {
+    let name = format!("{node}.config");
+    match e.restricted("CONFIG GET") {
+        Some(why) if strict => Check::fail(
+            name,
+            format!("{why} (--strict fails a step that cannot run)"),
+        ),
+        Some(why) => Check::skip(name, format!("not linted: {why}")),
+        None => Check::fail(name, e.message.clone()),
+    }
 }
 
 /// Every finding over the nodes' facts; `facts[0]` is the master when it

@@ -1,0 +1,474 @@
+//! The compatibility matrix's core, run once per server by `.ci/compat.sh`:
+//! the binary the fixtures start is `REDIS_SERVER` (redis-server on PATH
+//! when unset), `REDLAB_COMPAT_MODULE` a module every node loads, and each
+//! subcommand's exit code and verdict is appended to `REDLAB_COMPAT_OUT`
+//! (one `subcommand<TAB>exit<TAB>verdict` line) when that is set.
+//!
+//! Each test asserts what an operator expects on that server: a healthy
+//! topology passes, a replica diverged on purpose fails compare naming each
+//! key, a restricted server is skipped and not failed, a lab leaves nothing
+//! running, and user data is unchanged.
+
+mod common;
+mod support;
+
+use std::io::Write;
+
+use common::*;
+use redlab::lab::LabOptions;
+use support::Untouched;
+
+/// The server binary under test, as the lab fixtures resolve it.
+fn server_bin() -> std::path::PathBuf {
+    redlab::lab::redis_server().unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+/// Redis 7.0+ (and Valkey) disable DEBUG by default; Redis 6 has no such setting.
+fn debug_args() -> Vec<String> {
+    match redlab::lab::binary::binary_version(&server_bin()) {
+        Some(v) if v < (7, 0) => Vec::new(),
+        _ => vec!["--enable-debug-command".into(), "local".into()],
+    }
+}
+
+fn module_args() -> Vec<String> {
+    match std::env::var("REDLAB_COMPAT_MODULE") {
+        Ok(m) if !m.is_empty() => vec!["--loadmodule".into(), m],
+        _ => Vec::new(),
+    }
+}
+
+fn lab_of(replicas: usize, extra: &[String]) -> Lab {
+    let mut args = module_args();
+    args.extend(extra.iter().cloned());
+    lab_with(LabOptions {
+        replicas,
+        master_args: args.clone(),
+        replica_args: args,
+        ..LabOptions::default()
+    })
+}
+
+/// `redlab X: VERDICT` from the first line of a table rendering.
+fn verdict(run: &Run) -> String {
+    run.stdout
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit(": ").next())
+        .filter(|v| !v.is_empty() && !v.contains(' '))
+        .map(String::from)
+        .unwrap_or_else(|| "error".into())
+}
+
+/// Append one matrix cell, when the run collects them.
+fn record(subcommand: &str, run: &Run) {
+    let Some(path) = std::env::var_os("REDLAB_COMPAT_OUT") else {
+        return;
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("opening REDLAB_COMPAT_OUT");
+    writeln!(f, "{subcommand}\t{}\t{}", run.code, verdict(run)).unwrap();
+}
+
+/// Run, record, and assert the exit code.
+fn expect(lab: &Lab, cell: &str, args: &[&str], code: i32) -> Run {
+    let mut all = vec!["--expect-replicas", "2"];
+    let n = lab.replicas.len().to_string();
+    all[1] = &n;
+    all.extend_from_slice(args);
+    let run = redlab_at(lab, &all);
+    record(cell, &run);
+    assert_eq!(
+        run.code,
+        code,
+        "{cell} on {}: {}\n{}",
+        server_bin().display(),
+        run.stdout,
+        run.stderr
+    );
+    run
+}
+
+#[test]
+fn a_healthy_topology_passes_every_subcommand() {
+    let lab = lab_of(2, &debug_args());
+    let guard = Untouched::seed_lab(&lab);
+    let stats = expect(&lab, "stats", &["stats"], 0);
+    let version = std::process::Command::new(server_bin())
+        .arg("--version")
+        .output()
+        .unwrap();
+    let flavour = if String::from_utf8_lossy(&version.stdout).starts_with("Valkey") {
+        "valkey "
+    } else {
+        "redis "
+    };
+    assert!(stats.stdout.contains(flavour), "{}", stats.stdout);
+    expect(&lab, "replicate-check", &["replicate-check"], 0);
+    expect(&lab, "keycount", &["keycount"], 0);
+    let digest = expect(&lab, "compare", &["compare"], 0);
+    if module_args().is_empty() {
+        assert!(
+            digest.stdout.contains("DEBUG DIGEST read on every node"),
+            "{}",
+            digest.stdout
+        );
+    } else {
+        assert!(
+            digest.stdout.contains("modules loaded"),
+            "{}",
+            digest.stdout
+        );
+    }
+    expect(&lab, "compare --no-digest", &["compare", "--no-digest"], 0);
+    expect(
+        &lab,
+        "perf",
+        &["perf", "-n", "2000", "--keyspace", "200", "--rounds", "1"],
+        0,
+    );
+    let check = expect(&lab, "check", &["check"], 0);
+    assert!(!check.stdout.contains("FAIL"), "{}", check.stdout);
+    guard.assert();
+}
+
+#[test]
+fn a_replica_diverged_on_purpose_fails_compare_naming_each_key() {
+    let mut extra = debug_args();
+    extra.extend(["--replica-read-only".to_string(), "no".into()]);
+    let lab = lab_of(1, &extra);
+    let guard = Untouched::seed_lab(&lab);
+    let mut r = conn(lab.replicas[0].port);
+    redis::cmd("SET")
+        .arg("user:0:3")
+        .arg("changed")
+        .exec(&mut r)
+        .unwrap();
+    redis::cmd("DEL").arg("user:0:7").exec(&mut r).unwrap();
+    for (cell, args) in [
+        ("compare (diverged)", vec!["compare"]),
+        (
+            "compare --no-digest (diverged)",
+            vec!["compare", "--no-digest"],
+        ),
+    ] {
+        let run = expect(&lab, cell, &args, 1);
+        for key in ["user:0:3", "user:0:7"] {
+            assert!(run.stdout.contains(key), "{cell}: {}", run.stdout);
+        }
+    }
+    guard.assert();
+}
+
+#[test]
+fn a_restricted_topology_passes_check_with_the_skips_named() {
+    let renamed: Vec<String> = ["CONFIG", "DEBUG", "MONITOR", "CLIENT", "MODULE"]
+        .iter()
+        .flat_map(|c| ["--rename-command".to_string(), c.to_string(), String::new()])
+        .collect();
+    let lab = lab_of(1, &renamed);
+    let guard = Untouched::seed_lab(&lab);
+    let run = expect(&lab, "check (restricted)", &["check"], 0);
+    assert!(
+        run.stdout.contains("CONFIG GET is not available on master"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("FAIL"), "{}", run.stdout);
+    let strict = expect(
+        &lab,
+        "check --strict (restricted)",
+        &["check", "--strict"],
+        1,
+    );
+    assert!(strict.stdout.contains("--strict"), "{}", strict.stdout);
+    expect(&lab, "compare (restricted)", &["compare"], 0);
+    guard.assert();
+}
+
+#[test]
+fn an_acl_user_without_config_or_debug_passes_check_with_the_skips_named() {
+    let lab = lab_of(1, &debug_args());
+    let guard = Untouched::seed_lab(&lab);
+    for port in ports(&lab) {
+        redis::cmd("ACL")
+            .arg(&[
+                "SETUSER", "ops", "on", ">pw", "~*", "&*", "+@all", "-config", "-debug", "-client",
+                "-monitor", "-module",
+            ])
+            .exec(&mut conn(port))
+            .unwrap();
+    }
+    let u = |p: u16| format!("redis://ops:pw@127.0.0.1:{p}");
+    let args = [
+        "--master".to_string(),
+        u(lab.master.port),
+        "--replica".into(),
+        u(lab.replicas[0].port),
+        "--expect-replicas".into(),
+        "1".into(),
+        "check".into(),
+    ];
+    let run = redlab(&args);
+    record("check (ACL)", &run);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("denied to redlab's ACL user on master (NOPERM)"),
+        "{}",
+        run.stdout
+    );
+    guard.assert();
+}
+
+#[test]
+fn lab_up_and_down_leave_no_process_no_port_and_no_folder() {
+    let state = tempfile::tempdir().unwrap();
+    let dir = state.path().join("lab");
+    let base = free_port_run(3);
+    let dir_s = dir.to_str().unwrap();
+    let bin = server_bin();
+    let up = redlab(&[
+        "lab",
+        "up",
+        "--replicas",
+        "2",
+        "--base-port",
+        &base.to_string(),
+        "--state-dir",
+        dir_s,
+        "--server-bin",
+        bin.to_str().unwrap(),
+    ]);
+    record("lab up", &up);
+    assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("lab.json")).unwrap()).unwrap();
+    let pids: Vec<u64> = saved["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 3);
+    let down = redlab(&["lab", "down", "--state-dir", dir_s]);
+    record("lab down", &down);
+    assert_eq!(down.code, 0, "{}\n{}", down.stdout, down.stderr);
+    for pid in pids {
+        // Gone, or a zombie its parent (this test's, once redlab exited) has yet to reap.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+        assert!(
+            stat.is_empty() || state.starts_with('Z'),
+            "pid {pid} runs: {stat}"
+        );
+    }
+    for p in base..base + 3 {
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", p)).is_ok(),
+            "port {p} still taken"
+        );
+    }
+    assert!(!dir.join("data").exists(), "the lab's data folder was left");
+}
+
+/// The module the module test loads: `REDLAB_COMPAT_MODULE`, else Debian's RediSearch.
+fn search_module() -> String {
+    let m = std::env::var("REDLAB_COMPAT_MODULE")
+        .ok()
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| "/usr/lib/redis/modules/redisearch.so".into());
+    assert!(
+        std::path::Path::new(&m).is_file(),
+        "{m} is missing: apt-get install redis-redisearch (or name a module with REDLAB_COMPAT_MODULE)"
+    );
+    m
+}
+
+#[test]
+fn a_module_key_diverged_on_a_replica_is_caught_though_the_digests_agree() {
+    let mut args = vec!["--loadmodule".to_string(), search_module()];
+    args.extend(debug_args());
+    args.extend(["--replica-read-only".to_string(), "no".into()]);
+    let lab = lab_with(LabOptions {
+        replicas: 1,
+        master_args: args.clone(),
+        replica_args: args,
+        ..LabOptions::default()
+    });
+    let mut m = conn(lab.master.port);
+    let q = |c: &mut redis::Connection, a: &[&str]| {
+        redis::cmd(a[0]).arg(&a[1..]).exec(c).unwrap();
+    };
+    q(&mut m, &["FT.CREATE", "idx", "SCHEMA", "title", "TEXT"]);
+    q(
+        &mut m,
+        &[
+            "FT.ADD",
+            "idx",
+            "doc1",
+            "1.0",
+            "FIELDS",
+            "title",
+            "hello world",
+        ],
+    );
+    q(
+        &mut m,
+        &[
+            "FT.ADD",
+            "idx",
+            "doc2",
+            "1.0",
+            "FIELDS",
+            "title",
+            "hello there",
+        ],
+    );
+    wait_sync(&lab);
+    let healthy = expect(&lab, "compare (module keys)", &["compare"], 0);
+    assert!(
+        healthy.stdout.contains("modules loaded"),
+        "{}",
+        healthy.stdout
+    );
+    let before = snapshot(&mut m);
+    // The replica's inverted index for "hello" replaced by the one for "world":
+    // a module value that DEBUG DIGEST does not see.
+    let mut r = conn(lab.replicas[0].port);
+    let other: Vec<u8> = redis::cmd("DUMP")
+        .arg("ft:idx/world")
+        .query(&mut r)
+        .unwrap();
+    redis::cmd("RESTORE")
+        .arg("ft:idx/hello")
+        .arg(0)
+        .arg(other)
+        .arg("REPLACE")
+        .exec(&mut r)
+        .unwrap();
+    let run = expect(&lab, "compare (module key diverged)", &["compare"], 1);
+    assert!(run.stdout.contains("ft:idx/hello"), "{}", run.stdout);
+    assert!(run.stdout.contains("value differs"), "{}", run.stdout);
+    assert_eq!(snapshot(&mut m), before, "user data changed on the master");
+}
+
+#[test]
+fn a_cluster_lab_comes_up_checks_and_goes_down_with_bus_ports_out_of_the_ephemeral_range() {
+    let state = tempfile::tempdir().unwrap();
+    let dir = state.path().join("cluster");
+    let dir_s = dir.to_str().unwrap();
+    // A base whose +10000 lies in the kernel's ephemeral range.
+    let (lo, hi) = redlab::lab::binary::ephemeral_range();
+    let base = free_port_run(6);
+    let up = redlab(&[
+        "lab",
+        "up",
+        "--cluster",
+        "--shards",
+        "3",
+        "--replicas",
+        "1",
+        "--base-port",
+        &base.to_string(),
+        "--state-dir",
+        dir_s,
+    ]);
+    record("lab up --cluster", &up);
+    assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("lab.json")).unwrap()).unwrap();
+    let has_cluster_port =
+        redlab::lab::binary::binary_version(&server_bin()).is_none_or(|v| v >= (7, 0));
+    for n in saved["nodes"].as_array().unwrap() {
+        let argv: Vec<&str> = n["argv"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|a| a.as_str())
+            .collect();
+        let bus = argv
+            .iter()
+            .position(|a| *a == "--cluster-port")
+            .map(|i| argv[i + 1].parse::<u16>().unwrap());
+        match (has_cluster_port, bus) {
+            (true, Some(b)) => assert!(
+                !(lo..=hi).contains(&b),
+                "bus port {b} in the ephemeral range {lo}-{hi}"
+            ),
+            (true, None) => panic!("no --cluster-port in {argv:?}"),
+            (false, b) => assert_eq!(b, None, "Redis before 7.0 has no cluster-port"),
+        }
+    }
+    let check = redlab(&[
+        "--cluster",
+        "--master",
+        &url(base),
+        "--expect-replicas",
+        "1",
+        "check",
+    ]);
+    record("check --cluster", &check);
+    assert!(check.code == 0, "{}\n{}", check.stdout, check.stderr);
+    let down = redlab(&["lab", "down", "--state-dir", dir_s]);
+    assert_eq!(down.code, 0, "{}\n{}", down.stdout, down.stderr);
+    for p in base..base + 6 {
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", p)).is_ok(),
+            "port {p} still taken"
+        );
+    }
+}
+
+#[test]
+fn a_taken_port_is_refused_naming_what_holds_it() {
+    let (listener, port) = silent_listener();
+    let state = tempfile::tempdir().unwrap();
+    let run = redlab(&[
+        "lab",
+        "up",
+        "--replicas",
+        "0",
+        "--base-port",
+        &port.to_string(),
+        "--state-dir",
+        state.path().join("l").to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    let me = format!("pid {}", std::process::id());
+    assert!(
+        run.stderr.contains(&format!("port {port} is in use")),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains(&me), "{}", run.stderr);
+    drop(listener);
+}
+
+#[test]
+fn spawn_runs_the_named_server_binary() {
+    let bin = server_bin();
+    let run = redlab(&[
+        "--spawn",
+        "--server-bin",
+        bin.to_str().unwrap(),
+        "--spawn-replicas",
+        "1",
+        "stats",
+    ]);
+    record("--spawn stats", &run);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let v = std::process::Command::new(&bin)
+        .arg("--version")
+        .output()
+        .unwrap();
+    let flavour = if String::from_utf8_lossy(&v.stdout).starts_with("Valkey") {
+        "valkey "
+    } else {
+        "redis "
+    };
+    assert!(run.stdout.contains(flavour), "{}", run.stdout);
+}
