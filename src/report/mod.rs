@@ -2,6 +2,7 @@
 //! turn them into a terminal table, markdown, JSON or JUnit; subcommands never
 //! format output themselves.
 
+mod copyable;
 pub mod figure;
 mod html;
 mod json;

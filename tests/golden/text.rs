@@ -299,3 +299,49 @@ fn readme_architecture_matches_the_tree() {
         "README's architecture table: not named {missing:?}; named but not in src/ {stale:?}"
     );
 }
+
+/// At 80 columns a table drops its least important columns, never the one
+/// that is its point: a verdict, or a replica's lag.
+#[test]
+fn the_point_of_a_table_survives_a_narrow_terminal() {
+    for (name, v) in saved() {
+        let text = typed(&name, v)
+            .render_view(Format::Table, view(Some(80)))
+            .unwrap();
+        let hidden = text.replace("\n  ", " ");
+        for line in hidden.lines() {
+            let Some(cols) = line.trim().strip_prefix("not shown at this width: ") else {
+                continue;
+            };
+            let cols = cols.split(" (").next().unwrap();
+            for c in cols.split(", ") {
+                assert!(
+                    !matches!(c, "verdict" | "lag" | "lag bytes"),
+                    "{name} at 80 columns hides its {c} column:\n{text}"
+                );
+            }
+        }
+    }
+}
+
+/// A command to copy (`redlab ... clean --run X`) is one line on a
+/// terminal, outside any table, never wrapped.
+#[test]
+fn a_command_to_copy_is_one_line_outside_the_table() {
+    let (_, v) = saved().into_iter().find(|(n, _)| n == "keycount").unwrap();
+    let mut v = v;
+    let cmd = "redlab --master redis://127.0.0.1:26500/0 clean --run abcdefghij";
+    v["checks"].as_array_mut().unwrap().push(serde_json::json!({
+        "name": "run.cleanup",
+        "verdict": "fail",
+        "reason": format!("up to 3 keys of this run remain under redlab:abcdefghij:* (stopped); remove them with `{cmd}`"),
+    }));
+    let r = typed("keycount", v);
+    let text = r.render_view(Format::Table, view(Some(80))).unwrap();
+    assert!(
+        text.lines().any(|l| l.trim() == cmd),
+        "the command is not one line of its own:\n{text}"
+    );
+    let md = r.render(Format::Markdown).unwrap();
+    assert!(md.contains(&format!("`{cmd}`")), "{md}");
+}
