@@ -221,7 +221,8 @@ fn junit_has_a_test_case_per_check() {
     }
 }
 
-/// The 80-column table and the markdown as they were when last reviewed.
+/// The 80-column table and the markdown as they were when last reviewed
+/// (and check's -v table).
 #[test]
 fn renderings_match_the_reviewed_ones() {
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
@@ -229,13 +230,22 @@ fn renderings_match_the_reviewed_ones() {
     let mut differ = Vec::new();
     for (name, v) in saved() {
         let r = typed(&name, v);
-        for (ext, text) in [
+        let mut renderings = vec![
             (
                 "80.txt",
                 r.render_view(Format::Table, view(Some(80))).unwrap(),
             ),
             ("md", r.render(Format::Markdown).unwrap()),
-        ] {
+        ];
+        // check is compact on a terminal: its full table is -v's.
+        if name.starts_with("check") {
+            let verbose = View {
+                verbose: true,
+                ..view(Some(80))
+            };
+            renderings.push(("v.80.txt", r.render_view(Format::Table, verbose).unwrap()));
+        }
+        for (ext, text) in renderings {
             let path = expected.join(format!("{name}.{ext}"));
             if update {
                 std::fs::create_dir_all(&expected).unwrap();
@@ -344,4 +354,40 @@ fn a_command_to_copy_is_one_line_outside_the_table() {
     );
     let md = r.render(Format::Markdown).unwrap();
     assert!(md.contains(&format!("`{cmd}`")), "{md}");
+}
+
+/// A passing check fits one screen at 80 columns: the verdict, one line
+/// (or two) per step; a failing one starts with what failed.
+#[test]
+fn check_fits_a_screen_and_leads_with_what_failed() {
+    for (name, v) in saved() {
+        if v["command"] != "check" {
+            continue;
+        }
+        let failed: Vec<String> = v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["verdict"] == "fail")
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect();
+        let text = typed(&name, v)
+            .render_view(Format::Table, view(Some(80)))
+            .unwrap();
+        let lines = text.lines().count();
+        assert!(
+            (5..=40).contains(&lines),
+            "{name}: {lines} lines at 80 columns:\n{text}"
+        );
+        if failed.is_empty() {
+            assert!(text.contains("\nChecks\n"), "{text}");
+            continue;
+        }
+        // The first table is what failed, every failed step in it.
+        let first = text.split("\n\n").nth(1).unwrap();
+        assert!(first.starts_with("Did not pass\n"), "{name}:\n{text}");
+        for f in &failed {
+            assert!(first.contains(f.as_str()), "{name}: {f} not first:\n{text}");
+        }
+    }
 }
