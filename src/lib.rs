@@ -492,7 +492,15 @@ pub(crate) fn emit(settings: &Settings, report: &mut dyn AnyReport) -> Result<Ve
     }
     let g = &settings.output;
     write_files(g, report)?;
-    if g.path.as_ref().is_some_and(|p| p.as_os_str() != "-") {
+    if let Some(path) = g.path.as_ref().filter(|p| p.as_os_str() != "-") {
+        // The report went to a file: the terminal (or the CI log) still
+        // learns the verdict and where to read the rest, in every format.
+        eprintln!(
+            "redlab {}: {}\nredlab: report written to {}",
+            report.command(),
+            report.verdict().as_str(),
+            path.display()
+        );
         return Ok(report.verdict());
     }
     let text = report.render_view(g.format.unwrap_or(Format::Table), g.stdout_view())?;

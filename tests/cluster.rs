@@ -323,7 +323,9 @@ fn spawn_cluster_and_lab_up_down() {
     ]);
     assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
     assert!(
-        up.stdout.contains("use it: redlab --cluster --master"),
+        up.stdout.contains(
+            "use it (every shard is discovered from one node): `redlab --cluster --master"
+        ),
         "{}",
         up.stdout
     );

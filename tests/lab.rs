@@ -48,6 +48,19 @@ fn up_status_down_manage_exactly_the_lab_processes() {
 
     let down = redlab(&["lab", "--state-dir", dir, "down"]);
     assert_eq!(down.code, 0, "{}", down.stderr);
+    // It says what it did to each process, not that they are running.
+    let rows: Vec<&str> = down
+        .stdout
+        .lines()
+        .filter(|l| l.contains("replica") || l.contains("master"))
+        .filter(|l| l.starts_with('│'))
+        .collect();
+    assert!(
+        rows.len() >= 3 && rows.iter().all(|l| l.contains("stopped")),
+        "{}",
+        down.stdout
+    );
+    assert!(!down.stdout.contains("running"), "{}", down.stdout);
     for (p, port) in procs.iter().zip(&ports) {
         let pid = p["pid"].as_u64().unwrap();
         assert!(

@@ -51,6 +51,10 @@ fn output_by_extension_and_report_into_reports_dir() {
         stderr.contains("report written to reports/keycount-"),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("redlab keycount: PASS\nredlab: report written to out/kc.md\n"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -65,8 +69,14 @@ fn a_failing_run_still_writes_its_report() {
         ]
         .map(String::from),
     );
-    let (code, _, stderr) = redlab_in(dir.path(), &args);
+    let (code, stdout, stderr) = redlab_in(dir.path(), &args);
     assert_eq!(code, 1, "{stderr}");
+    // The report went to a file: stderr says the verdict and where.
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains("redlab keycount: FAIL\nredlab: report written to kc.xml\n"),
+        "{stderr}"
+    );
     let xml = std::fs::read_to_string(dir.path().join("kc.xml")).unwrap();
     assert!(
         xml.contains("<failure message=\"down: ") && xml.contains("connection refused"),

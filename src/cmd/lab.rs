@@ -454,37 +454,65 @@ impl LabDetails {
                 format!(" --master redis://127.0.0.1:{}", m.port)
             };
             out.push(format!(
-                "use it: redlab --cluster{seed} check (every shard is discovered from one node)"
+                "use it (every shard is discovered from one node): `redlab --cluster{seed} check`"
             ));
             return out;
         }
         if ports == [6379, 6380, 6381, 6382] {
-            out.push("use it: redlab replicate-check (the default topology is this lab)".into());
+            out.push("use it (the default topology is this lab): `redlab replicate-check`".into());
         } else {
             let reps: Vec<String> = data[1..]
                 .iter()
                 .map(|p| format!("redis://127.0.0.1:{}", p.port))
                 .collect();
             out.push(format!(
-                "use it: redlab --master redis://127.0.0.1:{} --replica {} replicate-check",
+                "use it: `redlab --master redis://127.0.0.1:{} --replica {} replicate-check`",
                 m.port,
                 reps.join(" --replica ")
             ));
         }
         if let Some(s) = sentinels.first() {
             out.push(format!(
-                "through Sentinel (follows a failover): redlab --sentinel redis://127.0.0.1:{} \
-                 --master-name {} replicate-check; break it on purpose: redlab drill --fault kill-master",
+                "through Sentinel (follows a failover): `redlab --sentinel redis://127.0.0.1:{} \
+                 --master-name {} replicate-check`",
                 s.port,
                 crate::topology::sentinel::DEFAULT_MASTER_NAME
             ));
+            out.push("break it on purpose: `redlab drill --fault kill-master`".into());
         }
         out
     }
 }
 
+impl LabDetails {
+    /// What `down` did to each process: it stopped it, or found it gone
+    /// (a column "running: yes" would read as if it still ran).
+    fn stopped(&self) -> Section {
+        let mut s = Section::new("Lab processes", &["node", "port", "pid", "state"]);
+        for p in &self.processes {
+            s.row(vec![
+                p.name.clone(),
+                p.port.to_string(),
+                p.pid.to_string(),
+                if p.running {
+                    "stopped"
+                } else {
+                    "was not running"
+                }
+                .into(),
+            ]);
+        }
+        s.notes
+            .push(format!("state: {} (removed)", self.state_dir.display()));
+        s
+    }
+}
+
 impl Details for LabDetails {
     fn sections(&self) -> Vec<Section> {
+        if self.action == "down" {
+            return vec![self.stopped()];
+        }
         let mut s = Section::new(
             "Lab processes",
             &["node", "port", "pid", "running", "role", "link / sees"],

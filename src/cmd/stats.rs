@@ -281,7 +281,7 @@ pub fn sections(nodes: &[NodeStats]) -> Vec<Section> {
     let mut s = Section::new(
         "Stats",
         &[
-            "node", "status", "role", "keys", "memory", "ops/s", "hit rate", "lag", "evicted",
+            "node", "status", "role", "lag", "keys", "memory", "ops/s", "hit rate", "evicted",
             "expired", "clients", "uptime", "offset", "address",
         ],
     );
@@ -303,6 +303,7 @@ pub fn sections(nodes: &[NodeStats]) -> Vec<Section> {
                 .as_deref()
                 .map(|r| crate::report::role_word(r).to_string())
                 .unwrap_or_else(|| "-".into()),
+            lag,
             if n.role.is_none() {
                 "-".into()
             } else if keys.is_empty() {
@@ -317,7 +318,6 @@ pub fn sections(nodes: &[NodeStats]) -> Vec<Section> {
             n.hit_rate_pct
                 .map(|p| format!("{p:.1} %"))
                 .unwrap_or_else(|| "-".into()),
-            lag,
             o(n.evicted_keys),
             o(n.expired_keys),
             o(n.connected_clients),

@@ -46,6 +46,8 @@ pub(super) trait Markup {
                 c.header.clear();
             }
             sections.push(c);
+        } else if doc.compact && !verbose {
+            sections.extend(super::compact::sections(doc.checks));
         } else {
             sections.extend(doc.sections.iter().cloned());
             sections.push(checks_section(doc));

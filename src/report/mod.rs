@@ -2,6 +2,8 @@
 //! turn them into a terminal table, markdown, JSON or JUnit; subcommands never
 //! format output themselves.
 
+mod compact;
+mod copyable;
 pub mod figure;
 mod html;
 mod json;
@@ -72,6 +74,8 @@ pub struct Document<'a> {
     pub view: View,
     /// Whether the subcommand's report is brief on a terminal (`Details::brief`).
     pub brief: bool,
+    /// Whether it is one line per check there (`Details::compact`).
+    pub compact: bool,
     /// The whole report as pretty JSON.
     pub json: &'a dyn Fn() -> Result<String>,
 }
@@ -246,6 +250,13 @@ pub trait Details: Serialize {
     fn brief(&self) -> bool {
         false
     }
+
+    /// On a terminal (and a pipe), one line per check, what failed first:
+    /// a gate whose passing run must fit one screen (`check`). Its tables
+    /// and findings with -v or in a file.
+    fn compact(&self) -> bool {
+        false
+    }
 }
 
 /// How a report is shown: the terminal's width and colours, and how much.
@@ -413,6 +424,7 @@ impl<D: Details> Report<D> {
             figure_links,
             view,
             brief: self.details.brief(),
+            compact: self.details.compact(),
             json: &json,
         };
         exporter(format).export(&doc)

@@ -12,6 +12,7 @@ use comfy_table::{
 };
 use textwrap::core::display_width;
 
+use super::copyable;
 use super::markup::Markup;
 use super::{Document, Exporter, Section, View};
 
@@ -52,6 +53,7 @@ pub fn section(s: &Section, view: &View) -> String {
     let mut notes = s.notes.clone();
     // An empty table says nothing its title and notes do not.
     if !s.header.is_empty() && !s.rows.is_empty() {
+        let mut commands = Vec::new();
         let rows: Vec<Vec<String>> = s
             .rows
             .iter()
@@ -61,6 +63,8 @@ pub fn section(s: &Section, view: &View) -> String {
                     .map(|(i, c)| {
                         if view.width.is_some() && s.truncate.contains(&i) {
                             truncate(c, TRUNCATE_AT)
+                        } else if view.width.is_some() {
+                            commands_out(r, c, &mut commands)
                         } else {
                             c.clone()
                         }
@@ -103,6 +107,9 @@ pub fn section(s: &Section, view: &View) -> String {
             }
         }
         out.push_str(&format!("{t}\n"));
+        for (row, command) in commands {
+            out.push_str(&format!("  {row}:\n{}\n", copyable::line(&command)));
+        }
         if !hidden.is_empty() {
             let names: Vec<&str> = hidden.iter().map(|&i| s.header[i].as_str()).collect();
             notes.push(format!(
@@ -112,10 +119,34 @@ pub fn section(s: &Section, view: &View) -> String {
         }
     }
     for n in &notes {
-        out.push_str(&wrap(n, view.width, "  "));
+        let (prose, commands) = match view.width {
+            Some(_) => copyable::take_out(n, "the command below"),
+            None => (n.clone(), Vec::new()),
+        };
+        out.push_str(&wrap(&prose, view.width, "  "));
         out.push('\n');
+        for c in commands {
+            out.push_str(&copyable::line(&c));
+            out.push('\n');
+        }
     }
     out
+}
+
+/// A cell with its long commands taken out (on a terminal they go under
+/// the table, each on one line), remembered with the row's name.
+fn commands_out(row: &[String], cell: &str, commands: &mut Vec<(String, String)>) -> String {
+    let (prose, taken) = copyable::take_out(cell, "the command below the table");
+    if taken.is_empty() {
+        return prose;
+    }
+    let name = row.first().cloned().unwrap_or_default();
+    commands.extend(taken.into_iter().map(|c| (name.clone(), c)));
+    if prose.contains("below the table") {
+        prose
+    } else {
+        format!("{prose} the command below the table")
+    }
 }
 
 /// A verdict cell in its colour; any other cell as it is.

@@ -221,7 +221,8 @@ fn junit_has_a_test_case_per_check() {
     }
 }
 
-/// The 80-column table and the markdown as they were when last reviewed.
+/// The 80-column table and the markdown as they were when last reviewed
+/// (and check's -v table).
 #[test]
 fn renderings_match_the_reviewed_ones() {
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
@@ -229,13 +230,22 @@ fn renderings_match_the_reviewed_ones() {
     let mut differ = Vec::new();
     for (name, v) in saved() {
         let r = typed(&name, v);
-        for (ext, text) in [
+        let mut renderings = vec![
             (
                 "80.txt",
                 r.render_view(Format::Table, view(Some(80))).unwrap(),
             ),
             ("md", r.render(Format::Markdown).unwrap()),
-        ] {
+        ];
+        // check is compact on a terminal: its full table is -v's.
+        if name.starts_with("check") {
+            let verbose = View {
+                verbose: true,
+                ..view(Some(80))
+            };
+            renderings.push(("v.80.txt", r.render_view(Format::Table, verbose).unwrap()));
+        }
+        for (ext, text) in renderings {
             let path = expected.join(format!("{name}.{ext}"));
             if update {
                 std::fs::create_dir_all(&expected).unwrap();
@@ -293,4 +303,86 @@ fn readme_architecture_matches_the_tree() {
         missing.is_empty() && stale.is_empty(),
         "docs/architecture.md's table: not named {missing:?}; named but not in src/ {stale:?}"
     );
+}
+
+/// At 80 columns a table drops its least important columns, never the one
+/// that is its point: a verdict, or a replica's lag.
+#[test]
+fn the_point_of_a_table_survives_a_narrow_terminal() {
+    for (name, v) in saved() {
+        let text = typed(&name, v)
+            .render_view(Format::Table, view(Some(80)))
+            .unwrap();
+        let hidden = text.replace("\n  ", " ");
+        for line in hidden.lines() {
+            let Some(cols) = line.trim().strip_prefix("not shown at this width: ") else {
+                continue;
+            };
+            let cols = cols.split(" (").next().unwrap();
+            for c in cols.split(", ") {
+                assert!(
+                    !matches!(c, "verdict" | "lag" | "lag bytes"),
+                    "{name} at 80 columns hides its {c} column:\n{text}"
+                );
+            }
+        }
+    }
+}
+
+/// A command to copy (`redlab ... clean --run X`) is one line on a
+/// terminal, outside any table, never wrapped.
+#[test]
+fn a_command_to_copy_is_one_line_outside_the_table() {
+    let (_, v) = saved().into_iter().find(|(n, _)| n == "keycount").unwrap();
+    let mut v = v;
+    let cmd = "redlab --master redis://127.0.0.1:26500/0 clean --run abcdefghij";
+    v["checks"].as_array_mut().unwrap().push(serde_json::json!({
+        "name": "run.cleanup",
+        "verdict": "fail",
+        "reason": format!("up to 3 keys of this run remain under redlab:abcdefghij:* (stopped); remove them with `{cmd}`"),
+    }));
+    let r = typed("keycount", v);
+    let text = r.render_view(Format::Table, view(Some(80))).unwrap();
+    assert!(
+        text.lines().any(|l| l.trim() == cmd),
+        "the command is not one line of its own:\n{text}"
+    );
+    let md = r.render(Format::Markdown).unwrap();
+    assert!(md.contains(&format!("`{cmd}`")), "{md}");
+}
+
+/// A passing check fits one screen at 80 columns: the verdict, one line
+/// (or two) per step; a failing one starts with what failed.
+#[test]
+fn check_fits_a_screen_and_leads_with_what_failed() {
+    for (name, v) in saved() {
+        if v["command"] != "check" {
+            continue;
+        }
+        let failed: Vec<String> = v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["verdict"] == "fail")
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect();
+        let text = typed(&name, v)
+            .render_view(Format::Table, view(Some(80)))
+            .unwrap();
+        let lines = text.lines().count();
+        assert!(
+            (5..=40).contains(&lines),
+            "{name}: {lines} lines at 80 columns:\n{text}"
+        );
+        if failed.is_empty() {
+            assert!(text.contains("\nChecks\n"), "{text}");
+            continue;
+        }
+        // The first table is what failed, every failed step in it.
+        let first = text.split("\n\n").nth(1).unwrap();
+        assert!(first.starts_with("Did not pass\n"), "{name}:\n{text}");
+        for f in &failed {
+            assert!(first.contains(f.as_str()), "{name}: {f} not first:\n{text}");
+        }
+    }
 }

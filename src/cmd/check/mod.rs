@@ -449,6 +449,12 @@ impl Details for CheckDetails {
     fn figures(&self) -> Vec<crate::report::Figure> {
         figures::figures(self)
     }
+
+    /// A gate: a passing run fits one screen, a failing one leads with
+    /// what failed; the tables and findings with -v or in the report file.
+    fn compact(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -411,6 +411,12 @@ impl<D: Details> Details for Sharded<D> {
             .iter()
             .any(|r| r.details.as_ref().is_some_and(Details::interrupted))
     }
+
+    fn compact(&self) -> bool {
+        self.shards
+            .iter()
+            .any(|r| r.details.as_ref().is_some_and(Details::compact))
+    }
 }
 
 #[cfg(test)]

@@ -148,10 +148,11 @@ impl Details for CompareDetails {
         let r = &self.result;
         let mut s = Section::new(
             "Consistency",
+            // By importance: a narrow terminal drops from the right, and the
+            // verdict is the point.
             &[
                 "node",
-                "address",
-                "path",
+                "verdict",
                 "compared",
                 "identical",
                 "missing",
@@ -160,7 +161,8 @@ impl Details for CompareDetails {
                 "value",
                 "TTL",
                 "converging",
-                "verdict",
+                "path",
+                "address",
             ],
         );
         for rep in &r.replicas {
@@ -178,8 +180,7 @@ impl Details for CompareDetails {
             };
             s.row(vec![
                 rep.name.clone(),
-                rep.address.clone(),
-                path_label(rep),
+                verdict,
                 n(c.compared),
                 n(c.identical),
                 n(c.missing),
@@ -188,7 +189,8 @@ impl Details for CompareDetails {
                 n(c.value_differs),
                 n(c.ttl_differs),
                 n(c.converging),
-                verdict,
+                path_label(rep),
+                rep.address.clone(),
             ]);
         }
         s.notes = self.notes();
