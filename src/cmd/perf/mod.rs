@@ -9,10 +9,12 @@ mod baseline;
 mod details;
 pub(crate) mod figures;
 mod guard;
+pub mod merge;
 pub mod on_cluster;
 mod phase;
 pub mod reads;
 mod replicas;
+pub mod split;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -92,6 +94,12 @@ pub struct Options {
     pub threads: usize,
     /// --read-from: where --workload get sends its measured GETs.
     pub read_from: ReadFrom,
+    /// --client K/N: this run is share K of a load split among N clients
+    /// (the options above already this share's); None: the whole load.
+    pub split: Option<split::Split>,
+    /// --start-at: the measured rounds start at this time (the clients of a
+    /// split load start together).
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 impl Default for Options {
@@ -119,6 +127,8 @@ impl Default for Options {
             lag_interval: Duration::from_millis(100),
             threads: 1,
             read_from: ReadFrom::Master,
+            split: None,
+            start_at: None,
         }
     }
 }
@@ -402,7 +412,7 @@ pub async fn measure(
     master: &Master<'_>,
 ) -> Result<PerfDetails> {
     let before = master.info.clone();
-    let prefix = ctx.key("perf:");
+    let prefix = ctx.key(&split::key_suffix(&cfg.opts));
     refuse_beyond_maxclients(cfg, master).await?;
     ctx.prepare_writes(master, guard::need_bytes(cfg, prefix.len()))
         .await
@@ -480,6 +490,21 @@ pub async fn measure(
             ));
         }
     }
+    // --start-at: every client's rounds start together (after each one's
+    // own set-up, prefill and warm-up); Ctrl-C ends the wait.
+    let late_ms = match cfg.opts.start_at {
+        Some(at) => {
+            if ctx.shard.as_ref().is_none_or(|s| s.name == "shard1") {
+                ctx.say.line(&format!(
+                    "redlab: waiting until {} (--start-at) to start the rounds",
+                    split::rfc3339(at)
+                ));
+            }
+            Some(split::wait_until(at).await)
+        }
+        None => None,
+    };
+    let mut round_starts_ms = Vec::new();
     // --read-from replicas: each round's results per replica.
     let mut per_replica: Vec<Vec<EngineResult>> = Vec::new();
     let mut results = Vec::new();
@@ -543,6 +568,9 @@ pub async fn measure(
                 multi::merge_timed(parts)
             }
         };
+        // The round's start on the wall clock, for a merge of clients' reports.
+        let ended = split::unix_ms(std::time::SystemTime::now());
+        round_starts_ms.push(ended - result.elapsed_ns as f64 / 1e6);
         // Replicas answer MOVED only when READONLY was not sent: nothing to follow.
         let redirected = readers.is_none() && redirects(&result.errors) > 0;
         results.push(result);
@@ -568,6 +596,12 @@ pub async fn measure(
         }
     }
     bar.finish();
+    let client = split::ClientRun::new(
+        &cfg.opts,
+        &round_starts_ms,
+        split::unix_ms(std::time::SystemTime::now()),
+        late_ms,
+    );
     if let Some(ttl) = cfg.opts.key_ttl {
         // The last keys were written now: none outlives now + ttl, which a
         // later run reading this run's registry entry can rely on.
@@ -642,7 +676,9 @@ pub async fn measure(
         prefix: &prefix,
         keys_removed,
         load_ms,
+        round_starts_ms: &round_starts_ms,
     });
+    d.client = Some(client);
     d.replica_lag = lag;
     d.master_moved = moved;
     if let Some(rs) = &readers {
