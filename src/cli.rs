@@ -675,7 +675,7 @@ pub enum PerfReadFrom {
 
 #[derive(Debug, Clone, Args)]
 #[command(
-    after_help = "Examples:\n  redlab --spawn perf -n 100000 -P 64 -c 4\n  redlab perf --workload get --keyspace 100000\n  redlab perf --rate 20000 --duration 10s -P 1 -c 10\n  redlab perf --duration 2s --format json --output base.json && redlab perf --duration 2s --baseline base.json"
+    after_help = "Examples:\n  redlab --spawn perf -n 100000 -P 64 -c 4\n  redlab perf --workload get --keyspace 100000\n  redlab perf --rate 20000 --duration 10s -P 1 -c 10\n  redlab perf --duration 2s --format json --output base.json && redlab perf --duration 2s --baseline base.json\n  redlab perf -n 300000 -P 16 --client 2/3 --start-at 2026-12-07T10:00:00Z --format json --output c2.json"
 )]
 pub struct PerfArgs {
     /// What each request does.
@@ -753,6 +753,17 @@ pub struct PerfArgs {
     /// How long the replicas may take to catch up after the load.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub settle: Duration,
+    /// Run share K of one load split among N clients (K/N, e.g. 2/3): -n,
+    /// --rate, --warmup and --keyspace are the whole load's, divided (the
+    /// first shares take the remainders); keys of its own. Merge the N
+    /// reports with `redlab report --merge`.
+    #[arg(long, value_name = "K/N", value_parser = crate::cmd::perf::split::parse_client)]
+    pub client: Option<(u32, u32)>,
+    /// Start the measured rounds at this time, RFC 3339
+    /// (2026-12-07T10:00:00Z) or Unix seconds, so that clients on several
+    /// machines load together (after each one's set-up and warm-up).
+    #[arg(long, value_name = "TIME", value_parser = crate::cmd::perf::split::parse_start_at)]
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 /// A report file name must say its format: `--report perf` before the
@@ -932,15 +943,19 @@ pub struct DemoArgs {
 
 #[derive(Debug, Clone, Args)]
 #[command(
-    after_help = "Examples:\n  redlab report reports/perf.json --output perf.html\n  redlab report new.json --compare old.json --output compare.html"
+    after_help = "Examples:\n  redlab report reports/perf.json --output perf.html\n  redlab report new.json --compare old.json --output compare.html\n  redlab report --merge client1.json client2.json client3.json --output all.html"
 )]
 pub struct ReportArgs {
     /// A JSON report written by redlab (`--format json`, or `--report` without a name).
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
+    #[arg(value_name = "FILE", required_unless_present = "merge")]
+    pub file: Option<PathBuf>,
     /// Another perf JSON report: its latency spectrum drawn over FILE's, and a table of deltas.
     #[arg(long, value_name = "OTHER")]
     pub compare: Option<PathBuf>,
+    /// The perf reports of one load's clients (`perf --client K/N`), or a
+    /// directory of them: their histograms added, one report of the whole load.
+    #[arg(long, value_name = "FILE|DIR", num_args = 1.., conflicts_with_all = ["file", "compare"])]
+    pub merge: Vec<PathBuf>,
     #[command(flatten)]
     no_topology: NoTopology,
     #[command(flatten)]

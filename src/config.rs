@@ -307,7 +307,7 @@ fn job(command: &Command, settings: &Settings) -> Result<Job> {
                 LabAction::Status => lab::Action::Status,
             },
         }),
-        Command::Perf(a) => Job::Perf(perf_options(a, settings.allow_eviction)),
+        Command::Perf(a) => Job::Perf(perf_options(a, settings.allow_eviction)?),
         Command::Check(a) => {
             let (selected, skipped, unknown) = check::select(&a.skip, &a.only);
             let replication = replicate_check::Config {
@@ -346,8 +346,9 @@ fn job(command: &Command, settings: &Settings) -> Result<Job> {
             rate: a.rate,
         }),
         Command::Report(a) => Job::Report(report_cmd::Config {
-            file: a.file.clone(),
+            file: a.file.clone().unwrap_or_default(),
             compare: a.compare.clone(),
+            merge: a.merge.clone(),
         }),
         Command::Drill(a) => Job::Drill(drill_config(a, settings)),
         Command::Completions(a) => Job::Completions(a.shell),
@@ -446,8 +447,8 @@ fn format(f: FormatArg) -> Format {
     }
 }
 
-fn perf_options(a: &crate::cli::PerfArgs, allow_eviction: bool) -> perf::Options {
-    perf::Options {
+fn perf_options(a: &crate::cli::PerfArgs, allow_eviction: bool) -> Result<perf::Options> {
+    let mut opts = perf::Options {
         workload: match a.workload {
             PerfWorkload::Set => perf::WorkloadKind::Set,
             PerfWorkload::Get => perf::WorkloadKind::Get,
@@ -481,7 +482,16 @@ fn perf_options(a: &crate::cli::PerfArgs, allow_eviction: bool) -> perf::Options
             crate::cli::PerfReadFrom::Master => perf::ReadFrom::Master,
             crate::cli::PerfReadFrom::Replicas => perf::ReadFrom::Replicas,
         },
+        split: None,
+        start_at: a.start_at,
+    };
+    if let Some((k, n)) = a.client {
+        perf::split::apply(&mut opts, k, n)?;
     }
+    if let Some(at) = a.start_at {
+        perf::split::refuse_far_start(at)?;
+    }
+    Ok(opts)
 }
 
 fn stats_config(a: &StatsArgs, out: &Output) -> stats::Config {

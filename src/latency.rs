@@ -20,6 +20,37 @@ pub fn record_n(h: &mut Histogram<u64>, value: u64, n: u64) {
     }
 }
 
+/// A histogram in HdrHistogram's compressed V2 encoding, base64 (the form
+/// HdrHistogram's other implementations read): lossless, for a later merge.
+pub fn encode_v2(h: &Histogram<u64>) -> String {
+    use base64::Engine;
+    use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+    let mut bytes = Vec::new();
+    // Writing to a Vec fails only on a histogram the encoding cannot hold
+    // (none that `histogram()` makes): then no histogram is saved.
+    if V2DeflateSerializer::new().serialize(h, &mut bytes).is_err() {
+        return String::new();
+    }
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// `encode_v2` undone, as a histogram that grows as needed (so that
+/// histograms of other ranges add into it).
+pub fn decode_v2(text: &str) -> anyhow::Result<Histogram<u64>> {
+    use anyhow::Context;
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .context("a histogram that is not base64")?;
+    let h: Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut &bytes[..])
+        .map_err(|e| anyhow::anyhow!("a histogram that is not HdrHistogram V2: {e:?}"))?;
+    let mut out = histogram();
+    out.add(&h)
+        .map_err(|e| anyhow::anyhow!("a histogram out of range: {e:?}"))?;
+    Ok(out)
+}
+
 /// Latency summary in microseconds (recorded in nanoseconds).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LatencyUs {

@@ -347,6 +347,33 @@ fn a_load_that_breaks_replication_fails_catch_up() {
 }
 
 #[test]
+fn a_benchmark_on_a_lone_master_asks_for_no_replica_count() {
+    let (lone, _d) = server("lone", &[]);
+    let perf = [
+        "perf", "-n", "200", "-P", "16", "--rounds", "1", "--warmup", "0",
+    ];
+    let m = url(lone.port);
+    // Nobody asked for replicas: no warning about their count, so a plain
+    // benchmark passes --fail-on warn.
+    let run = redlab(&with_args(
+        &["--master", &m, "--fail-on", "warn", "--format", "json"].map(String::from),
+        &perf,
+    ));
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let r = run.json();
+    let c = check(&r, "master");
+    assert_eq!(c["verdict"], "pass", "{c}");
+    assert!(c["reason"].as_str().unwrap().contains("lone master"), "{c}");
+    // Replicas expected: the count is asserted, and none is a failure.
+    let run = redlab(&with_args(
+        &["--master", &m, "--expect-replicas", "1", "--format", "json"].map(String::from),
+        &perf,
+    ));
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert_eq!(check(&run.json(), "master")["verdict"], "fail");
+}
+
+#[test]
 fn an_open_loop_that_misses_its_rate_fails() {
     let lab = lab(0);
     let run = redlab(&with_args(

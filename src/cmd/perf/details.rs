@@ -132,6 +132,14 @@ pub struct PerfDetails {
     /// every request). The merged total is `latency` and `round_results`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replica_reads: Vec<super::reads::ReplicaReads>,
+    /// Which share of a split load this run was (--client K/N; 1/1 without
+    /// it), --start-at, and the measured rounds' window on the wall clock.
+    /// Null in a merged report (see `merged`) and in reports before it.
+    #[serde(default)]
+    pub client: Option<super::split::ClientRun>,
+    /// `redlab report --merge`: the clients' reports this one adds up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<super::merge::Merged>,
     /// Each round's whole latency histogram and per-second counts, for a
     /// cluster's total (merged over shards); not saved.
     #[serde(skip)]
@@ -161,12 +169,56 @@ pub struct Server {
     pub persistence: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Round {
     pub ops_per_sec: f64,
     pub elapsed_ms: f64,
     pub completed: u64,
     pub p99_us: f64,
+    /// Start of the round, Unix time in ms (the common clock a merge of
+    /// clients' reports aligns their rounds on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_unix_ms: Option<f64>,
+    /// Completed requests in each second of the round.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_second_ops: Vec<u64>,
+    /// Open loop: requests due before the round ended that were never sent.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub missed_requests: u64,
+    /// The round's whole per-request latency histogram (ns), in
+    /// HdrHistogram's compressed V2 encoding, base64: what a merge adds up
+    /// without losing precision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_hdr: Option<String>,
+    /// Open loop: the scheduler's send-time error histogram (ns), same encoding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_error_hdr: Option<String>,
+    /// set-wait: the WAIT latency histogram (ns), same encoding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_latency_hdr: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl Round {
+    /// A round's figures, with its histograms for a later merge.
+    pub fn of(r: &EngineResult, started_unix_ms: Option<f64>) -> Round {
+        use crate::latency::encode_v2;
+        Round {
+            ops_per_sec: round2(r.ops_per_sec()),
+            elapsed_ms: r.elapsed_ns as f64 / 1e6,
+            completed: r.completed,
+            p99_us: latency_of(r).p99_us,
+            started_unix_ms,
+            per_second_ops: r.per_second.clone(),
+            missed_requests: r.missed,
+            latency_hdr: Some(encode_v2(&r.latency_ns)),
+            send_error_hdr: r.send_error_ns.as_ref().map(encode_v2),
+            wait_latency_hdr: r.wait_latency_ns.as_ref().map(encode_v2),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -184,7 +236,7 @@ pub struct Memory {
     pub evicted_keys_after: u64,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CatchUp {
     pub name: String,
     pub address: String,
@@ -213,6 +265,8 @@ pub struct Measured<'a> {
     pub prefix: &'a str,
     pub keys_removed: u64,
     pub load_ms: f64,
+    /// Each round's start, Unix ms.
+    pub round_starts_ms: &'a [f64],
 }
 
 pub fn build(x: Measured<'_>) -> PerfDetails {
@@ -229,6 +283,7 @@ pub fn build(x: Measured<'_>) -> PerfDetails {
         prefix,
         keys_removed,
         load_ms,
+        round_starts_ms,
     } = x;
     let m = &results[median];
     let ops: Vec<f64> = results.iter().map(EngineResult::ops_per_sec).collect();
@@ -300,12 +355,8 @@ pub fn build(x: Measured<'_>) -> PerfDetails {
         median_round: median,
         round_results: results
             .iter()
-            .map(|r| Round {
-                ops_per_sec: round2(r.ops_per_sec()),
-                elapsed_ms: r.elapsed_ns as f64 / 1e6,
-                completed: r.completed,
-                p99_us: latency_of(r).p99_us,
-            })
+            .enumerate()
+            .map(|(i, r)| Round::of(r, round_starts_ms.get(i).copied()))
             .collect(),
         latency: latency_of(m),
         wait_latency: m.wait_latency_ns.as_ref().map(LatencyUs::from_ns),
@@ -348,10 +399,12 @@ pub fn build(x: Measured<'_>) -> PerfDetails {
         keys_removed,
         baseline: None,
         replica_reads: Vec::new(),
+        client: None,
+        merged: None,
     }
 }
 
-fn round2(v: f64) -> f64 {
+pub(super) fn round2(v: f64) -> f64 {
     if v.is_finite() {
         (v * 100.0).round() / 100.0
     } else {
@@ -543,6 +596,12 @@ impl Details for PerfDetails {
         if let Some(b) = &self.baseline {
             out.push(super::baseline::section(b));
         }
+        if let Some(c) = &self.client {
+            if let Some(first) = out.first_mut() {
+                first.notes.push(client_note(c));
+            }
+        }
+        out.extend(self.merged.as_ref().map(super::merge::section));
         out
     }
 
@@ -592,6 +651,26 @@ impl PerfDetails {
         );
         s
     }
+}
+
+/// Which share of the load this was, and when its rounds ran.
+fn client_note(c: &super::split::ClientRun) -> String {
+    let share = match c.split.of {
+        1 => "the whole load".to_string(),
+        n => format!(
+            "client {}/{n}: its share of one load split among {n} (merge the {n} reports with \
+             redlab report --merge)",
+            c.split.index
+        ),
+    };
+    let start = match (&c.start_at, c.late_ms) {
+        (Some(at), Some(late)) => format!(", --start-at {at} (started {late:.1} ms after it)"),
+        _ => String::new(),
+    };
+    format!(
+        "{share}; rounds from {} to {}{start}",
+        c.started_at, c.ended_at
+    )
 }
 
 fn lat_row(label: &str, l: &LatencyUs) -> Vec<String> {

@@ -9,10 +9,12 @@ mod baseline;
 mod details;
 pub(crate) mod figures;
 mod guard;
+pub mod merge;
 pub mod on_cluster;
 mod phase;
 pub mod reads;
 mod replicas;
+pub mod split;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -92,6 +94,12 @@ pub struct Options {
     pub threads: usize,
     /// --read-from: where --workload get sends its measured GETs.
     pub read_from: ReadFrom,
+    /// --client K/N: this run is share K of a load split among N clients
+    /// (the options above already this share's); None: the whole load.
+    pub split: Option<split::Split>,
+    /// --start-at: the measured rounds start at this time (the clients of a
+    /// split load start together).
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 impl Default for Options {
@@ -119,6 +127,8 @@ impl Default for Options {
             lag_interval: Duration::from_millis(100),
             threads: 1,
             read_from: ReadFrom::Master,
+            split: None,
+            start_at: None,
         }
     }
 }
@@ -381,7 +391,10 @@ pub async fn run(opts: Options, ctx: &Ctx) -> Result<Report<PerfDetails>> {
     if ctx.shard.is_none() {
         ctx.say.line(&cfg.plan());
     }
-    let mut checks = vec![crate::replication::count_check(&ctx.topology, &master)];
+    let mut checks = vec![crate::replication::count_check_for_load(
+        &ctx.topology,
+        &master,
+    )];
     let d = measure(&cfg, ctx, &survey, &master).await?;
     checks.extend(self::checks(&d));
     Ok(Report::new(
@@ -402,7 +415,7 @@ pub async fn measure(
     master: &Master<'_>,
 ) -> Result<PerfDetails> {
     let before = master.info.clone();
-    let prefix = ctx.key("perf:");
+    let prefix = ctx.key(&split::key_suffix(&cfg.opts));
     refuse_beyond_maxclients(cfg, master).await?;
     ctx.prepare_writes(master, guard::need_bytes(cfg, prefix.len()))
         .await
@@ -480,6 +493,21 @@ pub async fn measure(
             ));
         }
     }
+    // --start-at: every client's rounds start together (after each one's
+    // own set-up, prefill and warm-up); Ctrl-C ends the wait.
+    let late_ms = match cfg.opts.start_at {
+        Some(at) => {
+            if ctx.shard.as_ref().is_none_or(|s| s.name == "shard1") {
+                ctx.say.line(&format!(
+                    "redlab: waiting until {} (--start-at) to start the rounds",
+                    split::rfc3339(at)
+                ));
+            }
+            Some(split::wait_until(at).await)
+        }
+        None => None,
+    };
+    let mut round_starts_ms = Vec::new();
     // --read-from replicas: each round's results per replica.
     let mut per_replica: Vec<Vec<EngineResult>> = Vec::new();
     let mut results = Vec::new();
@@ -543,6 +571,9 @@ pub async fn measure(
                 multi::merge_timed(parts)
             }
         };
+        // The round's start on the wall clock, for a merge of clients' reports.
+        let ended = split::unix_ms(std::time::SystemTime::now());
+        round_starts_ms.push(ended - result.elapsed_ns as f64 / 1e6);
         // Replicas answer MOVED only when READONLY was not sent: nothing to follow.
         let redirected = readers.is_none() && redirects(&result.errors) > 0;
         results.push(result);
@@ -568,6 +599,12 @@ pub async fn measure(
         }
     }
     bar.finish();
+    let client = split::ClientRun::new(
+        &cfg.opts,
+        &round_starts_ms,
+        split::unix_ms(std::time::SystemTime::now()),
+        late_ms,
+    );
     if let Some(ttl) = cfg.opts.key_ttl {
         // The last keys were written now: none outlives now + ttl, which a
         // later run reading this run's registry entry can rely on.
@@ -642,7 +679,9 @@ pub async fn measure(
         prefix: &prefix,
         keys_removed,
         load_ms,
+        round_starts_ms: &round_starts_ms,
     });
+    d.client = Some(client);
     d.replica_lag = lag;
     d.master_moved = moved;
     if let Some(rs) = &readers {
@@ -869,15 +908,41 @@ fn rate_check(d: &PerfDetails) -> Option<Check> {
         "target {target:.0} ops/s, achieved {achieved:.0} ops/s ({:.1} %)",
         achieved / target * 100.0
     );
+    // The schedule's own lateness: a request sent later than the interval
+    // between one connection's requests is a schedule the client did not keep.
+    let connections = d.connections.max(1) as f64;
+    let interval_us = connections / target * 1e6;
+    let late = d
+        .scheduler_send_error
+        .as_ref()
+        .filter(|e| e.count > 0 && e.p99_us > interval_us);
+    let lateness = |e: &LatencyUs| {
+        format!(
+            "the client's own send-time error p99 {} is above the {} between one              connection's requests (-c {} at {target:.0} ops/s)",
+            crate::latency::fmt_us(e.p99_us),
+            crate::latency::fmt_us(interval_us),
+            d.connections
+        )
+    };
     Some(if achieved >= 0.95 * target {
-        Check::pass("perf.rate", reason)
+        match late {
+            Some(e) => Check::warn(
+                "perf.rate",
+                format!(
+                    "{reason}, but {}: the client, not only the server, was late, and the                      latencies include its lateness; add connections (-c) or --threads, or                      lower --rate",
+                    lateness(e)
+                ),
+            ),
+            None => Check::pass("perf.rate", reason),
+        }
     } else {
         Check::new(
             "perf.rate",
             Verdict::Fail,
             format!(
-                "rate not met: {reason}; the schedule fell {backlog} requests behind{missed}, so the \
-                 latencies measure a backlog, not the server: lower --rate, or add connections (-c)"
+                "rate not met: {reason}; the schedule fell {backlog} requests behind{missed}{}, so the \
+                 latencies measure a backlog, not the server: lower --rate, or add connections (-c)",
+                late.map(|e| format!("; {}", lateness(e))).unwrap_or_default()
             ),
         )
     })
@@ -886,4 +951,46 @@ fn rate_check(d: &PerfDetails) -> Option<Check> {
 /// Summary of the latency for renderers.
 pub fn latency_of(r: &EngineResult) -> LatencyUs {
     LatencyUs::from_ns(&r.latency_ns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The saved golden report's details, open loop at `rate` over `c`
+    /// connections, achieving `achieved` with this send-time error p99.
+    fn open_loop(rate: f64, c: usize, achieved: f64, send_p99_us: f64) -> PerfDetails {
+        let saved: serde_json::Value =
+            serde_json::from_str(include_str!("../../../tests/golden/reports/perf.json")).unwrap();
+        let mut d: PerfDetails = serde_json::from_value(saved["details"].clone()).unwrap();
+        d.target_rate_ops_per_sec = Some(rate);
+        d.throughput_ops_per_sec = achieved;
+        d.connections = c;
+        d.missed_requests = 0;
+        d.scheduler_send_error = Some(LatencyUs {
+            count: 1000,
+            p50_us: send_p99_us / 4.0,
+            p99_us: send_p99_us,
+            ..LatencyUs::default()
+        });
+        d
+    }
+
+    #[test]
+    fn a_rate_met_by_a_late_client_is_a_warning_with_the_figure() {
+        // 100k/s over 10 connections: one connection's requests 100 µs apart.
+        let c = rate_check(&open_loop(100_000.0, 10, 100_000.0, 252.0)).unwrap();
+        assert_eq!(c.verdict, Verdict::Warn, "{}", c.reason);
+        assert!(
+            c.reason.contains("send-time error p99 252") && c.reason.contains("100"),
+            "{}",
+            c.reason
+        );
+        let c = rate_check(&open_loop(100_000.0, 10, 100_000.0, 48.0)).unwrap();
+        assert_eq!(c.verdict, Verdict::Pass, "{}", c.reason);
+        // Not met: a failure, the lateness said too.
+        let c = rate_check(&open_loop(100_000.0, 10, 50_000.0, 900.0)).unwrap();
+        assert_eq!(c.verdict, Verdict::Fail);
+        assert!(c.reason.contains("send-time error p99"), "{}", c.reason);
+    }
 }

@@ -71,6 +71,9 @@ pub struct ClusterPerfDetails {
     /// Each shard's load, as a lone master's perf report.
     #[serde(flatten)]
     pub sharded: Sharded<PerfDetails>,
+    /// `redlab report --merge`: the clients' reports this one adds up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<super::merge::Merged>,
 }
 
 /// Shard `k` of `n`'s share of the options: requests, connections, rate and
@@ -155,13 +158,14 @@ pub async fn run(
         ClusterPerfDetails {
             total,
             sharded: merged.details,
+            merged: None,
         },
     ))
 }
 
 /// The total over the shards, round by round, and the median round's
 /// merged histogram; None when no shard measured a round.
-fn total_of(
+pub(crate) fn total_of(
     opts: &Options,
     shards: &[&PerfDetails],
     n: usize,
@@ -220,6 +224,13 @@ fn total_of(
                 elapsed_ms: *elapsed_ns as f64 / 1e6,
                 completed: *completed,
                 p99_us: LatencyUs::from_ns(h).p99_us,
+                // Each shard's rounds carry their own histograms and clock.
+                started_unix_ms: None,
+                per_second_ops: Vec::new(),
+                missed_requests: 0,
+                latency_hdr: None,
+                send_error_hdr: None,
+                wait_latency_hdr: None,
             })
             .collect(),
         latency: LatencyUs::from_ns(&m.3),
@@ -232,7 +243,7 @@ fn total_of(
 }
 
 /// `perf.requests` and `perf.redirects` over the cluster.
-fn total_checks(t: &PerfTotal) -> Vec<Check> {
+pub(crate) fn total_checks(t: &PerfTotal) -> Vec<Check> {
     let done: u64 = t.round_results.iter().map(|r| r.completed).sum();
     let summary = format!(
         "{} on {} shards in {}, median {:.0} ops/s over the cluster, p99 {}",
@@ -329,6 +340,7 @@ impl Details for ClusterPerfDetails {
         }
         let mut out = vec![s];
         out.extend(self.sharded.sections());
+        out.extend(self.merged.as_ref().map(super::merge::section));
         out
     }
 

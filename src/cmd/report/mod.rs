@@ -1,7 +1,9 @@
 //! `redlab report FILE.json`: a saved JSON report rendered again (a CI
-//! artifact turned into pictures later), or two perf reports compared.
+//! artifact turned into pictures later), two perf reports compared, or the
+//! perf reports of one load's clients merged (`--merge`).
 //! Nothing is measured and no server is contacted.
 
+mod merge;
 mod overlay;
 
 use std::path::{Path, PathBuf};
@@ -21,9 +23,14 @@ use crate::report::{AnyReport, Details, Report, Section, Verdict};
 pub struct Config {
     pub file: PathBuf,
     pub compare: Option<PathBuf>,
+    /// --merge: the clients' perf reports of one split load (files or directories).
+    pub merge: Vec<PathBuf>,
 }
 
 pub fn run(args: Config, g: &Settings) -> Result<Verdict> {
+    if !args.merge.is_empty() {
+        return merge::run(&args.merge, g);
+    }
     let saved = read(&args.file)?;
     if let Some(other) = &args.compare {
         overlay::run(g, &args.file, saved, other, read(other)?)?;
