@@ -472,3 +472,45 @@ fn a_cluster_is_served_too() {
     assert_eq!(code, 130, "{said}");
     assert!(said.contains("keys were removed"), "{said}");
 }
+
+/// Through Sentinel: the master and replicas it names get a card each, and
+/// a query's entry is written on that master.
+#[test]
+fn a_topology_found_through_sentinel_is_served() {
+    let lab = lab_with(LabOptions {
+        replicas: 1,
+        sentinels: 1,
+        ..LabOptions::default()
+    });
+    let s = WebServer::start(&[
+        "--sentinel".to_string(),
+        url(lab.sentinels[0].port),
+        "demo".into(),
+        "--web".into(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--source-delay".into(),
+        "100ms".into(),
+    ]);
+    let addr = s.addr();
+    let mut stats = Value::Null;
+    wait_until("the master and its replica are read", || {
+        stats = get(&addr, "/api/cache/stats").json();
+        stats["master"]["connected"] == true && stats["replica1"]["connected"] == true
+    });
+    assert_eq!(
+        stats["master"]["address"],
+        format!("127.0.0.1:{}", lab.master.port),
+        "{stats}"
+    );
+    let miss = post_query(&addr, "via sentinel").json();
+    assert_eq!(
+        miss["written_to"]["address"],
+        format!("127.0.0.1:{}", lab.master.port),
+        "{miss}"
+    );
+    assert_eq!(post_query(&addr, "via sentinel").json()["source"], "cache");
+    let (code, said) = s.interrupt();
+    assert_eq!(code, 130, "{said}");
+    assert_no_redlab_keys(&ports(&lab));
+}

@@ -263,3 +263,26 @@ async fn read(state: &State, node: usize, key: &str) -> Result<Option<String>, S
 async fn read_master(state: &State, shard: usize, key: &str) -> Result<Option<String>, String> {
     read(state, state.shards[shard].master, key).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_query_is_trimmed_and_bounded() {
+        assert_eq!(validate("  active users ").unwrap(), "active users");
+        assert!(validate("   ").unwrap_err().contains("empty"));
+        assert!(validate(&"é".repeat(MAX_QUERY_CHARS)).is_ok());
+        assert!(validate(&"é".repeat(MAX_QUERY_CHARS + 1))
+            .unwrap_err()
+            .contains("longer than 200"));
+        assert!(validate("a\u{0}b").unwrap_err().contains("control"));
+        assert!(validate("<b>markup</b> is text").is_ok());
+    }
+
+    #[test]
+    fn the_same_query_gets_the_same_answer() {
+        assert_eq!(answer("x"), answer("x"));
+        assert!(answer("active users").ends_with("rows match \"active users\""));
+    }
+}
