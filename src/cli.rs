@@ -920,7 +920,7 @@ pub struct DemoArgs {
     #[arg(long, default_value = "active users")]
     pub query: String,
     /// How long the simulated data source takes to answer.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, visible_alias = "source-delay", default_value = "2s", value_parser = parse_duration)]
     pub source_latency: Duration,
     /// TTL of a cached entry.
     #[arg(long, default_value = "60s", value_parser = parse_period)]
@@ -939,6 +939,17 @@ pub struct DemoArgs {
     /// until an empty line or end of input.
     #[arg(long)]
     pub interactive: bool,
+    /// Serve the workshop's cache demo as a live web page (and its JSON API)
+    /// until Ctrl-C, instead of the walkthrough; its keys are removed then.
+    #[arg(long, conflicts_with_all = ["pace", "interactive", "ttl_window"])]
+    pub web: bool,
+    /// Where --web listens [default: 127.0.0.1:5000]; port 0 picks a free one.
+    #[arg(long, value_name = "ADDR", requires = "web")]
+    pub listen: Option<String>,
+    /// Let --listen bind beyond loopback: anyone who reaches it can write
+    /// cache entries on the master.
+    #[arg(long, requires = "web")]
+    pub allow_remote: bool,
 }
 
 #[derive(Debug, Clone, Args)]

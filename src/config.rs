@@ -112,6 +112,8 @@ pub enum Job {
     Stats(stats::Config),
     TtlWatch(ttl_watch::Config),
     Demo(demo::Config),
+    /// `demo --web`: the cache demo as a web page, until Ctrl-C.
+    Web(crate::web::Config),
     Clean(clean::Config),
     Compare(compare_cmd::Config),
     /// Render a saved report again (no topology).
@@ -135,7 +137,7 @@ impl Job {
             Job::Check(_) => "check",
             Job::Stats(_) => "stats",
             Job::TtlWatch(_) => "ttl-watch",
-            Job::Demo(_) => "demo",
+            Job::Demo(_) | Job::Web(_) => "demo",
             Job::Report(_) => "report",
             Job::Clean(_) => "clean",
             Job::Compare(_) => "compare",
@@ -339,6 +341,7 @@ fn job(command: &Command, settings: &Settings) -> Result<Job> {
         }
         Command::Stats(a) => Job::Stats(stats_config(a, out)),
         Command::TtlWatch(a) => Job::TtlWatch(ttl_watch_config(a, out)),
+        Command::Demo(a) if a.web => Job::Web(web_config(a, out)),
         Command::Demo(a) => Job::Demo(demo_config(a, out)),
         Command::Compare(a) => Job::Compare(compare_config(a)),
         Command::Clean(a) => Job::Clean(clean::Config {
@@ -528,6 +531,20 @@ fn demo_config(a: &DemoArgs, out: &Output) -> demo::Config {
         fast: a.fast,
         interactive: a.interactive,
         narrate: out.narrator(),
+    }
+}
+
+/// `demo --web`: --fast shrinks the waits as it does for the walkthrough.
+fn web_config(a: &DemoArgs, out: &Output) -> crate::web::Config {
+    let d = demo_config(a, out);
+    crate::web::Config {
+        listen: a
+            .listen
+            .clone()
+            .unwrap_or_else(|| crate::web::DEFAULT_LISTEN.to_string()),
+        allow_remote: a.allow_remote,
+        source_delay: d.source_latency,
+        ttl: d.ttl,
     }
 }
 

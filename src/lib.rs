@@ -20,6 +20,7 @@ pub mod serving;
 pub mod survey;
 pub mod topology;
 pub mod ui;
+pub mod web;
 
 use std::io::{IsTerminal, Write};
 
@@ -472,6 +473,7 @@ async fn dispatch(job: Job, ctx: &Ctx, lab: Option<&mut Lab>) -> Result<Box<dyn 
         Job::Stats(c) => boxed(cmd::stats::run(c, ctx).await?),
         Job::TtlWatch(c) => boxed(cmd::ttl_watch::run(c, ctx).await?),
         Job::Demo(c) => boxed(cmd::demo::run(c, ctx).await?),
+        Job::Web(c) => boxed(web::run(c, std::slice::from_ref(ctx), None).await?),
         Job::Clean(c) => boxed(cmd::clean::run(c, ctx).await?),
         Job::Compare(c) => boxed(cmd::compare::run(c, ctx).await?),
         Job::Drill(c) => boxed(cmd::drill::run(c, ctx, lab).await?),

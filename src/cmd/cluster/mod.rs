@@ -255,6 +255,7 @@ pub async fn dispatch(
             ));
             boxed(demo::run(c, &shards[k]).await?)
         }
+        Job::Web(c) => boxed(crate::web::run(c, shards, Some(cluster)).await?),
         Job::Lab(_) | Job::Report(_) | Job::Completions(_) | Job::Man => {
             unreachable!("run without a topology")
         }
