@@ -5,14 +5,10 @@
 //! data by DEBUG DIGEST before and after, and what redlab left.
 
 mod common;
-mod digest;
-mod support;
 
 use std::process::{Child, Command, Stdio};
 
 use common::*;
-use digest::*;
-use support::*;
 
 /// The user's own keys that happen to start with `redlab:`; the last one is
 /// named like a run id but no run of redlab's recorded it.

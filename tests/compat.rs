@@ -10,13 +10,11 @@
 //! running, and user data is unchanged.
 
 mod common;
-mod support;
 
 use std::io::Write;
 
 use common::*;
 use redlab::lab::LabOptions;
-use support::Untouched;
 
 /// The server binary under test, as the lab fixtures resolve it.
 fn server_bin() -> std::path::PathBuf {

@@ -5,12 +5,8 @@
 //! unambiguous in JSON. User data unchanged (DEBUG DIGEST), no redlab key left.
 
 mod common;
-mod digest;
-mod support;
 
 use common::*;
-use digest::*;
-use support::*;
 
 const IMG: &[u8] = b"<img src=x onerror=alert(1)>";
 const SCRIPT: &[u8] = b"</script><script>alert(1)</script>";

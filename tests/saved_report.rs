@@ -5,12 +5,8 @@
 //! with a UTF-8 byte-order mark. User data unchanged (DEBUG DIGEST).
 
 mod common;
-mod digest;
-mod support;
 
 use common::*;
-use digest::*;
-use support::*;
 
 /// The titles of the tables in a terminal rendering (the line above each table).
 fn titles(text: &str) -> Vec<String> {

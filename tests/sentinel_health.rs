@@ -2,10 +2,8 @@
 //! its own check, they agree on the master, the quorum is reachable
 //! (`SENTINEL CKQUORUM`), in replicate-check and in check's `sentinels` step.
 mod common;
-mod support;
 
 use common::*;
-use support::*;
 
 fn sentinel_url(lab: &Lab, i: usize) -> String {
     url(lab.sentinels[i].port)

@@ -7,10 +7,8 @@
 //! run says how many keys were evicted while it ran.
 
 mod common;
-mod support;
 
 use common::*;
-use support::*;
 
 const DEBUG: [&str; 4] = [
     "--enable-debug-command",

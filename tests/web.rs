@@ -4,7 +4,7 @@
 //! web-phone.png 390x844, web-full.png, web-replica-down.png).
 
 mod common;
-mod support;
+#[path = "common/web.rs"]
 mod web_support;
 
 use std::time::{Duration, Instant};
@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use fantoccini::Client;
 use serde_json::Value;
-use support::Untouched;
 use web_support::*;
 
 fn web_args(lab: &Lab, extra: &[&str]) -> Vec<String> {

@@ -466,6 +466,7 @@ fn safe_nodes(nodes: &[NodeInfo]) -> Vec<NodeInfo> {
             expected_role: n.expected_role.clone(),
             role: f(&n.role),
             redis_version: f(&n.redis_version),
+            server: f(&n.server),
             maxmemory_bytes: n.maxmemory_bytes,
             maxmemory_policy: f(&n.maxmemory_policy),
             persistence: f(&n.persistence),

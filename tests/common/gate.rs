@@ -221,12 +221,17 @@ pub fn tls_server(dir: &Path) -> (Server, u16) {
     (s, port)
 }
 
-pub fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
+/// Wait (bounded: a hang's bound, 60 s) until `ok`; how long it took.
+pub fn wait_until(what: &str, mut ok: impl FnMut() -> bool) -> Duration {
+    let t0 = Instant::now();
     while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "timed out waiting until {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
+    t0.elapsed()
 }
 
 /// Whether any `redlab:` key is on the node at `url` (db0; small test data).

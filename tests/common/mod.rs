@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 pub use redlab::lab::{Lab, LabOptions, Server};
 
+mod digest;
 mod gate;
+#[allow(unused_imports)]
+pub use digest::*;
 #[allow(unused_imports)]
 pub use gate::*;
 

@@ -2,7 +2,7 @@
 //! loopback, so user data is compared by DEBUG DIGEST before and after.
 #![allow(dead_code)]
 
-use crate::common::*;
+use super::*;
 
 /// A master and `replicas` replicas, DEBUG allowed from loopback.
 pub fn debug_lab(replicas: usize) -> Lab {

@@ -3,6 +3,7 @@
 //! API, and a chromium driven over WebDriver (Debian's chromium-driver).
 #![allow(dead_code)]
 
+use crate::common::wait_until;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -186,16 +187,6 @@ pub fn get(addr: &str, path: &str) -> Reply {
 pub fn post_query(addr: &str, q: &str) -> Reply {
     let body = serde_json::json!({ "query": q }).to_string();
     http(addr, "POST", "/api/query", Some(body.as_bytes()))
-}
-
-/// Wait until `ok` holds, polling; fails the test past the deadline with `what`.
-pub fn wait_until(what: &str, mut ok: impl FnMut() -> bool) -> Duration {
-    let t0 = Instant::now();
-    while !ok() {
-        assert!(t0.elapsed() < DEADLINE, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    t0.elapsed()
 }
 
 /// chromedriver on a free loopback port, killed on drop.
