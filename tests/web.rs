@@ -1,7 +1,7 @@
 //! `redlab demo --web`: the page in a real chromium (Debian's chromium and
 //! chromium-driver, over WebDriver) and the workshop's JSON API, against real
 //! servers. The screenshots land in reports/ (web-desktop.png 1280x800,
-//! web-phone.png 390x844, web-full.png, web-replica-down.png).
+//! web-phone.png 390x844, web-full.png, web-expiry.png, web-replica-down.png).
 
 mod common;
 mod support;
@@ -252,6 +252,10 @@ fn the_page_in_a_real_browser() {
         for r in &expiry[1..] {
             assert!(r[1].as_str().unwrap().contains("received the DEL"), "{expiry:?}");
         }
+        c.execute("document.getElementById('expiries').scrollIntoView({block: 'center'});", vec![])
+            .await
+            .unwrap();
+        screenshot(&c, 1280, 800, "reports/web-expiry.png").await;
         // And the servers agree: gone from the master, and from each
         // replica's keyspace (not only hidden from reads).
         for port in ports(&lab) {
