@@ -1,7 +1,7 @@
 //! `redlab demo --web`: the page in a real chromium (Debian's chromium and
 //! chromium-driver, over WebDriver) and the workshop's JSON API, against real
 //! servers. The screenshots land in reports/ (web-desktop.png 1280x800,
-//! web-phone.png 390x844, web-full.png, web-replica-down.png).
+//! web-phone.png 390x844, web-full.png, web-expiry.png, web-replica-down.png).
 
 mod common;
 #[path = "common/web.rs"]
@@ -247,10 +247,14 @@ fn the_page_in_a_real_browser() {
         .await;
         let expiry = expiry.as_array().unwrap();
         assert_eq!(expiry.len(), 3, "{expiry:?}");
-        assert!(expiry[0][1].as_str().unwrap().contains("master master dropped it"), "{expiry:?}");
+        assert!(expiry[0][1].as_str().unwrap().contains("master (master) dropped it"), "{expiry:?}");
         for r in &expiry[1..] {
             assert!(r[1].as_str().unwrap().contains("received the DEL"), "{expiry:?}");
         }
+        c.execute("document.getElementById('expiries').scrollIntoView({block: 'center'});", vec![])
+            .await
+            .unwrap();
+        screenshot(&c, 1280, 800, "reports/web-expiry.png").await;
         // And the servers agree: gone from the master, and from each
         // replica's keyspace (not only hidden from reads).
         for port in ports(&lab) {
@@ -371,6 +375,16 @@ fn the_workshop_api_answers_at_its_paths() {
     let junk = http(&addr, "POST", "/api/query", Some(b"{not json"));
     assert!((400..500).contains(&junk.status), "{}", junk.body);
     assert!(junk.json()["error"].is_string());
+    // `curl -d` without -H sends form encoding: the JSON is read all the same.
+    let form = web_support::http_typed(
+        &addr,
+        "POST",
+        "/api/query",
+        "application/x-www-form-urlencoded",
+        br#"{"query": "active users"}"#,
+    );
+    assert_eq!(form.status, 200, "{}", form.body);
+    assert_eq!(form.json()["source"], "cache");
     let big = format!("{{\"query\": \"{}\"}}", "y".repeat(20 * 1024));
     let big = http(&addr, "POST", "/api/query", Some(big.as_bytes()));
     assert_eq!(big.status, 413, "{}", big.body);

@@ -4,7 +4,8 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State as Shared};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -133,13 +134,19 @@ struct Query {
     query: String,
 }
 
-async fn query(Shared(state): S, body: Result<Json<Query>, JsonRejection>) -> Response {
-    let q = match body {
-        Ok(Json(q)) => q.query,
+/// The body is read as JSON whatever its Content-Type says (`curl -d` sends
+/// form encoding by default); its size is bounded by `BODY_LIMIT`.
+async fn query(Shared(state): S, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return error(e.status(), e.body_text()),
+    };
+    let q = match serde_json::from_slice::<Query>(&body) {
+        Ok(q) => q.query,
         Err(e) => {
             return error(
-                e.status(),
-                format!("{}: send {{\"query\": \"...\"}} as JSON", e.body_text()),
+                StatusCode::BAD_REQUEST,
+                format!("the body is not {{\"query\": \"...\"}} as JSON: {e}"),
             )
         }
     };

@@ -134,12 +134,22 @@ impl Reply {
 
 /// One HTTP/1.1 request (Connection: close), bounded by the deadline.
 pub fn http(addr: &str, method: &str, path: &str, body: Option<&[u8]>) -> Reply {
+    http_typed(
+        addr,
+        method,
+        path,
+        "application/json",
+        body.unwrap_or_default(),
+    )
+}
+
+/// `http` with the Content-Type given.
+pub fn http_typed(addr: &str, method: &str, path: &str, kind: &str, body: &[u8]) -> Reply {
     let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
     s.set_read_timeout(Some(DEADLINE)).unwrap();
-    let body = body.unwrap_or_default();
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+         Content-Type: {kind}\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     s.write_all(head.as_bytes()).unwrap();

@@ -223,9 +223,13 @@ function addExpiry(x, fresh) {
   const nodes = x.nodes.map((n) => {
     let what;
     if (n.error) what = n.name + ": " + n.error;
-    else if (n.role === "master") what = "master " + n.name + " dropped it " + ms(n.gone_after_expiry_ms) + " after its TTL ran out";
+    else if (n.role === "master") {
+      const d = n.gone_after_expiry_ms;
+      what = n.name + " (master) dropped it " + (d < 0 ? "−" + ms(-d) : "+" + ms(d)) +
+        " from the end of its TTL by redlab's clock (± " + ms(n.resolution_ms) + ")";
+    }
     else if (n.measured_by === "exists") what = n.name + " hid it " + ms(n.gap_ms) + " after the master (MEMORY is not allowed: the DEL itself was not seen)";
-    else what = n.name + " received the DEL " + ms(n.gap_ms) + " after the master (± " + ms(n.resolution_ms) + ")";
+    else what = n.name + " (replica) received the DEL " + ms(n.gap_ms) + " after the master (± " + ms(n.resolution_ms) + ")";
     return el("li", { "data-name": n.name, class: n.error ? "err" : "" }, what);
   });
   const when = new Date(x.expected_at_ms - state.skew).toLocaleTimeString();
