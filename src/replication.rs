@@ -254,7 +254,8 @@ pub fn count_check_for_load(topo: &Topology, master: &Master<'_>) -> Check {
     if topo.expected == ReplicaCount::NotAsserted && master.info.replicas().is_empty() {
         return Check::pass(
             check.name,
-            "role master, it lists no replica and none was asked for: a lone master              (--expect-replicas N asserts a count)",
+            "role master, it lists no replica and none was asked for: a lone master \
+             (--expect-replicas N asserts a count)",
         );
     }
     check

@@ -327,3 +327,48 @@ fn merges_of_other_plans_twice_one_share_or_a_failed_client_say_so() {
         "{reason}"
     );
 }
+
+#[test]
+fn ctrl_c_ends_the_wait_for_start_at_and_the_keys_go() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let (srv, _d) = server("master", &[]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_redlab"))
+        .args([
+            "--master",
+            &url(srv.port),
+            "--format",
+            "json",
+            "perf",
+            "-n",
+            "100",
+            "--warmup",
+            "20",
+            "--client",
+            "1/2",
+            "--start-at",
+            &soon(600),
+        ])
+        .env_remove("REDLAB_MASTER")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its warm-up wrote keys, then it waits (the line says so; a run that
+    // never waits ends its stderr without it and fails here).
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let waiting = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("(--start-at) to start the rounds"));
+    assert!(waiting.is_some(), "perf never waited for --start-at");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert_no_redlab_keys(&[srv.port]);
+}

@@ -147,6 +147,15 @@ impl Plan {
                 ),
                 ("--key-ttl", opt(d.key_ttl_ms.map(crate::report::took))),
                 ("clients (N)", c.split.of.to_string()),
+                (
+                    "--read-from",
+                    if d.replica_reads.is_empty() {
+                        "master"
+                    } else {
+                        "replicas"
+                    }
+                    .into(),
+                ),
             ],
         })
     }

@@ -918,7 +918,8 @@ fn rate_check(d: &PerfDetails) -> Option<Check> {
         .filter(|e| e.count > 0 && e.p99_us > interval_us);
     let lateness = |e: &LatencyUs| {
         format!(
-            "the client's own send-time error p99 {} is above the {} between one              connection's requests (-c {} at {target:.0} ops/s)",
+            "the client's own send-time error p99 {} is above the {} between one \
+             connection's requests (-c {} at {target:.0} ops/s)",
             crate::latency::fmt_us(e.p99_us),
             crate::latency::fmt_us(interval_us),
             d.connections
@@ -929,7 +930,9 @@ fn rate_check(d: &PerfDetails) -> Option<Check> {
             Some(e) => Check::warn(
                 "perf.rate",
                 format!(
-                    "{reason}, but {}: the client, not only the server, was late, and the                      latencies include its lateness; add connections (-c) or --threads, or                      lower --rate",
+                    "{reason}, but {}: the client, not only the server, was late, and the \
+                     latencies include its lateness; add connections (-c) or --threads, or \
+                     lower --rate",
                     lateness(e)
                 ),
             ),
