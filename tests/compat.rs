@@ -521,6 +521,43 @@ fn a_sentinel_lab_runs_on_this_server_and_stops_whole() {
     ]);
     record("replicate-check via Sentinel", &via);
     assert_eq!(via.code, 0, "{}\n{}", via.stdout, via.stderr);
+    // A failover moves the master; `lab up` puts the recorded one back.
+    let sentinel = url(sentinels[0].1 as u16);
+    support::cmd(&sentinel, &["SENTINEL", "FAILOVER", "redlab"]);
+    let master_port = nodes[0].1 as u16;
+    support::wait_until("the Sentinels moved the master", || {
+        let v = support::cmd(
+            &sentinel,
+            &["SENTINEL", "get-master-addr-by-name", "redlab"],
+        );
+        let port: Option<u16> = redis::from_redis_value::<Vec<String>>(v)
+            .ok()
+            .and_then(|a| a.get(1).and_then(|p| p.parse().ok()));
+        port.is_some_and(|p| p != master_port)
+    });
+    let restored = redlab(&[
+        "lab",
+        "up",
+        "--replicas",
+        "1",
+        "--sentinels",
+        "3",
+        "--base-port",
+        &base.to_string(),
+        "--state-dir",
+        dir_s,
+    ]);
+    record("lab up (roles restored)", &restored);
+    assert_eq!(restored.code, 0, "{}\n{}", restored.stdout, restored.stderr);
+    let direct = redlab(&[
+        "--master",
+        &url(master_port),
+        "--expect-replicas",
+        "1",
+        "replicate-check",
+    ]);
+    record("replicate-check after a failover and lab up", &direct);
+    assert_eq!(direct.code, 0, "{}\n{}", direct.stdout, direct.stderr);
     let down = redlab(&["lab", "down", "--state-dir", dir_s]);
     assert_eq!(down.code, 0, "{}\n{}", down.stdout, down.stderr);
     for (pid, port) in nodes.iter().chain(&sentinels) {
