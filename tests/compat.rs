@@ -256,13 +256,7 @@ fn lab_up_and_down_leave_no_process_no_port_and_no_folder() {
     record("lab down", &down);
     assert_eq!(down.code, 0, "{}\n{}", down.stdout, down.stderr);
     for pid in pids {
-        // Gone, or a zombie its parent (this test's, once redlab exited) has yet to reap.
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat.rsplit(')').next().unwrap_or("").trim_start();
-        assert!(
-            stat.is_empty() || state.starts_with('Z'),
-            "pid {pid} runs: {stat}"
-        );
+        assert_gone(pid);
     }
     for p in base..base + 3 {
         assert!(
@@ -359,9 +353,10 @@ fn a_cluster_lab_comes_up_checks_and_goes_down_with_bus_ports_out_of_the_ephemer
     let state = tempfile::tempdir().unwrap();
     let dir = state.path().join("cluster");
     let dir_s = dir.to_str().unwrap();
-    // A base whose +10000 lies in the kernel's ephemeral range.
+    // Between 20000 and 32000: +10000 often lies in the kernel's ephemeral
+    // range, and then the bus ports follow the data ports (12 ports in all).
     let (lo, hi) = redlab::lab::binary::ephemeral_range();
-    let base = free_port_run(6);
+    let base = free_port_run(12);
     let up = redlab(&[
         "lab",
         "up",
@@ -469,4 +464,105 @@ fn spawn_runs_the_named_server_binary() {
         "redis "
     };
     assert!(run.stdout.contains(flavour), "{}", run.stdout);
+}
+
+/// Gone, or a zombie its parent has yet to reap.
+fn assert_gone(pid: u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+    assert!(
+        stat.is_empty() || state.starts_with('Z'),
+        "pid {pid} runs: {stat}"
+    );
+}
+
+#[test]
+fn a_sentinel_lab_runs_on_this_server_and_stops_whole() {
+    let state = tempfile::tempdir().unwrap();
+    let dir = state.path().join("sentinel");
+    let dir_s = dir.to_str().unwrap();
+    let base = free_port_run(2);
+    let up = redlab(&[
+        "lab",
+        "up",
+        "--replicas",
+        "1",
+        "--sentinels",
+        "3",
+        "--base-port",
+        &base.to_string(),
+        "--state-dir",
+        dir_s,
+    ]);
+    record("lab up --sentinels", &up);
+    assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("lab.json")).unwrap()).unwrap();
+    let of = |k: &str| -> Vec<(u64, u64)> {
+        saved[k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| (n["pid"].as_u64().unwrap(), n["port"].as_u64().unwrap()))
+            .collect()
+    };
+    let (nodes, sentinels) = (of("nodes"), of("sentinels"));
+    assert_eq!(sentinels.len(), 3);
+    let via = redlab(&[
+        "--sentinel",
+        &url(sentinels[0].1 as u16),
+        "--master-name",
+        "redlab",
+        "--expect-replicas",
+        "1",
+        "replicate-check",
+    ]);
+    record("replicate-check via Sentinel", &via);
+    assert_eq!(via.code, 0, "{}\n{}", via.stdout, via.stderr);
+    // A failover moves the master; `lab up` puts the recorded one back.
+    let sentinel = url(sentinels[0].1 as u16);
+    support::cmd(&sentinel, &["SENTINEL", "FAILOVER", "redlab"]);
+    let master_port = nodes[0].1 as u16;
+    support::wait_until("the Sentinels moved the master", || {
+        let v = support::cmd(
+            &sentinel,
+            &["SENTINEL", "get-master-addr-by-name", "redlab"],
+        );
+        let port: Option<u16> = redis::from_redis_value::<Vec<String>>(v)
+            .ok()
+            .and_then(|a| a.get(1).and_then(|p| p.parse().ok()));
+        port.is_some_and(|p| p != master_port)
+    });
+    let restored = redlab(&[
+        "lab",
+        "up",
+        "--replicas",
+        "1",
+        "--sentinels",
+        "3",
+        "--base-port",
+        &base.to_string(),
+        "--state-dir",
+        dir_s,
+    ]);
+    record("lab up (roles restored)", &restored);
+    assert_eq!(restored.code, 0, "{}\n{}", restored.stdout, restored.stderr);
+    let direct = redlab(&[
+        "--master",
+        &url(master_port),
+        "--expect-replicas",
+        "1",
+        "replicate-check",
+    ]);
+    record("replicate-check after a failover and lab up", &direct);
+    assert_eq!(direct.code, 0, "{}\n{}", direct.stdout, direct.stderr);
+    let down = redlab(&["lab", "down", "--state-dir", dir_s]);
+    assert_eq!(down.code, 0, "{}\n{}", down.stdout, down.stderr);
+    for (pid, port) in nodes.iter().chain(&sentinels) {
+        assert_gone(*pid);
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", *port as u16)).is_ok(),
+            "port {port} still taken"
+        );
+    }
 }

@@ -101,6 +101,40 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<LabDetails>> {
     }
 }
 
+/// A lab that is up but whose master a drill moved: put back to its
+/// recorded roles, and reported. None when there is no such lab.
+async fn restore_roles(
+    ctx: &Ctx,
+    state_dir: &std::path::Path,
+) -> Result<Option<Report<LabDetails>>> {
+    let Some(state) = lab::load_state(state_dir)? else {
+        return Ok(None);
+    };
+    if state.cluster.is_some()
+        || !state
+            .nodes
+            .iter()
+            .chain(&state.sentinels)
+            .all(|n| n.is_ours())
+    {
+        return Ok(None);
+    }
+    let lab = Lab::adopt(&state, ctx.topology.master.password().map(String::from))?;
+    if lab.has_recorded_roles().await? {
+        return Ok(None);
+    }
+    let spinner = ctx
+        .progress
+        .spinner("putting the lab back to its recorded roles");
+    lab.restore_roles(std::time::Duration::from_secs(60))
+        .await?;
+    spinner.finish();
+    let states = survey(&lab.topology(), ctx.timeout).await;
+    report(ctx, "up", state_dir.to_path_buf(), &state, states.all())
+        .await
+        .map(Some)
+}
+
 /// No lab of `lab up`'s is running under `state_dir`.
 fn refuse_second_lab(state_dir: &std::path::Path) -> Result<()> {
     if let Some(st) = lab::load_state(state_dir)? {
@@ -141,6 +175,9 @@ async fn up_cluster(
 }
 
 async fn up(ctx: &Ctx, state_dir: PathBuf, opts: LabOptions) -> Result<Report<LabDetails>> {
+    if let Some(report) = restore_roles(ctx, &state_dir).await? {
+        return Ok(report);
+    }
     refuse_second_lab(&state_dir)?;
     let data = state_dir.join("data");
     lab::claim_dir(&data)?;

@@ -15,6 +15,7 @@ use nix::unistd::Pid;
 pub mod binary;
 pub mod cluster;
 mod control;
+mod roles;
 pub mod sentinel;
 mod state;
 
