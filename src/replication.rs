@@ -60,6 +60,10 @@ pub struct ReplicaView {
     pub lag_s: Option<u64>,
     /// Every problem found, one line each; empty when it follows this master.
     pub problems: Vec<String>,
+    /// Chained: the name of the replica of ours it follows with its link up
+    /// and this master's replication id (its parent's listing is checked
+    /// where the parent's INFO is at hand, `chain_problem`).
+    pub chained_behind: Option<String>,
 }
 
 impl ReplicaView {
@@ -105,6 +109,7 @@ fn judge_unread(node: &Node, master: &Info) -> ReplicaView {
         offset_lag_bytes: line.map(|l| master.repl_offset().saturating_sub(l.offset)),
         lag_s: line.map(|l| l.lag_s),
         problems: Vec::new(),
+        chained_behind: None,
     }
 }
 
@@ -143,17 +148,23 @@ pub fn judge(node: &Node, info: &Info, master: &Info, topo: &Topology) -> Replic
         ));
     }
     let same_id = info.get("master_replid") == master.get("master_replid");
-    let follows_ours =
-        follows.as_ref().and_then(|(h, p)| topo.name_of(h, *p)) == Some(topo.master.name.as_str());
+    let upstream = follows.as_ref().and_then(|(h, p)| topo.name_of(h, *p));
+    let follows_ours = upstream == Some(topo.master.name.as_str());
+    // Behind one of our replicas (a deliberate chain): not listed by the
+    // master, which only lists its own, but the same replication id.
+    let parent = upstream.filter(|n| *n != topo.master.name && *n != node.name);
     let elsewhere = if info.link_up() && !same_id {
         Some(format!(
             "follows {target}, which is another master (different replication id), not this one"
         ))
+    } else if line.is_none() && parent.is_some() {
+        v.chained_behind = parent.map(String::from);
+        None
     } else if info.link_up() && line.is_none() {
         Some(format!(
             "follows {target} but is not among the master's own replicas: chained behind another replica, or following another master"
         ))
-    } else if !info.link_up() && !follows_ours {
+    } else if !info.link_up() && !follows_ours && parent.is_none() {
         Some(format!("follows {target}, not this master"))
     } else {
         None
@@ -207,19 +218,30 @@ fn describe(topo: &Topology, host: &str, port: u16) -> String {
 /// topology whose count nobody asserted is a warning (`--fail-on warn`
 /// fails it): a replica the master lost is simply not in its list.
 pub fn count_check(topo: &Topology, master: &Master<'_>) -> Check {
+    let chained = topo.replicas.iter().filter(|r| r.via.is_some()).count();
+    count_check_chained(topo, master, chained)
+}
+
+/// `count_check`, with `chained` replicas of the topology found chained
+/// behind another replica (their parent lists them, not the master): they
+/// count towards the replicas expected.
+pub fn count_check_chained(topo: &Topology, master: &Master<'_>, chained: usize) -> Check {
     // `master`, or on a cluster `shard1.master`.
     let name = topo.master.name.as_str();
     let lines = master.info.replicas();
-    let listed = lines.len();
+    let listed = lines.len() + chained;
     let addrs: Vec<String> = lines
         .iter()
         .map(|l| format!("{}:{}", l.ip, l.port))
         .collect();
-    let lists = match listed {
+    let mut lists = match lines.len() {
         0 => "role master, it lists no replica".to_string(),
         1 => format!("role master, it lists 1 replica ({})", addrs[0]),
         n => format!("role master, it lists {n} replicas ({})", addrs.join(", ")),
     };
+    if chained > 0 {
+        lists.push_str(&format!(" and {chained} more chained behind them"));
+    }
     match topo.expected {
         ReplicaCount::Given(n) | ReplicaCount::Asserted(n) if listed < n => Check::fail(
             name,
@@ -328,4 +350,69 @@ pub async fn wait_caught_up(
         }
         tokio::time::sleep(every).await;
     }
+}
+
+/// A chained replica's link, from its parent's INFO: the parent must list
+/// it (by ip:port) and itself follow this master. None when the link holds.
+pub fn chain_problem(node: &Node, parent: &NodeState, parent_view: &ReplicaView) -> Option<String> {
+    let Some(info) = &parent.info else {
+        return Some(format!(
+            "follows {}, which could not be reached to confirm it lists it",
+            parent.node.label()
+        ));
+    };
+    if line_for(node, &info.replicas()).is_none() {
+        return Some(format!(
+            "follows {} but {} does not list it among its replicas",
+            parent.node.label(),
+            parent.node.name
+        ));
+    }
+    if !parent_view.problems.is_empty() {
+        return Some(format!(
+            "chained behind {}, which does not follow this master ({})",
+            parent.node.label(),
+            parent_view.reason()
+        ));
+    }
+    None
+}
+
+/// Every replica of the survey judged, chained ones against their parent's
+/// listing too (the one rule replicate-check and keycount use).
+pub fn views(survey: &crate::survey::Survey, master: &Info, topo: &Topology) -> Vec<ReplicaView> {
+    let replicas = survey.replicas();
+    let mut out: Vec<ReplicaView> = replicas.iter().map(|st| view(st, master, topo)).collect();
+    // A chain is checked link by link, from the master down: a parent's own
+    // problems are known before its children's.
+    for _ in 0..replicas.len() {
+        let mut changed = false;
+        for i in 0..replicas.len() {
+            let Some(parent) = out[i].chained_behind.clone() else {
+                continue;
+            };
+            let Some(j) = replicas.iter().position(|p| p.node.name == parent) else {
+                continue;
+            };
+            if let Some(p) = chain_problem(&replicas[i].node, &replicas[j], &out[j]) {
+                if !out[i].problems.contains(&p) {
+                    out[i].problems.push(p);
+                    out[i].standing = Standing::Elsewhere;
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    out
+}
+
+/// Replicas of the survey whose chain link holds (their parent lists them).
+pub fn chained_count(views: &[ReplicaView]) -> usize {
+    views
+        .iter()
+        .filter(|v| v.chained_behind.is_some() && v.problems.is_empty())
+        .count()
 }

@@ -306,5 +306,44 @@ pub async fn discover(topo: &mut Topology, timeout: Duration) -> Result<NodeStat
                 .sibling(&format!("replica{}", i + 1), &l.ip, l.port)
         })
         .collect();
+    discover_chains(topo, timeout).await;
     Ok(master)
+}
+
+/// How deep a chain discovery follows (a cross-datacenter chain is 2 or 3).
+const CHAIN_DEPTH: usize = 8;
+
+/// A replica's own replicas are part of the topology: each replica's INFO
+/// replication lists the replicas chained behind it, added (named after the
+/// master's own, `via` their parent) level by level. A replica that does not
+/// answer here is left to the survey to report.
+async fn discover_chains(topo: &mut Topology, timeout: Duration) {
+    let mut level: Vec<Node> = topo.replicas.clone();
+    for _ in 0..CHAIN_DEPTH {
+        if level.is_empty() || topo.replicas.len() >= crate::lab::MAX_REPLICAS {
+            return;
+        }
+        let found = futures_util::future::join_all(level.iter().map(|n| async move {
+            let mut c = Conn::connect(n, timeout).await.ok()?;
+            Some((n.name.clone(), c.info("replication").await.ok()?.replicas()))
+        }))
+        .await;
+        let mut next = Vec::new();
+        for (parent, lines) in found.into_iter().flatten() {
+            for l in lines {
+                let known = topo.master.port() == l.port
+                    && crate::topology::same_host(topo.master.host(), &l.ip)
+                    || topo.find_replica(&l.ip, l.port).is_some();
+                if known {
+                    continue;
+                }
+                let name = format!("replica{}", topo.replicas.len() + 1);
+                let mut n = topo.master.sibling(&name, &l.ip, l.port);
+                n.via = Some(parent.clone());
+                topo.replicas.push(n.clone());
+                next.push(n);
+            }
+        }
+        level = next;
+    }
 }

@@ -34,6 +34,9 @@ pub struct Node {
     /// A Redis Cluster node: its connections send READONLY, so that a
     /// replica serves reads of its shard's slots instead of redirecting them.
     pub cluster: bool,
+    /// A chained replica found by discovery: the name of the replica it
+    /// follows (whose own INFO lists it), None for the master's own.
+    pub via: Option<String>,
 }
 
 impl std::fmt::Debug for Node {
@@ -78,6 +81,7 @@ impl Node {
             role,
             info,
             cluster: false,
+            via: None,
         })
     }
 
@@ -133,6 +137,7 @@ impl Node {
             role: Role::Replica,
             info: self.info.clone().set_addr(addr),
             cluster: self.cluster,
+            via: None,
         }
     }
 

@@ -143,8 +143,11 @@ fn replica_of_another_master_fails() {
     assert_eq!(check(&r, "replica1.replication")["verdict"], "pass");
 }
 
+/// A replica chained behind replica1 (which lists it) is a deliberate
+/// chain and passes; given without its parent, nothing of ours lists it and
+/// it fails naming what it follows.
 #[test]
-fn chained_replica_fails_naming_what_it_follows() {
+fn chained_replica_passes_behind_its_parent_and_fails_without_it() {
     let lab = lab(1);
     let (chained, _d) = server(
         "chained",
@@ -155,27 +158,29 @@ fn chained_replica_fails_naming_what_it_follows() {
         ],
     );
     wait_link_up(chained.port);
-    let args = vec![
-        "--master".into(),
-        url(lab.master.port),
-        "--replica".into(),
-        url(lab.replicas[0].port),
-        "--replica".into(),
-        url(chained.port),
-        "--format".into(),
-        "json".into(),
-        "replicate-check".into(),
-        "--probes".into(),
-        "2".into(),
-    ];
-    let run = redlab(&args);
+    let run_with = |replicas: &[u16]| {
+        let mut args = vec!["--master".to_string(), url(lab.master.port)];
+        for p in replicas {
+            args.extend(["--replica".to_string(), url(*p)]);
+        }
+        args.extend(["--format", "json", "replicate-check", "--probes", "2"].map(String::from));
+        redlab(&args)
+    };
+    let run = run_with(&[lab.replicas[0].port, chained.port]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let r = run.json();
+    assert_eq!(check(&r, "replica2.replication")["verdict"], "pass");
+    assert_eq!(check(&r, "replica2.propagation")["verdict"], "pass");
+
+    let run = run_with(&[chained.port]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     let r = run.json();
-    let c = check(&r, "replica2.replication");
+    let c = check(&r, "replica1.replication");
     let reason = c["reason"].as_str().unwrap();
     assert_eq!(c["verdict"], "fail");
     assert!(
-        reason.contains("(replica1)") && reason.contains("not among the master's own replicas"),
+        reason.contains(&format!("follows 127.0.0.1:{}", lab.replicas[0].port))
+            && reason.contains("not among the master's own replicas"),
         "{reason}"
     );
 }

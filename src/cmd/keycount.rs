@@ -77,7 +77,12 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<KeycountDetails>> {
     let survey = ctx.survey().await?;
     let master = survey.master()?;
     let (mut checks, details) = evaluate(&cfg, ctx, &survey, &master, &spinner).await?;
-    checks.insert(0, replication::count_check(&ctx.topology, &master));
+    let views = replication::views(&survey, master.info, &ctx.topology);
+    let chained = replication::chained_count(&views);
+    checks.insert(
+        0,
+        replication::count_check_chained(&ctx.topology, &master, chained),
+    );
     spinner.finish();
     Ok(Report::new(
         "keycount",
@@ -102,20 +107,17 @@ pub async fn evaluate(
     let mut reads = 0;
     let mut settled_ms = None;
     // Only a replica that follows this master has counts worth comparing.
-    let standing: Vec<Option<(NodeStatus, String)>> = survey
-        .replicas()
-        .iter()
-        .map(|st| {
-            let v = replication::view(st, master.info, &ctx.topology);
-            match v.standing {
+    let standing: Vec<Option<(NodeStatus, String)>> =
+        replication::views(survey, master.info, &ctx.topology)
+            .into_iter()
+            .map(|v| match v.standing {
                 Standing::Unreachable => Some((NodeStatus::Down, v.reason())),
                 Standing::NotReplica | Standing::Elsewhere => {
                     Some((NodeStatus::NotFollowing, v.reason()))
                 }
                 Standing::Syncing | Standing::LinkDown | Standing::Follows => None,
-            }
-        })
-        .collect();
+            })
+            .collect();
     let (nodes, mismatches) = loop {
         let settled = settle(master, survey, &standing, start, deadline).await?;
         if settled.iter().all(|s| s.is_none()) && settled_ms.is_none() {

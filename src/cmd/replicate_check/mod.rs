@@ -113,6 +113,9 @@ pub struct ReplicaResult {
     pub probe_error: Option<String>,
     /// Every problem found, one line each.
     pub problems: Vec<String>,
+    /// Chained: the replica it follows (which lists it), not the master.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chained_behind: Option<String>,
 }
 
 pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<ReplicateDetails>> {
@@ -155,12 +158,18 @@ pub fn roles(
         replid: minfo.get("master_replid").unwrap_or("").to_string(),
         slowest_write_ms: None,
     };
-    let mut checks = vec![replication::count_check(&ctx.topology, master)];
+    let views = replication::views(survey, minfo, &ctx.topology);
+    let chained = replication::chained_count(&views);
+    let mut checks = vec![replication::count_check_chained(
+        &ctx.topology,
+        master,
+        chained,
+    )];
     let replicas: Vec<ReplicaResult> = survey
         .replicas()
         .iter()
-        .map(|st| {
-            let v = replication::view(st, minfo, &ctx.topology);
+        .zip(views)
+        .map(|(st, v)| {
             let mut r = ReplicaResult {
                 name: st.node.name.clone(),
                 address: st.node.addr(),
@@ -174,6 +183,7 @@ pub fn roles(
                 // Every reachable replica is probed: one that does not follow
                 // this master fails to see the probes, which says so twice.
                 probed: v.standing != Standing::Unreachable,
+                chained_behind: v.chained_behind,
                 problems: v.problems,
                 ..ReplicaResult::default()
             };
@@ -543,7 +553,10 @@ impl Details for ReplicateDetails {
                     .unwrap_or_else(|| "-".into())
             };
             s.row(vec![
-                r.name.clone(),
+                match &r.chained_behind {
+                    Some(p) => format!("{p} > {}", r.name),
+                    None => r.name.clone(),
+                },
                 r.verdict.to_uppercase(),
                 if r.probed {
                     format!("{}/{}", r.probes_seen, self.probes)
