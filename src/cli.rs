@@ -893,7 +893,9 @@ pub struct DemoArgs {
     /// the whole TTL, so the entry is seen to expire].
     #[arg(long, value_parser = parse_duration)]
     pub ttl_window: Option<Duration>,
-    /// Wait for Enter between steps (ignored when stdin is not a terminal).
+    /// Wait for Enter between steps (ignored when stdin is not a terminal); the
+    /// cached entry does not age while it waits. Without it, a terminal gets a
+    /// 1.5 s beat between steps.
     #[arg(long)]
     pub pace: bool,
     /// Shrink every wait (source latency, TTL) so the whole demo takes a few seconds.

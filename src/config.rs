@@ -507,6 +507,11 @@ fn demo_config(a: &DemoArgs, out: &Output) -> demo::Config {
         ttl: fast(a.ttl, Duration::from_secs(2)),
         ttl_window: a.ttl_window.map(|w| fast(w, Duration::from_secs(3))),
         pace: a.pace,
+        // A beat between steps where a person reads them as they come.
+        beat: !a.pace && !a.fast && !out.quiet && {
+            use std::io::IsTerminal;
+            std::io::stderr().is_terminal()
+        },
         fast: a.fast,
         interactive: a.interactive,
         narrate: out.narrator(),
