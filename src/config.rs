@@ -118,8 +118,8 @@ pub enum Job {
     Drill(drill::Config),
     /// Print a completion script (no topology).
     Completions(crate::cli::ShellArg),
-    /// Print the manual page (no topology).
-    Man,
+    /// Print the manual page, or a subcommand's (no topology).
+    Man(Vec<String>),
 }
 
 impl Job {
@@ -139,7 +139,7 @@ impl Job {
             Job::Compare(_) => "compare",
             Job::Drill(_) => "drill",
             Job::Completions(_) => "completions",
-            Job::Man => "man",
+            Job::Man(_) => "man",
         }
     }
 }
@@ -343,7 +343,7 @@ fn job(command: &Command, settings: &Settings) -> Result<Job> {
         }),
         Command::Drill(a) => Job::Drill(drill_config(a, settings)),
         Command::Completions(a) => Job::Completions(a.shell),
-        Command::Man(_) => Job::Man,
+        Command::Man(a) => Job::Man(a.command.clone()),
     })
 }
 

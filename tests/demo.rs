@@ -147,37 +147,3 @@ fn a_short_ttl_still_shows_the_expiry_watch_and_no_negative_time() {
         assert!(run.stderr.contains("written again"), "{}", run.stderr);
     }
 }
-
-/// Every subcommand's --help fits an 80-column terminal.
-#[test]
-fn help_fits_80_columns() {
-    for sub in [
-        "",
-        "demo",
-        "check",
-        "perf",
-        "drill",
-        "lab",
-        "compare",
-        "stats",
-        "ttl-watch",
-        "man",
-    ] {
-        let mut args: Vec<&str> = sub.split_whitespace().collect();
-        args.push("--help");
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_redlab"))
-            .args(&args)
-            .env("COLUMNS", "80")
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.lines().count() > 3, "{sub}: {text}");
-        for line in text.lines() {
-            assert!(
-                line.chars().count() <= 80,
-                "{sub} --help: a line of {} columns:\n{line}",
-                line.chars().count()
-            );
-        }
-    }
-}

@@ -255,7 +255,7 @@ pub async fn dispatch(
             ));
             boxed(demo::run(c, &shards[k]).await?)
         }
-        Job::Lab(_) | Job::Report(_) | Job::Completions(_) | Job::Man => {
+        Job::Lab(_) | Job::Report(_) | Job::Completions(_) | Job::Man(_) => {
             unreachable!("run without a topology")
         }
         Job::Drill(_) => anyhow::bail!("drill does not run on a cluster"),
