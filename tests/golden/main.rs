@@ -613,5 +613,8 @@ fn the_perf_caption_and_table_agree_on_the_catch_up() {
         );
     }
     assert!(!caption.contains("caught up 996"), "{caption}");
-    assert!(caption.contains("next acknowledgement, 996 ms after"), "{caption}");
+    assert!(
+        caption.contains("next acknowledgement, 996 ms after"),
+        "{caption}"
+    );
 }
