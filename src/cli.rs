@@ -478,9 +478,13 @@ pub enum ShellArg {
 /// `redlab man`.
 #[derive(Debug, Clone, Args)]
 #[command(
-    after_help = "Examples:\n  redlab man > redlab.1 && man ./redlab.1\n  redlab man | gzip > /usr/local/share/man/man1/redlab.1.gz"
+    after_help = "Examples:\n  redlab man > redlab.1 && man ./redlab.1\n  redlab man drill > redlab-drill.1 && man ./redlab-drill.1\n  redlab man | gzip > /usr/local/share/man/man1/redlab.1.gz"
 )]
 pub struct ManArgs {
+    /// A subcommand's own page, as the main page's SEE ALSO names it
+    /// (`redlab man drill` is redlab-drill(1), `redlab man lab up` redlab-lab-up(1)).
+    #[arg(value_name = "COMMAND")]
+    pub command: Vec<String>,
     #[command(flatten)]
     hidden: NothingElse,
 }
@@ -499,10 +503,49 @@ pub fn completions(shell: ShellArg, out: &mut dyn std::io::Write) {
     clap_complete::generate(shell, &mut Cli::command(), "redlab", out);
 }
 
-/// The man page (roff), written to `out`.
-pub fn man(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+/// The man page (roff) of redlab, or of the subcommand `path` names (each
+/// page's SEE ALSO names its subcommands' pages, `redlab-drill(1)`), written
+/// to `out`.
+pub fn man(path: &[String], out: &mut dyn std::io::Write) -> anyhow::Result<()> {
     use clap::CommandFactory;
-    clap_mangen::Man::new(Cli::command()).render(out)
+    let mut cmd = Cli::command();
+    // Built, every subcommand has its page's name (`redlab-lab-up`).
+    cmd.build();
+    for (i, name) in path.iter().enumerate() {
+        let Some(sub) = cmd.find_subcommand(name).cloned() else {
+            let names: Vec<&str> = cmd
+                .get_subcommands()
+                .map(|c| c.get_name())
+                .filter(|n| *n != "help")
+                .collect();
+            let above = &path[..i];
+            let page = std::iter::once("redlab")
+                .chain(above.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join("-");
+            let how = std::iter::once("redlab man")
+                .chain(above.iter().map(String::as_str))
+                .chain(["NAME"])
+                .collect::<Vec<_>>()
+                .join(" ");
+            anyhow::bail!(
+                "no page for {name}: {page}(1) has {}",
+                if names.is_empty() {
+                    "no sub-pages".to_string()
+                } else {
+                    format!("sub-pages for {} (`{how}`)", names.join(", "))
+                }
+            );
+        };
+        cmd = sub;
+    }
+    match clap_mangen::Man::new(cmd).render(out) {
+        // A reader that went away (`| head`) is not redlab's failure.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::anyhow!("writing the man page: {e}"))
+        }
+        _ => Ok(()),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -929,7 +972,9 @@ pub struct DemoArgs {
     /// the whole TTL, so the entry is seen to expire].
     #[arg(long, value_parser = parse_duration)]
     pub ttl_window: Option<Duration>,
-    /// Wait for Enter between steps (ignored when stdin is not a terminal).
+    /// Wait for Enter between steps (ignored when stdin is not a terminal); the
+    /// cached entry does not age while it waits. Without it, a terminal gets a
+    /// 1.5 s beat between steps.
     #[arg(long)]
     pub pace: bool,
     /// Shrink every wait (source latency, TTL) so the whole demo takes a few seconds.

@@ -122,8 +122,8 @@ pub enum Job {
     Drill(drill::Config),
     /// Print a completion script (no topology).
     Completions(crate::cli::ShellArg),
-    /// Print the manual page (no topology).
-    Man,
+    /// Print the manual page, or a subcommand's (no topology).
+    Man(Vec<String>),
 }
 
 impl Job {
@@ -143,7 +143,7 @@ impl Job {
             Job::Compare(_) => "compare",
             Job::Drill(_) => "drill",
             Job::Completions(_) => "completions",
-            Job::Man => "man",
+            Job::Man(_) => "man",
         }
     }
 }
@@ -355,7 +355,7 @@ fn job(command: &Command, settings: &Settings) -> Result<Job> {
         }),
         Command::Drill(a) => Job::Drill(drill_config(a, settings)),
         Command::Completions(a) => Job::Completions(a.shell),
-        Command::Man(_) => Job::Man,
+        Command::Man(a) => Job::Man(a.command.clone()),
     })
 }
 
@@ -528,6 +528,11 @@ fn demo_config(a: &DemoArgs, out: &Output) -> demo::Config {
         ttl: fast(a.ttl, Duration::from_secs(2)),
         ttl_window: a.ttl_window.map(|w| fast(w, Duration::from_secs(3))),
         pace: a.pace,
+        // A beat between steps where a person reads them as they come.
+        beat: !a.pace && !a.fast && !out.quiet && {
+            use std::io::IsTerminal;
+            std::io::stderr().is_terminal()
+        },
         fast: a.fast,
         interactive: a.interactive,
         narrate: out.narrator(),

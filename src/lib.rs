@@ -68,9 +68,8 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
             cli::completions(shell, &mut std::io::stdout());
             return Ok(Outcome::Done(Verdict::Pass));
         }
-        Job::Man => {
-            cli::man(&mut std::io::stdout())
-                .map_err(|e| anyhow::anyhow!("writing the man page: {e}"))?;
+        Job::Man(path) => {
+            cli::man(&path, &mut std::io::stdout())?;
             return Ok(Outcome::Done(Verdict::Pass));
         }
         other => other,
@@ -477,7 +476,7 @@ async fn dispatch(job: Job, ctx: &Ctx, lab: Option<&mut Lab>) -> Result<Box<dyn 
         Job::Clean(c) => boxed(cmd::clean::run(c, ctx).await?),
         Job::Compare(c) => boxed(cmd::compare::run(c, ctx).await?),
         Job::Drill(c) => boxed(cmd::drill::run(c, ctx, lab).await?),
-        Job::Report(_) | Job::Completions(_) | Job::Man => {
+        Job::Report(_) | Job::Completions(_) | Job::Man(_) => {
             unreachable!("handled before any run starts")
         }
     })

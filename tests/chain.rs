@@ -2,10 +2,8 @@
 //! replica B of A (a cross-datacenter chain). Discovery finds B under A, an
 //! explicit --replica B passes when A lists it, and a broken B fails naming it.
 mod common;
-mod support;
 
 use common::*;
-use support::*;
 
 fn dbsize(port: u16) -> u64 {
     redis::cmd("DBSIZE").query(&mut conn(port)).unwrap()

@@ -102,3 +102,48 @@ fn end_of_input_ends_the_prompt() {
     assert_eq!(q[0]["outcome"], "miss");
     assert_no_redlab_keys(&ports(&lab));
 }
+
+/// A short TTL, which may run out before the expiry step (the entry is
+/// then written again there): the expiry watch is always shown, and no time
+/// left is ever negative. One too short to watch is refused.
+#[test]
+fn a_short_ttl_still_shows_the_expiry_watch_and_no_negative_time() {
+    let lab = lab(1);
+    let mut args = topo_args(&lab);
+    args.extend(["demo", "--ttl", "1ms"].map(String::from));
+    let run = redlab(&args);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--ttl 1ms: too short") && run.stderr.trim().lines().count() == 1,
+        "{}",
+        run.stderr
+    );
+    let mut args = topo_args(&lab);
+    args.extend(
+        [
+            "--format",
+            "json",
+            "demo",
+            "--fast",
+            "--ttl",
+            "1s",
+            "--source-latency",
+            "10ms",
+        ]
+        .map(String::from),
+    );
+    let run = redlab(&args);
+    assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
+    let r = run.json();
+    let d = &r["details"];
+    assert_eq!(d["expiry"]["ended"], "expired", "{}", run.stderr);
+    assert!(d["after_expiry"].is_object(), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("already expired") && !run.stderr.contains(" -0."),
+        "{}",
+        run.stderr
+    );
+    if d["cached"][0]["ttl_ms"].as_i64().unwrap() < 0 {
+        assert!(run.stderr.contains("written again"), "{}", run.stderr);
+    }
+}

@@ -259,6 +259,19 @@ pub fn replica_lag(lag: &crate::series::lag::LagSeries) -> Option<Figure> {
 /// As `replica_lag`, on another clock: `shift_s` is added to every time
 /// (the drill draws it in seconds from the fault).
 pub fn replica_lag_from(lag: &crate::series::lag::LagSeries, shift_s: f64) -> Option<Figure> {
+    replica_lag_caught(lag, shift_s, &[])
+}
+
+/// As `replica_lag_from`, with each replica's catch-up as measured on its
+/// own offset (perf's `Replicas after the load` table): (name, ms after the
+/// load). That is when it had the data; the series is the master's view,
+/// which moves only at the replica's next acknowledgement (about once a
+/// second), so the caption says both and calls only the first "caught up".
+pub fn replica_lag_caught(
+    lag: &crate::series::lag::LagSeries,
+    shift_s: f64,
+    caught: &[(&str, f64)],
+) -> Option<Figure> {
     let max = lag.replicas.iter().map(|r| r.max_lag_bytes).max()?;
     let (div, unit) = bytes_unit(max as f64);
     let mut f = Figure::new(
@@ -282,9 +295,20 @@ pub fn replica_lag_from(lag: &crate::series::lag::LagSeries, shift_s: f64) -> Op
             r.name,
             fmt_bytes(r.max_lag_bytes),
             r.max_lag_at_ms / 1e3 + shift_s,
-            match r.catch_up_ms {
-                Some(ms) => format!("caught up {ms:.0} ms after the load"),
-                None => "did not catch up within the bound".into(),
+            {
+                let own = caught.iter().find(|(n, _)| *n == r.name).map(|(_, ms)| *ms);
+                match (own, r.catch_up_ms) {
+                    (Some(own), Some(ack)) => format!(
+                        "caught up in {own:.1} ms after the load (its own offset); the master saw it at its next acknowledgement, {ack:.0} ms after"
+                    ),
+                    (Some(own), None) => {
+                        format!("caught up in {own:.1} ms after the load (its own offset)")
+                    }
+                    (None, Some(ack)) => format!(
+                        "the master saw it caught up {ack:.0} ms after the load, at its acknowledgement (about once a second)"
+                    ),
+                    (None, None) => "did not catch up within the bound".into(),
+                }
             }
         ));
     }

@@ -70,35 +70,14 @@ impl Narrator {
         self.write(&format!("\n== {title} ==\n"));
     }
 
-    /// One line; on a terminal, wrapped between words to its width (a
-    /// continuation indented under the text, past a leading `+1.234 s` stamp
-    /// or indent).
+    /// One line (or several, split at `\n`); on a terminal each is wrapped
+    /// between words to its width (a continuation indented under the text,
+    /// past a leading `+1.234 s` stamp or indent).
     pub fn line(&self, text: &str) {
         use std::io::IsTerminal;
         let width = crate::ui::color::width(std::io::stderr().is_terminal());
-        let text = match width {
-            Some(w) if !text.contains('\n') && textwrap::core::display_width(text) > w => {
-                let lead = text.len() - text.trim_start().len();
-                // A line led by a label column (`+2.002 s  `, `replica1   `)
-                // continues under the text after it.
-                let body = text.trim_start();
-                let stamp = body
-                    .find("  ")
-                    .filter(|i| *i > 0)
-                    .map(|i| {
-                        let rest = &body[i..];
-                        i + rest.len() - rest.trim_start().len()
-                    })
-                    .unwrap_or(0);
-                let indent = " ".repeat((lead + stamp).min(w / 3).max(2));
-                let opts = textwrap::Options::new(w)
-                    .subsequent_indent(&indent)
-                    .break_words(false);
-                textwrap::fill(text, opts)
-            }
-            _ => text.to_string(),
-        };
-        self.write(&format!("{text}\n"));
+        let text: Vec<String> = text.split('\n').map(|l| fit(l, width)).collect();
+        self.write(&format!("{}\n", text.join("\n")));
     }
 
     /// A line printed above a live bar or spinner without tearing it.
@@ -143,6 +122,36 @@ impl Narrator {
     }
 }
 
+/// One line wrapped between words to `width` (none: as it is), its
+/// continuation indented under the text past a leading label column.
+fn fit(text: &str, width: Option<usize>) -> String {
+    match width {
+        Some(w) if textwrap::core::display_width(text) > w => {
+            let lead = text.len() - text.trim_start().len();
+            // A line led by a label column (`+2.002 s  `, `replica1   `)
+            // continues under the text after it.
+            let body = text.trim_start();
+            let stamp = body
+                .find("  ")
+                .filter(|i| *i > 0)
+                .map(|i| {
+                    let rest = &body[i..];
+                    i + rest.len() - rest.trim_start().len()
+                })
+                .unwrap_or(0);
+            let indent = " ".repeat((lead + stamp).min(w / 3).max(2));
+            // Only at spaces: a timestamp or a key is not broken at its `-`.
+            let opts = textwrap::Options::new(w)
+                .subsequent_indent(&indent)
+                .word_separator(textwrap::WordSeparator::AsciiSpace)
+                .word_splitter(textwrap::WordSplitter::NoHyphenation)
+                .break_words(false);
+            textwrap::fill(text, opts)
+        }
+        _ => text.to_string(),
+    }
+}
+
 /// One refresh of a live view on stdout (`stats --watch`): redrawn in place on
 /// a terminal, else appended, one frame after another.
 pub fn frame(text: &str) {
@@ -154,4 +163,24 @@ pub fn frame(text: &str) {
     let _ = out.write_all(text.as_bytes());
     let _ = out.write_all(b"\n");
     let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_line_wraps_between_words_under_its_label() {
+        let text = "+2.002 s  replica1 stopped serving the key, 1.2 ms after the master did, at 2026-12-07T09:46:16.159Z";
+        let out = fit(text, Some(80));
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines.len() > 1, "{out}");
+        for l in &lines {
+            assert!(l.chars().count() <= 80, "{l:?}");
+        }
+        assert!(lines[1].starts_with("          "), "{out}");
+        let words: Vec<&str> = out.split_whitespace().collect();
+        assert_eq!(words, text.split_whitespace().collect::<Vec<_>>());
+        assert_eq!(fit(text, None), text);
+    }
 }

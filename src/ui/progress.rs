@@ -43,7 +43,8 @@ impl Progress {
     pub fn countdown(&self, len_ms: u64, msg: impl Into<String>) -> Task {
         let bar = ProgressBar::with_draw_target(Some(len_ms), self.target());
         bar.set_style(
-            ProgressStyle::with_template("{prefix} [{bar:30}] {msg}")
+            // wide_msg: the message is cut to the terminal's width, never wrapped.
+            ProgressStyle::with_template("{prefix} [{bar:30}] {wide_msg}")
                 .expect("static template")
                 .progress_chars("= "),
         );

@@ -581,3 +581,48 @@ fn report_takes_a_file_name_that_says_its_format() {
     assert_eq!(code, 2);
     assert!(err.contains("not a report file name"), "{err}");
 }
+
+/// One truth about catching up: the perf page's caption says what its
+/// table says (each replica's own offset, polled every 2 ms), and the
+/// master's view (its next acknowledgement, about a second later) as that.
+#[test]
+fn the_perf_caption_and_table_agree_on_the_catch_up() {
+    let mut v = fabricate::perf_json();
+    for (i, r) in v["details"]["replicas"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .enumerate()
+    {
+        r["catch_up_ms"] = serde_json::json!(8.5 + i as f64);
+    }
+    for r in v["details"]["replica_lag"]["replicas"]
+        .as_array_mut()
+        .unwrap()
+    {
+        r["catch_up_ms"] = serde_json::json!(996.0);
+    }
+    let report: Report<redlab::cmd::perf::PerfDetails> = serde_json::from_value(v).unwrap();
+    let html = report.render(Format::Html).unwrap();
+    let doc = parse(&html);
+    let caption: String = by_id(&doc, "fig-replica-lag")
+        .expect("the lag figure")
+        .descendants()
+        .filter(|n| n.has_tag_name("figcaption"))
+        .flat_map(|n| n.descendants().filter_map(|d| d.text()))
+        .collect();
+    for (i, name) in ["replica1", "replica2", "replica3"].iter().enumerate() {
+        let own = format!("{:.1} ms", 8.5 + i as f64);
+        assert!(html.contains(&format!("<td>{own}</td>")), "table: {own}");
+        assert!(
+            caption.contains(&format!("{name} peaked"))
+                && caption.contains(&format!("caught up in {own} after the load")),
+            "{name}: {caption}"
+        );
+    }
+    assert!(!caption.contains("caught up 996"), "{caption}");
+    assert!(
+        caption.contains("next acknowledgement, 996 ms after"),
+        "{caption}"
+    );
+}

@@ -256,7 +256,7 @@ pub async fn dispatch(
             boxed(demo::run(c, &shards[k]).await?)
         }
         Job::Web(c) => boxed(crate::web::run(c, shards, Some(cluster)).await?),
-        Job::Lab(_) | Job::Report(_) | Job::Completions(_) | Job::Man => {
+        Job::Lab(_) | Job::Report(_) | Job::Completions(_) | Job::Man(_) => {
             unreachable!("run without a topology")
         }
         Job::Drill(_) => anyhow::bail!("drill does not run on a cluster"),

@@ -313,9 +313,31 @@ pub fn cached_section(entries: &[CachedEntry]) -> Section {
     for c in entries {
         s.row(vec![
             c.key.clone(),
-            format!("{:.1} s", c.ttl_ms as f64 / 1e3),
+            ttl_left(c.ttl_ms),
             c.value.clone().unwrap_or_else(|| "-".into()),
         ]);
     }
     s
+}
+
+/// PTTL as people read it: never a negative time (-2: gone, -1: no TTL).
+fn ttl_left(ttl_ms: i64) -> String {
+    match ttl_ms {
+        -1 => "no TTL".into(),
+        ms if ms < 0 => "expired".into(),
+        ms => format!("{:.1} s", ms as f64 / 1e3),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ttl_left_is_never_negative() {
+        assert_eq!(ttl_left(-2), "expired");
+        assert_eq!(ttl_left(-1), "no TTL");
+        assert_eq!(ttl_left(4_960), "5.0 s");
+        assert_eq!(ttl_left(0), "0.0 s");
+    }
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use crate::client::Conn;
 use crate::cmd::{replicate_check, stats, ttl_watch};
 use crate::report::{Details, Report};
 use crate::run::Ctx;
@@ -31,21 +32,76 @@ pub struct Config {
     /// None: watch until the entry expires.
     pub ttl_window: Option<Duration>,
     pub pace: bool,
+    /// A beat between steps (a terminal, not --pace, not --fast).
+    pub beat: bool,
     pub fast: bool,
     pub interactive: bool,
     pub narrate: Narrator,
 }
 
+/// Between unpaced steps on a terminal: long enough to read a step's few
+/// lines before the next scrolls them away, short enough that the demo
+/// still runs by itself (a recording, a student alone).
+const BEAT: Duration = Duration::from_millis(1500);
+
+/// The most a held entry may live: if redlab dies during a pause, its entry
+/// still expires by itself.
+const HOLD: Duration = Duration::from_secs(3600);
+
 impl Config {
-    async fn step(&self, n: u32, title: &str) {
-        if self.pace && n > 1 {
-            self.narrate.pause(&format!("next: step {n}")).await;
+    /// The next step's heading, after the break between steps: Enter with
+    /// --pace, a beat on a terminal, nothing in a pipe or with --fast. The
+    /// cached entry (once there is one) does not age during the break: its
+    /// TTL is what the step before left, so a presenter who talks through a
+    /// step never finds it expired.
+    async fn step(&self, n: u32, title: &str, entry: Option<(&mut Conn, &str)>) -> Result<()> {
+        let brk = self.pace || self.beat;
+        if brk && n > 1 {
+            let held = match entry {
+                Some((conn, key)) => hold(conn, key).await?.map(|left| (conn, key, left)),
+                None => None,
+            };
+            if self.pace {
+                self.narrate.pause(&format!("next: step {n}")).await;
+            } else {
+                tokio::time::sleep(BEAT).await;
+            }
+            if let Some((conn, key, left)) = held {
+                let _: u64 = conn.query(redis::cmd("PEXPIRE").arg(key).arg(left)).await?;
+            }
         }
         self.narrate.heading(&format!("{n}. {title}"));
+        Ok(())
     }
 }
 
+/// Stretch the entry's TTL over a break; its TTL left before it (ms), or
+/// None when it has none left to keep.
+async fn hold(conn: &mut Conn, key: &str) -> Result<Option<u64>> {
+    let left: i64 = conn.query(redis::cmd("PTTL").arg(key)).await?;
+    if left <= 0 {
+        return Ok(None);
+    }
+    let _: u64 = conn
+        .query(
+            redis::cmd("PEXPIRE")
+                .arg(key)
+                .arg(left as u64 + HOLD.as_millis() as u64),
+        )
+        .await?;
+    Ok(Some(left as u64))
+}
+
+/// The shortest TTL whose expiry the watch can show: a few polls of it.
+const MIN_TTL: Duration = Duration::from_secs(1);
+
 pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<DemoDetails>> {
+    if cfg.ttl < MIN_TTL {
+        anyhow::bail!(
+            "--ttl {}: too short to watch the entry count down and expire on every node; give at least 1s",
+            humantime::format_duration(cfg.ttl)
+        );
+    }
     let say = cfg.narrate;
     say.line(&format!(
         "redlab demo: cache-aside, replication and expiry on {} with {} replicas.\n\
@@ -55,7 +111,7 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<DemoDetails>> {
         ctx.prefix()
     ));
 
-    cfg.step(1, "The topology and its stats").await;
+    cfg.step(1, "The topology and its stats", None).await?;
     let (survey, node_stats) = stats::collect(ctx).await?;
     say.tables(&stats::sections(&node_stats));
     let master = survey.master()?;
@@ -67,7 +123,8 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<DemoDetails>> {
         ctx,
     };
 
-    cfg.step(2, "Cache-aside: the first query misses").await;
+    cfg.step(2, "Cache-aside: the first query misses", None)
+        .await?;
     say.line(&format!(
         "The app looks \"{}\" up in Redis under {} before asking the database.",
         cfg.query,
@@ -81,11 +138,13 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<DemoDetails>> {
         miss.value
     ));
 
+    let key = cache.key(&cfg.query);
     cfg.step(
         3,
         "The same query again: a hit, on the master and on every replica",
+        Some((&mut cache.master, &key)),
     )
-    .await;
+    .await?;
     let hit = cache.lookup(&cfg.query).await?;
     tell(&say, &hit, cfg.ttl);
     let replica_reads = replica_reads(ctx, &mut cache.master, &survey, &hit.key).await;
@@ -105,19 +164,25 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<DemoDetails>> {
         ));
     }
 
-    cfg.step(4, "The speedup").await;
+    cfg.step(4, "The speedup", Some((&mut cache.master, &key)))
+        .await?;
     let speedup_pct = ((miss.elapsed_ms - hit.elapsed_ms) / miss.elapsed_ms * 1e4).round() / 100.0;
     say.line(&format!(
         "miss {:.1} ms, hit {:.2} ms: a hit is {speedup_pct:.2} % faster (the workshop reported > 95 %).",
         miss.elapsed_ms, hit.elapsed_ms
     ));
 
-    cfg.step(5, "The cached entries and their remaining TTL")
-        .await;
+    cfg.step(
+        5,
+        "The cached entries and their remaining TTL",
+        Some((&mut cache.master, &key)),
+    )
+    .await?;
     let cached = entries(&mut cache.master, std::slice::from_ref(&hit.key)).await?;
     say.tables(&[details::cached_section(&cached)]);
 
-    cfg.step(6, "Replication check").await;
+    cfg.step(6, "Replication check", Some((&mut cache.master, &key)))
+        .await?;
     let rc = replicate_check::run(
         replicate_check::Config {
             probes: if cfg.fast { 5 } else { 20 },
@@ -130,8 +195,8 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<DemoDetails>> {
     say.tables(&rc.details.sections());
     say.line(&format!("replicate-check: {}", rc.verdict.as_str()));
 
-    cfg.step(7, "Expiry").await;
-    let (expiry, after_expiry) = expiry(&cfg, ctx, &mut cache, &hit.key).await?;
+    cfg.step(7, "Expiry", None).await?;
+    let (expiry, after_expiry) = expiry(&cfg, ctx, &mut cache, &hit).await?;
 
     let mut interactive = Vec::new();
     if cfg.interactive {
@@ -169,7 +234,7 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<DemoDetails>> {
         interactive,
     };
     checks.splice(0..0, details::checks(&d));
-    cfg.step(8, "Summary").await;
+    cfg.step(8, "Summary", None).await?;
     say.tables(&[details::summary(&d)]);
     say.line("This run's keys are removed now; every number is in the report (-v, --output FILE or --report).");
     Ok(Report::new(
@@ -252,27 +317,40 @@ async fn expiry(
     cfg: &Config,
     ctx: &Ctx,
     cache: &mut Cache<'_>,
-    key: &str,
+    hit: &Lookup,
 ) -> Result<(Option<ttl_watch::TtlWatchDetails>, Option<Lookup>)> {
     let say = &cfg.narrate;
+    let key = hit.key.as_str();
     // The countdown starts now, with this step, not when the entry was
-    // written: a presenter who talked through the last steps (--pace) still
-    // shows the whole of it. The entry is redlab's own, under its prefix.
+    // written: however long the steps before took, the whole of it is
+    // shown. An entry that expired meanwhile (a --ttl shorter than the
+    // steps) is written again, so the watch always happens. The entry is
+    // redlab's own, under its prefix (in the ledger since step 2).
     let ttl_ms = cfg.ttl.as_millis().max(1) as u64;
     let rearmed: u64 = cache
         .master
         .query(redis::cmd("PEXPIRE").arg(key).arg(ttl_ms))
         .await?;
-    let left: i64 = if rearmed == 1 { ttl_ms as i64 } else { -2 };
-    let window = Duration::from_millis(left.max(0) as u64);
-    let until_expiry = cfg.ttl_window.is_none_or(|w| window <= w);
-    let watched = if left < 0 {
-        say.line("The entry has already expired.");
-        None
+    let again = if rearmed == 1 {
+        ""
     } else {
+        let _: () = cache
+            .master
+            .query(
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(hit.value.to_string())
+                    .arg("PX")
+                    .arg(ttl_ms),
+            )
+            .await?;
+        "The entry expired during the steps before (its TTL is shorter than they took), so it is written again. "
+    };
+    let until_expiry = cfg.ttl_window.is_none_or(|w| cfg.ttl <= w);
+    let watched = {
         say.line(&if until_expiry {
             format!(
-                "The entry's TTL is set again to {}: watching it count down and expire on every node{}.",
+                "{again}The entry's TTL is set again to {}: watching it count down and expire on every node{}.",
                 humantime::format_duration(cfg.ttl),
                 if cfg.ttl > Duration::from_secs(10) {
                     format!(
@@ -285,7 +363,7 @@ async fn expiry(
             )
         } else {
             format!(
-                "The entry's TTL is set again to {}: watching {} of it (--ttl-window; without it the demo waits for the expiry).",
+                "{again}The entry's TTL is set again to {}: watching {} of it (--ttl-window; without it the demo waits for the expiry).",
                 humantime::format_duration(cfg.ttl),
                 humantime::format_duration(cfg.ttl_window.unwrap_or_default())
             )

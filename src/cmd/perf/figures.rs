@@ -16,10 +16,17 @@ pub fn figures(d: &PerfDetails) -> Vec<Figure> {
     ));
     out.extend(throughput(d));
     out.extend(latency_over_time(d));
+    // The caption's catch-up is the table's (measured on each replica's own
+    // offset), not the master's view, which waits for an acknowledgement.
+    let caught: Vec<(&str, f64)> = d
+        .replicas
+        .iter()
+        .filter_map(|c| Some((c.name.as_str(), c.catch_up_ms?)))
+        .collect();
     out.extend(
         d.replica_lag
             .as_ref()
-            .and_then(crate::report::figure::replica_lag),
+            .and_then(|lag| crate::report::figure::replica_lag_caught(lag, 0.0, &caught)),
     );
     out
 }

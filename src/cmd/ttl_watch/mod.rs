@@ -189,7 +189,8 @@ pub async fn watch_states(
         .collect();
     drop(samples_tx);
     let bar = ctx.progress.countdown(cfg.ttl.as_millis() as u64, "");
-    bar.set_prefix(format!("TTL of {key}"));
+    // The key is named before the watch starts; the bar fits the terminal.
+    bar.set_prefix("TTL");
     let mut expected: Option<(Instant, Instant)> = None;
     let mut initial_ttl_ms = 0;
     let mut polls = 0u64;

@@ -245,17 +245,17 @@ impl Track {
     }
 }
 
-/// Per node, as the bar's message: its TTL now, or gone.
+/// The bar's message, short enough for 80 columns beside the bar: the
+/// master's TTL (never below zero) and how many nodes still serve the key.
+/// Each node's own moment is a line of its own above the bar.
 pub fn ttl_line(tracks: &[Track]) -> String {
-    tracks
-        .iter()
-        .map(|t| match (t.stopped, t.res.last_ttl_ms) {
-            (Some(_), _) => format!("{} gone", t.res.name),
-            (None, Some(ms)) => format!("{} {:.2}s", t.res.name, ms as f64 / 1e3),
-            (None, None) => format!("{} -", t.res.name),
-        })
-        .collect::<Vec<_>>()
-        .join(" | ")
+    let serving = tracks.iter().filter(|t| t.stopped.is_none()).count();
+    let master = match tracks.first().map(|t| (t.stopped, t.res.last_ttl_ms)) {
+        Some((Some(_), _)) => "gone from the master".to_string(),
+        Some((None, Some(ms))) => format!("{:.1} s left", ms.max(0) as f64 / 1e3),
+        _ => "-".to_string(),
+    };
+    format!("{master}, served by {serving}/{} nodes", tracks.len())
 }
 
 /// How far apart two nodes' notifications of one event may be read (each

@@ -143,9 +143,10 @@ fn draw(
         } else {
             (6, HPos::Left)
         };
-        // On a timeline the top belongs to the first lane's labels: rules are labelled below.
+        // On a timeline the top belongs to the first lane's labels: rules are
+        // labelled at the bottom, under the last lane's labels.
         let (at, dy, v) = if fig.kind == Kind::Timeline {
-            (y_bottom, -dy, VPos::Bottom)
+            (y_bottom - 0.62, -dy, VPos::Bottom)
         } else {
             (y_top, dy, VPos::Top)
         };
@@ -273,11 +274,51 @@ fn lane_y(i: usize, n: usize) -> f64 {
     (n - 1 - i) as f64
 }
 
+/// Where a lane's labels go: rows above and below it, nearest first, each
+/// holding the pixel spans of the labels already in it, so no two labels
+/// overlap (close events take the next row out).
+struct LabelRows {
+    rows: Vec<Vec<(f64, f64)>>,
+}
+
+/// The rows' offsets from the lane (px) and anchors: above, below, further
+/// above, further below.
+const ROWS: [(i32, VPos); 4] = [
+    (-14, VPos::Bottom),
+    (14, VPos::Top),
+    (-14 - NOTE_PX as i32 - 4, VPos::Bottom),
+    (14 + NOTE_PX as i32 + 4, VPos::Top),
+];
+
+impl LabelRows {
+    fn new() -> LabelRows {
+        LabelRows {
+            rows: vec![Vec::new(); ROWS.len()],
+        }
+    }
+
+    /// The pixel span of `label` centred at `x` px.
+    fn span(x: f64, label: &str) -> (f64, f64) {
+        let w = label.chars().count() as f64 * NOTE_PX * 0.58 + 6.0;
+        (x - w / 2.0, x + w / 2.0)
+    }
+
+    /// The first row where (lo, hi) overlaps nothing, taken; the nearest
+    /// row when every row is full.
+    fn place(&mut self, (lo, hi): (f64, f64)) -> usize {
+        let free = |row: &Vec<(f64, f64)>| row.iter().all(|&(a, b)| hi <= a || lo >= b);
+        let i = self.rows.iter().position(free).unwrap_or(0);
+        self.rows[i].push((lo, hi));
+        i
+    }
+}
+
 fn draw_lanes(chart: &mut Chart, fig: &Figure, pal: &Palette) -> Result<(), Err> {
     let n = fig.series.len();
     for (i, s) in fig.series.iter().enumerate() {
         let c = colour(pal, &s.name);
         let y = lane_y(i, n);
+        let mut rows = LabelRows::new();
         for sp in &s.spans {
             chart.draw_series(std::iter::once(Rectangle::new(
                 [(sp.from, y - 0.22), (sp.to, y + 0.22)],
@@ -291,14 +332,14 @@ fn draw_lanes(chart: &mut Chart, fig: &Figure, pal: &Palette) -> Result<(), Err>
                 EmptyElement::at((sp.from, y - 0.22))
                     + Text::new(sp.label.clone(), (4, 4), font(NOTE_PX)),
             ))?;
+            // It hangs below the span, where the first row below the lane is.
+            let x = chart.backend_coord(&(sp.from, y)).0 as f64;
+            let w = sp.label.chars().count() as f64 * NOTE_PX * 0.58;
+            rows.rows[1].push((x, x + w + 8.0));
         }
-        for (j, m) in s.marks.iter().enumerate() {
-            // Labels alternate above and below the lane so close events stay legible.
-            let (dy, v) = if j % 2 == 0 {
-                (-14, VPos::Bottom)
-            } else {
-                (14, VPos::Top)
-            };
+        for m in &s.marks {
+            let x = chart.backend_coord(&(m.x, y)).0 as f64;
+            let (dy, v) = ROWS[rows.place(LabelRows::span(x, &m.label))];
             chart.draw_series(std::iter::once(
                 EmptyElement::at((m.x, y))
                     + Circle::new((0, 0), 8, c.filled())
@@ -317,6 +358,17 @@ fn draw_lanes(chart: &mut Chart, fig: &Figure, pal: &Palette) -> Result<(), Err>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn close_labels_take_other_rows_and_far_ones_share_one() {
+        let mut rows = LabelRows::new();
+        let a = rows.place(LabelRows::span(100.0, "+sdown, +odown"));
+        let b = rows.place(LabelRows::span(130.0, "+promoted-slave, +switch-master"));
+        let c = rows.place(LabelRows::span(160.0, "+failover-end"));
+        let d = rows.place(LabelRows::span(600.0, "+convert-to-slave"));
+        assert_eq!((a, b, d), (0, 1, 0));
+        assert!(c != a && c != b, "{c}");
+    }
 
     #[test]
     fn steps_hold_each_value() {
