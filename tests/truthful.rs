@@ -249,3 +249,50 @@ fn the_clean_command_an_interrupted_run_prints_works_at_once() {
     assert_eq!(digest(&m), before);
     Untouched::assert_no_redlab_keys_on(&[m]);
 }
+
+#[test]
+fn a_slowly_loading_replica_is_named_as_loading() {
+    let (master, _d0) = server("master", &["--enable-debug-command", "local", "--save", ""]);
+    let m = url(master.port);
+    cmd(&m, &["DEBUG", "POPULATE", "300000", "user:pop"]);
+    seed_user_data(&mut conn_url(&m));
+    let before = digest(&m);
+    let port = master.port.to_string();
+    // The replica loads the master's RDB from disk, 200 µs per key: about a
+    // minute, during which it answers only between 2 MB chunks.
+    let (replica, dir) = server(
+        "replica1",
+        &[
+            "--replicaof",
+            "127.0.0.1",
+            port.as_str(),
+            "--repl-diskless-load",
+            "disabled",
+            "--key-load-delay",
+            "200",
+        ],
+    );
+    let log = dir.path().join("replica1.log");
+    wait_until("the replica loads the RDB", || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("Loading DB in memory"))
+    });
+    let r = url(replica.port);
+    let run = redlab(&[
+        "--master",
+        m.as_str(),
+        "--replica",
+        r.as_str(),
+        "--timeout",
+        "1s",
+        "--format",
+        "json",
+        "keycount",
+    ]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let j = run.json();
+    let said = reason(&j, "replica1.parity");
+    eprintln!("observed: {said}");
+    assert!(said.contains("loading"), "{said}");
+    assert_eq!(digest(&m), before);
+    Untouched::assert_no_redlab_keys_on(&[m]);
+}
