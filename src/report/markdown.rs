@@ -96,7 +96,7 @@ mod tests {
         );
         assert_eq!(
             md_text("</script><script>"),
-            "&lt;/script&gt;&lt;script&gt;"
+            "&lt;/script>&lt;script>"
         );
         assert_eq!(
             md_text("[a](javascript:x) *b* `c`"),
