@@ -432,12 +432,45 @@ fn refuse_half_given(g: &crate::cli::GlobalArgs) -> Result<()> {
     if g.spawn_replicas.is_some() && !g.spawn {
         anyhow::bail!("--spawn-replicas sizes the --spawn lab: add --spawn, or drop it");
     }
+    refuse_empty_entries("--replica", "REDLAB_REPLICAS", &g.replicas, g.spawn)?;
+    refuse_empty_entries("--sentinel", "REDLAB_SENTINELS", &g.sentinel_urls, g.spawn)?;
     for path in g.output.iter().chain(g.report.iter().flatten()) {
         if path.as_os_str() != "-" && g.format.is_none() {
             crate::report::format_of_path(path)?;
         }
     }
     Ok(())
+}
+
+/// A list with an empty item (`REDLAB_REPLICAS=',,,'`, `a,,b`, a trailing
+/// comma) is a mistake, not fewer nodes: dropping the items silently would
+/// test a topology nobody described.
+fn refuse_empty_entries(flag: &str, env: &str, items: &[String], spawn: bool) -> Result<()> {
+    let typed = crate::cli::typed(flag);
+    // --spawn sets the environment's topology aside (`set_aside_env_topology`).
+    if items.is_empty() || (spawn && !typed) {
+        return Ok(());
+    }
+    let empty = items.iter().filter(|u| u.trim().is_empty()).count();
+    if empty == 0 {
+        return Ok(());
+    }
+    let whence = if typed {
+        flag.to_string()
+    } else {
+        env.to_string()
+    };
+    anyhow::bail!(
+        "{whence} has {} of {} (a comma with nothing on one side): give each URL once, \
+         comma-separated, e.g. redis://host:6380,redis://host:6381{}",
+        crate::report::plural(empty as u64, "empty item"),
+        items.len(),
+        if typed {
+            String::new()
+        } else {
+            format!(", or unset {env}")
+        }
+    )
 }
 
 fn format(f: FormatArg) -> Format {

@@ -120,8 +120,11 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
             Ok(master) => discovered = Some(master),
             // `check` reports an unusable master itself, in its report, so CI still gets one.
             // So does every subcommand for a master that does not serve
-            // (the survey says so again, in its way).
-            Err(e) if matches!(job, Job::Check(_)) || serving::NotServing::of(&e).is_some() => {}
+            // (the survey says so again, in its way); a refused topology
+            // (two replicas at one address) is an error for every one.
+            Err(e)
+                if (matches!(job, Job::Check(_)) || serving::NotServing::of(&e).is_some())
+                    && e.downcast_ref::<survey::Refusal>().is_none() => {}
             Err(e) => return Err(e),
         }
     }

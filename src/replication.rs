@@ -209,8 +209,8 @@ pub fn sync_progress(info: &Info) -> String {
 /// `127.0.0.1:6380 (replica1)` where the address is one of ours.
 fn describe(topo: &Topology, host: &str, port: u16) -> String {
     match topo.name_of(host, port) {
-        Some(name) => format!("{host}:{port} ({name})"),
-        None => format!("{host}:{port}"),
+        Some(name) => format!("{} ({name})", crate::topology::host_port(host, port)),
+        None => crate::topology::host_port(host, port),
     }
 }
 
@@ -232,7 +232,7 @@ pub fn count_check_chained(topo: &Topology, master: &Master<'_>, chained: usize)
     let listed = lines.len() + chained;
     let addrs: Vec<String> = lines
         .iter()
-        .map(|l| format!("{}:{}", l.ip, l.port))
+        .map(|l| crate::topology::host_port(&l.ip, l.port))
         .collect();
     let mut lists = match lines.len() {
         0 => "role master, it lists no replica".to_string(),

@@ -125,7 +125,7 @@ impl Survey {
         if !info.is_master() {
             let follows = info
                 .follows()
-                .map(|(h, p)| format!("{h}:{p}"))
+                .map(|(h, p)| crate::topology::host_port(&h, p))
                 .unwrap_or_else(|| "an unknown master".into());
             bail!(
                 "{}: is a replica of {follows}, not a master; refused before any write. \
@@ -282,6 +282,12 @@ pub async fn survey_reusing(
 /// master's visit, for the survey that follows to reuse (one connection and
 /// one INFO fewer). A cluster node is returned as it is, replicas untouched:
 /// the caller discovers the cluster from it (`NodeState::is_cluster`).
+/// A topology redlab refuses to test as found (exit 2), even where a
+/// subcommand would otherwise report an unusable master itself (`check`).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refusal(pub String);
+
 pub async fn discover(topo: &mut Topology, timeout: Duration) -> Result<NodeState> {
     let master = visit(topo.master.clone(), timeout).await;
     if let Some(n) = master.not_serving().filter(|n| !n.state.reads()) {
@@ -297,8 +303,27 @@ pub async fn discover(topo: &mut Topology, timeout: Duration) -> Result<NodeStat
     let Some(info) = master.info.as_ref() else {
         bail!("{}: no answer to INFO", master.node.label());
     };
-    topo.replicas = info
-        .replicas()
+    let lines = info.replicas();
+    for (i, a) in lines.iter().enumerate() {
+        if lines[i + 1..]
+            .iter()
+            .any(|b| b.port == a.port && b.ip == a.ip)
+        {
+            let at = master.node.sibling("replica", &a.ip, a.port).addr();
+            return Err(Refusal(format!(
+                "{}: the master lists {} replicas at one address, {at}: redlab cannot tell \
+                 them apart; give each replica its own replica-announce-ip/replica-announce-port \
+                 (behind NAT or Docker they announce what they are told)",
+                master.node.label(),
+                lines
+                    .iter()
+                    .filter(|l| l.ip == a.ip && l.port == a.port)
+                    .count()
+            ))
+            .into());
+        }
+    }
+    topo.replicas = lines
         .iter()
         .enumerate()
         .map(|(i, l)| {

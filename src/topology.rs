@@ -105,11 +105,7 @@ impl Node {
 
     /// `host:port`, never with credentials.
     pub fn addr(&self) -> String {
-        if self.host().contains(':') {
-            format!("[{}]:{}", self.host(), self.port())
-        } else {
-            format!("{}:{}", self.host(), self.port())
-        }
+        host_port(self.host(), self.port())
     }
 
     /// `replica2 (127.0.0.1:6381)`
@@ -157,6 +153,22 @@ impl Node {
 
     pub fn password(&self) -> Option<&str> {
         self.info.redis_settings().password()
+    }
+
+    /// `redis://user@host` with no password from anywhere: the user would
+    /// be dropped without a word (AUTH needs a password) and the run would
+    /// go on as the default user.
+    pub fn refuse_user_without_password(&self) -> Result<()> {
+        let rs = self.info.redis_settings();
+        if let (Some(user), None) = (rs.username(), rs.password()) {
+            bail!(
+                "{}: the URL names the user {user:?} but no password: give \
+                 redis://{user}:PASSWORD@{}, or the password in REDLAB_PASSWORD (or --password)",
+                self.label(),
+                self.addr()
+            );
+        }
+        Ok(())
     }
 
     pub fn db(&self) -> i64 {
@@ -308,6 +320,9 @@ impl Topology {
             sentinel: None,
         };
         topo.refuse_duplicates()?;
+        for n in topo.nodes() {
+            n.refuse_user_without_password()?;
+        }
         Ok(topo)
     }
 
@@ -365,6 +380,17 @@ impl Topology {
         self.nodes()
             .find(|n| n.port() == port && same_host(n.host(), host))
             .map(|n| n.name.as_str())
+    }
+}
+
+/// `host:port` as every report prints an address: an IPv6 host in
+/// brackets (`[::1]:6379`), so the port cannot read as part of it.
+pub fn host_port(host: &str, port: impl std::fmt::Display) -> String {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if bare.contains(':') {
+        format!("[{bare}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
 }
 

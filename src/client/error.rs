@@ -97,7 +97,7 @@ pub fn timeout_message(op: &str, timeout: Duration, tls: bool) -> String {
     let hint = if tls {
         "the server may not speak TLS (then use redis://), or the process may be stopped"
     } else {
-        "the process may be stopped, not Redis, or expect TLS (try rediss://)"
+        "the process may be stopped, busy (loading a large dataset, a slow command), not Redis, or expect TLS (try rediss://)"
     };
     format!(
         "no answer to {op} within {} ({hint})",

@@ -28,7 +28,8 @@ pub struct Conn {
     /// PING answered: a later drop is a lost connection, not a wrong scheme.
     established: bool,
     /// What PING answered at connect when it was a refusal of a server that
-    /// still answers INFO (LOADING, MASTERDOWN, MISCONF): how it serves.
+    /// still answers INFO (LOADING, MASTERDOWN, MISCONF): how it serves. A
+    /// later silence after LOADING is the load, not a stop.
     ping_refused: Option<ErrorKind>,
     inner: MultiplexedConnection,
 }
@@ -61,6 +62,17 @@ impl Conn {
             Ok(Err(e)) => error::classify("connect", &e, node.tls(), timeout),
             Ok(Ok(inner)) => return Self::ready(node, timeout, inner).await,
         };
+        // Redis answers AUTH to a node without a password with an error the
+        // client reports as a failed login: say what is true instead.
+        if kind == ErrorKind::AuthFailed && answers_without_auth(node, timeout).await {
+            return Err(err(
+                ErrorKind::AuthFailed,
+                "a password was given, but this node has no password configured (it answers \
+                 without one): drop the password (--password, REDLAB_PASSWORD, the URL's), \
+                 or configure one on the node (requirepass)"
+                    .into(),
+            ));
+        }
         // A plain Redis may sit on a ClientHello forever: ask it in plain RESP.
         if node.tls() && kind != ErrorKind::Refused && speaks_plain_resp(node).await {
             return Err(err(
@@ -153,7 +165,14 @@ impl Conn {
     }
 
     fn timed_out(&self, op: &str, bound: Duration) -> NodeError {
-        let msg = if self.established {
+        let msg = if self.ping_refused == Some(ErrorKind::Loading) {
+            format!(
+                "no answer to {op} within {}: the node is loading its dataset (it answered \
+                 LOADING) and answers only between chunks of it; wait until it has loaded, \
+                 or raise --timeout",
+                humantime::format_duration(bound)
+            )
+        } else if self.established {
             format!(
                 "no answer to {op} within {}: the server stopped answering (paused, overloaded, or blocked by a slow command)",
                 humantime::format_duration(bound)
@@ -263,7 +282,11 @@ impl Conn {
             .map(|m| {
                 let kv: std::collections::BTreeMap<String, String> = pairs(m).into_iter().collect();
                 let get = |k: &str| kv.get(k).cloned().unwrap_or_else(|| "?".into());
-                format!("'{}' at {}:{}", get("name"), get("ip"), get("port"))
+                format!(
+                    "'{}' at {}",
+                    get("name"),
+                    crate::topology::host_port(&get("ip"), get("port"))
+                )
             })
             .collect())
     }
@@ -329,6 +352,28 @@ pub fn pairs(v: &redis::Value) -> Vec<(String, String)> {
 }
 
 /// Whether a plain `PING` gets a RESP answer (`+PONG`, `-NOAUTH ...`), within a short bound.
+/// Whether the node answers PING without AUTH (plain TCP only): its
+/// default user needs no password.
+async fn answers_without_auth(node: &Node, timeout: Duration) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let no_user = node
+        .info
+        .redis_settings()
+        .username()
+        .is_none_or(|u| u == "default");
+    if node.tls() || !no_user {
+        return false;
+    }
+    let probe = async {
+        let mut s = tokio::net::TcpStream::connect((node.host(), node.port())).await?;
+        s.write_all(b"PING\r\n").await?;
+        let mut buf = [0u8; 8];
+        let n = s.read(&mut buf).await?;
+        Ok::<bool, std::io::Error>(buf[..n].starts_with(b"+PONG"))
+    };
+    matches!(tokio::time::timeout(timeout, probe).await, Ok(Ok(true)))
+}
+
 async fn speaks_plain_resp(node: &Node) -> bool {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let probe = async {

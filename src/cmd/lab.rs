@@ -441,7 +441,7 @@ async fn sentinel_rows(ctx: &Ctx, state: &LabState) -> (Option<u16>, Vec<(LabPro
                 let m = v
                     .master
                     .as_ref()
-                    .map(|(h, p)| format!("{h}:{p}"))
+                    .map(|(h, p)| crate::topology::host_port(h, p))
                     .unwrap_or_else(|| "none".into());
                 let text = format!(
                     "master {m}, {up}/{} replicas up, {} other Sentinels",

@@ -174,7 +174,12 @@ fn not_ready(
 ) -> Option<String> {
     match &v.master {
         Some((_, p)) if *p == master_port => {}
-        Some((h, p)) => return Some(format!("names {h}:{p} as the master")),
+        Some((h, p)) => {
+            return Some(format!(
+                "names {} as the master",
+                crate::topology::host_port(h, p)
+            ))
+        }
         None => return Some("names no master".into()),
     }
     let up = v.replicas.iter().filter(|r| !r.is_down()).count();

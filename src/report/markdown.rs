@@ -94,10 +94,7 @@ mod tests {
             md_text("<img src=x onerror=alert(1)>"),
             "&lt;img src=x onerror=alert(1)>"
         );
-        assert_eq!(
-            md_text("</script><script>"),
-            "&lt;/script&gt;&lt;script&gt;"
-        );
+        assert_eq!(md_text("</script><script>"), "&lt;/script>&lt;script>");
         assert_eq!(
             md_text("[a](javascript:x) *b* `c`"),
             "\\[a\\](javascript:x) \\*b\\* &#96;c&#96;"

@@ -63,7 +63,7 @@ impl Member {
         self.flag("handshake") || self.flag("noaddr")
     }
     pub fn addr(&self) -> String {
-        format!("{}:{}", self.host, self.port)
+        crate::topology::host_port(&self.host, self.port)
     }
 }
 

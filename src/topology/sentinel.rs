@@ -285,7 +285,7 @@ pub fn agreed_master(
     if said.iter().any(|(_, m)| m != first) {
         let each: Vec<String> = said
             .iter()
-            .map(|(n, (h, p))| format!("{n} says {h}:{p}"))
+            .map(|(n, (h, p))| format!("{n} says {}", crate::topology::host_port(h, p)))
             .collect();
         bail!(
             "the Sentinels disagree on the master of '{name}' ({}): a failover may be in \
@@ -324,8 +324,12 @@ pub async fn resolve(spec: &TopologySpec, timeout: Duration) -> Result<Topology>
         .unwrap_or_default();
     let user = spec.user.as_deref();
     let pass = spec.password.as_deref();
-    let master = Node::parse("master", Role::Master, &format!("redis://{host}:{port}"))?
-        .with_credentials(user, pass);
+    let master = Node::parse(
+        "master",
+        Role::Master,
+        &format!("redis://{}", crate::topology::host_port(&host, port)),
+    )?
+    .with_credentials(user, pass);
     let replicas: Vec<Node> = listed
         .iter()
         .enumerate()

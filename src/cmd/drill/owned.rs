@@ -70,7 +70,10 @@ pub async fn plan(cfg: &Config, ctx: &Ctx, lab: &Lab) -> Result<Plan> {
         .iter()
         .position(|n| n.port() == port && same_host(n.host(), &host))
     else {
-        bail!("the lab's Sentinels name {host}:{port} as the master, which is not one of the lab's servers");
+        bail!(
+            "the lab's Sentinels name {} as the master, which is not one of the lab's servers",
+            crate::topology::host_port(&host, port)
+        );
     };
     let mut conn = Conn::connect(&nodes[master], ctx.timeout).await?;
     let backlog_bytes = conn

@@ -74,9 +74,12 @@ pub struct Stable {
 pub async fn check_stable(plan: &Plan) -> Result<Stable, String> {
     let all = views(&plan.sentinels, PROBE).await;
     let (host, port) = agreed_master(&plan.sentinels, &all).map_err(|e| e.to_string())?;
-    let master = plan
-        .index_of_port(port)
-        .ok_or_else(|| format!("the Sentinels name {host}:{port}, not a lab node"))?;
+    let master = plan.index_of_port(port).ok_or_else(|| {
+        format!(
+            "the Sentinels name {}, not a lab node",
+            crate::topology::host_port(&host, port)
+        )
+    })?;
     sentinels_see_all_up(plan, master, &all)?;
     let infos = snapshot_infos(&plan.nodes).await;
     let m = &plan.nodes[master];
