@@ -76,6 +76,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
     };
     let mut signals = Signals::new()?;
     let g = &settings;
+    report::set_write_bound(g.timeout);
     for n in &g.notes {
         settings.output.narrator().line(n);
     }
@@ -247,7 +248,14 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Some(Err(panic)) => std::panic::resume_unwind(panic),
         Some(Ok(Ok(mut report))) => {
             report.add_checks(extra);
-            let verdict = emit(&settings, report.as_mut())?;
+            let verdict = match emit(&settings, report.as_mut()) {
+                // --output to a FIFO nobody read, and a signal came.
+                Err(e) if e.is::<report::WriteInterrupted>() => {
+                    eprintln!("redlab: {e:#}");
+                    return Ok(Outcome::Interrupted);
+                }
+                other => other?,
+            };
             match report.refused() {
                 Some(why) => bail!("{why}"),
                 // A subcommand that stopped on a signal with a partial report.

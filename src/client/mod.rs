@@ -54,13 +54,35 @@ impl Conn {
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(response_timeout));
         let fut = client.get_multiplexed_async_connection_with_config(&config);
-        let (kind, msg) = match tokio::time::timeout(timeout, fut).await {
-            Err(_) => (
-                ErrorKind::Timeout,
-                error::timeout_message("connect", timeout, node.tls()),
-            ),
-            Ok(Err(e)) => error::classify("connect", &e, node.tls(), timeout),
-            Ok(Ok(inner)) => return Self::ready(node, timeout, inner).await,
+        let connect = async {
+            match tokio::time::timeout(timeout, fut).await {
+                Err(_) => Err((
+                    ErrorKind::Timeout,
+                    error::timeout_message("connect", timeout, node.tls()),
+                )),
+                Ok(Err(e)) => Err(error::classify("connect", &e, node.tls(), timeout)),
+                Ok(Ok(inner)) => Ok(Self::ready(node, timeout, inner).await),
+            }
+        };
+        // The client buffers a reply line without bound: at first contact a
+        // service that streams bytes without a line end is caught by a probe
+        // that reads at most FIRST_REPLY_MAX bytes.
+        let outcome = if node.tls() || first_contact::known(&node.addr()) {
+            connect.await
+        } else {
+            tokio::select! {
+                r = connect => r,
+                why = first_contact::streams_without_reply(node) => return Err(err(ErrorKind::NotRedis, why)),
+            }
+        };
+        let (kind, msg) = match outcome {
+            Ok(ready) => {
+                if ready.is_ok() {
+                    first_contact::remember(&node.addr());
+                }
+                return ready;
+            }
+            Err(e) => e,
         };
         // Redis answers AUTH to a node without a password with an error the
         // client reports as a failed login: say what is true instead.
@@ -348,6 +370,67 @@ pub fn pairs(v: &redis::Value) -> Vec<(String, String)> {
             .filter_map(|kv| Some((text(kv.first()?)?, text(kv.get(1)?)?)))
             .collect(),
         _ => Vec::new(),
+    }
+}
+
+/// The first contact with an address: a plain PING whose reply is read with
+/// a bound, so that a service that is not Redis cannot make redlab buffer
+/// without end.
+mod first_contact {
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+
+    use crate::topology::Node;
+
+    /// The most a PING reply may take before its first line end.
+    pub const FIRST_REPLY_MAX: usize = 64 * 1024;
+
+    static KNOWN: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+    /// The address answered a PING in RESP before (in this process).
+    pub fn known(addr: &str) -> bool {
+        KNOWN.lock().map(|k| k.contains(addr)).unwrap_or(false)
+    }
+
+    pub fn remember(addr: &str) {
+        if let Ok(mut k) = KNOWN.lock() {
+            k.insert(addr.to_string());
+        }
+    }
+
+    /// Resolves only when the node sent FIRST_REPLY_MAX bytes without a
+    /// line end in answer to PING, with what to say; any other answer (a
+    /// RESP line, an HTTP status line, silence, a close) is left to the
+    /// connection itself to judge, and this never resolves.
+    pub async fn streams_without_reply(node: &Node) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let probe = async {
+            let mut s = tokio::net::TcpStream::connect((node.host(), node.port())).await?;
+            s.write_all(b"PING\r\n").await?;
+            let mut buf = vec![0u8; 8192];
+            let mut total = 0usize;
+            let mut last = 0u8;
+            loop {
+                let n = s.read(&mut buf).await?;
+                // A RESP line ends in CRLF (which may straddle two reads).
+                let crlf = (last == b'\r' && n > 0 && buf[0] == b'\n')
+                    || buf[..n].windows(2).any(|w| w == b"\r\n");
+                if n == 0 || crlf {
+                    return Ok(None);
+                }
+                last = buf[n - 1];
+                total += n;
+                if total >= FIRST_REPLY_MAX {
+                    return Ok::<_, std::io::Error>(Some(total));
+                }
+            }
+        };
+        match probe.await {
+            Ok(Some(n)) => format!(
+                "not a Redis server: it sent {n} bytes without a RESP reply to PING (wrong port? another service streams there)"
+            ),
+            _ => std::future::pending().await,
+        }
     }
 }
 

@@ -110,12 +110,15 @@ pub async fn run_many(cfg: Config, ctxs: &[Ctx]) -> Result<Report<StatsDetails>>
             humantime::format_duration(interval),
             render_sections(&sections(&snap.1), crate::report::Format::Table, cfg.view)
         );
+        last = Some(snap);
         if cfg.frames_to_stdout {
-            narrate::frame(&text);
+            // Stdout closed (`| head -1`): the watch is over, nothing more is written.
+            if narrate::frame(&text).is_err() {
+                break;
+            }
         } else {
             cfg.narrate.line(&text);
         }
-        last = Some(snap);
         if cfg.count.is_some_and(|n| refreshes >= n) {
             break;
         }

@@ -92,6 +92,9 @@ pub struct EngineConfig {
     pub progress: Option<Arc<AtomicU64>>,
     /// Set to stop early (Ctrl-C): no new batch starts, in-flight ones complete.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Set from outside the phase to stop it early, like `cancel` (perf's
+    /// memory guard): it outlives the phase, so later phases stop at once.
+    pub halt: Option<Arc<AtomicBool>>,
     /// Every SET carries `PX <ms>` (whole ms, at least 1): the keys expire
     /// by themselves. Encoded once in the command template.
     pub key_ttl: Option<Duration>,
@@ -117,6 +120,7 @@ impl EngineConfig {
             timeout: Duration::from_secs(5),
             progress: None,
             cancel: None,
+            halt: None,
             key_ttl: None,
         }
     }
@@ -288,10 +292,9 @@ impl Shared {
     }
 
     pub fn cancelled(&self) -> bool {
-        self.cfg
-            .cancel
-            .as_ref()
-            .is_some_and(|c| c.load(Ordering::Relaxed))
+        let set =
+            |f: &Option<Arc<AtomicBool>>| f.as_ref().is_some_and(|c| c.load(Ordering::Relaxed));
+        set(&self.cfg.cancel) || set(&self.cfg.halt)
     }
 
     /// Claim up to `max` request numbers; None when the run is over.

@@ -17,7 +17,7 @@ mod table;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 pub use figure::Figure;
@@ -544,7 +544,60 @@ pub fn write_file(path: &Path, text: &str) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    std::fs::write(path, text).with_context(|| format!("writing the report to {}", path.display()))
+    let what = || format!("writing the report to {}", path.display());
+    // A regular file (or a new one) is written at once; a FIFO or a device
+    // may block in open or write for ever (no reader): that is done on a
+    // thread of its own, and given up on a signal or after the bound.
+    let special = std::fs::metadata(path).is_ok_and(|m| !m.is_file());
+    if !special {
+        return std::fs::write(path, text).with_context(what);
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (p, t) = (path.to_path_buf(), text.to_string());
+    std::thread::spawn(move || {
+        let _ = tx.send(std::fs::write(&p, t));
+    });
+    let signals = crate::run::signals_received();
+    // After a signal (the interrupted run's report) a reader has a second.
+    let bound = match signals {
+        0 => write_bound(),
+        _ => write_bound().min(std::time::Duration::from_secs(1)),
+    };
+    let deadline = std::time::Instant::now() + bound;
+    loop {
+        match rx.recv_timeout(std::time::Duration::from_millis(20)) {
+            Ok(r) => return r.with_context(what),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => bail!("{}: failed", what()),
+            Err(_) if crate::run::signals_received() != signals => {
+                return Err(anyhow::Error::new(WriteInterrupted).context(what()))
+            }
+            Err(_) if std::time::Instant::now() >= deadline => bail!(
+                "{}: not done within {} (a FIFO with no reader, or a device that does not take it)",
+                what(),
+                humantime::format_duration(bound)
+            ),
+            Err(_) => {}
+        }
+    }
+}
+
+/// A report write given up because a signal arrived: the run was interrupted.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted by a signal before anybody read it")]
+pub struct WriteInterrupted;
+
+static WRITE_BOUND_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(5000);
+
+/// How long writing a report to a FIFO or device may block: the run's --timeout.
+pub fn set_write_bound(d: std::time::Duration) {
+    WRITE_BOUND_MS.store(
+        d.as_millis().max(1) as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+fn write_bound() -> std::time::Duration {
+    std::time::Duration::from_millis(WRITE_BOUND_MS.load(std::sync::atomic::Ordering::Relaxed))
 }
 
 /// A size in bytes as people read it, `0 B` for nothing (`human_bytes` says

@@ -225,7 +225,10 @@ impl Ledger {
         let all = self.lock();
         let keys = all.iter().filter(|o| matches!(o, Owned::Key(_))).count() as u64;
         drop(all);
-        keys + self.ranges().iter().map(RangeRecord::bound).sum::<u64>()
+        self.ranges()
+            .iter()
+            .map(RangeRecord::bound)
+            .fold(keys, u64::saturating_add)
     }
     /// Forget every range that `r` covers (same prefix, keyspace and seed,
     /// no more requests): its keys were just removed.

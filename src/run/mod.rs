@@ -23,7 +23,7 @@ mod signals;
 
 pub use ledger::{Ledger, Owned, RangeRecord};
 pub use manifest::{hostname, new_run_id, redacted_args};
-pub use signals::Signals;
+pub use signals::{received as signals_received, Signals};
 
 /// The shortest TTL a key of redlab's gets: long enough for any step that
 /// reads it back, short enough that a crash leaves nothing for long.

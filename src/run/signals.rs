@@ -1,6 +1,43 @@
 //! The signals that end a run.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use anyhow::Result;
+
+/// Signals received so far (SIGINT, SIGTERM, SIGHUP), counted by a handler
+/// that runs beside tokio's: code that must block the runtime's thread
+/// (writing a report to a FIFO) still sees a signal arrive.
+static RECEIVED: AtomicU64 = AtomicU64::new(0);
+
+/// How many ending signals the process has received.
+pub fn received() -> u64 {
+    RECEIVED.load(Ordering::SeqCst)
+}
+
+fn count_signals() {
+    use std::sync::Once;
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // Its own thread and runtime: it counts while the main thread blocks.
+        let _ = std::thread::Builder::new()
+            .name("redlab-signals".into())
+            .spawn(|| {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                rt.block_on(async {
+                    let Ok(mut s) = Signals::listen() else { return };
+                    loop {
+                        s.recv().await;
+                        RECEIVED.fetch_add(1, Ordering::SeqCst);
+                    }
+                });
+            });
+    });
+}
 
 /// SIGINT (Ctrl-C), SIGTERM (timeout, docker stop, a cancelled CI job) and
 /// SIGHUP (a closed terminal) all end a run the same way: keys removed,
@@ -13,6 +50,12 @@ pub struct Signals {
 
 impl Signals {
     pub fn new() -> Result<Signals> {
+        let s = Signals::listen()?;
+        count_signals();
+        Ok(s)
+    }
+
+    fn listen() -> Result<Signals> {
         use tokio::signal::unix::{signal, SignalKind};
         Ok(Signals {
             int: signal(SignalKind::interrupt())?,

@@ -154,15 +154,16 @@ fn fit(text: &str, width: Option<usize>) -> String {
 
 /// One refresh of a live view on stdout (`stats --watch`): redrawn in place on
 /// a terminal, else appended, one frame after another.
-pub fn frame(text: &str) {
+/// An error (EPIPE: the reader went away, `| head -1`) ends the watch.
+pub fn frame(text: &str) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     if std::io::stdout().is_terminal() {
         // Home the cursor and clear the screen, as `redis-cli --stat` redraws.
-        let _ = out.write_all(b"\x1b[H\x1b[2J");
+        out.write_all(b"\x1b[H\x1b[2J")?;
     }
-    let _ = out.write_all(text.as_bytes());
-    let _ = out.write_all(b"\n");
-    let _ = out.flush();
+    out.write_all(text.as_bytes())?;
+    out.write_all(b"\n")?;
+    out.flush()
 }
 
 #[cfg(test)]

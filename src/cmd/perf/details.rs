@@ -91,6 +91,10 @@ pub struct PerfDetails {
     /// later rounds went to the new one. Null: it did not.
     #[serde(default)]
     pub master_moved: Option<String>,
+    /// Why the memory guard stopped the load before it was done (the
+    /// master's used_memory reached the limit of its room). Absent: it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_early: Option<String>,
     /// Completed requests in each second of the median round.
     pub per_second_ops: Vec<u64>,
     /// Latency percentile spectrum of the median round (the .hgrm points), µs.
@@ -368,6 +372,7 @@ pub fn build(x: Measured<'_>) -> PerfDetails {
         moved: errors.get("MOVED").copied().unwrap_or(0),
         ask: errors.get("ASK").copied().unwrap_or(0),
         master_moved: None,
+        stopped_early: None,
         threads: a.threads,
         raw_rounds: results
             .iter()

@@ -4,16 +4,19 @@
 use super::Config;
 use crate::survey::Master;
 
-/// What the run may store and have in flight at once, bytes: the keys it
-/// writes (key + value + ~64 B of overhead each), and every request that can
-/// be on the wire together (connections x pipeline x the largest value),
-/// which the master holds in its query buffers while it reads them.
+/// What the run is certain to store and have in flight at once, bytes: the
+/// keys a read workload must fill first (key + value + ~64 B of overhead
+/// each), and every request that can be on the wire together (connections x
+/// pipeline x the largest value), which the master holds in its query
+/// buffers. What the load writes after that is the live guard's (`room`):
+/// an estimate of it refused the README's own recipes.
 pub(super) fn need_bytes(cfg: &Config, prefix_len: usize) -> u64 {
     let per_key = prefix_len as u64 + 20 + cfg.opts.data_size.1 as u64 + 64;
     let in_flight = (cfg.opts.connections as u64)
         .saturating_mul(cfg.opts.pipeline as u64)
         .saturating_mul(per_key + 32);
-    cfg.keys_estimate()
+    cfg.prefill()
+        .unwrap_or(0)
         .saturating_mul(per_key)
         .saturating_add(in_flight)
 }

@@ -14,6 +14,7 @@ pub mod on_cluster;
 mod phase;
 pub mod reads;
 mod replicas;
+mod room;
 pub mod split;
 
 use std::sync::atomic::AtomicU64;
@@ -282,23 +283,6 @@ impl Config {
             _ => None,
         }
     }
-
-    /// Upper bound on bytes the run stores (key + value + ~64 B of overhead each).
-    /// Upper bound on the keys the run stores: every request a new key, or
-    /// the keyspace where that is smaller, plus the warm-up's.
-    fn keys_estimate(&self) -> u64 {
-        let rounds = self.opts.rounds as u64;
-        let writes = match &self.stop {
-            Stop::Requests(n) => n.saturating_mul(rounds),
-            // Open loop knows its rate; closed loop: assume a fast server.
-            Stop::Duration(d) => {
-                (d.as_secs_f64() * self.opts.rate.unwrap_or(2_000_000.0)) as u64 * rounds
-            }
-        };
-        let writes = writes.saturating_add(self.prefill().unwrap_or(0));
-        let keys = self.keyspace().map_or(writes, |k| k.min(writes));
-        keys.saturating_add(self.opts.warmup)
-    }
 }
 
 /// What --read-from replicas cannot do, said before anything is written.
@@ -417,18 +401,31 @@ pub async fn measure(
     let before = master.info.clone();
     let prefix = ctx.key(&split::key_suffix(&cfg.opts));
     refuse_beyond_maxclients(cfg, master).await?;
-    ctx.prepare_writes(master, guard::need_bytes(cfg, prefix.len()))
-        .await
-        .map_err(|e| {
-            use crate::run::safety::RefusedKind;
-            // The hint about room only where room was the reason.
-            match RefusedKind::of(&e) {
-                Some(RefusedKind::WouldEvict | RefusedKind::NoRoom) => {
-                    anyhow::anyhow!("{e:#}; {}", guard::ROOM_HINT)
-                }
-                _ => e,
+    // Up front, only what is certain not to fit; the rest is the live
+    // guard's (`room`): it stops the load before the room is used.
+    let limit = room::Limit::of(master.info);
+    let need = guard::need_bytes(cfg, prefix.len());
+    if let Some(l) = limit.as_ref().filter(|l| need > l.left()) {
+        bail!(
+            "{}: this run needs ~{} at once (the keys it must fill and its requests in flight), \
+             more than the room left ({}: {}); refused before any write; {}",
+            master.node().label(),
+            crate::report::human_bytes(need),
+            crate::report::human_bytes(l.left()),
+            l.room,
+            guard::ROOM_HINT
+        );
+    }
+    ctx.prepare_writes(master, need).await.map_err(|e| {
+        use crate::run::safety::RefusedKind;
+        // The hint about room only where room was the reason.
+        match RefusedKind::of(&e) {
+            Some(RefusedKind::WouldEvict | RefusedKind::NoRoom) => {
+                anyhow::anyhow!("{e:#}; {}", guard::ROOM_HINT)
             }
-        })?;
+            _ => e,
+        }
+    })?;
     let output_limit = guard::replica_output_limit(master).await;
     // --read-from replicas: the replicas the rounds read from, known before
     // anything is written.
@@ -444,6 +441,13 @@ pub async fn measure(
         );
     }
     let mut base = engine_base(cfg, &ctx.topology.master, ctx.timeout, &prefix).await?;
+    // --allow-eviction consents to filling maxmemory; the host's room is guarded always.
+    let consented = ctx.allow_eviction && master.info.u64("maxmemory").unwrap_or(0) > 0;
+    let watch = match limit.filter(|_| !consented) {
+        Some(l) => room::Watch::start(&ctx.topology.master, ctx.timeout, l).await,
+        None => None,
+    };
+    base.halt = watch.as_ref().map(|w| w.halt.clone());
     let started = Instant::now();
 
     if let Some(n) = cfg.prefill() {
@@ -547,22 +551,20 @@ pub async fn measure(
         for inst in &instances {
             // The requests sent: their keys are what cleanup removes (a pure
             // function of keyspace, seed and request number), whatever --keyspace is.
-            let upto = match &inst.stop {
-                Stop::Requests(n) => Arc::new(AtomicU64::new(*n)),
-                Stop::Duration(_) => inst.progress.clone().expect("split gives each a counter"),
-            };
-            // Only a timed run can have requests in flight past its counter:
-            // a batch per connection, or the open loop's in-flight window.
-            let slack = match inst.stop {
-                Stop::Duration(_) => inst.max_in_flight(),
-                _ => 0,
+            // A run the memory guard stops sends fewer than -n: the counter
+            // says how many, plus what can be in flight past it (a batch per
+            // connection, or the open loop's in-flight window).
+            let (upto, slack) = match (&inst.stop, &inst.progress) {
+                (_, Some(p)) => (p.clone(), inst.max_in_flight()),
+                (Stop::Requests(n), None) => (Arc::new(AtomicU64::new(*n)), 0),
+                (Stop::Duration(_), None) => unreachable!("split gives each a counter"),
             };
             ctx.ledger
                 .add_range(&inst.key_prefix, upto, slack, inst.keyspace, inst.seed);
         }
         ctx.registry_refresh().await;
         let label = format!("round {}/{}", r + 1, cfg.opts.rounds);
-        let shown = Shown::Run(&bar, per_round * r as u64);
+        let shown = Shown::Run(&bar, per_round.saturating_mul(r as u64));
         let result = match &readers {
             None => phase(ctx, instances, &label, shown).await?,
             Some(_) => {
@@ -577,6 +579,9 @@ pub async fn measure(
         // Replicas answer MOVED only when READONLY was not sent: nothing to follow.
         let redirected = readers.is_none() && redirects(&result.errors) > 0;
         results.push(result);
+        if watch.as_ref().is_some_and(room::Watch::halted) {
+            break;
+        }
         // Should a later round end the run with an error, its report still
         // has the rounds measured so far.
         ctx.set_partial(serde_json::json!({
@@ -684,6 +689,7 @@ pub async fn measure(
     d.client = Some(client);
     d.replica_lag = lag;
     d.master_moved = moved;
+    d.stopped_early = watch.as_ref().and_then(room::Watch::stopped);
     if let Some(rs) = &readers {
         d.replica_reads = reads::per_replica(rs, &per_replica, median, cfg.opts.connections);
     }
@@ -825,6 +831,9 @@ pub fn checks(d: &PerfDetails) -> Vec<Check> {
                 resync_words(&d.resyncs)
             ),
         ));
+    }
+    if let Some(why) = &d.stopped_early {
+        out.push(Check::warn("perf.memory", why.clone()));
     }
     if let Some(m) = &d.master_moved {
         out.push(Check::warn(

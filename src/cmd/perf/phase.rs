@@ -68,7 +68,7 @@ pub(super) enum Shown<'a> {
 /// The run's bar: every round's requests, or every round's time (ms).
 pub(super) fn run_bar(ctx: &Ctx, stop: &Stop, rounds: u32) -> Task {
     match stop {
-        Stop::Requests(n) => ctx.progress.bar(n * rounds as u64, "perf"),
+        Stop::Requests(n) => ctx.progress.bar(n.saturating_mul(rounds as u64), "perf"),
         Stop::Duration(d) => ctx
             .progress
             .timed_bar(d.as_millis() as u64 * rounds as u64, "perf"),
