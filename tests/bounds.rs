@@ -3,14 +3,12 @@
 //! stdout closed under a live view.
 
 mod common;
-mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use support::*;
 
 /// Wait for the child to exit; a generous bound turns a hang into a failure.
 fn wait_exit(child: &mut Child) -> i32 {

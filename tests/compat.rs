@@ -521,10 +521,10 @@ fn a_sentinel_lab_runs_on_this_server_and_stops_whole() {
     assert_eq!(via.code, 0, "{}\n{}", via.stdout, via.stderr);
     // A failover moves the master; `lab up` puts the recorded one back.
     let sentinel = url(sentinels[0].1 as u16);
-    support::cmd(&sentinel, &["SENTINEL", "FAILOVER", "redlab"]);
+    cmd(&sentinel, &["SENTINEL", "FAILOVER", "redlab"]);
     let master_port = nodes[0].1 as u16;
-    support::wait_until("the Sentinels moved the master", || {
-        let v = support::cmd(
+    wait_until("the Sentinels moved the master", || {
+        let v = cmd(
             &sentinel,
             &["SENTINEL", "get-master-addr-by-name", "redlab"],
         );

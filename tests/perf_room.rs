@@ -4,12 +4,10 @@
 //! it refuses only what certainly cannot fit.
 
 mod common;
-mod support;
 
 use std::process::Command;
 
 use common::*;
-use support::*;
 
 /// `redlab --format json` with `env` set.
 fn redlab_env(args: &[&str], env: &[(&str, &str)]) -> Run {

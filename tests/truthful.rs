@@ -3,14 +3,10 @@
 //! unchanged (DEBUG DIGEST) and that no redlab key is left.
 
 mod common;
-mod digest;
-mod support;
 
 use std::process::{Command, Stdio};
 
 use common::*;
-use digest::*;
-use support::*;
 
 fn one_line(run: &Run) -> String {
     let line = run.stderr.trim().to_string();

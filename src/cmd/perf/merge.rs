@@ -397,6 +397,14 @@ pub fn merge_details(clients: &[(&str, &PerfDetails)]) -> Result<PerfDetails> {
         // Slices keep percentiles, not histograms: they do not add up.
         per_second_latency: Vec::new(),
         per_100ms_latency: Vec::new(),
+        // A client the memory guard stopped says so in the merged report too.
+        stopped_early: {
+            let stopped: Vec<String> = clients
+                .iter()
+                .filter_map(|(_, d)| d.stopped_early.clone())
+                .collect();
+            (!stopped.is_empty()).then(|| stopped.join("; "))
+        },
         replica_lag: None,
         memory: Memory {
             used_memory_before_bytes: earliest.memory.used_memory_before_bytes,
