@@ -81,6 +81,21 @@ impl Info {
         Some((host.to_string(), port))
     }
 
+    /// How a node serves, in one word: `loading`, `syncing` (a full sync
+    /// in progress), `link-down` (a replica whose link to its master is
+    /// down), or `up`.
+    pub fn status(&self) -> &'static str {
+        if self.flag("loading") {
+            "loading"
+        } else if self.flag("master_sync_in_progress") {
+            "syncing"
+        } else if !self.is_master() && !self.link_up() {
+            "link-down"
+        } else {
+            "up"
+        }
+    }
+
     pub fn link_up(&self) -> bool {
         self.get("master_link_status") == Some("up")
     }

@@ -201,7 +201,7 @@ pub fn node_stats(states: &[NodeState]) -> Vec<NodeStats> {
                 ..NodeStats::default()
             };
             let Some(i) = &st.info else { return n };
-            n.status = status(i).into();
+            n.status = i.status().into();
             n.role = Some(i.role().to_string());
             n.keys = i
                 .keyspace()
@@ -233,18 +233,6 @@ pub fn node_stats(states: &[NodeState]) -> Vec<NodeStats> {
             n
         })
         .collect()
-}
-
-fn status(i: &crate::client::Info) -> &'static str {
-    if i.flag("loading") {
-        "loading"
-    } else if i.flag("master_sync_in_progress") {
-        "syncing"
-    } else if !i.is_master() && !i.link_up() {
-        "link-down"
-    } else {
-        "up"
-    }
 }
 
 fn hit_rate(hits: Option<u64>, misses: Option<u64>) -> Option<f64> {
@@ -362,12 +350,12 @@ mod tests {
     #[test]
     fn status_from_info() {
         let i = |t: &str| crate::client::Info::parse(t);
-        assert_eq!(status(&i("role:master\r\n")), "up");
+        assert_eq!(i("role:master\r\n").status(), "up");
         assert_eq!(
-            status(&i("role:slave\r\nmaster_link_status:down\r\n")),
+            i("role:slave\r\nmaster_link_status:down\r\n").status(),
             "link-down"
         );
-        assert_eq!(status(&i("role:slave\r\nmaster_link_status:up\r\n")), "up");
-        assert_eq!(status(&i("role:slave\r\nloading:1\r\n")), "loading");
+        assert_eq!(i("role:slave\r\nmaster_link_status:up\r\n").status(), "up");
+        assert_eq!(i("role:slave\r\nloading:1\r\n").status(), "loading");
     }
 }

@@ -14,7 +14,7 @@
 mod api;
 mod expiry;
 mod nodes;
-mod query;
+pub(crate) mod query;
 mod state;
 
 use std::net::SocketAddr;

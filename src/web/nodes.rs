@@ -77,16 +77,7 @@ fn mark_down(v: &mut super::state::NodeView, why: String) {
 }
 
 fn fill(v: &mut super::state::NodeView, i: &Info) {
-    v.status = if i.flag("loading") {
-        "loading"
-    } else if i.flag("master_sync_in_progress") {
-        "syncing"
-    } else if !i.is_master() && !i.link_up() {
-        "link-down"
-    } else {
-        "up"
-    }
-    .into();
+    v.status = i.status().into();
     v.error = None;
     v.down_since_ms = None;
     v.role = Some(i.role().to_string());

@@ -401,21 +401,9 @@ pub async fn measure(
     let before = master.info.clone();
     let prefix = ctx.key(&split::key_suffix(&cfg.opts));
     refuse_beyond_maxclients(cfg, master).await?;
-    // Up front, only what is certain not to fit; the rest is the live
-    // guard's (`room`): it stops the load before the room is used.
-    let limit = room::Limit::of(master.info);
     let need = guard::need_bytes(cfg, prefix.len());
-    if let Some(l) = limit.as_ref().filter(|l| need > l.left()) {
-        bail!(
-            "{}: this run needs ~{} at once (the keys it must fill and its requests in flight), \
-             more than the room left ({}: {}); refused before any write; {}",
-            master.node().label(),
-            crate::report::human_bytes(need),
-            crate::report::human_bytes(l.left()),
-            l.room,
-            guard::ROOM_HINT
-        );
-    }
+    // The safety gate first: a cache full by design, or a run that could
+    // evict, is refused there with its own reason (and --allow-eviction).
     ctx.prepare_writes(master, need).await.map_err(|e| {
         use crate::run::safety::RefusedKind;
         // The hint about room only where room was the reason.
@@ -426,6 +414,22 @@ pub async fn measure(
             _ => e,
         }
     })?;
+    // Then, up front, only what is certain not to fit; the rest is the live
+    // guard's (`room`): it stops the load before the room is used. Evictions
+    // consented to (--allow-eviction on a maxmemory master) make room.
+    let consented = ctx.allow_eviction && master.info.u64("maxmemory").unwrap_or(0) > 0;
+    let limit = room::Limit::of(master.info);
+    if let Some(l) = limit.as_ref().filter(|l| !consented && need > l.left()) {
+        bail!(
+            "{}: this run needs ~{} at once (the keys it must fill and its requests in flight), \
+             more than the room left ({}: {}); refused before any write; {}",
+            master.node().label(),
+            crate::report::human_bytes(need),
+            crate::report::human_bytes_or_zero(l.left()),
+            l.room,
+            guard::ROOM_HINT
+        );
+    }
     let output_limit = guard::replica_output_limit(master).await;
     // --read-from replicas: the replicas the rounds read from, known before
     // anything is written.
@@ -442,7 +446,6 @@ pub async fn measure(
     }
     let mut base = engine_base(cfg, &ctx.topology.master, ctx.timeout, &prefix).await?;
     // --allow-eviction consents to filling maxmemory; the host's room is guarded always.
-    let consented = ctx.allow_eviction && master.info.u64("maxmemory").unwrap_or(0) > 0;
     let watch = match limit.filter(|_| !consented) {
         Some(l) => room::Watch::start(&ctx.topology.master, ctx.timeout, l).await,
         None => None,
