@@ -17,6 +17,7 @@ pub mod report;
 pub mod run;
 pub mod series;
 pub mod survey;
+pub mod text;
 pub mod topology;
 pub mod ui;
 
