@@ -5,42 +5,11 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
-use super::{redact_url, Node, ReplicaCount, Role, Topology, TopologySpec};
 use crate::client::{pairs, Conn, NodeError};
-
-/// The name the lab's Sentinels know its master by, and `--master-name`'s default.
-pub const DEFAULT_MASTER_NAME: &str = "redlab";
-
-/// The Sentinels that watch the master, and the name they know it by.
-#[derive(Debug, Clone)]
-pub struct SentinelSet {
-    pub master_name: String,
-    /// `sentinel1`, ...: a Sentinel is addressed like a node (its role is
-    /// not meaningful), with the credentials of its own URL.
-    pub nodes: Vec<Node>,
-}
-
-impl SentinelSet {
-    pub fn parse(urls: &[String], master_name: &str) -> Result<SentinelSet> {
-        let mut nodes = Vec::new();
-        for (i, url) in urls.iter().filter(|u| !u.trim().is_empty()).enumerate() {
-            let name = format!("sentinel{}", i + 1);
-            nodes.push(
-                Node::parse(&name, Role::Replica, url.trim())
-                    .with_context(|| format!("--sentinel {}", redact_url(url)))?,
-            );
-        }
-        if nodes.is_empty() {
-            bail!("--sentinel given without an address: give redis://host:port of a Sentinel");
-        }
-        Ok(SentinelSet {
-            master_name: master_name.to_string(),
-            nodes,
-        })
-    }
-}
+use crate::topology::{Node, ReplicaCount, Role, Topology, TopologySpec};
+pub use crate::topology::{SentinelSet, DEFAULT_MASTER_NAME};
 
 /// A replica (or a Sentinel) as one Sentinel lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
