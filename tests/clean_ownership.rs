@@ -50,20 +50,7 @@ fn dead_run(lab: &Lab, ns: &str, extra: &[&str]) -> String {
     let m = url(lab.master.port);
     let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     args.extend(topo_args(lab));
-    args.extend(
-        [
-            "perf",
-            "-n",
-            "20000",
-            "--keyspace",
-            "50000",
-            "-P",
-            "100",
-            "--rounds",
-            "1000",
-        ]
-        .map(String::from),
-    );
+    args.extend(LONG_PERF.map(String::from));
     let mut child = spawn(&args, &[]);
     wait_until("perf writes", || {
         keys(&m, &format!("{ns}:*:perf:*")).len() > 1000

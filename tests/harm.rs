@@ -75,20 +75,7 @@ fn a_killed_run_is_found_by_the_next_and_clean_removes_its_keys() {
     let lab = lab(1);
     let guard = Untouched::seed_lab(&lab);
     let m = url(lab.master.port);
-    let child = spawn_redlab(&with(
-        &topo_args(&lab),
-        &[
-            "perf",
-            "-n",
-            "20000",
-            "--keyspace",
-            "50000",
-            "-P",
-            "100",
-            "--rounds",
-            "1000",
-        ],
-    ));
+    let child = spawn_redlab(&with(&topo_args(&lab), &LONG_PERF));
     wait_until("perf writes", || count(&m, "redlab:*:perf:*") > 1000);
     let child = {
         let mut c = child;

@@ -24,18 +24,8 @@ fn set(u: &str, key: &[u8], v: &str) {
 
 #[test]
 fn hostile_key_names_are_text_in_every_format() {
-    let lab = {
-        let debug = vec!["--enable-debug-command".to_string(), "local".to_string()];
-        let mut replica = debug.clone();
-        // The replica takes writes of its own: its data differs from the master's.
-        replica.extend(["--replica-read-only".to_string(), "no".to_string()]);
-        lab_with(LabOptions {
-            replicas: 1,
-            master_args: debug,
-            replica_args: replica,
-            ..LabOptions::default()
-        })
-    };
+    // The replica takes writes of its own: its data differs from the master's.
+    let lab = writable_debug_lab(1);
     let m = url(lab.master.port);
     let r = url(lab.replicas[0].port);
     seed_user_data(&mut conn_url(&m));

@@ -20,17 +20,8 @@ fn titles(text: &str) -> Vec<String> {
 
 #[test]
 fn a_saved_failing_check_renders_and_exits_as_the_run_did() {
-    let lab = {
-        let debug = vec!["--enable-debug-command".to_string(), "local".to_string()];
-        let mut replica = debug.clone();
-        replica.extend(["--replica-read-only".to_string(), "no".to_string()]);
-        lab_with(LabOptions {
-            replicas: 1,
-            master_args: debug,
-            replica_args: replica,
-            ..LabOptions::default()
-        })
-    };
+    // The replica takes writes of its own: its data differs from the master's.
+    let lab = writable_debug_lab(1);
     let m = url(lab.master.port);
     let r = url(lab.replicas[0].port);
     seed_user_data(&mut conn_url(&m));

@@ -187,20 +187,7 @@ fn the_clean_command_an_interrupted_run_prints_works_at_once() {
     seed_user_data(&mut conn_url(&m));
     let before = digest(&m);
     let mut child = Command::new(env!("CARGO_BIN_EXE_redlab"))
-        .args(with(
-            &topo_args(&lab),
-            &[
-                "perf",
-                "-n",
-                "20000",
-                "--keyspace",
-                "50000",
-                "-P",
-                "100",
-                "--rounds",
-                "1000",
-            ],
-        ))
+        .args(with(&topo_args(&lab), &LONG_PERF))
         .env_remove("REDLAB_MASTER")
         .env_remove("REDLAB_REPLICAS")
         .env_remove("REDLAB_PASSWORD")
