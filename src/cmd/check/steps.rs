@@ -131,10 +131,8 @@ pub async fn consistency(env: &Env<'_>) -> Result<StepOutcome> {
 /// and drop it when the master's DEL arrives (ttl-watch).
 pub async fn expiry(env: &Env<'_>) -> Result<StepOutcome> {
     let ttl = env.cfg.expiry_ttl;
-    let _spinner = env.ctx.progress.spinner(format!(
-        "expiry: watching a {} key expire",
-        humantime::format_duration(ttl)
-    ));
+    // The watch draws its own countdown: a spinner besides it would be a
+    // second bar on stderr, and one of them was left on screen above the report.
     let m = master(env)?;
     let d = tw::watch_states(&tw::WatchConfig::expiry(ttl), env.ctx, env.survey, m).await?;
     let gap = d
