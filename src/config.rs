@@ -128,6 +128,17 @@ pub enum Job {
 
 impl Job {
     /// The subcommand as typed.
+    /// Whether the run ends on the first signal by itself, with its report
+    /// (compare: what it compared so far, marked interrupted; stats --watch:
+    /// the last snapshot), rather than being stopped where it stands.
+    pub fn ends_on_cancel(&self) -> bool {
+        match self {
+            Job::Compare(_) => true,
+            Job::Stats(c) => c.watch.is_some(),
+            _ => false,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Job::ReplicateCheck(_) => "replicate-check",

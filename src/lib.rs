@@ -133,6 +133,8 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
     let run_id = run::new_run_id();
     let started = (SystemTime::now(), Instant::now());
     let args = run::redacted_args(&std::env::args().collect::<Vec<_>>());
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let ends_on_cancel = job.ends_on_cancel();
     let make_ctx = |topology: Topology, shard: Option<run::ShardScope>, progress: Progress| Ctx {
         topology,
         shard,
@@ -153,6 +155,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         extra_checks: std::sync::Mutex::new(Vec::new()),
         partial: std::sync::Mutex::new(None),
         last_nodes: std::sync::Mutex::new(Vec::new()),
+        cancel: cancel.clone(),
     };
     let ctxs: Vec<Ctx> = match &cluster {
         // Shards run at once: only the cluster's own spinner is drawn.
@@ -182,14 +185,28 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         None => Box::pin(dispatch(job, &ctxs[0], labs.replication.as_mut())),
     };
     // A panic must not skip the key removal below: it is caught, and resumed after.
-    let work = std::panic::AssertUnwindSafe(work).catch_unwind();
-    // Biased: a subcommand that handles Ctrl-C itself (stats --watch ends
-    // cleanly on it) must see it before the interruption below does.
+    let mut work = Box::pin(std::panic::AssertUnwindSafe(work).catch_unwind());
     let result = tokio::select! {
         biased;
-        r = work => Some(r),
+        r = &mut work => Some(r),
         _ = signals.recv() => None,
     };
+    // The first signal cancels the run. One that ends by itself on it
+    // (compare's partial report, stats --watch's last snapshot) is awaited
+    // until it does, or until a second signal; any other is stopped here.
+    let result = match result {
+        None if ends_on_cancel => {
+            cancel.cancel();
+            tokio::select! {
+                biased;
+                r = &mut work => Some(r),
+                _ = signals.recv() => None,
+            }
+        }
+        other => other,
+    };
+    // The subcommand's borrows (the --spawn lab) end here.
+    drop(work);
     if let Some(c) = &cluster {
         // A failover during the run moved a shard's master: clean up there.
         cmd::cluster::follow_masters(c, &ctxs).await;

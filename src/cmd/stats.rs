@@ -93,15 +93,16 @@ pub async fn run_many(cfg: Config, ctxs: &[Ctx]) -> Result<Report<StatsDetails>>
     };
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    // Ctrl-C ends the watch normally: the last snapshot is the report, exit 0.
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    // Ctrl-C (any ending signal: the run's cancel token) ends the watch
+    // normally: the last snapshot is the report, exit 0.
+    let cancelled = ctxs[0].cancel.cancelled();
+    tokio::pin!(cancelled);
     let mut last = None;
     let mut refreshes = 0u64;
     loop {
         let snap = tokio::select! {
             biased;
-            _ = &mut ctrl_c => break,
+            _ = &mut cancelled => break,
             s = async { ticker.tick().await; collect_many(ctxs).await } => s?,
         };
         refreshes += 1;

@@ -83,6 +83,11 @@ pub struct Ctx {
     pub partial: Mutex<Option<serde_json::Value>>,
     /// The nodes as the last survey found them, for that report too.
     pub last_nodes: Mutex<Vec<crate::report::NodeInfo>>,
+    /// Cancelled on the first ending signal (SIGINT, SIGTERM, SIGHUP). A
+    /// subcommand whose job says it ends on cancel (`Job::ends_on_cancel`:
+    /// compare, stats --watch) listens to it and returns its report; every
+    /// other run is stopped where it stands.
+    pub cancel: tokio_util::sync::CancellationToken,
 }
 
 impl Ctx {

@@ -183,11 +183,6 @@ async fn measure(
 async fn drive(cmp: &Comparison, ctx: &Ctx, interruptible: bool) -> Result<bool> {
     let live = Live::default();
     let bar = ctx.progress.bar(0, "comparing");
-    let mut signals = if interruptible {
-        Some(crate::run::Signals::new()?)
-    } else {
-        None
-    };
     let work = cmp.run(&live);
     tokio::pin!(work);
     let mut tick = tokio::time::interval(Duration::from_millis(200));
@@ -195,9 +190,9 @@ async fn drive(cmp: &Comparison, ctx: &Ctx, interruptible: bool) -> Result<bool>
         tokio::select! {
             biased;
             _ = async {
-                match signals.as_mut() {
-                    Some(s) => s.recv().await,
-                    None => std::future::pending().await,
+                match interruptible {
+                    true => ctx.cancel.cancelled().await,
+                    false => std::future::pending().await,
                 }
             } => break true,
             r = &mut work => { r?; break false }
