@@ -1,6 +1,7 @@
 //! The compatibility matrix's core, run once per server by `.ci/compat.sh`:
 //! the binary the fixtures start is `REDIS_SERVER` (redis-server on PATH
-//! when unset), `REDLAB_COMPAT_MODULE` a module every node loads, and each
+//! when unset), `REDLAB_COMPAT_MODULE` the modules every node loads (paths
+//! separated by `:`), and each
 //! subcommand's exit code and verdict is appended to `REDLAB_COMPAT_OUT`
 //! (one `subcommand<TAB>exit<TAB>verdict` line) when that is set.
 //!
@@ -11,29 +12,24 @@
 
 mod common;
 
-use std::io::Write;
-
 use common::*;
 use redlab::lab::LabOptions;
 
-/// The server binary under test, as the lab fixtures resolve it.
-fn server_bin() -> std::path::PathBuf {
-    redlab::lab::redis_server().unwrap_or_else(|e| panic!("{e:#}"))
-}
-
-/// Redis 7.0+ (and Valkey) disable DEBUG by default; Redis 6 has no such setting.
-fn debug_args() -> Vec<String> {
-    match redlab::lab::binary::binary_version(&server_bin()) {
-        Some(v) if v < (7, 0) => Vec::new(),
-        _ => vec!["--enable-debug-command".into(), "local".into()],
-    }
+/// The modules every node loads: `REDLAB_COMPAT_MODULE`, paths separated by `:`.
+fn modules() -> Vec<String> {
+    std::env::var("REDLAB_COMPAT_MODULE")
+        .unwrap_or_default()
+        .split(':')
+        .filter(|m| !m.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 fn module_args() -> Vec<String> {
-    match std::env::var("REDLAB_COMPAT_MODULE") {
-        Ok(m) if !m.is_empty() => vec!["--loadmodule".into(), m],
-        _ => Vec::new(),
-    }
+    modules()
+        .into_iter()
+        .flat_map(|m| ["--loadmodule".to_string(), m])
+        .collect()
 }
 
 fn lab_of(replicas: usize, extra: &[String]) -> Lab {
@@ -47,30 +43,6 @@ fn lab_of(replicas: usize, extra: &[String]) -> Lab {
     })
 }
 
-/// `redlab X: VERDICT` from the first line of a table rendering.
-fn verdict(run: &Run) -> String {
-    run.stdout
-        .lines()
-        .next()
-        .and_then(|l| l.rsplit(": ").next())
-        .filter(|v| !v.is_empty() && !v.contains(' '))
-        .map(String::from)
-        .unwrap_or_else(|| "error".into())
-}
-
-/// Append one matrix cell, when the run collects them.
-fn record(subcommand: &str, run: &Run) {
-    let Some(path) = std::env::var_os("REDLAB_COMPAT_OUT") else {
-        return;
-    };
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .expect("opening REDLAB_COMPAT_OUT");
-    writeln!(f, "{subcommand}\t{}\t{}", run.code, verdict(run)).unwrap();
-}
-
 /// Run, record, and assert the exit code.
 fn expect(lab: &Lab, cell: &str, args: &[&str], code: i32) -> Run {
     let mut all = vec!["--expect-replicas", "2"];
@@ -78,7 +50,7 @@ fn expect(lab: &Lab, cell: &str, args: &[&str], code: i32) -> Run {
     all[1] = &n;
     all.extend_from_slice(args);
     let run = redlab_at(lab, &all);
-    record(cell, &run);
+    record_cell(cell, &run);
     assert_eq!(
         run.code,
         code,
@@ -211,7 +183,7 @@ fn an_acl_user_without_config_or_debug_passes_check_with_the_skips_named() {
         "check".into(),
     ];
     let run = redlab(&args);
-    record("check (ACL)", &run);
+    record_cell("check (ACL)", &run);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert!(
         run.stdout
@@ -241,7 +213,7 @@ fn lab_up_and_down_leave_no_process_no_port_and_no_folder() {
         "--server-bin",
         bin.to_str().unwrap(),
     ]);
-    record("lab up", &up);
+    record_cell("lab up", &up);
     assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("lab.json")).unwrap()).unwrap();
@@ -253,7 +225,7 @@ fn lab_up_and_down_leave_no_process_no_port_and_no_folder() {
         .collect();
     assert_eq!(pids.len(), 3);
     let down = redlab(&["lab", "down", "--state-dir", dir_s]);
-    record("lab down", &down);
+    record_cell("lab down", &down);
     assert_eq!(down.code, 0, "{}\n{}", down.stdout, down.stderr);
     for pid in pids {
         assert_gone(pid);
@@ -267,15 +239,16 @@ fn lab_up_and_down_leave_no_process_no_port_and_no_folder() {
     assert!(!dir.join("data").exists(), "the lab's data folder was left");
 }
 
-/// The module the module test loads: `REDLAB_COMPAT_MODULE`, else Debian's RediSearch.
+/// The module the RediSearch test loads: the RediSearch among
+/// `REDLAB_COMPAT_MODULE`, else Debian's (whatever other modules the run loads).
 fn search_module() -> String {
-    let m = std::env::var("REDLAB_COMPAT_MODULE")
-        .ok()
-        .filter(|m| !m.is_empty())
+    let m = modules()
+        .into_iter()
+        .find(|m| m.ends_with("redisearch.so"))
         .unwrap_or_else(|| "/usr/lib/redis/modules/redisearch.so".into());
     assert!(
         std::path::Path::new(&m).is_file(),
-        "{m} is missing: apt-get install redis-redisearch (or name a module with REDLAB_COMPAT_MODULE)"
+        "{m} is missing: apt-get install redis-redisearch (or name it in REDLAB_COMPAT_MODULE)"
     );
     m
 }
@@ -370,7 +343,7 @@ fn a_cluster_lab_comes_up_checks_and_goes_down_with_bus_ports_out_of_the_ephemer
         "--state-dir",
         dir_s,
     ]);
-    record("lab up --cluster", &up);
+    record_cell("lab up --cluster", &up);
     assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("lab.json")).unwrap()).unwrap();
@@ -404,7 +377,7 @@ fn a_cluster_lab_comes_up_checks_and_goes_down_with_bus_ports_out_of_the_ephemer
         "1",
         "check",
     ]);
-    record("check --cluster", &check);
+    record_cell("check --cluster", &check);
     assert!(check.code == 0, "{}\n{}", check.stdout, check.stderr);
     let down = redlab(&["lab", "down", "--state-dir", dir_s]);
     assert_eq!(down.code, 0, "{}\n{}", down.stdout, down.stderr);
@@ -452,7 +425,7 @@ fn spawn_runs_the_named_server_binary() {
         "1",
         "stats",
     ]);
-    record("--spawn stats", &run);
+    record_cell("--spawn stats", &run);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let v = std::process::Command::new(&bin)
         .arg("--version")
@@ -494,7 +467,7 @@ fn a_sentinel_lab_runs_on_this_server_and_stops_whole() {
         "--state-dir",
         dir_s,
     ]);
-    record("lab up --sentinels", &up);
+    record_cell("lab up --sentinels", &up);
     assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("lab.json")).unwrap()).unwrap();
@@ -517,7 +490,7 @@ fn a_sentinel_lab_runs_on_this_server_and_stops_whole() {
         "1",
         "replicate-check",
     ]);
-    record("replicate-check via Sentinel", &via);
+    record_cell("replicate-check via Sentinel", &via);
     assert_eq!(via.code, 0, "{}\n{}", via.stdout, via.stderr);
     // A failover moves the master; `lab up` puts the recorded one back.
     let sentinel = url(sentinels[0].1 as u16);
@@ -545,7 +518,7 @@ fn a_sentinel_lab_runs_on_this_server_and_stops_whole() {
         "--state-dir",
         dir_s,
     ]);
-    record("lab up (roles restored)", &restored);
+    record_cell("lab up (roles restored)", &restored);
     assert_eq!(restored.code, 0, "{}\n{}", restored.stdout, restored.stderr);
     let direct = redlab(&[
         "--master",
@@ -554,7 +527,7 @@ fn a_sentinel_lab_runs_on_this_server_and_stops_whole() {
         "1",
         "replicate-check",
     ]);
-    record("replicate-check after a failover and lab up", &direct);
+    record_cell("replicate-check after a failover and lab up", &direct);
     assert_eq!(direct.code, 0, "{}\n{}", direct.stdout, direct.stderr);
     let down = redlab(&["lab", "down", "--state-dir", dir_s]);
     assert_eq!(down.code, 0, "{}\n{}", down.stdout, down.stderr);

@@ -59,16 +59,38 @@ fn judge(r: &ReplicaResult, d: &CompareResult) -> (Verdict, String) {
             "nothing to compare: no keys on the master, none on the replica".into(),
         );
     }
+    let mut unproven = Vec::new();
     if c.converging > 0 {
+        unproven.push(format!(
+            "{} of {} keys still changing after {} round(s) (written to while compared): not proven identical",
+            c.converging, c.compared, d.rounds_used
+        ));
+    }
+    if c.not_compared > 0 {
+        unproven.push(not_compared_reason(r));
+    }
+    if !unproven.is_empty() {
         return (
             Verdict::Warn,
-            format!(
-                "{} of {} keys still changing after {} round(s) (written to while compared): not proven identical; the other {} are",
-                c.converging, c.compared, d.rounds_used, c.identical
-            ),
+            format!("{}; the other {} are", unproven.join("; "), c.identical),
         );
     }
     (Verdict::Pass, pass_reason(r, d))
+}
+
+/// Keys of module types that could not be compared, with their types.
+fn not_compared_reason(r: &ReplicaResult) -> String {
+    let c = &r.counts;
+    let types = if r.not_compared_types.is_empty() {
+        "a module type".to_string()
+    } else {
+        r.not_compared_types.join(", ")
+    };
+    format!(
+        "{} of {} not compared ({types}): their DUMPs differ, and redlab does not know this module type's serialized form to be stable nor how else to read it, so that proves nothing either way",
+        crate::report::plural(c.not_compared, "key"),
+        c.compared
+    )
 }
 
 fn pass_reason(r: &ReplicaResult, d: &CompareResult) -> String {
@@ -146,25 +168,27 @@ impl Details for CompareDetails {
 
     fn sections(&self) -> Vec<Section> {
         let r = &self.result;
-        let mut s = Section::new(
-            "Consistency",
-            // By importance: a narrow terminal drops from the right, and the
-            // verdict is the point.
-            &[
-                "node",
-                "verdict",
-                "compared",
-                "identical",
-                "missing",
-                "extra",
-                "type",
-                "value",
-                "TTL",
-                "converging",
-                "path",
-                "address",
-            ],
-        );
+        // Only when a module type could not be compared: the usual table stays as it is.
+        let opaque = r.replicas.iter().any(|x| x.counts.not_compared > 0);
+        let mut columns = vec![
+            "node",
+            "verdict",
+            "compared",
+            "identical",
+            "missing",
+            "extra",
+            "type",
+            "value",
+            "TTL",
+            "converging",
+        ];
+        if opaque {
+            columns.push("not compared");
+        }
+        columns.extend(["path", "address"]);
+        // By importance: a narrow terminal drops from the right, and the
+        // verdict is the point.
+        let mut s = Section::new("Consistency", &columns);
         for rep in &r.replicas {
             let c = &rep.counts;
             let verdict = match (&rep.not_compared, judge(rep, r).0) {
@@ -178,7 +202,7 @@ impl Details for CompareDetails {
                     "-".into()
                 }
             };
-            s.row(vec![
+            let mut row = vec![
                 rep.name.clone(),
                 verdict,
                 n(c.compared),
@@ -189,9 +213,12 @@ impl Details for CompareDetails {
                 n(c.value_differs),
                 n(c.ttl_differs),
                 n(c.converging),
-                path_label(rep),
-                rep.address.clone(),
-            ]);
+            ];
+            if opaque {
+                row.push(n(c.not_compared));
+            }
+            row.extend([path_label(rep), rep.address.clone()]);
+            s.row(row);
         }
         s.notes = self.notes();
         let mut out = vec![s];
