@@ -326,10 +326,11 @@ fn a_cluster_lab_comes_up_checks_and_goes_down_with_bus_ports_out_of_the_ephemer
     let state = tempfile::tempdir().unwrap();
     let dir = state.path().join("cluster");
     let dir_s = dir.to_str().unwrap();
-    // Between 20000 and 32000: +10000 often lies in the kernel's ephemeral
-    // range, and then the bus ports follow the data ports (12 ports in all).
+    // Data and bus ports (+10000) below the kernel's ephemeral range, where
+    // no outgoing connection can hold one: a server without cluster-port
+    // (Redis before 7.0) always puts its bus there.
     let (lo, hi) = redlab::lab::binary::ephemeral_range();
-    let base = free_port_run(12);
+    let base = cluster_base(6);
     let up = redlab(&[
         "lab",
         "up",
@@ -366,7 +367,15 @@ fn a_cluster_lab_comes_up_checks_and_goes_down_with_bus_ports_out_of_the_ephemer
                 "bus port {b} in the ephemeral range {lo}-{hi}"
             ),
             (true, None) => panic!("no --cluster-port in {argv:?}"),
-            (false, b) => assert_eq!(b, None, "Redis before 7.0 has no cluster-port"),
+            (false, b) => {
+                assert_eq!(b, None, "Redis before 7.0 has no cluster-port");
+                let data = n["port"].as_u64().unwrap();
+                assert!(
+                    !(lo as u64..=hi as u64).contains(&(data + 10000)),
+                    "bus port {} in the ephemeral range {lo}-{hi}",
+                    data + 10000
+                );
+            }
         }
     }
     let check = redlab(&[
@@ -537,5 +546,115 @@ fn a_sentinel_lab_runs_on_this_server_and_stops_whole() {
             std::net::TcpListener::bind(("127.0.0.1", *port as u16)).is_ok(),
             "port {port} still taken"
         );
+    }
+}
+
+/// A base port for a cluster lab of `n` nodes: its data ports and the ports
+/// 10000 above them free, all below the kernel's ephemeral range.
+fn cluster_base(n: u16) -> u16 {
+    let (lo, _) = redlab::lab::binary::ephemeral_range();
+    let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+    let top = lo - 10000 - n;
+    let seed = std::process::id() as u64;
+    (0..2000u64)
+        .map(|i| 10000 + ((seed.wrapping_mul(2654435761) + i * 7919) % (top - 10000) as u64) as u16)
+        .find(|b| (*b..b + n).chain(b + 10000..b + 10000 + n).all(free))
+        .unwrap_or_else(|| panic!("no cluster base port below {lo}"))
+}
+
+/// Whether a socket in TIME-WAIT has local port `port` (/proc/net/tcp).
+fn in_time_wait(port: u16) -> bool {
+    let text = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    text.lines().skip(1).any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let local = f.get(1).and_then(|a| a.rsplit(':').next());
+        local.and_then(|h| u16::from_str_radix(h, 16).ok()) == Some(port) && f.get(3) == Some(&"06")
+    })
+}
+
+#[test]
+fn a_cluster_lab_comes_up_on_a_port_held_only_by_a_connection_in_time_wait() {
+    use std::io::Read;
+    let base = cluster_base(6);
+    // The side that closes first keeps TIME-WAIT: the accepted socket, whose
+    // local port is the lab's first data port.
+    let listener = std::net::TcpListener::bind(("127.0.0.1", base)).unwrap();
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", base)).unwrap();
+    let (accepted, _) = listener.accept().unwrap();
+    drop(accepted);
+    let mut buf = [0u8; 1];
+    assert_eq!(client.read(&mut buf).unwrap(), 0, "the server side closed");
+    drop(client);
+    drop(listener);
+    wait_until(
+        "the lab's port is held by a connection in TIME-WAIT",
+        || in_time_wait(base),
+    );
+    let state = tempfile::tempdir().unwrap();
+    let dir = state.path().join("cluster");
+    let dir_s = dir.to_str().unwrap();
+    let up = redlab(&[
+        "lab",
+        "up",
+        "--cluster",
+        "--shards",
+        "3",
+        "--replicas",
+        "1",
+        "--base-port",
+        &base.to_string(),
+        "--state-dir",
+        dir_s,
+    ]);
+    record_cell("lab up --cluster (a port in TIME-WAIT)", &up);
+    assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
+    let down = redlab(&["lab", "down", "--state-dir", dir_s]);
+    assert_eq!(down.code, 0, "{}\n{}", down.stdout, down.stderr);
+}
+
+#[test]
+fn a_base_port_putting_a_fixed_bus_port_in_the_ephemeral_range_is_refused_or_moved() {
+    let (lo, hi) = redlab::lab::binary::ephemeral_range();
+    // Data ports just below the range: +10000 lands inside it.
+    let base = (lo - 10000..lo - 9000)
+        .step_by(7)
+        .find(|b| (*b..b + 6).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()))
+        .expect("a free run below the ephemeral range");
+    let state = tempfile::tempdir().unwrap();
+    let dir = state.path().join("cluster");
+    let dir_s = dir.to_str().unwrap();
+    let up = redlab(&[
+        "lab",
+        "up",
+        "--cluster",
+        "--shards",
+        "3",
+        "--replicas",
+        "1",
+        "--base-port",
+        &base.to_string(),
+        "--state-dir",
+        dir_s,
+    ]);
+    let fixed = redlab::lab::binary::binary_version(&server_bin()).is_some_and(|v| v < (7, 0));
+    if fixed {
+        assert_eq!(up.code, 2, "{}\n{}", up.stdout, up.stderr);
+        let want = format!(
+            "{} lies in the kernel's ephemeral range {lo}-{hi}",
+            base + 10000
+        );
+        assert!(up.stderr.contains(&want), "{}", up.stderr);
+        assert!(
+            up.stderr.contains("pick a --base-port from 1024 to"),
+            "{}",
+            up.stderr
+        );
+    } else {
+        // cluster-port: the bus ports follow the data ports instead.
+        assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
+        let saved = std::fs::read_to_string(dir.join("lab.json")).unwrap();
+        assert!(saved.contains(&format!("\"{}\"", base + 6)), "{saved}");
+        let down = redlab(&["lab", "down", "--state-dir", dir_s]);
+        assert_eq!(down.code, 0, "{}\n{}", down.stdout, down.stderr);
     }
 }
