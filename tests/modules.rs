@@ -20,7 +20,9 @@ use redlab::lab::LabOptions;
 /// wheel fails the test with how to get it.
 fn stack_lib() -> PathBuf {
     if let Some(p) = std::env::var_os("REDLAB_STACK_LIB").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
+        // Absolute: a server loads its modules from its own working directory.
+        return std::fs::canonicalize(&p)
+            .unwrap_or_else(|e| panic!("REDLAB_STACK_LIB={}: {e}", PathBuf::from(&p).display()));
     }
     let venv = std::env::var_os("REDLAB_COMPAT_VENV")
         .filter(|p| !p.is_empty())

@@ -21,8 +21,14 @@ pub fn debug_args() -> Vec<String> {
     }
 }
 
-/// `redlab X: VERDICT` from the first line of a table rendering.
+/// `redlab X: VERDICT` from the first line of a table rendering, or the
+/// `verdict` of a JSON one.
 pub fn cell_verdict(run: &Run) -> String {
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&run.stdout) {
+        if let Some(verdict) = v["verdict"].as_str() {
+            return verdict.to_ascii_uppercase();
+        }
+    }
     run.stdout
         .lines()
         .next()
