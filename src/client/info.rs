@@ -8,6 +8,17 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default)]
 pub struct Info {
     fields: BTreeMap<String, String>,
+    /// The sections the reply had (`# Replication` as `replication`): a
+    /// managed service or a proxy may hide some, and a hidden section must
+    /// not read as a node with no replicas or no keys.
+    sections: std::collections::BTreeSet<String>,
+}
+
+/// What INFO's argument names, when it names one section (not `default`,
+/// `all`, `everything`).
+fn one_section(arg: &str) -> Option<String> {
+    let a = arg.trim().to_ascii_lowercase();
+    (!a.is_empty() && !matches!(a.as_str(), "default" | "all" | "everything")).then_some(a)
 }
 
 /// One `slaveN:` line of the master's INFO replication. N is not kept: it is
@@ -37,7 +48,27 @@ impl Info {
             .filter_map(|l| l.split_once(':'))
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Info { fields }
+        let sections = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix('#'))
+            .map(|h| h.trim().to_ascii_lowercase())
+            .collect();
+        Info { fields, sections }
+    }
+
+    /// Whether the reply had this section (`replication`, `keyspace`, ...).
+    pub fn has_section(&self, name: &str) -> bool {
+        self.sections.contains(&name.to_ascii_lowercase())
+    }
+
+    /// The sections among `asked` (INFO's arguments) that the reply did not
+    /// have: hidden by the server's provider or a proxy in front of it.
+    pub fn missing(&self, asked: &[&str]) -> Vec<String> {
+        asked
+            .iter()
+            .filter_map(|a| one_section(a))
+            .filter(|a| !self.sections.contains(a))
+            .collect()
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
@@ -212,5 +243,31 @@ mod tests {
         assert!(i.keyspace().is_empty());
         let loading = Info::parse("loading:1\r\nmaster_sync_in_progress:0\r\n");
         assert!(loading.syncing());
+    }
+
+    /// No real server here can hide one INFO section (ACLs allow or deny
+    /// INFO whole; `rename-command INFO ""` removes it), so the path is
+    /// tested on captured text: a managed service's INFO default without
+    /// its Replication section, and an INFO keyspace answered empty.
+    #[test]
+    fn hidden_sections_are_named_not_read_as_empty() {
+        let managed = "# Server\r\nredis_version:7.0.15\r\n\r\n# Keyspace\r\ndb0:keys=1,expires=0,avg_ttl=0\r\n";
+        let i = Info::parse(managed);
+        assert!(i.has_section("Server") && i.has_section("keyspace"));
+        assert!(!i.has_section("replication"));
+        assert_eq!(
+            i.missing(&["server", "replication", "KEYSPACE", "stats"]),
+            vec!["replication".to_string(), "stats".to_string()]
+        );
+        // INFO default, all and everything name no one section.
+        assert!(i.missing(&["default", "all", "everything"]).is_empty());
+        // An empty db list still has its header; an empty reply has none.
+        assert!(Info::parse("# Keyspace\r\n")
+            .missing(&["keyspace"])
+            .is_empty());
+        assert_eq!(Info::parse("").missing(&["keyspace"]), vec!["keyspace"]);
+        assert!(Info::parse(MASTER)
+            .missing(&["replication", "keyspace"])
+            .is_empty());
     }
 }

@@ -245,9 +245,12 @@ impl Conn {
         Ok(())
     }
 
+    /// One INFO section; a reply without it (hidden by a managed service or
+    /// a proxy) is an `InfoHidden` error naming it, never an empty answer
+    /// (no replicas, no keys) taken for the truth.
     pub async fn info(&mut self, section: &str) -> Result<Info, NodeError> {
         let text: String = self.query(redis::cmd("INFO").arg(section)).await?;
-        Ok(Info::parse(&text))
+        self.all_there(Info::parse(&text), &[section])
     }
 
     /// Several INFO sections in one round trip (one INFO per section: Redis
@@ -258,7 +261,15 @@ impl Conn {
             pipe.cmd("INFO").arg(*s);
         }
         let texts: Vec<String> = self.pipe(&pipe).await?;
-        Ok(Info::parse(&texts.concat()))
+        self.all_there(Info::parse(&texts.concat()), sections)
+    }
+
+    fn all_there(&self, info: Info, asked: &[&str]) -> Result<Info, NodeError> {
+        let missing = info.missing(asked);
+        if missing.is_empty() {
+            return Ok(info);
+        }
+        Err(self.error(ErrorKind::InfoHidden, hidden_message(&missing)))
     }
 
     /// INFO and one configuration value in one round trip; the value is None
@@ -500,4 +511,14 @@ fn op_name(cmd: &redis::Cmd) -> String {
             _ => None,
         })
         .unwrap_or_else(|| "a command".into())
+}
+
+/// What to say when INFO hides sections: which, and what to do.
+pub fn hidden_message(missing: &[String]) -> String {
+    let names: Vec<String> = missing.iter().map(|m| format!("INFO {m}")).collect();
+    format!(
+        "{} answered without its section (hidden by the provider or a proxy): allow {} to run this step",
+        names.join(", "),
+        if missing.len() == 1 { "it" } else { "them" }
+    )
 }

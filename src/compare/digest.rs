@@ -143,7 +143,7 @@ impl Comparison {
         }
         (!found.is_empty()).then(|| {
             format!(
-                "not run: modules loaded ({}); module types need not feed the digest, so every key is compared by its value (modules' by DUMP)",
+                "not run: modules loaded ({}); module types need not feed the digest, so every key is compared by its value (module values by DUMP where it is stable, else by the module's own read commands)",
                 found.join("; ")
             )
         })

@@ -2,7 +2,8 @@
 //!
 //! A fingerprint is 128 bits of xxh3 over the type, the element count and
 //! the elements: in order for strings, lists, streams and module values
-//! (DUMP), as a sum of per-element hashes for hashes, sets and sorted sets,
+//! read by DUMP, as a sum of per-element hashes for hashes, sets, sorted
+//! sets and module values read by the module's own commands (`modules`),
 //! whose element order differs between two servers holding the same value.
 //! Chunks are folded in as they arrive, so a value is never held whole.
 //! Replies are read the same way under RESP2 and RESP3 (maps flatten to
@@ -10,6 +11,8 @@
 
 use redis::Value;
 use xxhash_rust::xxh3::{xxh3_128, Xxh3};
+
+use super::modules::{read_of, Read, ReadCmd};
 
 /// What `TYPE` answers, `none` aside.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,7 +23,7 @@ pub enum KeyType {
     Zset,
     List,
     Stream,
-    /// A module type, by the name TYPE gives (read with DUMP).
+    /// A module type, by the name TYPE gives (read as `modules::read_of` says).
     Other(Box<str>),
 }
 
@@ -51,9 +54,27 @@ impl KeyType {
         }
     }
 
+    /// A module type read through the module's own commands (not DUMP).
+    pub fn module_commands(&self) -> Option<&'static [ReadCmd]> {
+        match self {
+            KeyType::Other(n) => match read_of(n) {
+                Read::Commands(cmds) => Some(cmds),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// A module type whose DUMP redlab does not know to be stable: equal
+    /// bytes prove the values equal, different bytes prove nothing.
+    pub fn opaque(&self) -> bool {
+        matches!(self, KeyType::Other(n) if read_of(n) == Read::Opaque)
+    }
+
     /// What its size counts, for messages: `n bytes`, `1 field`.
     pub fn unit(&self, n: u64) -> &'static str {
         let (one, many) = match self {
+            KeyType::Other(_) if self.module_commands().is_some() => ("item", "items"),
             KeyType::String | KeyType::Other(_) => ("byte", "bytes"),
             KeyType::Hash => ("field", "fields"),
             KeyType::Stream => ("entry", "entries"),
@@ -68,6 +89,7 @@ impl KeyType {
 
     fn ordered(&self) -> bool {
         !matches!(self, KeyType::Hash | KeyType::Set | KeyType::Zset)
+            && self.module_commands().is_none()
     }
 }
 
@@ -163,6 +185,24 @@ impl Acc {
         self.size += 1;
     }
 
+    /// Fold in the reply of one of a module type's read commands: its
+    /// elements in pairs (an item and its count) counted in the size, or
+    /// its settings folded in uncounted. None when the reply does not read
+    /// that way (the key changed type).
+    pub fn module_reply(&mut self, cmd: &ReadCmd, reply: Value) -> Option<()> {
+        let leaves: Vec<Vec<u8>> = flatten_all(reply).iter().map(leaf).collect::<Option<_>>()?;
+        if !leaves.len().is_multiple_of(2) {
+            return None;
+        }
+        for pair in leaves.chunks(2) {
+            self.element(&[cmd.name.as_bytes(), &pair[0], &pair[1]]);
+            if !cmd.elements {
+                self.size -= 1;
+            }
+        }
+        Some(())
+    }
+
     /// Fold in one chunk's items as this type reads them (the reply of
     /// HSCAN/SSCAN after the cursor, ZRANGE WITHSCORES, LRANGE, XRANGE).
     /// Returns the number of elements, or None when the reply is not what
@@ -218,6 +258,18 @@ pub fn bytes(v: &Value) -> Option<&[u8]> {
         Value::VerbatimString { text, .. } => Some(text.as_bytes()),
         Value::Okay => Some(b"OK"),
         _ => None,
+    }
+}
+
+/// One leaf of a module's reply as bytes: strings as they are, numbers as
+/// text, a nil as nothing.
+fn leaf(v: &Value) -> Option<Vec<u8>> {
+    match v {
+        Value::Int(i) => Some(i.to_string().into_bytes()),
+        Value::Double(d) => Some(d.to_string().into_bytes()),
+        Value::Boolean(b) => Some(vec![*b as u8]),
+        Value::Nil => Some(Vec::new()),
+        other => bytes(other).map(<[u8]>::to_vec),
     }
 }
 

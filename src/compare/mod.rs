@@ -12,6 +12,7 @@ pub mod digest;
 pub mod fingerprint;
 pub mod groups;
 pub mod limit;
+pub mod modules;
 mod observe;
 mod pass;
 pub mod result;

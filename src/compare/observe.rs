@@ -201,8 +201,15 @@ fn head(io: &NodeIo, pair: &[Value], sent: f64, back: f64) -> Result<Head, NodeE
     })
 }
 
-/// The first read of one key, in the batch pipeline.
-fn first_read(p: &mut Pipeline, ty: &KeyType, key: &[u8]) -> u64 {
+/// The first read of one key, in the batch pipeline: what it asks for, and
+/// the commands it sent (a module type read by its own commands sends a few).
+fn first_read(p: &mut Pipeline, ty: &KeyType, key: &[u8]) -> (u64, usize) {
+    if let Some(cmds) = ty.module_commands() {
+        for c in cmds {
+            p.cmd(c.name).arg(key).arg(c.args);
+        }
+        return (FIRST_ITEMS, cmds.len());
+    }
     match ty {
         KeyType::String => p.cmd("GETRANGE").arg(key).arg(0).arg(FIRST_BYTES - 1),
         KeyType::Hash => p.cmd("HSCAN").arg(key).arg(0).arg("COUNT").arg(FIRST_ITEMS),
@@ -224,8 +231,8 @@ fn first_read(p: &mut Pipeline, ty: &KeyType, key: &[u8]) -> u64 {
         KeyType::Other(_) => p.cmd("DUMP").arg(key),
     };
     match ty {
-        KeyType::String => FIRST_BYTES,
-        _ => FIRST_ITEMS,
+        KeyType::String => (FIRST_BYTES, 1),
+        _ => (FIRST_ITEMS, 1),
     }
 }
 
@@ -286,6 +293,19 @@ fn absorb(r: &mut Reading, reply: Value, asked: u64) -> Result<(), &'static str>
             } else {
                 Next::Done
             }
+        }
+        KeyType::Other(_) if r.acc.ty().module_commands().is_some() => {
+            let cmds = r.acc.ty().module_commands().unwrap_or_default();
+            let Value::Array(replies) = reply else {
+                return Err(CHANGED);
+            };
+            if replies.len() != cmds.len() {
+                return Err(CHANGED);
+            }
+            for (c, v) in cmds.iter().zip(replies) {
+                r.acc.module_reply(c, v).ok_or(CHANGED)?;
+            }
+            Next::Done
         }
         KeyType::Other(_) => {
             match reply {
@@ -363,7 +383,8 @@ async fn read_values(
     } else {
         io.pipe(&p, cost(asked.len() as u64, 0)).await?
     };
-    let mut replies = replies.into_iter().zip(asked);
+    let mut replies = replies.into_iter();
+    let mut asked = asked.into_iter();
     let mut slots: Vec<Slot> = Vec::with_capacity(keys.len());
     let mut elements = 0;
     for h in heads {
@@ -374,11 +395,22 @@ async fn read_values(
             }
             Head::Present(ty, ttl) => (ty, ttl),
         };
-        let (reply, n) = replies.next().unwrap_or((Value::Nil, 0));
-        if let Some(why) = reply_error(io, "a value read", &reply)? {
+        let (n, sent) = asked.next().unwrap_or((0, 1));
+        let mut got: Vec<Value> = replies.by_ref().take(sent).collect();
+        let mut unstable = None;
+        for v in &got {
+            unstable = unstable.or(reply_error(io, "a value read", v)?);
+        }
+        if let Some(why) = unstable {
             slots.push(Slot::Done(State::Unstable(why)));
             continue;
         }
+        // One command's reply as it is; several (a module's read commands) as one array.
+        let reply = match got.len() {
+            1 => got.pop().unwrap_or(Value::Nil),
+            _ if ty.module_commands().is_some() => Value::Array(got),
+            _ => Value::Nil,
+        };
         let mut r = Reading {
             acc: Acc::new(ty, opts.previews),
             next: Next::Done,

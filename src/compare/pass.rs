@@ -409,6 +409,11 @@ pub(super) fn sample(
             describe(&d.master),
             describe(&d.on_replica)
         ),
+        Kind::NotCompared => format!(
+            "master {}; replica {}: the DUMPs differ, which proves nothing for a module type redlab does not know to serialize stably",
+            describe(&d.master),
+            describe(&d.on_replica)
+        ),
         Kind::TtlDiffers => {
             let ttl = |s: &State| match s {
                 State::Present(p) => p.ttl.describe(now_ms),

@@ -35,16 +35,20 @@ pub enum Kind {
     TtlDiffers,
     /// Still changing after the last round (written to while compared): not proven either way.
     Converging,
+    /// A module type whose serialized forms differ, and which redlab cannot
+    /// read otherwise: not proven either way.
+    NotCompared,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Missing,
         Kind::Extra,
         Kind::TypeDiffers,
         Kind::ValueDiffers,
         Kind::TtlDiffers,
         Kind::Converging,
+        Kind::NotCompared,
     ];
 
     pub fn label(self) -> &'static str {
@@ -55,6 +59,7 @@ impl Kind {
             Kind::ValueDiffers => "value differs",
             Kind::TtlDiffers => "TTL differs",
             Kind::Converging => "still converging",
+            Kind::NotCompared => "not compared",
         }
     }
 }
@@ -78,6 +83,14 @@ pub struct Counts {
     pub ttl_differs: u64,
     /// Keys still changing after the last round: not proven identical, not proven different.
     pub converging: u64,
+    /// Keys of a module type whose serialized forms differ and which redlab
+    /// cannot read otherwise: not proven identical, not proven different.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub not_compared: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Counts {
@@ -93,6 +106,7 @@ impl Counts {
             Kind::ValueDiffers => self.value_differs,
             Kind::TtlDiffers => self.ttl_differs,
             Kind::Converging => self.converging,
+            Kind::NotCompared => self.not_compared,
         }
     }
 
@@ -104,12 +118,18 @@ impl Counts {
             Kind::ValueDiffers => &mut self.value_differs,
             Kind::TtlDiffers => &mut self.ttl_differs,
             Kind::Converging => &mut self.converging,
+            Kind::NotCompared => &mut self.not_compared,
         }
     }
 
-    /// Keys proven different (converging ones aside).
+    /// Keys proven different (converging and not compared ones aside).
     pub fn differing(&self) -> u64 {
         self.missing + self.extra + self.type_differs + self.value_differs + self.ttl_differs
+    }
+
+    /// Keys neither proven identical nor proven different.
+    pub fn unproven(&self) -> u64 {
+        self.converging + self.not_compared
     }
 }
 
@@ -161,6 +181,10 @@ pub struct ReplicaResult {
     /// counters were compared key by key (the digest does not see them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub streams_checked_keys: Option<u64>,
+    /// The module types of the keys counted `not_compared` (among the
+    /// differences re-checked).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_compared_types: Vec<String>,
     /// An error from this replica that ended its comparison early.
     pub error: Option<String>,
     /// Commands redlab sent to this replica (ops as --max-ops counts them).
@@ -242,9 +266,13 @@ impl Comparison {
             })
             .collect();
         let mut samples: Vec<Vec<KeySample>> = vec![Vec::new(); n];
+        let mut opaque: Vec<std::collections::BTreeSet<String>> = vec![Default::default(); n];
         for d in acc.tracker.diffs.iter().filter(|d| !d.converged) {
             let kind = Tracker::final_kind(d);
             counts[d.replica].add(kind, 1);
+            if let (Kind::NotCompared, super::rounds::State::Present(p)) = (kind, &d.master) {
+                opaque[d.replica].insert(p.ty.name().to_string());
+            }
             let shown = samples[d.replica].iter().filter(|s| s.kind == kind).count();
             if shown < self.cfg.show {
                 samples[d.replica].push(super::pass::sample(
@@ -266,7 +294,7 @@ impl Comparison {
                 counts[r].add(k, over.get(k));
             }
             let c = &mut counts[r];
-            c.identical = c.compared.saturating_sub(c.differing() + c.converging);
+            c.identical = c.compared.saturating_sub(c.differing() + c.unproven());
             keys_compared += c.compared;
             samples[r].sort_by(|a, b| (a.kind, a.db, &a.key).cmp(&(b.kind, b.db, &b.key)));
             let per = &acc.per[r];
@@ -281,7 +309,8 @@ impl Comparison {
                 path_reason: per.path_reason.clone(),
                 counts: counts[r].clone(),
                 samples: std::mem::take(&mut samples[r]),
-                not_rechecked: over.differing() + over.converging,
+                not_rechecked: over.differing() + over.unproven(),
+                not_compared_types: std::mem::take(&mut opaque[r]).into_iter().collect(),
                 ttl_checked_keys: per.ttl_checked,
                 streams_checked_keys: per.streams_checked,
                 error: per.error.clone(),

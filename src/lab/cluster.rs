@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::{conf_quote, is_port_clash, pick_ports, LabState, ProcessState, Server, CLUSTER_CONF};
+use super::{
+    conf_quote, is_port_clash, pick_ports, port_in_use, LabState, ProcessState, Server,
+    CLUSTER_CONF,
+};
 use crate::client::Conn;
 use crate::topology::cluster::{parse_nodes, Member};
 use crate::topology::slot::{self, SLOTS};
@@ -298,51 +301,78 @@ fn bus_port_of(s: &Server) -> u16 {
         .unwrap_or(s.port.wrapping_add(BUS_OFFSET))
 }
 
-/// Data ports and cluster bus ports: from `base`, or free. A bus port is
-/// 10000 above its data port unless that falls in the kernel's ephemeral
-/// range, where outgoing connections (a benchmark's, say) take local ports
-/// and may hold it: then the bus ports follow the data ports. A server
-/// without `cluster-port` (Redis before 7.0) always uses +10000.
+/// Data ports and cluster bus ports: from `base`, or a free run of them
+/// below the kernel's ephemeral range. Outgoing connections (a benchmark's,
+/// say) take their local ports from that range and may hold any port of it
+/// at any moment, so a lab's ports are chosen outside it. A bus port is
+/// 10000 above its data port unless that falls in the range: then the bus
+/// ports follow the data ports (`cluster-port`). A server without
+/// `cluster-port` (Redis before 7.0) always uses +10000: a `--base-port` that
+/// puts a bus port in the range is refused, saying which base ports are safe.
 fn ports(base: Option<u16>, n: usize) -> Result<(Vec<u16>, Vec<u16>)> {
     let fixed_bus = !super::binary::has_cluster_port();
-    match base {
-        Some(b) => {
-            let data = pick_ports(Some(b), n)?;
-            let above = b.checked_add(BUS_OFFSET);
-            let (lo, hi) = super::binary::ephemeral_range();
-            let ephemeral = |p: u16| (lo..=hi).contains(&p);
-            let bus_base = match above {
-                Some(a) if fixed_bus || !(a..a.saturating_add(n as u16)).any(ephemeral) => a,
-                _ if fixed_bus => {
-                    anyhow::bail!("--base-port {b}: the cluster bus ports (10000 above) pass 65535")
-                }
-                _ => u16::try_from(b as usize + n).map_err(|_| {
-                    anyhow::anyhow!("--base-port {b} leaves no room for {n} bus ports")
-                })?,
-            };
-            Ok((data, pick_ports(Some(bus_base), n)?))
-        }
-        None if fixed_bus => {
-            // Free data ports whose +10000 is free too.
-            let mut data = Vec::new();
-            while data.len() < n {
-                let p = pick_ports(None, 1)?[0];
-                if p.checked_add(BUS_OFFSET)
-                    .is_some_and(|b| pick_ports(Some(b), 1).is_ok())
-                    && !data.contains(&p)
-                {
-                    data.push(p);
-                }
-            }
-            let bus = data.iter().map(|p| p + BUS_OFFSET).collect();
-            Ok((data, bus))
-        }
+    let (lo, hi) = super::binary::ephemeral_range();
+    let ephemeral = |p: u16| (lo..=hi).contains(&p);
+    let run = |from: u16| (from..from.saturating_add(n as u16)).collect::<Vec<u16>>();
+    let b = match base {
+        Some(b) => b,
         None => {
-            let mut all = pick_ports(None, 2 * n)?;
-            let bus = all.split_off(n);
-            Ok((all, bus))
+            let gap = if fixed_bus { BUS_OFFSET } else { n as u16 };
+            let b = quiet_base(n, gap, lo)?;
+            return Ok((run(b), run(b + gap)));
         }
+    };
+    let data = pick_ports(Some(b), n)?;
+    let above = b.checked_add(BUS_OFFSET);
+    let bus_base = match above {
+        Some(a) if fixed_bus => {
+            if let Some(p) = run(a).into_iter().find(|p| ephemeral(*p)) {
+                anyhow::bail!(
+                    "--base-port {b}: this server has no cluster-port (Redis before 7.0), so each cluster bus port is its data port + 10000, and {p} lies in the kernel's ephemeral range {lo}-{hi} (net.ipv4.ip_local_port_range), where any outgoing connection may hold it: pick a --base-port from 1024 to {}, or leave it out",
+                    lo.saturating_sub(BUS_OFFSET).saturating_sub(n as u16)
+                );
+            }
+            a
+        }
+        Some(a) if !run(a).into_iter().any(ephemeral) => a,
+        _ if fixed_bus => {
+            anyhow::bail!("--base-port {b}: the cluster bus ports (10000 above) pass 65535")
+        }
+        _ => u16::try_from(b as usize + n)
+            .map_err(|_| anyhow::anyhow!("--base-port {b} leaves no room for {n} bus ports"))?,
+    };
+    Ok((data, pick_ports(Some(bus_base), n)?))
+}
+
+/// A base port for `n` data ports and `n` bus ports `gap` above them, all
+/// free now and all below `lo`, the start of the ephemeral range.
+fn quiet_base(n: usize, gap: u16, lo: u16) -> Result<u16> {
+    let span = gap as usize + n;
+    let floor = 10000usize;
+    let top = (lo as usize).saturating_sub(span);
+    if top <= floor {
+        bail!(
+            "no room for a cluster lab's {} ports below the kernel's ephemeral range (from {lo}): give a --base-port",
+            2 * n
+        );
     }
+    let free = |from: usize| (from..from + n).all(|p| !port_in_use(p as u16));
+    let seed = std::process::id() as usize
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() as usize)
+            .unwrap_or(0);
+    let width = top - floor;
+    (0..2000usize)
+        .map(|i| floor + (seed.wrapping_mul(2654435761) + i * 7919) % width)
+        .find(|&b| free(b) && free(b + gap as usize))
+        .map(|b| b as u16)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "no run of {} free ports below the kernel's ephemeral range (from {lo}): give a --base-port",
+                2 * n
+            )
+        })
 }
 
 fn spawn_all(

@@ -49,9 +49,11 @@ pub fn free_port() -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-/// Whether a server could not bind `port` now. std binds with SO_REUSEADDR,
-/// as redis-server and valkey-server do: a port held only by closed
-/// connections in TIME-WAIT is free to them, and so it is here.
+/// Whether a server could not bind `port` now. std binds with SO_REUSEADDR
+/// on Unix, as redis-server and valkey-server do: a port held only by closed
+/// connections in TIME-WAIT is free to them, and so it is here (a cluster
+/// lab also keeps its ports out of the ephemeral range, where a live
+/// outgoing connection may hold one: `cluster::ports`).
 fn port_in_use(port: u16) -> bool {
     TcpListener::bind(("127.0.0.1", port)).is_err()
 }
@@ -527,10 +529,18 @@ fn pick_ports(base: Option<u16>, n: usize) -> Result<Vec<u16>> {
                     )
                 })?;
             let ports: Vec<u16> = (b..=last).collect();
-            if let Some(p) = ports.iter().find(|p| port_in_use(**p)) {
+            for &p in &ports {
+                if !port_in_use(p) {
+                    continue;
+                }
+                // Taken at the bind, then only TIME-WAIT by the look: a
+                // connection that was closing. Free if a second bind says so.
+                let holder = binary::port_holder(p);
+                if holder.ends_with("TIME-WAIT") && !port_in_use(p) {
+                    continue;
+                }
                 bail!(
-                    "port {p} is in use ({}): is a lab already up (`redlab lab status`)? Pick another --base-port",
-                    binary::port_holder(*p)
+                    "port {p} is in use ({holder}): is a lab already up (`redlab lab status`)? Pick another --base-port"
                 );
             }
             Ok(ports)

@@ -11,10 +11,13 @@ pub use redlab::lab::{Lab, LabOptions, Server};
 
 mod digest;
 mod gate;
+mod matrix;
 #[allow(unused_imports)]
 pub use digest::*;
 #[allow(unused_imports)]
 pub use gate::*;
+#[allow(unused_imports)]
+pub use matrix::*;
 
 pub fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()

@@ -290,6 +290,7 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CheckDetails>> {
             },
             _ => (entry.run)(&env).await,
         };
+        let outcome = outcome.or_else(|e| hidden_info(entry.name, e, cfg.strict));
         runs.push(check_run(entry.name, outcome, started));
     }
     if let Some(c) = steps::restart_guard(&env).await {
@@ -316,6 +317,32 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CheckDetails>> {
         checks,
         details,
     ))
+}
+
+/// A step that could not run because a node's INFO hides a section it
+/// reads (a managed service, a proxy): skipped, naming the node and the
+/// section (a failure with --strict). Any other error stays an error.
+fn hidden_info(name: &str, e: anyhow::Error, strict: bool) -> Result<StepOutcome> {
+    let why = e
+        .chain()
+        .filter_map(|c| c.downcast_ref::<crate::client::NodeError>())
+        .find(|n| n.kind == crate::client::ErrorKind::InfoHidden)
+        .and_then(|n| n.restricted("INFO"));
+    let Some(why) = why else {
+        return Err(e);
+    };
+    let item = if strict {
+        Check::fail(
+            name,
+            format!("{why} (--strict fails a step that cannot run)"),
+        )
+    } else {
+        Check::skip(name, format!("not run: {why}"))
+    };
+    Ok(StepOutcome {
+        items: vec![item],
+        ..StepOutcome::default()
+    })
 }
 
 /// The `sentinels` step, when the topology has Sentinels: a row in every
@@ -460,6 +487,31 @@ impl Details for CheckDetails {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hidden_info_section_skips_the_step_and_strict_fails_it() {
+        use crate::client::{ErrorKind, NodeError};
+        let hidden = || {
+            let e = NodeError::new(
+                "master",
+                "10.0.0.1:6379",
+                ErrorKind::InfoHidden,
+                crate::client::hidden_message(&["keyspace".into()]),
+            );
+            anyhow::Error::new(e).context("reading key counts")
+        };
+        let skip = hidden_info("keycount", hidden(), false).unwrap();
+        assert_eq!(skip.items[0].verdict, Verdict::Skip);
+        assert_eq!(
+            skip.items[0].reason,
+            "not run: master: INFO keyspace answered without its section (hidden by the provider or a proxy): allow it to run this step"
+        );
+        let strict = hidden_info("keycount", hidden(), true).unwrap();
+        assert_eq!(strict.items[0].verdict, Verdict::Fail);
+        assert!(strict.items[0].reason.contains("--strict"));
+        let other = NodeError::new("master", "a", ErrorKind::Timeout, "no answer");
+        assert!(hidden_info("keycount", anyhow::Error::new(other), false).is_err());
+    }
 
     fn cfg(args: &[&str]) -> Config {
         let mut v = vec!["redlab", "check"];

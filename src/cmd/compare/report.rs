@@ -59,16 +59,38 @@ fn judge(r: &ReplicaResult, d: &CompareResult) -> (Verdict, String) {
             "nothing to compare: no keys on the master, none on the replica".into(),
         );
     }
+    let mut unproven = Vec::new();
     if c.converging > 0 {
+        unproven.push(format!(
+            "{} of {} keys still changing after {} round(s) (written to while compared): not proven identical",
+            c.converging, c.compared, d.rounds_used
+        ));
+    }
+    if c.not_compared > 0 {
+        unproven.push(not_compared_reason(r));
+    }
+    if !unproven.is_empty() {
         return (
             Verdict::Warn,
-            format!(
-                "{} of {} keys still changing after {} round(s) (written to while compared): not proven identical; the other {} are",
-                c.converging, c.compared, d.rounds_used, c.identical
-            ),
+            format!("{}; the other {} are", unproven.join("; "), c.identical),
         );
     }
     (Verdict::Pass, pass_reason(r, d))
+}
+
+/// Keys of module types that could not be compared, with their types.
+fn not_compared_reason(r: &ReplicaResult) -> String {
+    let c = &r.counts;
+    let types = if r.not_compared_types.is_empty() {
+        "a module type".to_string()
+    } else {
+        r.not_compared_types.join(", ")
+    };
+    format!(
+        "{} of {} not compared ({types}): their DUMPs differ, and redlab does not know this module type's serialized form to be stable nor how else to read it, so that proves nothing either way",
+        crate::report::plural(c.not_compared, "key"),
+        c.compared
+    )
 }
 
 fn pass_reason(r: &ReplicaResult, d: &CompareResult) -> String {
@@ -146,25 +168,27 @@ impl Details for CompareDetails {
 
     fn sections(&self) -> Vec<Section> {
         let r = &self.result;
-        let mut s = Section::new(
-            "Consistency",
-            // By importance: a narrow terminal drops from the right, and the
-            // verdict is the point.
-            &[
-                "node",
-                "verdict",
-                "compared",
-                "identical",
-                "missing",
-                "extra",
-                "type",
-                "value",
-                "TTL",
-                "converging",
-                "path",
-                "address",
-            ],
-        );
+        // Only when a module type could not be compared: the usual table stays as it is.
+        let opaque = r.replicas.iter().any(|x| x.counts.not_compared > 0);
+        let mut columns = vec![
+            "node",
+            "verdict",
+            "compared",
+            "identical",
+            "missing",
+            "extra",
+            "type",
+            "value",
+            "TTL",
+            "converging",
+        ];
+        if opaque {
+            columns.push("not compared");
+        }
+        columns.extend(["path", "address"]);
+        // By importance: a narrow terminal drops from the right, and the
+        // verdict is the point.
+        let mut s = Section::new("Consistency", &columns);
         for rep in &r.replicas {
             let c = &rep.counts;
             let verdict = match (&rep.not_compared, judge(rep, r).0) {
@@ -178,7 +202,7 @@ impl Details for CompareDetails {
                     "-".into()
                 }
             };
-            s.row(vec![
+            let mut row = vec![
                 rep.name.clone(),
                 verdict,
                 n(c.compared),
@@ -189,9 +213,12 @@ impl Details for CompareDetails {
                 n(c.value_differs),
                 n(c.ttl_differs),
                 n(c.converging),
-                path_label(rep),
-                rep.address.clone(),
-            ]);
+            ];
+            if opaque {
+                row.push(n(c.not_compared));
+            }
+            row.extend([path_label(rep), rep.address.clone()]);
+            s.row(row);
         }
         s.notes = self.notes();
         let mut out = vec![s];
@@ -286,5 +313,62 @@ impl CompareDetails {
             notes.push("INTERRUPTED: the comparison was stopped before it finished; these counts are partial".into());
         }
         notes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One replica, 10 keys compared, as a saved report holds it.
+    fn details(counts: serde_json::Value, types: &[&str]) -> CompareDetails {
+        serde_json::from_value(serde_json::json!({
+            "master": "master", "master_address": "127.0.0.1:1", "dbs": [0],
+            "master_digest": null, "digest_unavailable": "modules loaded",
+            "sample": {"method": "all", "requested_keys": null, "requested_ratio": null,
+                       "master_keys_sampled": 10, "master_keys_total": 10},
+            "rounds": 3, "rounds_used": 3, "ttl_tolerance_ms": 250.0,
+            "replicas": [{
+                "name": "replica1", "address": "127.0.0.1:2",
+                "settle": {"state": "caught_up", "detail": "", "caught_up_ms": 1.0, "behind_bytes": null},
+                "not_compared": null, "path": "keys", "path_reason": "", "counts": counts,
+                "samples": [], "not_rechecked": 0, "ttl_checked_keys": null,
+                "not_compared_types": types, "error": null, "ops": 1
+            }],
+            "interrupted": false, "elapsed_ms": 1.0, "first_pass_ms": 1.0, "master_ops": 1,
+            "keys_per_sec_per_node": 1.0, "settle_ms": 1.0, "interval_ms": 1000.0,
+            "max_ops_per_sec": null, "show_per_kind": 10, "show_values": false,
+            "redlab_peak_rss_bytes": null
+        }))
+        .unwrap()
+    }
+
+    fn counts(identical: u64, value_differs: u64, not_compared: u64) -> serde_json::Value {
+        serde_json::json!({"compared": 10, "identical": identical, "missing": 0, "extra": 0,
+            "type_differs": 0, "value_differs": value_differs, "ttl_differs": 0,
+            "converging": 0, "not_compared": not_compared})
+    }
+
+    #[test]
+    fn keys_not_compared_warn_naming_their_types_and_never_pass() {
+        let d = details(counts(8, 0, 2), &["TSDB-TYPE"]);
+        let c = &checks(&d)[0];
+        assert_eq!(c.verdict, Verdict::Warn);
+        assert!(
+            c.reason
+                .starts_with("2 keys of 10 not compared (TSDB-TYPE): their DUMPs differ"),
+            "{}",
+            c.reason
+        );
+        assert!(c.reason.ends_with("the other 8 are"), "{}", c.reason);
+        let table = &d.sections()[0];
+        assert!(table.header.iter().any(|h| h == "not compared"));
+        // A real difference beside them still fails.
+        let d = details(counts(7, 1, 2), &["TSDB-TYPE"]);
+        assert_eq!(checks(&d)[0].verdict, Verdict::Fail);
+        // None: the usual table, without the column.
+        let d = details(counts(10, 0, 0), &[]);
+        assert_eq!(checks(&d)[0].verdict, Verdict::Pass);
+        assert!(!d.sections()[0].header.iter().any(|h| h == "not compared"));
     }
 }
