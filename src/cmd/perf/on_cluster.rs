@@ -358,11 +358,21 @@ impl Details for ClusterPerfDetails {
                 t.ask.to_string(),
             ]);
             s.notes.push(format!(
-                "-n, -c and --rate are totals, shared out among the shard masters; {} ran \
-                 the load; requests and ops/s per round (the median round); the total's ops/s is \
+                "-n, -c and --rate are totals, shared out among the shard masters; {}; \
+                 requests and ops/s per round (the median round); the total's ops/s is \
                  every shard's requests over the slowest shard's time, its latency every \
                  shard's histogram merged; rounds {:.0}..{:.0} ops/s",
-                crate::report::plural(t.engine_threads as u64, "engine thread"),
+                match t.engine_threads {
+                    // A merged (or older) report: its clients' threads are not added up.
+                    0 => format!(
+                        "{} per shard",
+                        crate::report::plural(t.threads_per_shard as u64, "engine instance")
+                    ),
+                    n => format!(
+                        "{} ran the load",
+                        crate::report::plural(n as u64, "engine thread")
+                    ),
+                },
                 t.throughput_min_ops_per_sec,
                 t.throughput_max_ops_per_sec
             ));
