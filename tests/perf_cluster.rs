@@ -31,10 +31,13 @@ fn calls(port: u16, command: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// SETs the load executed on a master: a registry heartbeat is one HSET
-/// and one SET, not the load's.
-fn load_sets(port: u16) -> u64 {
-    calls(port, "set") - calls(port, "hset")
+/// SETs the load executed on these masters: a registry heartbeat is one
+/// HSET and one SET, not the load's (summed over the masters: a slot that
+/// moved between a heartbeat's two commands splits the pair).
+fn load_sets(ports: &[u16]) -> u64 {
+    let sum = |c: &str| ports.iter().map(|p| calls(*p, c)).sum::<u64>();
+    // Polled mid-run, a heartbeat's HSET may be in before its SET.
+    sum("set").saturating_sub(sum("hset"))
 }
 
 fn reset_stats(ports: &[u16]) {
@@ -101,7 +104,7 @@ fn one_thread_loads_every_shard() {
     let total = &j["details"]["total"];
     assert_eq!(total["engine_threads"], 1, "{total}");
     assert!(r.stderr.contains("1 engine thread in all"), "{}", r.stderr);
-    let sets: Vec<u64> = masters.iter().map(|p| load_sets(*p)).collect();
+    let sets: Vec<u64> = masters.iter().map(|p| load_sets(&[*p])).collect();
     for (k, n) in sets.iter().enumerate() {
         assert!(
             *n > 0,
@@ -191,22 +194,35 @@ fn until(perf: &std::thread::JoinHandle<Run>, what: &str, cond: impl Fn() -> boo
 
 #[test]
 fn a_slot_migrating_under_load_loses_no_request() {
+    migrate_under(&[], 12);
+}
+
+/// The open loop follows redirects too, over connections of their own (its
+/// connection has requests in flight behind the redirected one).
+#[test]
+fn a_slot_migrating_under_an_open_loop_loses_no_request() {
+    migrate_under(&["--rate", "20000"], 12);
+}
+
+/// Perf (with `extra` options) writes `rounds` rounds while shard1's slot
+/// moves to shard2: ASK is seen, no request fails, every SET runs once.
+fn migrate_under(extra: &[&str], rounds: u64) {
     let lab = cluster(3);
     let masters: Vec<u16> = lab.shards.iter().map(|s| s.master.port).collect();
     let (src, dst) = (masters[0], masters[1]);
     // shard1's keys carry the tag of its lowest slot: 0.
     let slot = 0u16.to_string();
     reset_stats(&masters);
-    let args = perf_args(
-        src,
-        &[
-            "-n", "30000", "-P", "16", "-c", "6", "--rounds", "12", "--warmup", "0",
-        ],
-    );
+    let rounds_s = rounds.to_string();
+    let mut opts = vec![
+        "-n", "30000", "-P", "16", "-c", "6", "--rounds", &rounds_s, "--warmup", "0",
+    ];
+    opts.extend(extra);
+    let args = perf_args(src, &opts);
     let perf = std::thread::spawn(move || redlab(&args));
     // Past its set-up (registry, safety checks: their commands are not the
     // load's and are not redirected), perf's rounds write on shard1.
-    until(&perf, "writing on shard1", || load_sets(src) > 0);
+    until(&perf, "writing on shard1", || load_sets(&[src]) > 0);
     redis::cmd("CLUSTER")
         .arg(&["SETSLOT", &slot, "IMPORTING", &id(src)])
         .exec(&mut conn(dst))
@@ -225,17 +241,20 @@ fn a_slot_migrating_under_load_loses_no_request() {
         "perf ended before the slot was handed over: make the run longer"
     );
     let r = perf.join().unwrap();
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    // An open loop on a loaded machine may miss its rate (perf.rate fails,
+    // exit 1): that verdict is about the machine, not about redirects.
+    let rate_missed = !extra.is_empty() && r.code == 1;
+    assert!(r.code == 0 || rate_missed, "{}\n{}", r.stdout, r.stderr);
     let j = r.json();
     let total = &j["details"]["total"];
     assert!(total["ask"].as_u64().unwrap() > 0, "{total}");
     // No failed request: no error reply kept, every request done.
     assert_eq!(total["errors"], serde_json::json!({}), "{total}");
     assert_eq!(check(&j, "perf.requests")["verdict"], "pass", "{j}");
-    assert_eq!(completed(&j), 30000 * 12);
+    assert_eq!(completed(&j), 30000 * rounds);
     // Every SET executed exactly once: a redirected SET is rejected where it
     // was redirected (not a call there) and executed where it was resent.
-    let sets: u64 = masters.iter().map(|p| load_sets(*p)).sum();
+    let sets = load_sets(&masters);
     assert_eq!(sets, completed(&j), "SET calls on the masters");
     assert_eq!(check(&j, "perf.redirects")["verdict"], "warn");
     eprintln!("moved {} ask {}", total["moved"], total["ask"]);
