@@ -10,9 +10,10 @@
 # client CPU seconds per million SETs (/usr/bin/time user+sys of the client,
 # the same for both tools). -n and -c are totals for both: redlab shares
 # them out among the shard masters, redis-benchmark spreads its clients
-# over them. redlab runs with --threads 1 (its default), which on a cluster
-# is one engine thread per shard master (3 here); redis-benchmark runs with
-# its default single thread for all masters.
+# over them. redlab runs with --threads 1 (its default): one engine thread
+# driving every master's connections, like redis-benchmark's default single
+# thread (before issue 24 it was one thread per shard master; see
+# bench/cluster_fair.sh for the pinned like-for-like run).
 # memtier_benchmark (--cluster-mode) is not installed here: its column is
 # left out (MEMTIER=path/to/memtier_benchmark adds it).
 #

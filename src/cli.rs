@@ -747,9 +747,14 @@ pub struct PerfArgs {
     pub connections: usize,
     /// Engine threads, each with its own connections and its share of -n, -c
     /// and --rate; latency histograms merged exactly (like redis-benchmark
-    /// --threads, memtier -t). On a cluster, per shard master.
+    /// --threads, memtier -t). On a cluster, N threads in all, each driving
+    /// connections to every shard master (as redis-benchmark --cluster).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub threads: usize,
+    /// On a cluster: M engine threads per shard master instead (shards x M
+    /// threads in all, each loading one shard).
+    #[arg(long, value_name = "M", conflicts_with = "threads")]
+    pub threads_per_shard: Option<usize>,
     /// Value size in bytes, or a MIN-MAX range.
     #[arg(short = 'd', long, default_value = "3", value_parser = parse_size_range)]
     pub data_size: (usize, usize),

@@ -524,7 +524,9 @@ fn perf_options(a: &crate::cli::PerfArgs, allow_eviction: bool) -> Result<perf::
         settle: a.settle,
         key_ttl: a.key_ttl,
         lag_interval: a.lag_interval,
-        threads: a.threads,
+        threads: a.threads_per_shard.unwrap_or(a.threads),
+        threads_per_shard: a.threads_per_shard.is_some(),
+        pool: None,
         read_from: match a.read_from {
             crate::cli::PerfReadFrom::Master => perf::ReadFrom::Master,
             crate::cli::PerfReadFrom::Replicas => perf::ReadFrom::Replicas,

@@ -212,7 +212,7 @@ fn warm_up_with_a_keyspace_leaves_no_key() {
 }
 
 #[test]
-fn error_replies_are_counted_not_fatal() {
+fn error_replies_are_failed_requests_and_fail_the_run() {
     let lab = lab_with(LabOptions {
         replicas: 0,
         master_args: ["--maxmemory", "2mb", "--maxmemory-policy", "noeviction"]
@@ -237,21 +237,24 @@ fn error_replies_are_counted_not_fatal() {
             "--allow-eviction",
         ],
     );
-    assert_eq!(run.code, 0, "a warning is not a failure: {}", run.stderr);
+    // The run goes on past error replies, and fails: those requests failed.
+    assert_eq!(run.code, 1, "{}", run.stderr);
     let r = run.json();
     let oom = r["details"]["errors"]["OOM"].as_u64().unwrap_or(0);
     assert!(oom > 0, "{}", r["details"]["errors"]);
-    assert_eq!(r["details"]["round_results"][0]["completed"], 20000);
-    assert_eq!(check(&r, "perf.errors")["verdict"], "warn");
-    // ops/s counts the error replies too, and perf.requests says how many.
+    // An error reply is never a completed request (nor in ops/s).
+    let done = r["details"]["round_results"][0]["completed"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(done + oom, 20000);
+    assert_eq!(r["details"]["latency"]["count"], done);
+    assert_eq!(check(&r, "perf.errors")["verdict"], "fail");
     let why = check(&r, "perf.requests")["reason"]
         .as_str()
         .unwrap()
         .to_string();
-    assert!(
-        why.contains(&format!("{oom} of them error replies")) || oom >= 20000,
-        "{why}"
-    );
+    assert_eq!(check(&r, "perf.requests")["verdict"], "fail");
+    assert!(why.contains(&format!("{oom} requests failed")), "{why}");
     assert_no_redlab_keys(&ports(&lab));
 }
 

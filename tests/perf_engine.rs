@@ -172,7 +172,7 @@ fn keyspace_limits_distinct_keys() {
 }
 
 #[test]
-fn oom_replies_are_counted_not_fatal() {
+fn oom_replies_are_failed_requests_not_fatal() {
     let s = Server::start(&["--maxmemory", "2mb", "--maxmemory-policy", "noeviction"]);
     let mut cfg = config(&s, "redlab:t4:perf:");
     cfg.stop = Stop::Requests(2000);
@@ -180,9 +180,11 @@ fn oom_replies_are_counted_not_fatal() {
     cfg.connections = 2;
     cfg.data_size = (10_000, 10_000);
     let r = engine::run(&cfg).unwrap();
-    assert_eq!(r.completed, 2000);
     let oom = r.errors.get("OOM").copied().unwrap_or(0);
     assert!(oom > 1000, "expected OOM errors, got {:?}", r.errors);
+    // Every request answered: done, or failed (never both).
+    assert_eq!(r.completed + oom, 2000);
+    assert_eq!(r.latency_ns.len(), r.completed);
 }
 
 /// One connection, closed loop: batches run back to back, so the slowest

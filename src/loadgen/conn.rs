@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 use super::engine::{EngineConfig, Shared, Stats, Workload, IDLE};
 use super::keys::{fill_value_digits, key_index, op_for, value_len, Op};
 use super::net::ReadBuf;
+use super::redirect::{Follower, Main};
 use super::resp::{self, Reply};
 use super::template::KeyEncoder;
 
@@ -68,26 +69,48 @@ struct Batch {
 
 struct Conn {
     stream: TcpStream,
+    /// The node `stream` is connected to (the slot map's, `Shared::route`,
+    /// once this connection has moved there).
+    addr: std::net::SocketAddr,
     rbuf: ReadBuf,
     wbuf: Vec<u8>,
     shared: Rc<Shared>,
     id: usize,
+    /// Requests a cluster redirected, sent again after their batch.
+    follower: Follower,
 }
 
 /// Run one connection until the run's requests (or time) are used up.
 pub(crate) async fn drive(stream: TcpStream, shared: Rc<Shared>, id: usize) -> Result<()> {
     let mut c = Conn {
         stream,
+        addr: shared.cfg.addr,
         rbuf: ReadBuf::new(shared.sizes.read),
         wbuf: Vec::new(),
         shared,
         id,
+        follower: Follower::default(),
     };
     let depth = c.shared.cfg.pipeline.max(1);
     while let Some((first, len)) = c.shared.claim(depth, Instant::now()) {
+        let route = c.shared.route.get();
+        if route != c.addr {
+            // A MOVED reply (here or on another connection) moved the slot.
+            c.stream = super::net::connect_to(&c.shared.cfg, route).await?;
+            c.addr = route;
+        }
         let mut batch = Batch { first, len, t0: 0 };
         c.send(&mut batch).await?;
         c.receive(&batch).await?;
+        if !c.follower.pending.is_empty() {
+            let main = Main {
+                stream: &mut c.stream,
+                addr: &mut c.addr,
+                rbuf: &mut c.rbuf,
+            };
+            c.follower.follow(&c.shared, c.id, Some(main)).await?;
+            c.shared.busy[c.id].set(IDLE);
+        }
     }
     Ok(())
 }
@@ -122,7 +145,7 @@ impl Conn {
             batch.t0 = self.shared.ns(Instant::now());
             self.shared.busy[self.id].set(batch.t0);
         }
-        let addr = self.shared.cfg.addr;
+        let addr = self.addr;
         self.stream
             .write_all(&self.wbuf)
             .await
@@ -138,7 +161,7 @@ impl Conn {
     async fn receive(&mut self, batch: &Batch) -> Result<()> {
         let set_wait = matches!(self.shared.cfg.workload, Workload::SetWait { .. });
         let expected = batch.len + set_wait as usize;
-        let addr = self.shared.cfg.addr;
+        let addr = self.addr;
         let mut got = 0;
         while got < expected {
             self.rbuf.fill(&mut self.stream, addr).await?;
@@ -166,7 +189,9 @@ impl Conn {
         let mut stats = shared.stats.borrow_mut();
         let data = self.rbuf.data();
         let mut pos = 0;
+        // Done (a non-error reply), and failed (an error reply).
         let mut replies = 0u64;
+        let mut failed = 0u64;
         while got < expected {
             // SETs: a run of "+OK" needs no classification.
             while got < batch.len && data.len() - pos >= 5 && data[pos..pos + 5] == *b"+OK\r\n" {
@@ -178,16 +203,20 @@ impl Conn {
                 break;
             }
             let scanned = resp::scan_reply(&data[pos..]);
-            let Some((reply, used)) = scanned.map_err(|e| anyhow!("{}: {e}", shared.cfg.addr))?
-            else {
+            let Some((reply, used)) = scanned.map_err(|e| anyhow!("{}: {e}", self.addr))? else {
                 break;
             };
             pos += used;
             if got == batch.len {
                 record_wait(&mut stats, reply, now.saturating_sub(batch.t0));
             } else {
-                classify(&mut stats, reply);
-                replies += 1;
+                let request = batch.first + got as u64;
+                match reply {
+                    // A cluster redirect: sent again after the batch.
+                    Reply::Error(m) if self.follower.push(request, m, batch.t0) => {}
+                    r if classify(&mut stats, r) => replies += 1,
+                    _ => failed += 1,
+                }
             }
             got += 1;
         }
@@ -197,8 +226,10 @@ impl Conn {
             let lat = now.saturating_sub(batch.t0);
             stats.record_latency(now, lat, replies);
             stats.add_completed(now, replies);
+        }
+        if replies + failed > 0 {
             if let Some(p) = &shared.cfg.progress {
-                p.fetch_add(replies, std::sync::atomic::Ordering::Relaxed);
+                p.fetch_add(replies + failed, std::sync::atomic::Ordering::Relaxed);
             }
         }
         Ok(got)
@@ -231,17 +262,22 @@ fn encode_request(wbuf: &mut Vec<u8>, enc: &mut KeyEncoder, cfg: &EngineConfig, 
     }
 }
 
-/// Error replies are data (OOM, READONLY...): count them by kind.
+/// Whether `reply` makes its request done. An error reply (OOM,
+/// READONLY...) is a failed request, counted by kind.
 #[inline]
-pub(crate) fn classify(stats: &mut Stats, reply: Reply<'_>) {
+pub(crate) fn classify(stats: &mut Stats, reply: Reply<'_>) -> bool {
     match reply {
-        Reply::Error(msg) => count_error(stats, msg),
+        Reply::Error(msg) => {
+            count_error(stats, msg);
+            return false;
+        }
         Reply::Nil => stats.misses += 1,
         _ => {}
     }
+    true
 }
 
-fn count_error(stats: &mut Stats, msg: &[u8]) {
+pub(crate) fn count_error(stats: &mut Stats, msg: &[u8]) {
     let code = String::from_utf8_lossy(resp::error_code(msg));
     match stats.errors.get_mut(code.as_ref()) {
         Some(n) => *n += 1,

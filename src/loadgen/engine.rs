@@ -98,6 +98,12 @@ pub struct EngineConfig {
     /// Every SET carries `PX <ms>` (whole ms, at least 1): the keys expire
     /// by themselves. Encoded once in the command template.
     pub key_ttl: Option<Duration>,
+    /// A cluster's shared engine threads: this instance runs on the pool's
+    /// thread for its lane (`multi::split` numbers them), next to the other
+    /// shards' lanes. None: a thread of its own.
+    pub pool: Option<Arc<super::pool::Seat>>,
+    /// Which of its load's instances this is (0 for the first).
+    pub lane: usize,
 }
 
 impl EngineConfig {
@@ -122,6 +128,8 @@ impl EngineConfig {
             cancel: None,
             halt: None,
             key_ttl: None,
+            pool: None,
+            lane: 0,
         }
     }
 
@@ -145,17 +153,24 @@ impl EngineConfig {
 
 #[derive(Debug, Clone)]
 pub struct EngineResult {
-    /// Per request (ns), SET/GET replies including error replies.
+    /// Per completed request (ns): error replies are not in it.
     pub latency_ns: Histogram<u64>,
     /// SetWait: latency of each WAIT reply (from its batch's write start;
     /// open loop: from the batch's intended send time).
     pub wait_latency_ns: Option<Histogram<u64>>,
     /// SetWait: number of replicas each WAIT reported.
     pub wait_acked: Option<Histogram<u64>>,
-    /// Replies to workload commands (errors included; WAIT excluded).
+    /// Requests done: answered without an error (a redirected request
+    /// once, when its resend is answered; WAIT excluded).
     pub completed: u64,
-    /// Error replies by first word ("OOM", "READONLY", ...); never fatal.
+    /// Failed requests by the first word of their error reply ("OOM",
+    /// "READONLY", ...; "MOVED"/"ASK" when a redirect could not be
+    /// followed); never fatal to the run, never counted as completed.
     pub errors: BTreeMap<String, u64>,
+    /// MOVED replies followed (the request sent again to the named node).
+    pub moved: u64,
+    /// ASK replies followed (sent again after ASKING).
+    pub ask: u64,
     /// GET replies that were nil.
     pub misses: u64,
     pub elapsed_ns: u64,
@@ -204,6 +219,44 @@ pub fn start(
 ) -> Result<tokio::sync::oneshot::Receiver<Result<EngineResult>>> {
     validate(cfg)?;
     let cfg = cfg.clone();
+    on_thread(finished, move || run_local(cfg), |r| r.and_then(|r| r))
+}
+
+/// Several engine instances on one thread (one runtime, their connections
+/// side by side): a cluster load where one thread drives every shard's
+/// connections, as redis-benchmark --cluster's one thread does. Each
+/// instance keeps its own counter, keys, slot map and results (in order).
+pub fn start_many(
+    cfgs: Vec<EngineConfig>,
+    finished: impl FnOnce() + Send + 'static,
+) -> Result<tokio::sync::oneshot::Receiver<Vec<Result<EngineResult>>>> {
+    for cfg in &cfgs {
+        validate(cfg)?;
+    }
+    let n = cfgs.len();
+    on_thread(
+        finished,
+        move || futures_util::future::join_all(cfgs.into_iter().map(run_local)),
+        move |r: Result<Vec<Result<EngineResult>>>| match r {
+            Ok(v) => v,
+            Err(e) => (0..n).map(|_| Err(anyhow!("{e:#}"))).collect(),
+        },
+    )
+}
+
+/// Run `work` on a thread of its own with a current-thread runtime; its
+/// output (or the runtime's failure, through `wrap`) arrives on the channel.
+fn on_thread<F, Fut, T, O>(
+    finished: impl FnOnce() + Send + 'static,
+    work: F,
+    wrap: impl FnOnce(Result<T>) -> O + Send + 'static,
+) -> Result<tokio::sync::oneshot::Receiver<O>>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T>,
+    O: Send + 'static,
+    T: 'static,
+{
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("redlab-perf".into())
@@ -225,13 +278,13 @@ pub fn start(
                 .enable_time()
                 .build()
                 .context("building the perf runtime")
-                .and_then(|rt| {
+                .map(|rt| {
                     let local = tokio::task::LocalSet::new();
-                    rt.block_on(local.run_until(run_local(cfg)))
+                    rt.block_on(local.run_until(work()))
                 });
             drop(finished);
             // The receiver may be gone (the run was abandoned): nothing to do.
-            let _ = tx.send(result);
+            let _ = tx.send(wrap(result));
         })
         .context("spawning the perf thread")?;
     Ok(rx)
@@ -282,6 +335,10 @@ pub(crate) struct Shared {
     /// on every read (a per-read timer is a measurable cost at P=1).
     pub busy: Vec<Cell<u64>>,
     pub stats: RefCell<Stats>,
+    /// The slot map: the node that serves this instance's keys (they carry
+    /// one hash tag, so one slot). `cfg.addr` until a MOVED reply names
+    /// another; connections move there between batches.
+    pub route: Cell<SocketAddr>,
 }
 
 impl Shared {
@@ -327,6 +384,8 @@ pub(crate) struct Stats {
     pub completed: u64,
     pub misses: u64,
     pub errors: BTreeMap<String, u64>,
+    pub moved: u64,
+    pub ask: u64,
     pub per_second: Vec<u64>,
     /// Latency over time, next to the whole run's histogram.
     pub latency_timeline: crate::series::LatencyRecorder,
@@ -346,6 +405,8 @@ impl Stats {
             completed: 0,
             misses: 0,
             errors: BTreeMap::new(),
+            moved: 0,
+            ask: 0,
             per_second: Vec::new(),
             latency_timeline: Default::default(),
         }
@@ -396,6 +457,7 @@ async fn run_local(cfg: EngineConfig) -> Result<EngineResult> {
         next: Cell::new(0),
         busy: (0..conns).map(|_| Cell::new(IDLE)).collect(),
         stats: RefCell::new(Stats::new(set_wait, pacer.is_some())),
+        route: Cell::new(cfg.addr),
         pacer,
         cfg,
     });
@@ -445,7 +507,7 @@ async fn watchdog(shared: &Shared) -> anyhow::Error {
             since != IDLE && now.saturating_sub(since) > limit_ns
         });
         if stuck {
-            return anyhow!("{}: no reply within {:?}", shared.cfg.addr, limit);
+            return anyhow!("{}: no reply within {:?}", shared.route.get(), limit);
         }
     }
 }
@@ -463,6 +525,8 @@ fn finish(shared: &Shared, elapsed_ns: u64) -> Result<EngineResult> {
         wait_acked: stats.wait_acked.take(),
         completed: stats.completed,
         errors: std::mem::take(&mut stats.errors),
+        moved: stats.moved,
+        ask: stats.ask,
         misses: stats.misses,
         elapsed_ns,
         per_second,

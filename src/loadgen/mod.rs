@@ -7,6 +7,8 @@ pub mod multi;
 mod net;
 mod open;
 mod pacer;
+pub mod pool;
+mod redirect;
 pub mod resp;
 pub mod template;
 mod timer;

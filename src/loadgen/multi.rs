@@ -57,6 +57,7 @@ pub fn split(cfg: &EngineConfig, n: usize) -> Result<Vec<EngineConfig>> {
         c.connections = share(cfg.connections as u64, n, i) as usize;
         c.rate = cfg.rate.map(|r| r / n as f64);
         c.progress = Some(Arc::new(AtomicU64::new(0)));
+        c.lane = i;
         if i > 0 {
             if distinct {
                 c.key_prefix = format!("{}{i}.", cfg.key_prefix);
@@ -93,6 +94,7 @@ pub fn merge(results: Vec<EngineResult>) -> EngineResult {
     let mut wait_acked = None;
     let mut completed = 0;
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    let (mut moved, mut ask) = (0, 0);
     let mut misses = 0;
     let mut elapsed = 0;
     let mut per_second: Vec<u64> = Vec::new();
@@ -109,6 +111,8 @@ pub fn merge(results: Vec<EngineResult>) -> EngineResult {
             wait_acked: acked,
             completed: done,
             errors: errs,
+            moved: m,
+            ask: a,
             misses: missed_reads,
             elapsed_ns,
             per_second: secs,
@@ -125,6 +129,8 @@ pub fn merge(results: Vec<EngineResult>) -> EngineResult {
             *errors.entry(k).or_default() += v;
         }
         misses += missed_reads;
+        moved += m;
+        ask += a;
         elapsed = elapsed.max(elapsed_ns);
         if secs.len() > per_second.len() {
             per_second.resize(secs.len(), 0);
@@ -143,6 +149,8 @@ pub fn merge(results: Vec<EngineResult>) -> EngineResult {
         wait_acked,
         completed,
         errors,
+        moved,
+        ask,
         misses,
         elapsed_ns: elapsed,
         per_second,
@@ -254,6 +262,8 @@ mod tests {
                 wait_acked: None,
                 completed: n,
                 errors: [("MOVED".to_string(), 2)].into(),
+                moved: 3,
+                ask: 0,
                 misses: 0,
                 elapsed_ns: n * 1000,
                 per_second: secs,
@@ -270,6 +280,7 @@ mod tests {
         assert_eq!(m.completed, 1000);
         assert_eq!(m.latency_ns.len(), 1000);
         assert_eq!(m.errors["MOVED"], 4);
+        assert_eq!((m.moved, m.ask), (6, 0));
         assert_eq!(m.per_second, vec![900, 100]);
         assert_eq!(m.elapsed_ns, 700_000);
         assert_eq!(m.missed, 2);

@@ -11,7 +11,14 @@ use super::resp::{self, Reply};
 /// Connect, set TCP_NODELAY, AUTH, SELECT and READONLY (cluster replica
 /// reads); every step bounded by timeout.
 pub(crate) async fn connect(cfg: &EngineConfig) -> Result<TcpStream> {
-    let addr = cfg.addr;
+    connect_to(cfg, cfg.addr).await
+}
+
+/// `connect`, to `addr` instead of `cfg.addr` (a node a cluster redirected to).
+pub(crate) async fn connect_to(
+    cfg: &EngineConfig,
+    addr: std::net::SocketAddr,
+) -> Result<TcpStream> {
     let mut stream = match tokio::time::timeout(cfg.timeout, TcpStream::connect(addr)).await {
         Err(_) => bail!("{addr}: connect timed out after {:?}", cfg.timeout),
         Ok(Err(e)) => bail!("{addr}: connect failed: {e}"),
@@ -28,7 +35,7 @@ pub(crate) async fn connect(cfg: &EngineConfig) -> Result<TcpStream> {
             args.push(u.as_bytes());
         }
         args.push(pass.as_bytes());
-        handshake(&mut stream, &mut rbuf, cfg, &args, "AUTH").await?;
+        handshake(&mut stream, &mut rbuf, cfg, addr, &args, "AUTH").await?;
     }
     if cfg.db != 0 {
         let db = cfg.db.to_string();
@@ -36,13 +43,22 @@ pub(crate) async fn connect(cfg: &EngineConfig) -> Result<TcpStream> {
             &mut stream,
             &mut rbuf,
             cfg,
+            addr,
             &[b"SELECT", db.as_bytes()],
             "SELECT",
         )
         .await?;
     }
     if cfg.readonly {
-        handshake(&mut stream, &mut rbuf, cfg, &[b"READONLY"], "READONLY").await?;
+        handshake(
+            &mut stream,
+            &mut rbuf,
+            cfg,
+            addr,
+            &[b"READONLY"],
+            "READONLY",
+        )
+        .await?;
     }
     Ok(stream)
 }
@@ -52,10 +68,10 @@ async fn handshake(
     stream: &mut TcpStream,
     rbuf: &mut ReadBuf,
     cfg: &EngineConfig,
+    addr: std::net::SocketAddr,
     args: &[&[u8]],
     what: &str,
 ) -> Result<()> {
-    let addr = cfg.addr;
     let mut w = Vec::new();
     resp::encode_command(&mut w, args);
     stream

@@ -26,7 +26,8 @@ use super::conn::{classify, encode_requests, record_wait, FLUSH_AT};
 use super::engine::{Shared, Workload, IDLE};
 use super::net::ReadBuf;
 use super::pacer::{Pacer, Release};
-use super::resp;
+use super::redirect::Follower;
+use super::resp::{self, Reply};
 
 struct OpenConn {
     stream: TcpStream,
@@ -43,6 +44,14 @@ struct OpenConn {
     /// being full: a request due while it was full waited for the server,
     /// not for the scheduler, and its send error counts from here.
     room_at: u64,
+    /// The node `stream` is connected to.
+    addr: std::net::SocketAddr,
+    /// Sends not yet all answered: (this connection's first request index
+    /// in it, its first request number), to name a redirected request.
+    spans: std::collections::VecDeque<(u64, u64)>,
+    /// Redirected requests, sent again on connections of their own (this
+    /// one has requests in flight behind them).
+    follower: Follower,
 }
 
 pub(crate) async fn drive(stream: TcpStream, shared: Rc<Shared>, id: usize) -> Result<()> {
@@ -57,6 +66,9 @@ pub(crate) async fn drive(stream: TcpStream, shared: Rc<Shared>, id: usize) -> R
         answered: 0,
         wait_next: false,
         room_at: 0,
+        addr,
+        spans: Default::default(),
+        follower: Follower::default(),
     };
     let pacer = shared.pacer.as_ref().expect("the open loop has a pacer");
     let mut writing = true;
@@ -73,14 +85,23 @@ pub(crate) async fn drive(stream: TcpStream, shared: Rc<Shared>, id: usize) -> R
                 Release::Send(n) => writing = c.send(pacer, n).await?,
                 Release::Done => writing = false,
             },
-            r = c.rbuf.fill(&mut c.stream, addr), if expecting => {
+            r = c.rbuf.fill(&mut c.stream, c.addr), if expecting => {
                 r?;
                 c.receive(pacer)?;
+                if !c.follower.pending.is_empty() {
+                    c.follower.follow(&shared, id, None).await?;
+                    let waiting = c.sent > c.answered || c.wait_next;
+                    let now = shared.ns(Instant::now());
+                    shared.busy[id].set(if waiting { now } else { IDLE });
+                }
             }
         }
     }
     if !c.rbuf.data().is_empty() {
-        bail!("{addr}: reply received without a request (protocol desync)");
+        bail!(
+            "{}: reply received without a request (protocol desync)",
+            c.addr
+        );
     }
     Ok(())
 }
@@ -96,6 +117,12 @@ impl OpenConn {
             return Ok(false);
         }
         if self.sent == self.answered && !self.wait_next {
+            let route = shared.route.get();
+            if route != self.addr {
+                // MOVED: nothing in flight here, so this connection moves.
+                self.stream = super::net::connect_to(&shared.cfg, route).await?;
+                self.addr = route;
+            }
             // The watchdog times the wait for a reply from here.
             shared.busy[self.id].set(now);
         }
@@ -103,6 +130,10 @@ impl OpenConn {
         // are exactly 0..next and a missed request never takes a key.
         let first = shared.next.get();
         shared.next.set(first + n);
+        while self.spans.len() > 1 && self.spans[1].0 <= self.answered {
+            self.spans.pop_front();
+        }
+        self.spans.push_back((self.sent, first));
         let (j_end, mut j) = (self.sent + n, self.sent);
         let wait = match shared.cfg.workload {
             Workload::SetWait {
@@ -132,7 +163,7 @@ impl OpenConn {
             }
             let t = shared.ns(Instant::now());
             self.record_send_errors(pacer, chunk_start, j, t);
-            let addr = shared.cfg.addr;
+            let addr = self.addr;
             self.stream
                 .write_all(&self.wbuf)
                 .await
@@ -171,11 +202,12 @@ impl OpenConn {
         let mut stats = shared.stats.borrow_mut();
         let data = self.rbuf.data();
         let mut pos = 0;
+        // Answered (done or failed), and done.
         let mut replies = 0u64;
+        let mut done = 0u64;
         while self.answered < self.sent || self.wait_next {
             let scanned = resp::scan_reply(&data[pos..]);
-            let Some((reply, used)) = scanned.map_err(|e| anyhow!("{}: {e}", shared.cfg.addr))?
-            else {
+            let Some((reply, used)) = scanned.map_err(|e| anyhow!("{}: {e}", self.addr))? else {
                 break;
             };
             pos += used;
@@ -187,11 +219,22 @@ impl OpenConn {
                 self.wait_next = false;
                 continue;
             }
-            classify(&mut stats, reply);
             let j = self.answered;
-            stats.record_latency(now, now.saturating_sub(intended(j)), 1);
+            let redirected = match reply {
+                Reply::Error(m) => {
+                    let request = request_of(&self.spans, j);
+                    self.follower.push(request, m, intended(j))
+                }
+                _ => false,
+            };
+            if !redirected {
+                replies += 1;
+                if classify(&mut stats, reply) {
+                    stats.record_latency(now, now.saturating_sub(intended(j)), 1);
+                    done += 1;
+                }
+            }
             self.answered += 1;
-            replies += 1;
             self.wait_next = set_wait && pacer.sched.ends_batch(self.id, j);
         }
         self.rbuf.consume(pos);
@@ -200,12 +243,25 @@ impl OpenConn {
         }
         let expecting = self.answered < self.sent || self.wait_next;
         shared.busy[self.id].set(if expecting { now } else { IDLE });
+        if done > 0 {
+            stats.add_completed(now, done);
+        }
         if replies > 0 {
-            stats.add_completed(now, replies);
             if let Some(p) = &shared.cfg.progress {
                 p.fetch_add(replies, std::sync::atomic::Ordering::Relaxed);
             }
         }
         Ok(())
     }
+}
+
+/// The request number of this connection's request `j`, from its sends.
+fn request_of(spans: &std::collections::VecDeque<(u64, u64)>, j: u64) -> u64 {
+    let (j0, first) = spans
+        .iter()
+        .rev()
+        .find(|(j0, _)| *j0 <= j)
+        .copied()
+        .unwrap_or((0, 0));
+    first + (j - j0)
 }

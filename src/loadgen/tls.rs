@@ -95,6 +95,9 @@ pub async fn run(node: &Node, cfg: &EngineConfig) -> Result<EngineResult> {
         wait_acked: set_wait.then_some(total.wait_acked),
         completed: total.completed,
         errors: total.errors,
+        // A `rediss://` cluster node is not followed: its redirects fail.
+        moved: 0,
+        ask: 0,
         misses: total.misses,
         elapsed_ns: (start.elapsed().as_nanos() as u64).max(1),
         per_second: total.per_second,
@@ -162,6 +165,8 @@ async fn drive(
         let sent = Instant::now();
         let replies: Vec<Value> = conn.pipe(&pipe).await?;
         let ns = (sent.elapsed().as_nanos() as u64).max(1);
+        // An error reply is a failed request, not a completed one.
+        let mut done = n;
         for (i, v) in replies.iter().enumerate() {
             if i as u64 >= n {
                 let _ = t.wait_latency.record(ns);
@@ -171,18 +176,23 @@ async fn drive(
                 continue;
             }
             match v {
-                Value::ServerError(e) => *t.errors.entry(e.code().to_string()).or_insert(0) += 1,
+                Value::ServerError(e) => {
+                    *t.errors.entry(e.code().to_string()).or_insert(0) += 1;
+                    done -= 1;
+                }
                 Value::Nil => t.misses += 1,
                 _ => {}
             }
         }
-        let _ = t.latency.record_n(ns, n);
-        t.completed += n;
+        if done > 0 {
+            let _ = t.latency.record_n(ns, done);
+        }
+        t.completed += done;
         let sec = start.elapsed().as_secs() as usize;
         if t.per_second.len() <= sec {
             t.per_second.resize(sec + 1, 0);
         }
-        t.per_second[sec] += n;
+        t.per_second[sec] += done;
         if let Some(p) = &cfg.progress {
             p.fetch_add(n, Ordering::Relaxed);
         }

@@ -23,6 +23,7 @@ use super::Options;
 use crate::cmd::cluster::Sharded;
 use crate::latency::{fmt_us, LatencyUs};
 use crate::loadgen::multi::share;
+use crate::loadgen::pool;
 use crate::report::{Check, Details, Figure, Report, Section};
 use crate::run::Ctx;
 use crate::topology::Cluster;
@@ -33,8 +34,14 @@ use crate::ui::progress::Progress;
 pub struct PerfTotal {
     /// Shard masters loaded at once.
     pub shards: usize,
-    /// Engine threads per shard master (--threads).
+    /// Engine instances per shard master (--threads, or
+    /// --threads-per-shard): each shard's load split this many ways.
     pub threads_per_shard: usize,
+    /// Engine threads that ran the load: --threads N runs N threads in all,
+    /// each driving connections to every shard; --threads-per-shard M runs
+    /// shards x M. Counted as they started (the most at once).
+    #[serde(default)]
+    pub engine_threads: usize,
     /// Connections in all (-c), shared out among the shards.
     pub connections: usize,
     /// Requests per round in all (-n; null with --duration).
@@ -121,19 +128,36 @@ pub async fn run(
     }
     // The options as a whole are checked once (one error, not one per shard).
     let plan = super::Config::from_options(&opts, shards[0].topology.replicas.len())?.plan();
+    let (mode, threads) = if opts.threads_per_shard {
+        (pool::Threads::PerShard, n * opts.threads)
+    } else {
+        (pool::Threads::Total, opts.threads)
+    };
     shards[0].say.line(&format!(
         "{plan}, on {n} shard masters at once: -n, -c and --rate are totals, shared out among \
-         them (-c {} in all), {} per shard",
+         them (-c {} in all), {} in all{}",
         opts.connections,
-        crate::report::plural(opts.threads as u64, "engine thread")
+        crate::report::plural(threads as u64, "engine thread"),
+        match mode {
+            pool::Threads::Total => " (each drives every shard's connections)",
+            pool::Threads::PerShard => " (one shard each)",
+        }
     ));
     let spinner = progress.spinner(format!("perf on {n} shards"));
-    let results = join_all(
-        shards
-            .iter()
-            .enumerate()
-            .map(|(k, ctx)| super::run(share_of(&opts, k, n), ctx)),
-    )
+    // The shards share their engine threads (`loadgen::pool`): each shard's
+    // phases start together, lane i of every shard on thread i.
+    let (engines, seats) = pool::Pool::new(mode, n);
+    let results = join_all(shards.iter().zip(seats).enumerate().map(
+        |(k, (ctx, (seat, leave)))| {
+            let mut o = share_of(&opts, k, n);
+            o.pool = Some(seat);
+            async move {
+                // Out of the pool when this shard's perf is over.
+                let _leave = leave;
+                super::run(o, ctx).await
+            }
+        },
+    ))
     .await;
     spinner.finish();
     let merged = crate::cmd::cluster::merge("perf", cluster, shards, None, results)?;
@@ -143,7 +167,10 @@ pub async fn run(
         .iter()
         .filter_map(|s| s.details.as_ref())
         .collect();
-    let total = total_of(&opts, &details, n);
+    let mut total = total_of(&opts, &details, n);
+    if let Some((t, _)) = total.as_mut() {
+        t.engine_threads = engines.threads_run();
+    }
     if let (Some(path), Some((_, h))) = (&opts.hdr_out, &total) {
         crate::report::write_file(path, &crate::latency::hgrm_ms(h))?;
     }
@@ -209,6 +236,7 @@ pub(crate) fn total_of(
     let total = PerfTotal {
         shards: n,
         threads_per_shard: opts.threads,
+        engine_threads: 0,
         connections: opts.connections,
         requests_per_round: opts.duration.is_none().then_some(opts.requests),
         throughput_ops_per_sec: round2(m.0),
@@ -268,8 +296,9 @@ pub(crate) fn total_checks(t: &PerfTotal) -> Vec<Check> {
             "perf.redirects",
             format!(
                 "{} MOVED and {} ASK replies: the slot map changed during the run (a failover \
-                 or a resharding); a shard that saw MOVED read the slot map again and sent its \
-                 next rounds to the master that serves its slot now",
+                 or a resharding); each redirected request was sent again within its round to \
+                 the node named (after ASKING for ASK) and counted once, and a shard that saw \
+                 MOVED sends its next rounds to the master that serves its slot now",
                 t.moved, t.ask
             ),
         )
@@ -329,11 +358,21 @@ impl Details for ClusterPerfDetails {
                 t.ask.to_string(),
             ]);
             s.notes.push(format!(
-                "-n, -c and --rate are totals, shared out among the shard masters; {} per \
-                 shard; requests and ops/s per round (the median round); the total's ops/s is \
+                "-n, -c and --rate are totals, shared out among the shard masters; {}; \
+                 requests and ops/s per round (the median round); the total's ops/s is \
                  every shard's requests over the slowest shard's time, its latency every \
                  shard's histogram merged; rounds {:.0}..{:.0} ops/s",
-                crate::report::plural(t.threads_per_shard as u64, "engine thread"),
+                match t.engine_threads {
+                    // A merged (or older) report: its clients' threads are not added up.
+                    0 => format!(
+                        "{} per shard",
+                        crate::report::plural(t.threads_per_shard as u64, "engine instance")
+                    ),
+                    n => format!(
+                        "{} ran the load",
+                        crate::report::plural(n as u64, "engine thread")
+                    ),
+                },
                 t.throughput_min_ops_per_sec,
                 t.throughput_max_ops_per_sec
             ));

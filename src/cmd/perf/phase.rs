@@ -12,8 +12,8 @@ use futures_util::future::join_all;
 
 use super::Config;
 use crate::loadgen::engine::{self, EngineConfig, EngineResult, Stop};
-use crate::loadgen::multi;
 use crate::loadgen::tls;
+use crate::loadgen::{multi, pool};
 use crate::run::Ctx;
 use crate::topology::Node;
 use crate::ui::progress::Task;
@@ -53,6 +53,7 @@ pub(super) async fn engine_base(
         timeout,
         progress: None,
         key_ttl: cfg.opts.key_ttl,
+        pool: cfg.opts.pool.clone(),
         ..EngineConfig::new(addr)
     })
 }
@@ -136,7 +137,33 @@ pub(super) async fn phase_parts(
     let timed = matches!(instances.first().map(|c| &c.stop), Some(Stop::Duration(_)));
     type Job = Pin<Box<dyn Future<Output = (Result<EngineResult>, Instant)> + Send>>;
     let mut jobs: Vec<Job> = Vec::with_capacity(instances.len());
-    for cfg in instances {
+    // A cluster's shards share their engine threads: the phase goes to the
+    // pool, and starts with the other shards' (`loadgen::pool`).
+    let seat = instances.first().and_then(|c| c.pool.clone());
+    let seat = seat.filter(|_| !ctx.topology.master.tls());
+    let (pooled_instances, own) = match seat {
+        Some(_) => (instances, Vec::new()),
+        None => (Vec::new(), instances),
+    };
+    if let Some(seat) = seat {
+        let instances = pooled_instances;
+        let mut pooled = Vec::with_capacity(instances.len());
+        for cfg in instances {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let done = guard.done.clone();
+            pooled.push(pool::Job {
+                cfg,
+                result: tx,
+                finished: Box::new(move || signal_done(&done)),
+            });
+            jobs.push(Box::pin(async move {
+                let r = rx.await.context("the perf engine stopped");
+                (r.and_then(|r| r), Instant::now())
+            }));
+        }
+        seat.submit(pooled);
+    }
+    for cfg in own {
         let job: Job = if ctx.topology.master.tls() {
             // Its tasks are aborted with its future: nothing to wait for on drop.
             guard.finished();
