@@ -18,6 +18,7 @@ pub mod run;
 pub mod series;
 pub mod serving;
 pub mod survey;
+pub mod text;
 pub mod topology;
 pub mod ui;
 pub mod web;

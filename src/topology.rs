@@ -308,7 +308,7 @@ impl Topology {
             (false, Some(n)) if n != replicas.len() => bail!(
                 "--expect-replicas {n} but {} given: give every replica with --replica, \
                  or drop --replica to discover them from the master",
-                crate::report::plural(replicas.len() as u64, "replica")
+                crate::text::plural(replicas.len() as u64, "replica")
             ),
             (false, _) => ReplicaCount::Given(replicas.len()),
         };

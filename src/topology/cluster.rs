@@ -397,7 +397,7 @@ pub async fn discover(
              in it, so nothing was written. Assign slots (CLUSTER ADDSLOTSRANGE, or \
              `redis-cli --cluster create`), or start a ready one with `redlab lab up --cluster`",
             seed.label(),
-            crate::report::plural(members.len() as u64, "node")
+            crate::text::plural(members.len() as u64, "node")
         );
     }
     Ok(cluster)
