@@ -610,3 +610,99 @@ fn compare_config(a: &crate::cli::CompareArgs) -> compare_cmd::Config {
         settle: a.settle,
     }
 }
+
+/// The topology the flags describe (flags in, `topology::Topology` out).
+#[cfg(test)]
+mod topology_from_flags {
+    use super::*;
+    use crate::topology::{redact_url, Topology};
+
+    fn topo(args: &[&str]) -> Topology {
+        let mut v = vec!["redlab"];
+        v.extend_from_slice(args);
+        v.push("keycount");
+        let cli = crate::cli::Cli::parse_args(v).unwrap();
+        Topology::from_spec(&resolve(&cli).unwrap().0.topology).unwrap()
+    }
+
+    #[test]
+    fn default_is_the_workshop_topology() {
+        let t = topo(&[]);
+        assert_eq!(t.master.addr(), "127.0.0.1:6379");
+        let ports: Vec<u16> = t.replicas.iter().map(|r| r.port()).collect();
+        assert_eq!(ports, vec![6380, 6381, 6382]);
+        assert_eq!(t.replicas[1].name, "replica2");
+        assert!(!t.discover);
+    }
+
+    #[test]
+    fn master_alone_means_discover_and_password_applies() {
+        let t = topo(&["--master", "redis://10.0.0.5:7000", "--password", "s3cret"]);
+        assert!(t.discover && t.replicas.is_empty());
+        assert_eq!(t.master.password(), Some("s3cret"));
+        assert!(!format!("{:?}", t.master).contains("s3cret"));
+    }
+
+    #[test]
+    fn url_password_wins_and_is_redacted() {
+        let t = topo(&["--replica", "redis://u:inurl@h:1", "--password", "flag"]);
+        assert_eq!(t.replicas[0].password(), Some("inurl"));
+        assert_eq!(redact_url("redis://u:inurl@h:1/0"), "redis://u:***@h:1/0");
+        assert_eq!(redact_url("redis://:p@h:1"), "redis://:***@h:1");
+    }
+}
+
+/// `check`'s selection as the flags give it.
+#[cfg(test)]
+mod check_from_flags {
+    use super::*;
+
+    fn cfg(args: &[&str]) -> crate::cmd::check::Config {
+        let mut v = vec!["redlab", "check"];
+        v.extend_from_slice(args);
+        match resolve(&crate::cli::Cli::parse_args(v).unwrap()).unwrap().1 {
+            Job::Check(c) => c,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn selection_keeps_gate_order_and_names_unknowns() {
+        let c = cfg(&["--only", "config-lint,reachability"]);
+        assert_eq!(c.selected, vec!["reachability", "config-lint"]);
+        assert_eq!(
+            c.skipped,
+            vec![
+                "replication",
+                "keycount",
+                "consistency",
+                "expiry",
+                "throughput"
+            ]
+        );
+        let c = cfg(&["--skip", "keycount", "--skip", "nope"]);
+        assert_eq!(
+            c.selected,
+            vec![
+                "reachability",
+                "replication",
+                "consistency",
+                "expiry",
+                "throughput",
+                "config-lint"
+            ]
+        );
+        assert_eq!(c.unknown, vec!["nope"]);
+        assert!(
+            crate::cli::Cli::parse_args(["redlab", "check", "--skip", "a", "--only", "b"]).is_err()
+        );
+        assert_eq!(
+            cfg(&["--require-min-replicas"]).require_min_replicas,
+            Some(1)
+        );
+        assert_eq!(
+            cfg(&["--require-min-replicas", "2"]).require_min_replicas,
+            Some(2)
+        );
+    }
+}

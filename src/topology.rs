@@ -394,43 +394,26 @@ pub fn host_port(host: &str, port: impl std::fmt::Display) -> String {
     }
 }
 
+/// Lab processes on 127.0.0.1, the first one the master. The password is set
+/// on the connection settings, never formatted into a URL.
+pub fn loopback_topology(nodes: &[(&str, u16)], password: Option<&str>) -> Topology {
+    let node = |(name, port): (&str, u16), role| {
+        Node::parse(name, role, &format!("redis://127.0.0.1:{port}"))
+            .expect("a loopback URL parses")
+            .with_credentials(None, password)
+    };
+    Topology {
+        master: node(nodes[0], Role::Master),
+        replicas: nodes[1..].iter().map(|n| node(*n, Role::Replica)).collect(),
+        discover: false,
+        expected: ReplicaCount::Given(nodes.len() - 1),
+        sentinel: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn topo(args: &[&str]) -> Topology {
-        let mut v = vec!["redlab"];
-        v.extend_from_slice(args);
-        v.push("keycount");
-        let cli = crate::cli::Cli::parse_args(v).unwrap();
-        Topology::from_spec(&crate::config::resolve(&cli).unwrap().0.topology).unwrap()
-    }
-
-    #[test]
-    fn default_is_the_workshop_topology() {
-        let t = topo(&[]);
-        assert_eq!(t.master.addr(), "127.0.0.1:6379");
-        let ports: Vec<u16> = t.replicas.iter().map(|r| r.port()).collect();
-        assert_eq!(ports, vec![6380, 6381, 6382]);
-        assert_eq!(t.replicas[1].name, "replica2");
-        assert!(!t.discover);
-    }
-
-    #[test]
-    fn master_alone_means_discover_and_password_applies() {
-        let t = topo(&["--master", "redis://10.0.0.5:7000", "--password", "s3cret"]);
-        assert!(t.discover && t.replicas.is_empty());
-        assert_eq!(t.master.password(), Some("s3cret"));
-        assert!(!format!("{:?}", t.master).contains("s3cret"));
-    }
-
-    #[test]
-    fn url_password_wins_and_is_redacted() {
-        let t = topo(&["--replica", "redis://u:inurl@h:1", "--password", "flag"]);
-        assert_eq!(t.replicas[0].password(), Some("inurl"));
-        assert_eq!(redact_url("redis://u:inurl@h:1/0"), "redis://u:***@h:1/0");
-        assert_eq!(redact_url("redis://:p@h:1"), "redis://:***@h:1");
-    }
 
     #[test]
     fn url_mistakes_get_redlabs_own_words() {

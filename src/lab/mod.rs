@@ -1,6 +1,7 @@
 //! Local master + replicas from `redis-server`, configured from the same
 //! `redis-conf/` files that docker-compose.yml mounts.
 
+pub use crate::topology::loopback_topology;
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -28,7 +29,7 @@ pub use state::{
 };
 
 use crate::client::Conn;
-use crate::topology::{Node, Role, Topology};
+use crate::topology::Topology;
 
 pub const DEFAULT_BASE_PORT: u16 = 6379;
 pub const MASTER_CONF: &str = include_str!("../../redis-conf/master.conf");
@@ -418,23 +419,6 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
 fn is_port_clash(e: &anyhow::Error) -> bool {
     let s = format!("{e:#}");
     s.contains("Address already in use") || s.contains("bind")
-}
-
-/// Lab processes on 127.0.0.1, the first one the master. The password is set
-/// on the connection settings, never formatted into a URL.
-pub fn loopback_topology(nodes: &[(&str, u16)], password: Option<&str>) -> Topology {
-    let node = |(name, port): (&str, u16), role| {
-        Node::parse(name, role, &format!("redis://127.0.0.1:{port}"))
-            .expect("a loopback URL parses")
-            .with_credentials(None, password)
-    };
-    Topology {
-        master: node(nodes[0], Role::Master),
-        replicas: nodes[1..].iter().map(|n| node(*n, Role::Replica)).collect(),
-        discover: false,
-        expected: crate::topology::ReplicaCount::Given(nodes.len() - 1),
-        sentinel: None,
-    }
 }
 
 /// Bounded wait for a topology to be in sync (used by the lab and tests).

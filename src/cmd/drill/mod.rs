@@ -24,9 +24,9 @@ use anyhow::{bail, Result};
 pub use report::DrillDetails;
 
 use crate::lab::Lab;
+use crate::replication::lag::{LagOptions, Sampler};
 use crate::report::Report;
 use crate::run::Ctx;
-use crate::replication::lag::{LagOptions, Sampler};
 use crate::series::lag::LagSeries;
 use crate::topology::{ReplicaCount, Role, Topology};
 use owned::{as_role, Plan};

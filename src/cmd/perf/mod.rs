@@ -529,7 +529,12 @@ pub async fn measure(
             interval: cfg.opts.lag_interval,
             settle: cfg.opts.settle,
         };
-        crate::replication::lag::Sampler::start(ctx.topology.master.clone(), replicas, opts, ctx.timeout)
+        crate::replication::lag::Sampler::start(
+            ctx.topology.master.clone(),
+            replicas,
+            opts,
+            ctx.timeout,
+        )
     });
     // An error in the first round still leaves a report that says how far
     // the run got.

@@ -241,8 +241,12 @@ pub async fn propagation(
         // The probes time the catch-up themselves; the series stops with them.
         settle: Duration::ZERO,
     };
-    let sampler =
-        crate::replication::lag::Sampler::start(ctx.topology.master.clone(), probed, opts, ctx.timeout);
+    let sampler = crate::replication::lag::Sampler::start(
+        ctx.topology.master.clone(),
+        probed,
+        opts,
+        ctx.timeout,
+    );
     let slowest = probe(cfg, ctx, master.conn.clone(), conns, &mut details.replicas).await;
     let lag = sampler.finish().await.map(|(series, _)| series);
     let slowest = slowest?;
