@@ -8,6 +8,7 @@ pub mod client;
 pub mod cmd;
 pub mod compare;
 pub mod config;
+pub mod discover;
 pub mod duration;
 pub mod lab;
 pub mod latency;
@@ -87,7 +88,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
     let mut topology = if is_lab || g.spawn.is_some() {
         Topology::from_spec(&g.topology)?
     } else {
-        Topology::resolve(&g.topology, g.timeout).await?
+        discover::resolve(&g.topology, g.timeout).await?
     };
     let progress =
         Progress::new(!out.quiet && !out.machine_stdout() && std::io::stderr().is_terminal());
@@ -107,7 +108,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         let shape = l.shape();
         let seed = l.seed();
         let c =
-            topology::cluster::discover(&seed, Some(shape.replicas), Some(shape.shards), g.timeout);
+            discover::cluster::discover(&seed, Some(shape.replicas), Some(shape.shards), g.timeout);
         cluster = Some(c.await?);
     } else if g.topology.cluster && !is_lab {
         topology.master.cluster = true;
@@ -303,7 +304,7 @@ fn sentinel_checks(job: &Job, topology: &Topology) -> Vec<report::Check> {
         return Vec::new();
     }
     match &topology.sentinel {
-        Some(set) => match &set.observed {
+        Some(set) => match discover::sentinel::observed(set) {
             Some(seen) => cmd::replicate_check::sentinels::evaluate(set, &topology.master, seen).0,
             None => Vec::new(),
         },
@@ -317,9 +318,9 @@ type Work<'a> =
 
 /// The labs a --spawn run started (one of them), stopped when dropped.
 /// The whole cluster a node belongs to, with the shape the user asserted.
-async fn whole_cluster(seed: &topology::Node, g: &Settings) -> Result<topology::Cluster> {
+async fn whole_cluster(seed: &topology::Node, g: &Settings) -> Result<discover::cluster::Cluster> {
     let t = &g.topology;
-    topology::cluster::discover(seed, t.expect_replicas, t.expect_shards, g.timeout).await
+    discover::cluster::discover(seed, t.expect_replicas, t.expect_shards, g.timeout).await
 }
 
 #[derive(Default)]

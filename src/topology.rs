@@ -5,12 +5,7 @@ use anyhow::{bail, Context, Result};
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 use serde::Serialize;
 
-pub mod cluster;
-pub mod sentinel;
 pub mod slot;
-
-pub use cluster::{Cluster, Shard};
-pub use sentinel::SentinelSet;
 
 pub const DEFAULT_MASTER: &str = "redis://127.0.0.1:6379";
 /// The node a cluster is discovered from without --master (`lab up --cluster`'s first).
@@ -326,16 +321,6 @@ impl Topology {
         Ok(topo)
     }
 
-    /// The topology the flags describe, asking Sentinel when `--sentinel`
-    /// is given (replica discovery from the master stays `survey::discover`).
-    pub async fn resolve(g: &TopologySpec, timeout: std::time::Duration) -> Result<Topology> {
-        if g.sentinels.is_empty() {
-            Topology::from_spec(g)
-        } else {
-            sentinel::resolve(g, timeout).await
-        }
-    }
-
     /// One node given twice (a replica twice, the master as a replica,
     /// `localhost` and `127.0.0.1` of one port) would pass "2 of 2" while
     /// the second replica is never looked at: refused before anything runs.
@@ -408,6 +393,54 @@ pub fn loopback_topology(nodes: &[(&str, u16)], password: Option<&str>) -> Topol
         discover: false,
         expected: ReplicaCount::Given(nodes.len() - 1),
         sentinel: None,
+    }
+}
+
+/// The name the lab's Sentinels know its master by, and `--master-name`'s default.
+pub const DEFAULT_MASTER_NAME: &str = "redlab";
+
+/// The Sentinels that watch the master, and the name they know it by.
+#[derive(Clone)]
+pub struct SentinelSet {
+    pub master_name: String,
+    /// `sentinel1`, ...: a Sentinel is addressed like a node (its role is
+    /// not meaningful), with the credentials of its own URL.
+    pub nodes: Vec<Node>,
+    /// What each Sentinel answered when the topology was resolved through
+    /// them, kept for the health checks: `discover::sentinel::observed`
+    /// reads it (the type lives there, with the look-ups; topology only
+    /// carries it). None for a lab's own Sentinels.
+    pub observed: Option<std::sync::Arc<dyn std::any::Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for SentinelSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SentinelSet")
+            .field("master_name", &self.master_name)
+            .field("nodes", &self.nodes)
+            .field("observed", &self.observed.is_some())
+            .finish()
+    }
+}
+
+impl SentinelSet {
+    pub fn parse(urls: &[String], master_name: &str) -> Result<SentinelSet> {
+        let mut nodes = Vec::new();
+        for (i, url) in urls.iter().filter(|u| !u.trim().is_empty()).enumerate() {
+            let name = format!("sentinel{}", i + 1);
+            nodes.push(
+                Node::parse(&name, Role::Replica, url.trim())
+                    .with_context(|| format!("--sentinel {}", redact_url(url)))?,
+            );
+        }
+        if nodes.is_empty() {
+            bail!("--sentinel given without an address: give redis://host:port of a Sentinel");
+        }
+        Ok(SentinelSet {
+            master_name: master_name.to_string(),
+            nodes,
+            observed: None,
+        })
     }
 }
 

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{conf_quote, is_port_clash, pick_ports, LabState, ProcessState, Server, CLUSTER_CONF};
 use crate::client::Conn;
-use crate::topology::cluster::{parse_nodes, Member};
+use crate::discover::cluster::{parse_nodes, Member};
 use crate::topology::slot::{self, SLOTS};
 use crate::topology::{Node, Role};
 

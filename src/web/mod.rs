@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::report::{Details, Report, Section};
 use crate::run::Ctx;
-use crate::topology::Cluster;
+use crate::discover::cluster::Cluster;
 
 pub use state::State;
 

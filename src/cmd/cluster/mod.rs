@@ -21,9 +21,10 @@ use serde::{Deserialize, Serialize};
 use crate::cmd::check::{self, StepOutcome};
 use crate::cmd::{clean, compare, demo, keycount, perf, replicate_check, stats, ttl_watch};
 use crate::config::Job;
+use crate::discover::cluster::Cluster;
 use crate::report::{AnyReport, Check, Details, Figure, Report, Section, Verdict};
 use crate::run::Ctx;
-use crate::topology::{slot, Cluster};
+use crate::topology::slot;
 use crate::ui::progress::Progress;
 
 pub use health::Health;
@@ -298,12 +299,12 @@ pub async fn follow_masters(cluster: &Cluster, shards: &[Ctx]) {
 pub async fn slot_map<'a>(
     seeds: impl Iterator<Item = &'a crate::topology::Node>,
     timeout: std::time::Duration,
-) -> Option<Vec<crate::topology::cluster::Member>> {
+) -> Option<Vec<crate::discover::cluster::Member>> {
     for node in seeds {
         let Ok(mut c) = crate::client::Conn::connect(node, timeout).await else {
             continue;
         };
-        if let Ok((m, _)) = crate::topology::cluster::members_of(&mut c, node.tls()).await {
+        if let Ok((m, _)) = crate::discover::cluster::members_of(&mut c, node.tls()).await {
             return Some(m);
         }
     }
@@ -314,7 +315,7 @@ pub async fn slot_map<'a>(
 /// as a node named like `current`; None when that is still `current`, or
 /// when no master serves it (or `ctx` is not a shard's).
 pub fn master_now(
-    members: &[crate::topology::cluster::Member],
+    members: &[crate::discover::cluster::Member],
     ctx: &Ctx,
     current: &crate::topology::Node,
 ) -> Option<crate::topology::Node> {

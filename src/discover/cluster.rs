@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use super::slot::{self, SLOTS};
-use super::{Node, ReplicaCount, Role, Topology};
 use crate::client::Conn;
+use crate::topology::slot::{self, SLOTS};
+use crate::topology::{Node, ReplicaCount, Role, Topology};
 
 /// One node as a cluster node's view lists it (a line of `CLUSTER NODES`,
 /// or a node of `CLUSTER SHARDS`).
