@@ -27,7 +27,9 @@ pub type Observed = Vec<Result<Observation, NodeError>>;
 /// --timeout, not two. None for a lab's own Sentinels (or any set not
 /// resolved through).
 pub fn observed(set: &SentinelSet) -> Option<&Observed> {
-    set.observed.as_ref().and_then(|o| o.downcast_ref::<Observed>())
+    set.observed
+        .as_ref()
+        .and_then(|o| o.downcast_ref::<Observed>())
 }
 
 /// A replica (or a Sentinel) as one Sentinel lists it.
