@@ -7,6 +7,10 @@ use serde::Serialize;
 
 pub mod slot;
 
+/// The most replicas a topology may have: a lab's one port each above the
+/// privileged ones, and how far chain discovery goes.
+pub const MAX_REPLICAS: usize = 1000;
+
 pub const DEFAULT_MASTER: &str = "redis://127.0.0.1:6379";
 /// The node a cluster is discovered from without --master (`lab up --cluster`'s first).
 pub const DEFAULT_CLUSTER_SEED: &str = "redis://127.0.0.1:7000";

@@ -179,10 +179,9 @@ pub async fn ckquorum(conn: &mut Conn, name: &str) -> Result<Result<String, Stri
         }),
         Some(redis::Value::SimpleString(s)) => Ok(s),
         Some(redis::Value::Okay) => Ok("OK".into()),
-        Some(other) => Ok(String::from_utf8_lossy(
-            crate::compare::fingerprint::bytes(&other).unwrap_or(b"?"),
-        )
-        .into_owned()),
+        Some(other) => {
+            Ok(String::from_utf8_lossy(crate::client::bytes(&other).unwrap_or(b"?")).into_owned())
+        }
         None => Err("no reply".into()),
     })
 }

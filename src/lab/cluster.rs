@@ -248,7 +248,7 @@ impl ClusterLab {
             let (a, _) = slot_range(i, self.shards.len());
             let key = format!(
                 "{}lab:{{{}}}:sync",
-                crate::run::namespace::root(),
+                crate::namespace::root(),
                 slot::tag_for_slot(a)
             );
             loop {

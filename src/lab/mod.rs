@@ -473,7 +473,7 @@ async fn stream_flows(master: &mut Conn, replicas: usize, deadline: Instant) -> 
     master
         .query::<u64>(
             redis::cmd("PUBLISH")
-                .arg(format!("{}lab:sync", crate::run::namespace::root()))
+                .arg(format!("{}lab:sync", crate::namespace::root()))
                 .arg("1"),
         )
         .await?;
@@ -489,7 +489,7 @@ async fn stream_flows(master: &mut Conn, replicas: usize, deadline: Instant) -> 
 }
 
 /// The most replicas a lab may have: one port each, above the privileged ones.
-pub const MAX_REPLICAS: usize = 1000;
+pub use crate::topology::MAX_REPLICAS;
 
 fn pick_ports(base: Option<u16>, n: usize) -> Result<Vec<u16>> {
     if n > MAX_REPLICAS + 1 {

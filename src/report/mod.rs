@@ -559,7 +559,7 @@ pub fn write_file(path: &Path, text: &str) -> Result<()> {
     std::thread::spawn(move || {
         let _ = tx.send(std::fs::write(&p, t));
     });
-    let signals = crate::run::signals_received();
+    let signals = crate::interrupt::received();
     // After a signal (the interrupted run's report) a reader has a second.
     let bound = match signals {
         0 => write_bound(),
@@ -570,7 +570,7 @@ pub fn write_file(path: &Path, text: &str) -> Result<()> {
         match rx.recv_timeout(std::time::Duration::from_millis(20)) {
             Ok(r) => return r.with_context(what),
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => bail!("{}: failed", what()),
-            Err(_) if crate::run::signals_received() != signals => {
+            Err(_) if crate::interrupt::received() != signals => {
                 return Err(anyhow::Error::new(WriteInterrupted).context(what()))
             }
             Err(_) if std::time::Instant::now() >= deadline => bail!(

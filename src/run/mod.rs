@@ -16,7 +16,7 @@ use crate::ui::progress::Progress;
 pub mod cleanup;
 mod ledger;
 mod manifest;
-pub mod namespace;
+pub use crate::namespace;
 pub mod registry;
 pub mod safety;
 mod signals;
