@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::cli::{
+use crate::app::cli::{
     Cli, ColorArg, Command, DemoArgs, FailOnArg, FormatArg, LabAction, PerfWorkload, StatsArgs,
     TtlWatchArgs,
 };
@@ -121,7 +121,7 @@ pub enum Job {
     /// Break a lab redlab started and measure the cost.
     Drill(drill::Config),
     /// Print a completion script (no topology).
-    Completions(crate::cli::ShellArg),
+    Completions(crate::app::cli::ShellArg),
     /// Print the manual page, or a subcommand's (no topology).
     Man(Vec<String>),
 }
@@ -359,8 +359,8 @@ fn job(command: &Command, settings: &Settings) -> Result<Job> {
     })
 }
 
-fn drill_config(a: &crate::cli::DrillArgs, settings: &Settings) -> drill::Config {
-    use crate::cli::{FaultArg, ResyncArg};
+fn drill_config(a: &crate::app::cli::DrillArgs, settings: &Settings) -> drill::Config {
+    use crate::app::cli::{FaultArg, ResyncArg};
     use drill::{Fault, Resync};
     let t = &settings.topology;
     drill::Config {
@@ -402,15 +402,15 @@ fn drill_config(a: &crate::cli::DrillArgs, settings: &Settings) -> drill::Config
 fn set_aside_env_topology(s: &mut Settings) {
     let t = &mut s.topology;
     let mut set_aside = Vec::new();
-    if t.master.is_some() && !crate::cli::typed("--master") {
+    if t.master.is_some() && !crate::app::cli::typed("--master") {
         t.master = None;
         set_aside.push("REDLAB_MASTER");
     }
-    if !t.replicas.is_empty() && !crate::cli::typed("--replica") {
+    if !t.replicas.is_empty() && !crate::app::cli::typed("--replica") {
         t.replicas.clear();
         set_aside.push("REDLAB_REPLICAS");
     }
-    if !t.sentinels.is_empty() && !crate::cli::typed("--sentinel") {
+    if !t.sentinels.is_empty() && !crate::app::cli::typed("--sentinel") {
         t.sentinels.clear();
         set_aside.push("REDLAB_SENTINELS");
     }
@@ -423,7 +423,7 @@ fn set_aside_env_topology(s: &mut Settings) {
 }
 
 /// Options that mean nothing without another: an error, never ignored.
-fn refuse_half_given(g: &crate::cli::GlobalArgs) -> Result<()> {
+fn refuse_half_given(g: &crate::app::cli::GlobalArgs) -> Result<()> {
     if g.user.is_some() && g.password.is_none() {
         anyhow::bail!(
             "--user needs a password: set REDLAB_PASSWORD (or --password), or put both in the URL"
@@ -446,7 +446,7 @@ fn refuse_half_given(g: &crate::cli::GlobalArgs) -> Result<()> {
 /// comma) is a mistake, not fewer nodes: dropping the items silently would
 /// test a topology nobody described.
 fn refuse_empty_entries(flag: &str, env: &str, items: &[String], spawn: bool) -> Result<()> {
-    let typed = crate::cli::typed(flag);
+    let typed = crate::app::cli::typed(flag);
     // --spawn sets the environment's topology aside (`set_aside_env_topology`).
     if items.is_empty() || (spawn && !typed) {
         return Ok(());
@@ -483,7 +483,7 @@ fn format(f: FormatArg) -> Format {
     }
 }
 
-fn perf_options(a: &crate::cli::PerfArgs, allow_eviction: bool) -> Result<perf::Options> {
+fn perf_options(a: &crate::app::cli::PerfArgs, allow_eviction: bool) -> Result<perf::Options> {
     let mut opts = perf::Options {
         workload: match a.workload {
             PerfWorkload::Set => perf::WorkloadKind::Set,
@@ -515,8 +515,8 @@ fn perf_options(a: &crate::cli::PerfArgs, allow_eviction: bool) -> Result<perf::
         lag_interval: a.lag_interval,
         threads: a.threads,
         read_from: match a.read_from {
-            crate::cli::PerfReadFrom::Master => perf::ReadFrom::Master,
-            crate::cli::PerfReadFrom::Replicas => perf::ReadFrom::Replicas,
+            crate::app::cli::PerfReadFrom::Master => perf::ReadFrom::Master,
+            crate::app::cli::PerfReadFrom::Replicas => perf::ReadFrom::Replicas,
         },
         split: None,
         start_at: a.start_at,
@@ -586,7 +586,7 @@ fn web_config(a: &DemoArgs, out: &Output) -> crate::web::Config {
     }
 }
 
-fn compare_config(a: &crate::cli::CompareArgs) -> compare_cmd::Config {
+fn compare_config(a: &crate::app::cli::CompareArgs) -> compare_cmd::Config {
     use crate::compare::Sample;
     let sample = match (a.sample, a.sample_ratio) {
         (Some(n), _) => Sample::Keys(n),
@@ -621,7 +621,7 @@ mod topology_from_flags {
         let mut v = vec!["redlab"];
         v.extend_from_slice(args);
         v.push("keycount");
-        let cli = crate::cli::Cli::parse_args(v).unwrap();
+        let cli = crate::app::cli::Cli::parse_args(v).unwrap();
         Topology::from_spec(&resolve(&cli).unwrap().0.topology).unwrap()
     }
 
@@ -660,7 +660,10 @@ mod check_from_flags {
     fn cfg(args: &[&str]) -> crate::cmd::check::Config {
         let mut v = vec!["redlab", "check"];
         v.extend_from_slice(args);
-        match resolve(&crate::cli::Cli::parse_args(v).unwrap()).unwrap().1 {
+        match resolve(&crate::app::cli::Cli::parse_args(v).unwrap())
+            .unwrap()
+            .1
+        {
             Job::Check(c) => c,
             _ => unreachable!(),
         }
@@ -693,9 +696,10 @@ mod check_from_flags {
             ]
         );
         assert_eq!(c.unknown, vec!["nope"]);
-        assert!(
-            crate::cli::Cli::parse_args(["redlab", "check", "--skip", "a", "--only", "b"]).is_err()
-        );
+        assert!(crate::app::cli::Cli::parse_args([
+            "redlab", "check", "--skip", "a", "--only", "b"
+        ])
+        .is_err());
         assert_eq!(
             cfg(&["--require-min-replicas"]).require_min_replicas,
             Some(1)

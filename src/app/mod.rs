@@ -1,0 +1,15 @@
+//! The run in one room, argv to exit code: `cli` (clap only) parses,
+//! `settings` turns the arguments into plain settings and one job, `run`
+//! resolves the topology once and runs the job (`shards` on every shard of a
+//! cluster), `emit` prints and writes the report, `exit` says what the
+//! outcome means as an exit code.
+
+pub mod cli;
+pub mod emit;
+mod exit;
+pub mod run;
+pub mod settings;
+pub mod shards;
+
+pub use exit::Outcome;
+pub use run::run;
