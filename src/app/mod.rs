@@ -1,5 +1,6 @@
 //! The run in one room, argv to exit code: `cli` (clap only) parses,
-//! `settings` turns the arguments into plain settings and one job, `run`
+//! `settings` turns the arguments into plain settings and one job (`job`: the
+//! table of subcommands), `run`
 //! resolves the topology once and runs the job (`shards` on every shard of a
 //! cluster), `emit` prints and writes the report, `exit` says what the
 //! outcome means as an exit code.
@@ -7,6 +8,7 @@
 pub mod cli;
 pub mod emit;
 mod exit;
+pub mod job;
 pub mod run;
 pub mod settings;
 pub mod shards;

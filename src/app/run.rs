@@ -9,43 +9,29 @@ use std::time::{Instant, SystemTime};
 
 use anyhow::{bail, Result};
 
-use super::cli::{self, Cli};
+use super::cli::Cli;
 use super::emit::{emit, write_files};
-use super::settings::{self, Job, Settings};
+use super::job::{Kind, Mode, OnCluster};
+use super::settings::{self, Settings};
 use super::Outcome;
 use crate::lab::{self, Lab, LabOptions};
-use crate::report::{self, AnyReport, Details, Report, Verdict};
+use crate::report::{self, AnyReport, Details, Report};
 use crate::run::{self, Ctx, Signals};
 use crate::topology::{self, Topology};
 use crate::ui::progress::Progress;
-use crate::{cmd, discover, serving, survey, web};
+use crate::{cmd, discover, serving, survey};
 
 pub async fn run(cli: Cli) -> Result<Outcome> {
     // Listen before anything starts: a signal during --spawn's start-up must
     // still stop the servers (they sit in their own process group).
-    let (settings, job) = settings::resolve(&cli)?;
+    let (settings, mode) = settings::resolve(&cli)?;
     run::namespace::set(&settings.prefix);
     // Rendering a saved report needs no topology, lab or signal handling.
-    let job = match job {
-        Job::Report(c) => {
-            let mut r = cmd::report::run(c)?;
-            let verdict = emit(&settings, r.report.as_mut())?;
-            return Ok(Outcome::Done(if r.judged {
-                verdict
-            } else {
-                Verdict::Pass
-            }));
-        }
-        Job::Completions(shell) => {
-            cli::completions(shell, &mut std::io::stdout());
-            return Ok(Outcome::Done(Verdict::Pass));
-        }
-        Job::Man(path) => {
-            cli::man(&path, &mut std::io::stdout())?;
-            return Ok(Outcome::Done(Verdict::Pass));
-        }
-        other => other,
+    let job = match mode {
+        Mode::Special(s) => return s.run(&settings),
+        Mode::Run(job) => job,
     };
+    let kind = job.kind();
     let mut signals = Signals::new()?;
     let g = &settings;
     report::set_write_bound(g.timeout);
@@ -53,7 +39,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         settings.output.narrator().line(n);
     }
     let out = &settings.output;
-    let is_lab = matches!(job, Job::Lab(_));
+    let is_lab = kind.on_cluster == OnCluster::OwnTopology;
     // --sentinel asks Sentinel for the master and replicas (network, bounded by --timeout).
     let mut topology = if is_lab || g.spawn.is_some() {
         Topology::from_spec(&g.topology)?
@@ -96,12 +82,12 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
             // (the survey says so again, in its way); a refused topology
             // (two replicas at one address) is an error for every one.
             Err(e)
-                if (matches!(job, Job::Check(_)) || serving::NotServing::of(&e).is_some())
+                if (kind.reports_unusable_master || serving::NotServing::of(&e).is_some())
                     && e.downcast_ref::<survey::Refusal>().is_none() => {}
             Err(e) => return Err(e),
         }
     }
-    let name = job.name();
+    let name = kind.name;
     let run_id = run::new_run_id();
     let started = (SystemTime::now(), Instant::now());
     let args = run::redacted_args(&std::env::args().collect::<Vec<_>>());
@@ -116,6 +102,8 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         started_at: started.1,
         args: args.clone(),
         command: name,
+        writes: kind.writes,
+        removes_leftovers: kind.removes_leftovers,
         say: out.narrator(),
         // A --spawn lab starts empty: there are no user keys to evict, so a
         // large run may fill it (evictions are still reported, as warnings).
@@ -140,7 +128,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
             })
             .collect(),
         None => {
-            let sentinels = sentinel_checks(&job, &topology);
+            let sentinels = sentinel_checks(kind, &topology);
             let ctx = make_ctx(topology, None, progress);
             if let Ok(mut x) = ctx.extra_checks.lock() {
                 x.extend(sentinels);
@@ -151,7 +139,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
     };
     let work: Work<'_> = match &cluster {
         Some(c) => Box::pin(super::shards::dispatch(job, c, &ctxs, progress)),
-        None => Box::pin(dispatch(job, &ctxs[0], labs.replication.as_mut())),
+        None => Box::pin(job.run(&ctxs[0], labs.replication.as_mut())),
     };
     // A panic must not skip the key removal below: it is caught, and resumed after.
     let work = std::panic::AssertUnwindSafe(work).catch_unwind();
@@ -201,7 +189,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
     let ctx = &ctxs[0];
     match result {
         None => {
-            if name == "clean" {
+            if kind.removes_leftovers {
                 // clean writes nothing of its own: what it was removing is
                 // still there in part.
                 eprintln!(
@@ -237,7 +225,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         }
         // A node that does not serve fails a checking subcommand (exit 1),
         // with its report; a writing one refused it (exit 2, below).
-        Some(Ok(Err(e))) if !run::writes_by_design(name) && run::safety::is_not_serving(&e) => {
+        Some(Ok(Err(e))) if !kind.writes && run::safety::is_not_serving(&e) => {
             let mut r = failed_report(name, ctx, &e);
             let serving = match serving::NotServing::of(&e) {
                 Some(n) => n.check(),
@@ -269,8 +257,8 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
 /// resolved, asserted in every subcommand's report (replicate-check and
 /// check ask them again themselves), so a silent or disagreeing Sentinel is
 /// never left out of a run that went through them.
-fn sentinel_checks(job: &Job, topology: &Topology) -> Vec<report::Check> {
-    if matches!(job, Job::Check(_) | Job::ReplicateCheck(_) | Job::Lab(_)) {
+fn sentinel_checks(kind: Kind, topology: &Topology) -> Vec<report::Check> {
+    if kind.asks_sentinels {
         return Vec::new();
     }
     match &topology.sentinel {
@@ -439,28 +427,4 @@ fn interrupted_report(command: &str, ctx: &Ctx) -> Report<Interrupted> {
         checks,
         Interrupted { interrupted: true },
     )
-}
-
-/// `lab` is the --spawn lab, for the one subcommand that acts on its processes (drill).
-async fn dispatch(job: Job, ctx: &Ctx, lab: Option<&mut Lab>) -> Result<Box<dyn AnyReport>> {
-    fn boxed<D: Details + 'static>(r: Report<D>) -> Box<dyn AnyReport> {
-        Box::new(r)
-    }
-    Ok(match job {
-        Job::ReplicateCheck(c) => boxed(cmd::replicate_check::run(c, ctx).await?),
-        Job::Keycount(c) => boxed(cmd::keycount::run(c, ctx).await?),
-        Job::Lab(c) => boxed(cmd::lab::run(c, ctx).await?),
-        Job::Perf(c) => boxed(cmd::perf::run(c, ctx).await?),
-        Job::Check(c) => boxed(cmd::check::run(c, ctx).await?),
-        Job::Stats(c) => boxed(cmd::stats::run(c, ctx).await?),
-        Job::TtlWatch(c) => boxed(cmd::ttl_watch::run(c, ctx).await?),
-        Job::Demo(c) => boxed(cmd::demo::run(c, ctx).await?),
-        Job::Web(c) => boxed(web::run(c, std::slice::from_ref(ctx), None).await?),
-        Job::Clean(c) => boxed(cmd::clean::run(c, ctx).await?),
-        Job::Compare(c) => boxed(cmd::compare::run(c, ctx).await?),
-        Job::Drill(c) => boxed(cmd::drill::run(c, ctx, lab).await?),
-        Job::Report(_) | Job::Completions(_) | Job::Man(_) => {
-            unreachable!("handled before any run starts")
-        }
-    })
 }

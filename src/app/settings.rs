@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+pub use super::job::{Job, Mode, Special};
 use crate::app::cli::{
     Cli, ColorArg, Command, DemoArgs, FailOnArg, FormatArg, LabAction, PerfWorkload, StatsArgs,
     TtlWatchArgs,
@@ -100,55 +101,7 @@ impl Output {
     }
 }
 
-/// The subcommand to run, with its plain configuration. Built once per run:
-/// the size of its largest variant costs nothing.
-#[allow(clippy::large_enum_variant)]
-pub enum Job {
-    ReplicateCheck(replicate_check::Config),
-    Keycount(keycount::Config),
-    Lab(lab::Config),
-    Perf(perf::Options),
-    Check(check::Config),
-    Stats(stats::Config),
-    TtlWatch(ttl_watch::Config),
-    Demo(demo::Config),
-    /// `demo --web`: the cache demo as a web page, until Ctrl-C.
-    Web(crate::web::Config),
-    Clean(clean::Config),
-    Compare(compare_cmd::Config),
-    /// Render a saved report again (no topology).
-    Report(report_cmd::Config),
-    /// Break a lab redlab started and measure the cost.
-    Drill(drill::Config),
-    /// Print a completion script (no topology).
-    Completions(crate::app::cli::ShellArg),
-    /// Print the manual page, or a subcommand's (no topology).
-    Man(Vec<String>),
-}
-
-impl Job {
-    /// The subcommand as typed.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Job::ReplicateCheck(_) => "replicate-check",
-            Job::Keycount(_) => "keycount",
-            Job::Lab(_) => "lab",
-            Job::Perf(_) => "perf",
-            Job::Check(_) => "check",
-            Job::Stats(_) => "stats",
-            Job::TtlWatch(_) => "ttl-watch",
-            Job::Demo(_) | Job::Web(_) => "demo",
-            Job::Report(_) => "report",
-            Job::Clean(_) => "clean",
-            Job::Compare(_) => "compare",
-            Job::Drill(_) => "drill",
-            Job::Completions(_) => "completions",
-            Job::Man(_) => "man",
-        }
-    }
-}
-
-pub fn resolve(cli: &Cli) -> Result<(Settings, Job)> {
+pub fn resolve(cli: &Cli) -> Result<(Settings, Mode)> {
     let g = &cli.global;
     refuse_half_given(g)?;
     let output = Output {
@@ -271,9 +224,9 @@ fn cluster_flags(cli: &Cli) -> Result<()> {
     Ok(())
 }
 
-fn job(command: &Command, settings: &Settings) -> Result<Job> {
+fn job(command: &Command, settings: &Settings) -> Result<Mode> {
     let out = &settings.output;
-    Ok(match command {
+    Ok(Mode::Run(match command {
         Command::ReplicateCheck(a) => Job::ReplicateCheck(replicate_check::Config {
             probes: a.probes,
             max_lag: a.max_lag,
@@ -348,15 +301,17 @@ fn job(command: &Command, settings: &Settings) -> Result<Job> {
             run: a.run.clone(),
             rate: a.rate,
         }),
-        Command::Report(a) => Job::Report(report_cmd::Config {
-            file: a.file.clone().unwrap_or_default(),
-            compare: a.compare.clone(),
-            merge: a.merge.clone(),
-        }),
         Command::Drill(a) => Job::Drill(drill_config(a, settings)),
-        Command::Completions(a) => Job::Completions(a.shell),
-        Command::Man(a) => Job::Man(a.command.clone()),
-    })
+        Command::Report(a) => {
+            return Ok(Mode::Special(Special::Report(report_cmd::Config {
+                file: a.file.clone().unwrap_or_default(),
+                compare: a.compare.clone(),
+                merge: a.merge.clone(),
+            })))
+        }
+        Command::Completions(a) => return Ok(Mode::Special(Special::Completions(a.shell))),
+        Command::Man(a) => return Ok(Mode::Special(Special::Man(a.command.clone()))),
+    }))
 }
 
 fn drill_config(a: &crate::app::cli::DrillArgs, settings: &Settings) -> drill::Config {
@@ -664,7 +619,7 @@ mod check_from_flags {
             .unwrap()
             .1
         {
-            Job::Check(c) => c,
+            Mode::Run(Job::Check(c)) => c,
             _ => unreachable!(),
         }
     }

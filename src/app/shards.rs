@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::Result;
 use futures_util::future::join_all;
 
-use super::settings::Job;
+use super::job::{Job, OnCluster};
 use crate::cmd::check::{self, StepOutcome};
 use crate::cmd::cluster::{health, merge, owner, Health};
 use crate::cmd::{clean, compare, demo, keycount, perf, replicate_check, stats, ttl_watch};
@@ -63,6 +63,9 @@ pub async fn dispatch(
     progress: Progress,
 ) -> Result<Box<dyn AnyReport>> {
     let first = &shards[0];
+    if job.kind().on_cluster == OnCluster::Never {
+        anyhow::bail!("{} does not run on a cluster", job.name());
+    }
     Ok(match job {
         Job::ReplicateCheck(c) => {
             c.validate()?;
@@ -150,9 +153,7 @@ pub async fn dispatch(
             boxed(demo::run(c, &shards[k]).await?)
         }
         Job::Web(c) => boxed(crate::web::run(c, shards, Some(cluster)).await?),
-        Job::Lab(_) | Job::Report(_) | Job::Completions(_) | Job::Man(_) => {
-            unreachable!("run without a topology")
-        }
-        Job::Drill(_) => anyhow::bail!("drill does not run on a cluster"),
+        Job::Lab(_) => unreachable!("lab makes its own topology"),
+        Job::Drill(_) => unreachable!("refused above"),
     })
 }

@@ -35,12 +35,6 @@ pub fn key_ttl(need: Duration) -> Duration {
     need.max(MIN_KEY_TTL)
 }
 
-/// The subcommands whose purpose is to write (load, demo, expiry, drill):
-/// they refuse to start on a node that does not serve.
-pub fn writes_by_design(command: &str) -> bool {
-    matches!(command, "perf" | "demo" | "ttl-watch" | "drill")
-}
-
 /// The shard of a cluster a `Ctx` works on: one `Ctx` per shard, each with
 /// the shard's topology, its own ledger, safety state and registry.
 #[derive(Debug, Clone)]
@@ -68,6 +62,12 @@ pub struct Ctx {
     pub args: Vec<String>,
     /// The subcommand, for the registry record.
     pub command: &'static str,
+    /// The subcommand writes by design (load, demo, expiry, drill): it
+    /// refuses to start on a node that does not serve (`app::job::Kind`).
+    pub writes: bool,
+    /// The subcommand removes what dead runs left (clean): no leftover scan
+    /// before it, it says what it removes itself.
+    pub removes_leftovers: bool,
     /// Lines for the person at the terminal (stderr; silenced by --quiet).
     pub say: Narrator,
     /// `--allow-eviction`: the user consented to writes that may evict.
@@ -119,7 +119,7 @@ impl Ctx {
     /// they can and their report carries `<node>.serving`, failed.
     fn serving_gate(&self, s: &Survey) -> anyhow::Result<()> {
         let down = s.all().iter().filter_map(|st| st.not_serving());
-        if writes_by_design(self.command) {
+        if self.writes {
             return match down.into_iter().next() {
                 Some(n) => Err(n.into()),
                 None => Ok(()),
