@@ -1,8 +1,7 @@
 //! The run in one room, argv to exit code: `cli` (clap only) parses,
 //! `settings` turns the arguments into plain settings and one job (`job`: the
-//! table of subcommands), `run`
-//! resolves the topology once and runs the job (`shards` on every shard of a
-//! cluster), `emit` prints and writes the report, `exit` says what the
+//! table of subcommands), `target` resolves the topology once, `run` runs
+//! the job (`shards` on every shard of a cluster), `emit` prints and writes the report, `exit` says what the
 //! outcome means as an exit code.
 
 pub mod cli;
@@ -12,6 +11,7 @@ pub mod job;
 pub mod run;
 pub mod settings;
 pub mod shards;
+pub mod target;
 
 pub use exit::Outcome;
 pub use run::run;
