@@ -12,7 +12,7 @@ use anyhow::{bail, Result};
 use super::cli::Cli;
 use super::emit::{emit, write_files};
 use super::job::{Kind, Mode};
-use super::settings;
+use super::settings::{self, Settings};
 use super::target::{self, Target};
 use super::Outcome;
 use crate::report::{self, AnyReport, Details, Report};
@@ -149,7 +149,20 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         }
     }
     drop(labs);
-    let ctx = &ctxs[0];
+    conclude(result, kind, &ctxs[0], extra, all_removed, &settings)
+}
+
+/// How the job ended, reported: its report emitted with the run's own
+/// checks, or the interrupted or failed run's report written (exit 130, 2).
+fn conclude(
+    result: Option<std::thread::Result<Result<Box<dyn AnyReport>>>>,
+    kind: Kind,
+    ctx: &Ctx,
+    extra: Vec<report::Check>,
+    all_removed: bool,
+    settings: &Settings,
+) -> Result<Outcome> {
+    let (name, out) = (kind.name, &settings.output);
     match result {
         None => {
             if kind.removes_leftovers {
@@ -171,7 +184,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Some(Err(panic)) => std::panic::resume_unwind(panic),
         Some(Ok(Ok(mut report))) => {
             report.add_checks(extra);
-            let verdict = match emit(&settings, report.as_mut()) {
+            let verdict = match emit(settings, report.as_mut()) {
                 // --output to a FIFO nobody read, and a signal came.
                 Err(e) if e.is::<report::WriteInterrupted>() => {
                     eprintln!("redlab: {e:#}");
@@ -202,7 +215,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
                 r.add_checks(vec![serving]);
             }
             r.add_checks(extra);
-            let verdict = emit(&settings, &mut r)?;
+            let verdict = emit(settings, &mut r)?;
             Ok(Outcome::Done(verdict))
         }
         Some(Ok(Err(e))) => {
