@@ -1,14 +1,41 @@
 #!/usr/bin/env python3
 """The import graph between redlab's top-level modules, from `crate::` paths
-(use lines and inline paths), and the circles in it (strongly connected
-components of more than one module). Usage: python3 bench/module_graph.py [src]"""
+(use lines, nested use groups and inline paths such as `crate::x::f()`
+written without a `use`), and the circles in it (strongly connected
+components of more than one module). Exits 1 when there is a circle: .ci/run
+runs it. Usage: python3 bench/module_graph.py [src]"""
 import os, re, sys
 from collections import defaultdict
 
 src = sys.argv[1] if len(sys.argv) > 1 else "src"
 top = sorted({(f[:-3] if f.endswith(".rs") else f) for f in os.listdir(src)} - {"lib", "main"})
 edges = defaultdict(set)
-pat = re.compile(r"crate::(\w+)|use crate::\{([^}]*)\}")
+pat = re.compile(r"crate::(\w+)|crate::\{")
+
+
+def group_heads(text, start):
+    """The first path segment of each item of a `crate::{...}` group that
+    opens at text[start] (nested groups such as `a::{b, c}` count as `a`)."""
+    depth, item, heads, i = 0, "", [], start
+    while i < len(text):
+        ch = text[i]
+        if ch == "{":
+            depth += 1
+            if depth == 1:
+                i += 1
+                continue
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                heads.append(item)
+                break
+        if depth == 1 and ch == ",":
+            heads.append(item)
+            item = ""
+        elif depth == 1:
+            item += ch
+        i += 1
+    return [h.strip().split("::")[0].strip() for h in heads if h.strip()]
 for root, _, files in os.walk(src):
     for f in files:
         if not f.endswith(".rs"):
@@ -20,7 +47,7 @@ for root, _, files in os.walk(src):
             continue
         text = open(path, encoding="utf-8").read()
         for m in pat.finditer(text):
-            names = [m.group(1)] if m.group(1) else [n.strip().split("::")[0] for n in m.group(2).split(",")]
+            names = [m.group(1)] if m.group(1) else group_heads(text, m.end() - 1)
             for n in names:
                 if n in top and n != me:
                     edges[me].add(n)

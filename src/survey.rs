@@ -353,7 +353,7 @@ const CHAIN_DEPTH: usize = 8;
 async fn discover_chains(topo: &mut Topology, timeout: Duration) {
     let mut level: Vec<Node> = topo.replicas.clone();
     for _ in 0..CHAIN_DEPTH {
-        if level.is_empty() || topo.replicas.len() >= crate::lab::MAX_REPLICAS {
+        if level.is_empty() || topo.replicas.len() >= crate::topology::MAX_REPLICAS {
             return;
         }
         let found = futures_util::future::join_all(level.iter().map(|n| async move {

@@ -5,12 +5,11 @@ use anyhow::{bail, Context, Result};
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 use serde::Serialize;
 
-pub mod cluster;
-pub mod sentinel;
 pub mod slot;
 
-pub use cluster::{Cluster, Shard};
-pub use sentinel::SentinelSet;
+/// The most replicas a topology may have: a lab's one port each above the
+/// privileged ones, and how far chain discovery goes.
+pub const MAX_REPLICAS: usize = 1000;
 
 pub const DEFAULT_MASTER: &str = "redis://127.0.0.1:6379";
 /// The node a cluster is discovered from without --master (`lab up --cluster`'s first).
@@ -308,7 +307,7 @@ impl Topology {
             (false, Some(n)) if n != replicas.len() => bail!(
                 "--expect-replicas {n} but {} given: give every replica with --replica, \
                  or drop --replica to discover them from the master",
-                crate::report::plural(replicas.len() as u64, "replica")
+                crate::text::plural(replicas.len() as u64, "replica")
             ),
             (false, _) => ReplicaCount::Given(replicas.len()),
         };
@@ -324,16 +323,6 @@ impl Topology {
             n.refuse_user_without_password()?;
         }
         Ok(topo)
-    }
-
-    /// The topology the flags describe, asking Sentinel when `--sentinel`
-    /// is given (replica discovery from the master stays `survey::discover`).
-    pub async fn resolve(g: &TopologySpec, timeout: std::time::Duration) -> Result<Topology> {
-        if g.sentinels.is_empty() {
-            Topology::from_spec(g)
-        } else {
-            sentinel::resolve(g, timeout).await
-        }
     }
 
     /// One node given twice (a replica twice, the master as a replica,
@@ -394,43 +383,74 @@ pub fn host_port(host: &str, port: impl std::fmt::Display) -> String {
     }
 }
 
+/// Lab processes on 127.0.0.1, the first one the master. The password is set
+/// on the connection settings, never formatted into a URL.
+pub fn loopback_topology(nodes: &[(&str, u16)], password: Option<&str>) -> Topology {
+    let node = |(name, port): (&str, u16), role| {
+        Node::parse(name, role, &format!("redis://127.0.0.1:{port}"))
+            .expect("a loopback URL parses")
+            .with_credentials(None, password)
+    };
+    Topology {
+        master: node(nodes[0], Role::Master),
+        replicas: nodes[1..].iter().map(|n| node(*n, Role::Replica)).collect(),
+        discover: false,
+        expected: ReplicaCount::Given(nodes.len() - 1),
+        sentinel: None,
+    }
+}
+
+/// The name the lab's Sentinels know its master by, and `--master-name`'s default.
+pub const DEFAULT_MASTER_NAME: &str = "redlab";
+
+/// The Sentinels that watch the master, and the name they know it by.
+#[derive(Clone)]
+pub struct SentinelSet {
+    pub master_name: String,
+    /// `sentinel1`, ...: a Sentinel is addressed like a node (its role is
+    /// not meaningful), with the credentials of its own URL.
+    pub nodes: Vec<Node>,
+    /// What each Sentinel answered when the topology was resolved through
+    /// them, kept for the health checks: `discover::sentinel::observed`
+    /// reads it (the type lives there, with the look-ups; topology only
+    /// carries it). None for a lab's own Sentinels.
+    pub observed: Option<std::sync::Arc<dyn std::any::Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for SentinelSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SentinelSet")
+            .field("master_name", &self.master_name)
+            .field("nodes", &self.nodes)
+            .field("observed", &self.observed.is_some())
+            .finish()
+    }
+}
+
+impl SentinelSet {
+    pub fn parse(urls: &[String], master_name: &str) -> Result<SentinelSet> {
+        let mut nodes = Vec::new();
+        for (i, url) in urls.iter().filter(|u| !u.trim().is_empty()).enumerate() {
+            let name = format!("sentinel{}", i + 1);
+            nodes.push(
+                Node::parse(&name, Role::Replica, url.trim())
+                    .with_context(|| format!("--sentinel {}", redact_url(url)))?,
+            );
+        }
+        if nodes.is_empty() {
+            bail!("--sentinel given without an address: give redis://host:port of a Sentinel");
+        }
+        Ok(SentinelSet {
+            master_name: master_name.to_string(),
+            nodes,
+            observed: None,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn topo(args: &[&str]) -> Topology {
-        let mut v = vec!["redlab"];
-        v.extend_from_slice(args);
-        v.push("keycount");
-        let cli = crate::cli::Cli::parse_args(v).unwrap();
-        Topology::from_spec(&crate::config::resolve(&cli).unwrap().0.topology).unwrap()
-    }
-
-    #[test]
-    fn default_is_the_workshop_topology() {
-        let t = topo(&[]);
-        assert_eq!(t.master.addr(), "127.0.0.1:6379");
-        let ports: Vec<u16> = t.replicas.iter().map(|r| r.port()).collect();
-        assert_eq!(ports, vec![6380, 6381, 6382]);
-        assert_eq!(t.replicas[1].name, "replica2");
-        assert!(!t.discover);
-    }
-
-    #[test]
-    fn master_alone_means_discover_and_password_applies() {
-        let t = topo(&["--master", "redis://10.0.0.5:7000", "--password", "s3cret"]);
-        assert!(t.discover && t.replicas.is_empty());
-        assert_eq!(t.master.password(), Some("s3cret"));
-        assert!(!format!("{:?}", t.master).contains("s3cret"));
-    }
-
-    #[test]
-    fn url_password_wins_and_is_redacted() {
-        let t = topo(&["--replica", "redis://u:inurl@h:1", "--password", "flag"]);
-        assert_eq!(t.replicas[0].password(), Some("inurl"));
-        assert_eq!(redact_url("redis://u:inurl@h:1/0"), "redis://u:***@h:1/0");
-        assert_eq!(redact_url("redis://:p@h:1"), "redis://:***@h:1");
-    }
 
     #[test]
     fn url_mistakes_get_redlabs_own_words() {

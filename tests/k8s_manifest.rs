@@ -141,7 +141,7 @@ fn the_pods_command_line_parses_for_every_share() {
             redlab::config::resolve(&cli).unwrap_or_else(|e| panic!("{words:?}: {e:#}"));
         drop(settings);
         match run {
-            redlab::config::Job::Perf(o) => {
+            redlab::app::job::Mode::Run(redlab::app::job::Job::Perf(o)) => {
                 let s = o.split.expect("a share");
                 assert_eq!((s.index, s.of), (index as u32 + 1, n as u32));
                 assert!(o.start_at.is_some());

@@ -356,6 +356,17 @@ fn one_parameter_only(e: &NodeError) -> bool {
         && (m.contains("wrong number of arguments") || m.contains("unknown subcommand"))
 }
 
+/// The bytes of a string-like reply (bulk, simple, verbatim, +OK).
+pub fn bytes(v: &redis::Value) -> Option<&[u8]> {
+    match v {
+        redis::Value::BulkString(b) => Some(b),
+        redis::Value::SimpleString(s) => Some(s.as_bytes()),
+        redis::Value::VerbatimString { text, .. } => Some(text.as_bytes()),
+        redis::Value::Okay => Some(b"OK"),
+        _ => None,
+    }
+}
+
 /// Field/value pairs of a reply that is a map under RESP3 and a flat array
 /// of alternating fields and values under RESP2 (CONFIG GET, SENTINEL
 /// MASTERS entries, HGETALL): redlab reads both the same way.

@@ -415,7 +415,7 @@ async fn sentinel_rows(ctx: &Ctx, state: &LabState) -> (Option<u16>, Vec<(LabPro
         return (None, Vec::new());
     }
     let set = crate::topology::SentinelSet {
-        master_name: crate::topology::sentinel::DEFAULT_MASTER_NAME.into(),
+        master_name: crate::discover::sentinel::DEFAULT_MASTER_NAME.into(),
         nodes: state
             .sentinels
             .iter()
@@ -430,8 +430,8 @@ async fn sentinel_rows(ctx: &Ctx, state: &LabState) -> (Option<u16>, Vec<(LabPro
             .collect(),
         observed: None,
     };
-    let views = crate::topology::sentinel::views(&set, ctx.timeout).await;
-    let agreed = crate::topology::sentinel::agreed_master(&set, &views).ok();
+    let views = crate::discover::sentinel::views(&set, ctx.timeout).await;
+    let agreed = crate::discover::sentinel::agreed_master(&set, &views).ok();
     let mut rows = Vec::new();
     for (s, v) in state.sentinels.iter().zip(&views) {
         let running = s.is_ours();
@@ -513,7 +513,7 @@ impl LabDetails {
                 "through Sentinel (follows a failover): `redlab --sentinel redis://127.0.0.1:{} \
                  --master-name {} replicate-check`",
                 s.port,
-                crate::topology::sentinel::DEFAULT_MASTER_NAME
+                crate::discover::sentinel::DEFAULT_MASTER_NAME
             ));
             out.push("break it on purpose: `redlab drill --fault kill-master`".into());
         }

@@ -93,7 +93,7 @@ pub struct Keys<'a> {
 /// and go while compare reads: they are not the user's data and are not
 /// compared.
 pub fn is_redlabs(key: &[u8]) -> bool {
-    crate::run::namespace::owns(key)
+    crate::namespace::owns(key)
 }
 
 impl<'a> Keys<'a> {

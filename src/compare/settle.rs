@@ -206,7 +206,8 @@ mod tests {
         let node =
             Node::parse("replica1", Role::Replica, &format!("127.0.0.1:{node_port}")).unwrap();
         let m = Info::parse(MASTER);
-        let topo = crate::lab::loopback_topology(&[("master", 6379), ("replica1", 6380)], None);
+        let topo =
+            crate::topology::loopback_topology(&[("master", 6379), ("replica1", 6380)], None);
         judge(&node, info, &m, &topo, target)
     }
 

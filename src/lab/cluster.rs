@@ -17,7 +17,7 @@ use super::{
     CLUSTER_CONF,
 };
 use crate::client::Conn;
-use crate::topology::cluster::{parse_nodes, Member};
+use crate::discover::cluster::{parse_nodes, Member};
 use crate::topology::slot::{self, SLOTS};
 use crate::topology::{Node, Role};
 
@@ -251,7 +251,7 @@ impl ClusterLab {
             let (a, _) = slot_range(i, self.shards.len());
             let key = format!(
                 "{}lab:{{{}}}:sync",
-                crate::run::namespace::root(),
+                crate::namespace::root(),
                 slot::tag_for_slot(a)
             );
             loop {

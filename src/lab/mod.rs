@@ -1,6 +1,7 @@
 //! Local master + replicas from `redis-server`, configured from the same
 //! `redis-conf/` files that docker-compose.yml mounts.
 
+pub use crate::topology::loopback_topology;
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -28,7 +29,7 @@ pub use state::{
 };
 
 use crate::client::Conn;
-use crate::topology::{Node, Role, Topology};
+use crate::topology::Topology;
 
 pub const DEFAULT_BASE_PORT: u16 = 6379;
 pub const MASTER_CONF: &str = include_str!("../../redis-conf/master.conf");
@@ -422,23 +423,6 @@ fn is_port_clash(e: &anyhow::Error) -> bool {
     s.contains("Address already in use") || s.contains("bind")
 }
 
-/// Lab processes on 127.0.0.1, the first one the master. The password is set
-/// on the connection settings, never formatted into a URL.
-pub fn loopback_topology(nodes: &[(&str, u16)], password: Option<&str>) -> Topology {
-    let node = |(name, port): (&str, u16), role| {
-        Node::parse(name, role, &format!("redis://127.0.0.1:{port}"))
-            .expect("a loopback URL parses")
-            .with_credentials(None, password)
-    };
-    Topology {
-        master: node(nodes[0], Role::Master),
-        replicas: nodes[1..].iter().map(|n| node(*n, Role::Replica)).collect(),
-        discover: false,
-        expected: crate::topology::ReplicaCount::Given(nodes.len() - 1),
-        sentinel: None,
-    }
-}
-
 /// Bounded wait for a topology to be in sync (used by the lab and tests).
 pub async fn wait_in_sync(topo: &Topology, bound: Duration) -> Result<()> {
     let deadline = Instant::now() + bound;
@@ -491,7 +475,7 @@ async fn stream_flows(master: &mut Conn, replicas: usize, deadline: Instant) -> 
     master
         .query::<u64>(
             redis::cmd("PUBLISH")
-                .arg(format!("{}lab:sync", crate::run::namespace::root()))
+                .arg(format!("{}lab:sync", crate::namespace::root()))
                 .arg("1"),
         )
         .await?;
@@ -507,7 +491,7 @@ async fn stream_flows(master: &mut Conn, replicas: usize, deadline: Instant) -> 
 }
 
 /// The most replicas a lab may have: one port each, above the privileged ones.
-pub const MAX_REPLICAS: usize = 1000;
+pub use crate::topology::MAX_REPLICAS;
 
 fn pick_ports(base: Option<u16>, n: usize) -> Result<Vec<u16>> {
     if n > MAX_REPLICAS + 1 {

@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 
 use super::Lab;
 use crate::client::Conn;
-use crate::topology::sentinel::DEFAULT_MASTER_NAME;
+use crate::topology::DEFAULT_MASTER_NAME;
 
 impl Lab {
     /// Whether every node has its recorded role (the master a master, each

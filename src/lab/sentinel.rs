@@ -10,7 +10,7 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
 use super::{conf_quote, is_port_clash, pick_ports, Lab, LabOptions, Server};
-use crate::topology::sentinel::{self, SentinelSet, SentinelView, DEFAULT_MASTER_NAME};
+use crate::discover::sentinel::{self, SentinelSet, SentinelView, DEFAULT_MASTER_NAME};
 use crate::topology::{Node, Role};
 
 /// The timeouts of a lab with Sentinels, stated in every drill report.

@@ -121,7 +121,7 @@ impl EngineConfig {
             data_size: (3, 3),
             keyspace: None,
             seed: 0,
-            key_prefix: format!("{}perf:", crate::run::namespace::root()),
+            key_prefix: format!("{}perf:", crate::namespace::root()),
             rate: None,
             timeout: Duration::from_secs(5),
             progress: None,

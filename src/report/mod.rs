@@ -2,6 +2,7 @@
 //! turn them into a terminal table, markdown, JSON or JUnit; subcommands never
 //! format output themselves.
 
+pub mod color;
 mod compact;
 mod copyable;
 pub mod figure;
@@ -22,7 +23,6 @@ use serde::{Deserialize, Serialize};
 
 pub use figure::Figure;
 pub use safe::shorten;
-pub use table::human_bytes;
 
 use figure::Palette;
 
@@ -540,6 +540,8 @@ pub fn default_path(command: &str, format: Format) -> PathBuf {
     PathBuf::from("reports").join(format!("{command}-{stamp}.{}", extension(format)))
 }
 
+pub use crate::text::{human_bytes, human_bytes_or_zero, opt, plural, role_word, took};
+
 pub fn write_file(path: &Path, text: &str) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -557,7 +559,7 @@ pub fn write_file(path: &Path, text: &str) -> Result<()> {
     std::thread::spawn(move || {
         let _ = tx.send(std::fs::write(&p, t));
     });
-    let signals = crate::run::signals_received();
+    let signals = crate::interrupt::received();
     // After a signal (the interrupted run's report) a reader has a second.
     let bound = match signals {
         0 => write_bound(),
@@ -568,7 +570,7 @@ pub fn write_file(path: &Path, text: &str) -> Result<()> {
         match rx.recv_timeout(std::time::Duration::from_millis(20)) {
             Ok(r) => return r.with_context(what),
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => bail!("{}: failed", what()),
-            Err(_) if crate::run::signals_received() != signals => {
+            Err(_) if crate::interrupt::received() != signals => {
                 return Err(anyhow::Error::new(WriteInterrupted).context(what()))
             }
             Err(_) if std::time::Instant::now() >= deadline => bail!(
@@ -598,54 +600,6 @@ pub fn set_write_bound(d: std::time::Duration) {
 
 fn write_bound() -> std::time::Duration {
     std::time::Duration::from_millis(WRITE_BOUND_MS.load(std::sync::atomic::Ordering::Relaxed))
-}
-
-/// A size in bytes as people read it, `0 B` for nothing (`human_bytes` says
-/// `unlimited` for a maxmemory of 0).
-pub fn human_bytes_or_zero(b: u64) -> String {
-    if b == 0 {
-        "0 B".into()
-    } else {
-        human_bytes(b)
-    }
-}
-
-/// A role as redlab says it: `replica`, never `slave` (which INFO says).
-pub fn role_word(role: &str) -> &str {
-    if role == "slave" {
-        "replica"
-    } else {
-        role
-    }
-}
-
-/// A duration for people: `16.1 ms`, `2.35 s`, `137.3 s`, `4 min 12 s`.
-pub fn took(ms: f64) -> String {
-    if ms < 1000.0 {
-        format!("{ms:.1} ms")
-    } else if ms < 10_000.0 {
-        format!("{:.2} s", ms / 1e3)
-    } else if ms < 600_000.0 {
-        format!("{:.1} s", ms / 1e3)
-    } else {
-        let s = (ms / 1e3).round() as u64;
-        format!("{} min {} s", s / 60, s % 60)
-    }
-}
-
-/// `1 key`, `2 keys`: a count with its noun, singular or plural.
-pub fn plural(n: u64, word: &str) -> String {
-    if n == 1 {
-        format!("1 {word}")
-    } else {
-        format!("{n} {word}s")
-    }
-}
-
-pub fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
-    v.as_ref()
-        .map(|x| x.to_string())
-        .unwrap_or_else(|| "-".into())
 }
 
 #[cfg(test)]

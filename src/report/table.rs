@@ -171,13 +171,13 @@ fn paint_verdicts(text: &str, color: bool) -> String {
     }
     let mut out = text.to_string();
     for (word, style) in [
-        ("PASS", crate::ui::color::PASS),
-        ("FAIL", crate::ui::color::FAIL),
-        ("WARN", crate::ui::color::WARN),
-        ("SKIPPED", crate::ui::color::SKIP),
+        ("PASS", super::color::PASS),
+        ("FAIL", super::color::FAIL),
+        ("WARN", super::color::WARN),
+        ("SKIPPED", super::color::SKIP),
     ] {
         if let Some(rest) = text.strip_suffix(word) {
-            out = format!("{rest}{}", crate::ui::color::paint(word, style));
+            out = format!("{rest}{}", super::color::paint(word, style));
         }
     }
     out
@@ -247,24 +247,6 @@ fn wrap(text: &str, width: Option<usize>, indent: &str) -> String {
             textwrap::fill(text, opts)
         }
         _ => format!("{indent}{text}"),
-    }
-}
-
-pub fn human_bytes(b: u64) -> String {
-    if b == 0 {
-        return "unlimited".into();
-    }
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i + 1 < units.len() {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", units[i])
     }
 }
 

@@ -16,7 +16,7 @@ use crate::ui::progress::Progress;
 pub mod cleanup;
 mod ledger;
 mod manifest;
-pub mod namespace;
+pub use crate::namespace;
 pub mod registry;
 pub mod safety;
 mod signals;
@@ -33,12 +33,6 @@ pub const MIN_KEY_TTL: Duration = Duration::from_secs(60);
 /// outside a perf measurement expires by itself.
 pub fn key_ttl(need: Duration) -> Duration {
     need.max(MIN_KEY_TTL)
-}
-
-/// The subcommands whose purpose is to write (load, demo, expiry, drill):
-/// they refuse to start on a node that does not serve.
-pub fn writes_by_design(command: &str) -> bool {
-    matches!(command, "perf" | "demo" | "ttl-watch" | "drill")
 }
 
 /// The shard of a cluster a `Ctx` works on: one `Ctx` per shard, each with
@@ -68,6 +62,12 @@ pub struct Ctx {
     pub args: Vec<String>,
     /// The subcommand, for the registry record.
     pub command: &'static str,
+    /// The subcommand writes by design (load, demo, expiry, drill): it
+    /// refuses to start on a node that does not serve (`app::job::Kind`).
+    pub writes: bool,
+    /// The subcommand removes what dead runs left (clean): no leftover scan
+    /// before it, it says what it removes itself.
+    pub removes_leftovers: bool,
     /// Lines for the person at the terminal (stderr; silenced by --quiet).
     pub say: Narrator,
     /// `--allow-eviction`: the user consented to writes that may evict.
@@ -84,7 +84,7 @@ pub struct Ctx {
     /// The nodes as the last survey found them, for that report too.
     pub last_nodes: Mutex<Vec<crate::report::NodeInfo>>,
     /// Cancelled on the first ending signal (SIGINT, SIGTERM, SIGHUP). A
-    /// subcommand whose job says it ends on cancel (`Job::ends_on_cancel`:
+    /// subcommand whose job says it ends on cancel (`Kind::ends_on_cancel`:
     /// compare, stats --watch) listens to it and returns its report; every
     /// other run is stopped where it stands.
     pub cancel: tokio_util::sync::CancellationToken,
@@ -124,7 +124,7 @@ impl Ctx {
     /// they can and their report carries `<node>.serving`, failed.
     fn serving_gate(&self, s: &Survey) -> anyhow::Result<()> {
         let down = s.all().iter().filter_map(|st| st.not_serving());
-        if writes_by_design(self.command) {
+        if self.writes {
             return match down.into_iter().next() {
                 Some(n) => Err(n.into()),
                 None => Ok(()),

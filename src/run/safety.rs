@@ -181,7 +181,7 @@ impl State {
                 i.master_conn.get_or_insert(m.conn.clone());
             }
             // `clean` is the remedy: it says what it removes itself.
-            let first = !i.leftovers_looked && i.master_conn.is_some() && ctx.command != "clean";
+            let first = !i.leftovers_looked && i.master_conn.is_some() && !ctx.removes_leftovers;
             i.leftovers_looked = true;
             first
         };

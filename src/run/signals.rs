@@ -1,18 +1,12 @@
 //! The signals that end a run.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use anyhow::Result;
 
-/// Signals received so far (SIGINT, SIGTERM, SIGHUP), counted by a handler
-/// that runs beside tokio's: code that must block the runtime's thread
-/// (writing a report to a FIFO) still sees a signal arrive.
-static RECEIVED: AtomicU64 = AtomicU64::new(0);
-
-/// How many ending signals the process has received.
-pub fn received() -> u64 {
-    RECEIVED.load(Ordering::SeqCst)
-}
+/// How many ending signals the process has received, counted (into
+/// `crate::interrupt`) by a handler that runs beside tokio's: code that must
+/// block the runtime's thread (writing a report to a FIFO) still sees a
+/// signal arrive.
+pub use crate::interrupt::received;
 
 fn count_signals() {
     use std::sync::Once;
@@ -32,7 +26,7 @@ fn count_signals() {
                     let Ok(mut s) = Signals::listen() else { return };
                     loop {
                         s.recv().await;
-                        RECEIVED.fetch_add(1, Ordering::SeqCst);
+                        crate::interrupt::count();
                     }
                 });
             });

@@ -1,6 +1,7 @@
 //! The only code that writes to a terminal: progress bars and spinners
 //! (indicatif), and the live narrative of `demo` and `ttl-watch`.
 
-pub mod color;
+/// Colours live with the report they paint; the terminal uses them too.
+pub use crate::report::color;
 pub mod narrate;
 pub mod progress;

@@ -24,9 +24,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::discover::cluster::Cluster;
 use crate::report::{Details, Report, Section};
 use crate::run::Ctx;
-use crate::topology::Cluster;
 
 pub use state::State;
 

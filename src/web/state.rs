@@ -11,8 +11,9 @@ use tokio::sync::{broadcast, watch};
 
 use super::Config;
 use crate::client::{Conn, NodeError};
+use crate::discover::cluster::Cluster;
 use crate::run::{Ctx, Ledger};
-use crate::topology::{Cluster, Node, Role};
+use crate::topology::{Node, Role};
 
 /// Lag points kept for the chart: five minutes at one per push.
 pub const HISTORY: usize = 1200;

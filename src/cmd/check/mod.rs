@@ -513,58 +513,6 @@ mod tests {
         assert!(hidden_info("keycount", anyhow::Error::new(other), false).is_err());
     }
 
-    fn cfg(args: &[&str]) -> Config {
-        let mut v = vec!["redlab", "check"];
-        v.extend_from_slice(args);
-        match crate::config::resolve(&crate::cli::Cli::parse_args(v).unwrap())
-            .unwrap()
-            .1
-        {
-            crate::config::Job::Check(c) => c,
-            _ => unreachable!(),
-        }
-    }
-
-    #[test]
-    fn selection_keeps_gate_order_and_names_unknowns() {
-        let c = cfg(&["--only", "config-lint,reachability"]);
-        assert_eq!(c.selected, vec!["reachability", "config-lint"]);
-        assert_eq!(
-            c.skipped,
-            vec![
-                "replication",
-                "keycount",
-                "consistency",
-                "expiry",
-                "throughput"
-            ]
-        );
-        let c = cfg(&["--skip", "keycount", "--skip", "nope"]);
-        assert_eq!(
-            c.selected,
-            vec![
-                "reachability",
-                "replication",
-                "consistency",
-                "expiry",
-                "throughput",
-                "config-lint"
-            ]
-        );
-        assert_eq!(c.unknown, vec!["nope"]);
-        assert!(
-            crate::cli::Cli::parse_args(["redlab", "check", "--skip", "a", "--only", "b"]).is_err()
-        );
-        assert_eq!(
-            cfg(&["--require-min-replicas"]).require_min_replicas,
-            Some(1)
-        );
-        assert_eq!(
-            cfg(&["--require-min-replicas", "2"]).require_min_replicas,
-            Some(2)
-        );
-    }
-
     #[test]
     fn the_reason_is_the_worst_findings_and_errors_fail_only_their_check() {
         let items = vec![

@@ -20,11 +20,12 @@ use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 
 use crate::client::Conn;
+use crate::discover::cluster::Cluster;
+use crate::discover::cluster::{parse_nodes, Member};
 use crate::lab::cluster::slot_map;
 use crate::report::{plural, Check, Section};
-use crate::topology::cluster::{parse_nodes, Member};
 use crate::topology::slot::{self, SLOTS};
-use crate::topology::{Cluster, Node};
+use crate::topology::Node;
 
 /// The cluster as every node sees it, and the checks drawn from it.
 #[derive(Debug, Clone, Serialize, Deserialize)]

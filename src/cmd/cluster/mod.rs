@@ -6,25 +6,19 @@
 //! (`shard2.replica1.propagation`), each shard's details and tables under its
 //! name. `replicate-check` and `check` add the `cluster` step (`health`).
 //!
-//! Some subcommands are not per shard: `ttl-watch --key` and `demo` pick the
-//! shard by the key's slot, `stats` shows every node in one table.
+//! Which subcommand runs how on a cluster (per shard, by key, whole) is the
+//! job's: `app::shards`. This room holds the merging and the cluster step.
 
 pub mod health;
 
-use std::time::Instant;
-
 use anyhow::Result;
-use futures_util::future::join_all;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::cmd::check::{self, StepOutcome};
-use crate::cmd::{clean, compare, demo, keycount, perf, replicate_check, stats, ttl_watch};
-use crate::config::Job;
-use crate::report::{AnyReport, Check, Details, Figure, Report, Section, Verdict};
+use crate::discover::cluster::Cluster;
+use crate::report::{Check, Details, Figure, Report, Section, Verdict};
 use crate::run::Ctx;
-use crate::topology::{slot, Cluster};
-use crate::ui::progress::Progress;
+use crate::topology::slot;
 
 pub use health::Health;
 
@@ -65,16 +59,6 @@ pub fn in_shard(shard: &str, mut c: Check) -> Check {
         c.name = format!("{shard}.{}", c.name);
     }
     c
-}
-
-/// Run one subcommand on every shard at once, under one spinner.
-macro_rules! on_shards {
-    ($progress:expr, $command:expr, $shards:expr, |$ctx:ident| $run:expr) => {{
-        let spinner = $progress.spinner(format!("{} on {} shards", $command, $shards.len()));
-        let results = join_all($shards.iter().map(|$ctx| $run)).await;
-        spinner.finish();
-        results
-    }};
 }
 
 /// Merge the shards' reports (in shard order) into one.
@@ -134,135 +118,6 @@ pub(crate) fn merge<D: Details>(
     ))
 }
 
-fn boxed<D: Details + 'static>(r: Report<D>) -> Box<dyn AnyReport> {
-    Box::new(r)
-}
-
-/// The `cluster` step's checks, for replicate-check (each check on its own).
-async fn health(cluster: &Cluster, ctx: &Ctx) -> (Health, Vec<Check>) {
-    let h = health::check(cluster, ctx.timeout).await;
-    let checks = h.checks.clone();
-    (h, checks)
-}
-
-/// The `cluster` step as one of check's steps: one check named `cluster`
-/// whose findings are the health checks.
-async fn health_step(cluster: &Cluster, ctx: &Ctx) -> (Health, Vec<Check>) {
-    let started = Instant::now();
-    let h = health::check(cluster, ctx.timeout).await;
-    let outcome = StepOutcome {
-        items: h.checks.clone(),
-        summary: h.summary(),
-        details: serde_json::Value::Null,
-        sections: Vec::new(),
-    };
-    let run = check::check_run("cluster", Ok(outcome), started);
-    let checks = vec![Check::new("cluster", run.verdict, run.reason)];
-    (h, checks)
-}
-
-/// One subcommand on the cluster.
-pub async fn dispatch(
-    job: Job,
-    cluster: &Cluster,
-    shards: &[Ctx],
-    progress: Progress,
-) -> Result<Box<dyn AnyReport>> {
-    let first = &shards[0];
-    Ok(match job {
-        Job::ReplicateCheck(c) => {
-            c.validate()?;
-            let h = Some(health(cluster, first).await);
-            boxed(merge(
-                "replicate-check",
-                cluster,
-                shards,
-                h,
-                on_shards!(progress, "replicate-check", shards, |ctx| {
-                    replicate_check::run(c.clone(), ctx)
-                }),
-            )?)
-        }
-        Job::Check(c) => {
-            let h = match c.cluster_step {
-                true => Some(health_step(cluster, first).await),
-                false => None,
-            };
-            boxed(merge(
-                "check",
-                cluster,
-                shards,
-                h,
-                on_shards!(progress, "check", shards, |ctx| check::run(c.clone(), ctx)),
-            )?)
-        }
-        Job::Keycount(c) => boxed(merge(
-            "keycount",
-            cluster,
-            shards,
-            None,
-            on_shards!(progress, "keycount", shards, |ctx| keycount::run(
-                c.clone(),
-                ctx
-            )),
-        )?),
-        Job::Compare(c) => boxed(merge(
-            "compare",
-            cluster,
-            shards,
-            None,
-            on_shards!(progress, "compare", shards, |ctx| compare::run(
-                c.clone(),
-                ctx
-            )),
-        )?),
-        Job::Clean(c) => boxed(merge(
-            "clean",
-            cluster,
-            shards,
-            None,
-            on_shards!(progress, "clean", shards, |ctx| clean::run(c.clone(), ctx)),
-        )?),
-        // -n, -c and --rate are totals, shared out among the shards.
-        Job::Perf(o) => boxed(perf::on_cluster::run(o, cluster, shards, progress).await?),
-        Job::Stats(c) => boxed(stats::run_many(c, shards).await?),
-        Job::TtlWatch(c) => match &c.key {
-            // A key lives on one shard: watch it there.
-            Some(key) => {
-                let k = owner(cluster, shards, key.as_bytes(), "the key")?;
-                boxed(ttl_watch::run(c.clone(), &shards[k]).await?)
-            }
-            None => boxed(merge(
-                "ttl-watch",
-                cluster,
-                shards,
-                None,
-                on_shards!(progress, "ttl-watch", shards, |ctx| ttl_watch::run(
-                    c.clone(),
-                    ctx
-                )),
-            )?),
-        },
-        Job::Demo(c) => {
-            let k = owner(cluster, shards, c.query.as_bytes(), "the query")?;
-            c.narrate.line(&format!(
-                "redlab demo on a cluster of {} shards: the query hashes to slot {}, served by {}; \
-                 the demo runs there, its keys tagged {{{}}} so they stay on that shard.",
-                cluster.shards.len(),
-                slot::key_slot(c.query.as_bytes()),
-                cluster.shards[k].name,
-                cluster.shards[k].tag
-            ));
-            boxed(demo::run(c, &shards[k]).await?)
-        }
-        Job::Web(c) => boxed(crate::web::run(c, shards, Some(cluster)).await?),
-        Job::Lab(_) | Job::Report(_) | Job::Completions(_) | Job::Man(_) => {
-            unreachable!("run without a topology")
-        }
-        Job::Drill(_) => anyhow::bail!("drill does not run on a cluster"),
-    })
-}
-
 /// Point each shard's cleanup at the master that serves its slots now: a
 /// failover during the run (CLUSTER FAILOVER, a master lost) moved it, and
 /// the old master, now a replica, would refuse the deletes.
@@ -298,12 +153,12 @@ pub async fn follow_masters(cluster: &Cluster, shards: &[Ctx]) {
 pub async fn slot_map<'a>(
     seeds: impl Iterator<Item = &'a crate::topology::Node>,
     timeout: std::time::Duration,
-) -> Option<Vec<crate::topology::cluster::Member>> {
+) -> Option<Vec<crate::discover::cluster::Member>> {
     for node in seeds {
         let Ok(mut c) = crate::client::Conn::connect(node, timeout).await else {
             continue;
         };
-        if let Ok((m, _)) = crate::topology::cluster::members_of(&mut c, node.tls()).await {
+        if let Ok((m, _)) = crate::discover::cluster::members_of(&mut c, node.tls()).await {
             return Some(m);
         }
     }
@@ -314,7 +169,7 @@ pub async fn slot_map<'a>(
 /// as a node named like `current`; None when that is still `current`, or
 /// when no master serves it (or `ctx` is not a shard's).
 pub fn master_now(
-    members: &[crate::topology::cluster::Member],
+    members: &[crate::discover::cluster::Member],
     ctx: &Ctx,
     current: &crate::topology::Node,
 ) -> Option<crate::topology::Node> {
@@ -330,7 +185,7 @@ pub fn master_now(
 }
 
 /// The shard whose slots hold `key`.
-fn owner(cluster: &Cluster, shards: &[Ctx], key: &[u8], what: &str) -> Result<usize> {
+pub fn owner(cluster: &Cluster, shards: &[Ctx], key: &[u8], what: &str) -> Result<usize> {
     let s = slot::key_slot(key);
     match cluster.shard_of_key(key) {
         Some(k) if k < shards.len() => Ok(k),

@@ -226,8 +226,8 @@ async fn wait_failover_end(plan: &Plan, events: &Events, since: Instant, bound: 
         if events.seen("+failover-end", since) {
             return true;
         }
-        let all = crate::topology::sentinel::views(&plan.sentinels, PROBE).await;
-        let moved = crate::topology::sentinel::agreed_master(&plan.sentinels, &all)
+        let all = crate::discover::sentinel::views(&plan.sentinels, PROBE).await;
+        let moved = crate::discover::sentinel::agreed_master(&plan.sentinels, &all)
             .is_ok_and(|(_, port)| port != old);
         let late = since.elapsed() > plan.timeouts.failover_timeout();
         if moved && late && all.iter().all(|v| v.is_ok()) {

@@ -24,9 +24,10 @@ use anyhow::{bail, Result};
 pub use report::DrillDetails;
 
 use crate::lab::Lab;
+use crate::replication::lag::{LagOptions, Sampler};
 use crate::report::Report;
 use crate::run::Ctx;
-use crate::series::lag::{LagOptions, LagSeries, Sampler};
+use crate::series::lag::LagSeries;
 use crate::topology::{ReplicaCount, Role, Topology};
 use owned::{as_role, Plan};
 use watch::{Events, Names, Tasks};

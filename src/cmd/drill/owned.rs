@@ -8,9 +8,9 @@ use anyhow::{bail, Result};
 
 use super::Config;
 use crate::client::Conn;
+use crate::discover::sentinel::{self, SentinelSet};
 use crate::lab::{self, Lab, SentinelTimeouts};
 use crate::run::Ctx;
-use crate::topology::sentinel::{self, SentinelSet};
 use crate::topology::{same_host, Node, Role};
 
 /// What the drill works on, decided before anything is touched.

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::owned::{Plan, PROBE};
 use crate::client::Conn;
+use crate::discover::sentinel::{agreed_master, flags_down, views, SentinelView};
 use crate::replication::wait_caught_up;
-use crate::topology::sentinel::{agreed_master, flags_down, views, SentinelView};
 use crate::topology::Node;
 
 /// One node's replication facts at one moment.

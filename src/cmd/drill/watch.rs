@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use super::owned::PROBE;
 use crate::client::{pubsub, Conn, ErrorKind, Info};
-use crate::topology::sentinel::{master_addr, SentinelSet};
+use crate::discover::sentinel::{master_addr, SentinelSet};
 use crate::topology::{same_host, Node};
 
 /// One thing that happened, as it was seen.

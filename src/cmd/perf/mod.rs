@@ -533,11 +533,16 @@ pub async fn measure(
     // the first round's start to the replicas' catch-up after the last).
     let sampler = (!survey.replicas().is_empty()).then(|| {
         let replicas = survey.replicas().iter().map(|s| s.node.clone()).collect();
-        let opts = crate::series::lag::LagOptions {
+        let opts = crate::replication::lag::LagOptions {
             interval: cfg.opts.lag_interval,
             settle: cfg.opts.settle,
         };
-        crate::series::lag::Sampler::start(ctx.topology.master.clone(), replicas, opts, ctx.timeout)
+        crate::replication::lag::Sampler::start(
+            ctx.topology.master.clone(),
+            replicas,
+            opts,
+            ctx.timeout,
+        )
     });
     // An error in the first round still leaves a report that says how far
     // the run got.

@@ -21,12 +21,12 @@ use serde::{Deserialize, Serialize};
 use super::details::{PerfDetails, Round};
 use super::Options;
 use crate::cmd::cluster::Sharded;
+use crate::discover::cluster::Cluster;
 use crate::latency::{fmt_us, LatencyUs};
 use crate::loadgen::multi::share;
 use crate::loadgen::pool;
 use crate::report::{Check, Details, Figure, Report, Section};
 use crate::run::Ctx;
-use crate::topology::Cluster;
 use crate::ui::progress::Progress;
 
 /// The load over the whole cluster.

@@ -236,13 +236,17 @@ pub async fn propagation(
         .filter(|(_, r)| r.probed)
         .map(|(s, _)| s.node.clone())
         .collect();
-    let opts = crate::series::lag::LagOptions {
+    let opts = crate::replication::lag::LagOptions {
         interval: cfg.lag_interval,
         // The probes time the catch-up themselves; the series stops with them.
         settle: Duration::ZERO,
     };
-    let sampler =
-        crate::series::lag::Sampler::start(ctx.topology.master.clone(), probed, opts, ctx.timeout);
+    let sampler = crate::replication::lag::Sampler::start(
+        ctx.topology.master.clone(),
+        probed,
+        opts,
+        ctx.timeout,
+    );
     let slowest = probe(cfg, ctx, master.conn.clone(), conns, &mut details.replicas).await;
     let lag = sampler.finish().await.map(|(series, _)| series);
     let slowest = slowest?;

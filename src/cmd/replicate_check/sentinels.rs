@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::client::NodeError;
+use crate::discover::sentinel::{self, flags_down, Observation, SentinelSet};
 use crate::report::{plural, Check, Section};
-use crate::topology::sentinel::{self, flags_down, Observation, SentinelSet};
 use crate::topology::{same_host, Node};
 
 /// One Sentinel as the health checks found it.
@@ -42,8 +42,8 @@ pub struct SentinelResult {
 /// What each Sentinel answers now, or what it answered when the topology
 /// was resolved through them moments ago.
 pub async fn observe(set: &SentinelSet, timeout: Duration) -> Vec<Result<Observation, NodeError>> {
-    match &set.observed {
-        Some(seen) => seen.as_ref().clone(),
+    match sentinel::observed(set) {
+        Some(seen) => seen.clone(),
         None => sentinel::observe(set, timeout).await,
     }
 }
@@ -253,8 +253,8 @@ pub fn section(rows: &[SentinelResult]) -> Section {
 mod tests {
     use super::*;
     use crate::client::ErrorKind;
+    use crate::discover::sentinel::SentinelView;
     use crate::report::Verdict;
-    use crate::topology::sentinel::SentinelView;
     use crate::topology::Role;
 
     fn says(port: u16, flags: &str, quorum: Result<&str, &str>) -> Result<Observation, NodeError> {

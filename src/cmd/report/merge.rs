@@ -10,7 +10,6 @@ use crate::cmd::cluster::{in_shard, ShardRun, Sharded};
 use crate::cmd::perf::merge::{self as m, Client, Input, Plan};
 use crate::cmd::perf::on_cluster::ClusterPerfDetails;
 use crate::cmd::perf::{self, PerfDetails};
-use crate::config::Settings;
 use crate::report::{Check, Manifest, Report, Verdict};
 
 /// A client's report as read: measured (a lone master's or a cluster's), or failed.
@@ -25,9 +24,9 @@ struct Read {
     parsed: Parsed,
 }
 
-/// Merge, render (every format, as any report), and return the merged
-/// verdict (the merged load's checks decide the exit code).
-pub fn run(paths: &[PathBuf], g: &Settings) -> Result<Verdict> {
+/// Merge into one report (rendered in every format, as any report; the
+/// merged load's checks decide the exit code).
+pub fn run(paths: &[PathBuf]) -> Result<Box<dyn crate::report::AnyReport>> {
     let inputs = m::inputs(paths)?;
     let reads: Vec<Read> = inputs.into_iter().map(read).collect::<Result<_>>()?;
     let measured: Vec<&Read> = reads
@@ -48,11 +47,11 @@ pub fn run(paths: &[PathBuf], g: &Settings) -> Result<Verdict> {
     let (merged, clients_check) = m::account(&clients, of);
     let paths: Vec<&std::path::Path> = paths.iter().map(PathBuf::as_path).collect();
     let manifest = m::manifest(&clients, &paths);
-    let mut report: Box<dyn crate::report::AnyReport> = match &first.parsed {
+    let report: Box<dyn crate::report::AnyReport> = match &first.parsed {
         Parsed::Single(_) => Box::new(merge_single(&measured, merged, clients_check, manifest)?),
         _ => Box::new(merge_cluster(&measured, merged, clients_check, manifest)?),
     };
-    crate::emit(g, report.as_mut())
+    Ok(report)
 }
 
 fn files(reads: &[Read]) -> String {

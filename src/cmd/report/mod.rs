@@ -12,7 +12,6 @@ use anyhow::{bail, Context, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Settings;
 use crate::report::{AnyReport, Details, Report, Section, Verdict};
 
 /// The saved report to render, and another to compare it with. The verdict
@@ -27,14 +26,27 @@ pub struct Config {
     pub merge: Vec<PathBuf>,
 }
 
-pub fn run(args: Config, g: &Settings) -> Result<Verdict> {
+/// A saved report read back, to emit as any run's report.
+pub struct Rendered {
+    pub report: Box<dyn AnyReport>,
+    /// Whether its verdict is the exit code's: a rendered or merged report's
+    /// is; two runs compared (`--compare`) exit 0, whatever their checks.
+    pub judged: bool,
+}
+
+pub fn run(args: Config) -> Result<Rendered> {
     if !args.merge.is_empty() {
-        return merge::run(&args.merge, g);
+        return Ok(Rendered {
+            report: merge::run(&args.merge)?,
+            judged: true,
+        });
     }
     let saved = read(&args.file)?;
     if let Some(other) = &args.compare {
-        overlay::run(g, &args.file, saved, other, read(other)?)?;
-        return Ok(Verdict::Pass);
+        return Ok(Rendered {
+            report: Box::new(overlay::run(&args.file, saved, other, read(other)?)?),
+            judged: false,
+        });
     }
     let stated = saved.get("verdict").cloned();
     let mut report = typed(saved).or_else(|(e, saved)| {
@@ -60,7 +72,10 @@ pub fn run(args: Config, g: &Settings) -> Result<Verdict> {
             recomputed.as_str()
         );
     }
-    crate::emit(g, report.as_mut())
+    Ok(Rendered {
+        report,
+        judged: true,
+    })
 }
 
 /// A saved report as its subcommand's own report, to render as that

@@ -8,7 +8,6 @@ use serde::Serialize;
 
 use crate::cmd::perf::figures::spectrum;
 use crate::cmd::perf::PerfDetails;
-use crate::config::Settings;
 use crate::latency::{fmt_us, LatencyUs};
 use crate::report::{Details, Figure, Report, Section};
 
@@ -16,12 +15,11 @@ use crate::report::{Details, Figure, Report, Section};
 const OTHER: &str = "other run";
 
 pub fn run(
-    g: &Settings,
     this_path: &Path,
     this: serde_json::Value,
     other_path: &Path,
     other: serde_json::Value,
-) -> Result<()> {
+) -> Result<Report<Compared>> {
     let this = perf(this_path, this)?;
     let other = perf(other_path, other)?;
     let name = |p: &Path| {
@@ -36,9 +34,13 @@ pub fn run(
         other: other.details,
         this: this.details,
     };
-    let report = Report::new("perf", this.manifest, this.nodes, this.checks, compared);
-    let mut report = report;
-    crate::emit(g, &mut report).map(|_| ())
+    Ok(Report::new(
+        "perf",
+        this.manifest,
+        this.nodes,
+        this.checks,
+        compared,
+    ))
 }
 
 fn perf(path: &Path, v: serde_json::Value) -> Result<Report<PerfDetails>> {

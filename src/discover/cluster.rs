@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use super::slot::{self, SLOTS};
-use super::{Node, ReplicaCount, Role, Topology};
 use crate::client::Conn;
+use crate::topology::slot::{self, SLOTS};
+use crate::topology::{Node, ReplicaCount, Role, Topology};
 
 /// One node as a cluster node's view lists it (a line of `CLUSTER NODES`,
 /// or a node of `CLUSTER SHARDS`).
@@ -397,7 +397,7 @@ pub async fn discover(
              in it, so nothing was written. Assign slots (CLUSTER ADDSLOTSRANGE, or \
              `redis-cli --cluster create`), or start a ready one with `redlab lab up --cluster`",
             seed.label(),
-            crate::report::plural(members.len() as u64, "node")
+            crate::text::plural(members.len() as u64, "node")
         );
     }
     Ok(cluster)

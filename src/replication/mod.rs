@@ -4,6 +4,8 @@
 //! behind is it; the replica-count assertion; and one bounded poller that
 //! waits for a replica to reach an offset.
 
+pub mod lag;
+
 use std::time::{Duration, Instant};
 
 use crate::client::{Conn, Info, ReplicaLine};

@@ -5,26 +5,11 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
-use super::{redact_url, Node, ReplicaCount, Role, Topology, TopologySpec};
 use crate::client::{pairs, Conn, NodeError};
-
-/// The name the lab's Sentinels know its master by, and `--master-name`'s default.
-pub const DEFAULT_MASTER_NAME: &str = "redlab";
-
-/// The Sentinels that watch the master, and the name they know it by.
-#[derive(Debug, Clone)]
-pub struct SentinelSet {
-    pub master_name: String,
-    /// `sentinel1`, ...: a Sentinel is addressed like a node (its role is
-    /// not meaningful), with the credentials of its own URL.
-    pub nodes: Vec<Node>,
-    /// What each Sentinel answered when the topology was resolved through
-    /// them (`resolve`), for the health checks to reuse: a silent Sentinel
-    /// costs one --timeout, not two. None for a lab's own Sentinels.
-    pub observed: Option<std::sync::Arc<Vec<Result<Observation, NodeError>>>>,
-}
+use crate::topology::{Node, ReplicaCount, Role, Topology, TopologySpec};
+pub use crate::topology::{SentinelSet, DEFAULT_MASTER_NAME};
 
 /// One Sentinel's answer: its view of the master and its `SENTINEL
 /// CKQUORUM` reply (`Ok` with the +OK text, `Err` with the refusal).
@@ -34,25 +19,17 @@ pub struct Observation {
     pub quorum: Result<String, String>,
 }
 
-impl SentinelSet {
-    pub fn parse(urls: &[String], master_name: &str) -> Result<SentinelSet> {
-        let mut nodes = Vec::new();
-        for (i, url) in urls.iter().filter(|u| !u.trim().is_empty()).enumerate() {
-            let name = format!("sentinel{}", i + 1);
-            nodes.push(
-                Node::parse(&name, Role::Replica, url.trim())
-                    .with_context(|| format!("--sentinel {}", redact_url(url)))?,
-            );
-        }
-        if nodes.is_empty() {
-            bail!("--sentinel given without an address: give redis://host:port of a Sentinel");
-        }
-        Ok(SentinelSet {
-            master_name: master_name.to_string(),
-            nodes,
-            observed: None,
-        })
-    }
+/// What each Sentinel answered, in the order of the set's nodes.
+pub type Observed = Vec<Result<Observation, NodeError>>;
+
+/// What each Sentinel answered when the topology was resolved through them
+/// (`resolve`), for the health checks to reuse: a silent Sentinel costs one
+/// --timeout, not two. None for a lab's own Sentinels (or any set not
+/// resolved through).
+pub fn observed(set: &SentinelSet) -> Option<&Observed> {
+    set.observed
+        .as_ref()
+        .and_then(|o| o.downcast_ref::<Observed>())
 }
 
 /// A replica (or a Sentinel) as one Sentinel lists it.
@@ -202,10 +179,9 @@ pub async fn ckquorum(conn: &mut Conn, name: &str) -> Result<Result<String, Stri
         }),
         Some(redis::Value::SimpleString(s)) => Ok(s),
         Some(redis::Value::Okay) => Ok("OK".into()),
-        Some(other) => Ok(String::from_utf8_lossy(
-            crate::compare::fingerprint::bytes(&other).unwrap_or(b"?"),
-        )
-        .into_owned()),
+        Some(other) => {
+            Ok(String::from_utf8_lossy(crate::client::bytes(&other).unwrap_or(b"?")).into_owned())
+        }
         None => Err("no reply".into()),
     })
 }

@@ -1255,7 +1255,7 @@ mod tests {
                 name => vec!["redlab", name],
             };
             let cli = Cli::try_parse_from(args).unwrap();
-            let (_, job) = crate::config::resolve(&cli).unwrap();
+            let (_, job) = crate::app::settings::resolve(&cli).unwrap();
             assert_eq!(job.name(), sub.get_name());
         }
     }

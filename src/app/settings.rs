@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::cli::{
+pub use super::job::{Job, Mode, Special};
+use crate::app::cli::{
     Cli, ColorArg, Command, DemoArgs, FailOnArg, FormatArg, LabAction, PerfWorkload, StatsArgs,
     TtlWatchArgs,
 };
@@ -100,66 +101,7 @@ impl Output {
     }
 }
 
-/// The subcommand to run, with its plain configuration. Built once per run:
-/// the size of its largest variant costs nothing.
-#[allow(clippy::large_enum_variant)]
-pub enum Job {
-    ReplicateCheck(replicate_check::Config),
-    Keycount(keycount::Config),
-    Lab(lab::Config),
-    Perf(perf::Options),
-    Check(check::Config),
-    Stats(stats::Config),
-    TtlWatch(ttl_watch::Config),
-    Demo(demo::Config),
-    /// `demo --web`: the cache demo as a web page, until Ctrl-C.
-    Web(crate::web::Config),
-    Clean(clean::Config),
-    Compare(compare_cmd::Config),
-    /// Render a saved report again (no topology).
-    Report(report_cmd::Config),
-    /// Break a lab redlab started and measure the cost.
-    Drill(drill::Config),
-    /// Print a completion script (no topology).
-    Completions(crate::cli::ShellArg),
-    /// Print the manual page, or a subcommand's (no topology).
-    Man(Vec<String>),
-}
-
-impl Job {
-    /// The subcommand as typed.
-    /// Whether the run ends on the first signal by itself, with its report
-    /// (compare: what it compared so far, marked interrupted; stats --watch:
-    /// the last snapshot), rather than being stopped where it stands.
-    pub fn ends_on_cancel(&self) -> bool {
-        match self {
-            Job::Compare(_) => true,
-            Job::Stats(c) => c.watch.is_some(),
-            _ => false,
-        }
-    }
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            Job::ReplicateCheck(_) => "replicate-check",
-            Job::Keycount(_) => "keycount",
-            Job::Lab(_) => "lab",
-            Job::Perf(_) => "perf",
-            Job::Check(_) => "check",
-            Job::Stats(_) => "stats",
-            Job::TtlWatch(_) => "ttl-watch",
-            Job::Demo(_) | Job::Web(_) => "demo",
-            Job::Report(_) => "report",
-            Job::Clean(_) => "clean",
-            Job::Compare(_) => "compare",
-            Job::Drill(_) => "drill",
-            Job::Completions(_) => "completions",
-            Job::Man(_) => "man",
-        }
-    }
-}
-
-pub fn resolve(cli: &Cli) -> Result<(Settings, Job)> {
+pub fn resolve(cli: &Cli) -> Result<(Settings, Mode)> {
     let g = &cli.global;
     refuse_half_given(g)?;
     let output = Output {
@@ -282,9 +224,9 @@ fn cluster_flags(cli: &Cli) -> Result<()> {
     Ok(())
 }
 
-fn job(command: &Command, settings: &Settings) -> Result<Job> {
+fn job(command: &Command, settings: &Settings) -> Result<Mode> {
     let out = &settings.output;
-    Ok(match command {
+    Ok(Mode::Run(match command {
         Command::ReplicateCheck(a) => Job::ReplicateCheck(replicate_check::Config {
             probes: a.probes,
             max_lag: a.max_lag,
@@ -359,19 +301,21 @@ fn job(command: &Command, settings: &Settings) -> Result<Job> {
             run: a.run.clone(),
             rate: a.rate,
         }),
-        Command::Report(a) => Job::Report(report_cmd::Config {
-            file: a.file.clone().unwrap_or_default(),
-            compare: a.compare.clone(),
-            merge: a.merge.clone(),
-        }),
         Command::Drill(a) => Job::Drill(drill_config(a, settings)),
-        Command::Completions(a) => Job::Completions(a.shell),
-        Command::Man(a) => Job::Man(a.command.clone()),
-    })
+        Command::Report(a) => {
+            return Ok(Mode::Special(Special::Report(report_cmd::Config {
+                file: a.file.clone().unwrap_or_default(),
+                compare: a.compare.clone(),
+                merge: a.merge.clone(),
+            })))
+        }
+        Command::Completions(a) => return Ok(Mode::Special(Special::Completions(a.shell))),
+        Command::Man(a) => return Ok(Mode::Special(Special::Man(a.command.clone()))),
+    }))
 }
 
-fn drill_config(a: &crate::cli::DrillArgs, settings: &Settings) -> drill::Config {
-    use crate::cli::{FaultArg, ResyncArg};
+fn drill_config(a: &crate::app::cli::DrillArgs, settings: &Settings) -> drill::Config {
+    use crate::app::cli::{FaultArg, ResyncArg};
     use drill::{Fault, Resync};
     let t = &settings.topology;
     drill::Config {
@@ -413,15 +357,15 @@ fn drill_config(a: &crate::cli::DrillArgs, settings: &Settings) -> drill::Config
 fn set_aside_env_topology(s: &mut Settings) {
     let t = &mut s.topology;
     let mut set_aside = Vec::new();
-    if t.master.is_some() && !crate::cli::typed("--master") {
+    if t.master.is_some() && !crate::app::cli::typed("--master") {
         t.master = None;
         set_aside.push("REDLAB_MASTER");
     }
-    if !t.replicas.is_empty() && !crate::cli::typed("--replica") {
+    if !t.replicas.is_empty() && !crate::app::cli::typed("--replica") {
         t.replicas.clear();
         set_aside.push("REDLAB_REPLICAS");
     }
-    if !t.sentinels.is_empty() && !crate::cli::typed("--sentinel") {
+    if !t.sentinels.is_empty() && !crate::app::cli::typed("--sentinel") {
         t.sentinels.clear();
         set_aside.push("REDLAB_SENTINELS");
     }
@@ -434,7 +378,7 @@ fn set_aside_env_topology(s: &mut Settings) {
 }
 
 /// Options that mean nothing without another: an error, never ignored.
-fn refuse_half_given(g: &crate::cli::GlobalArgs) -> Result<()> {
+fn refuse_half_given(g: &crate::app::cli::GlobalArgs) -> Result<()> {
     if g.user.is_some() && g.password.is_none() {
         anyhow::bail!(
             "--user needs a password: set REDLAB_PASSWORD (or --password), or put both in the URL"
@@ -457,7 +401,7 @@ fn refuse_half_given(g: &crate::cli::GlobalArgs) -> Result<()> {
 /// comma) is a mistake, not fewer nodes: dropping the items silently would
 /// test a topology nobody described.
 fn refuse_empty_entries(flag: &str, env: &str, items: &[String], spawn: bool) -> Result<()> {
-    let typed = crate::cli::typed(flag);
+    let typed = crate::app::cli::typed(flag);
     // --spawn sets the environment's topology aside (`set_aside_env_topology`).
     if items.is_empty() || (spawn && !typed) {
         return Ok(());
@@ -494,7 +438,7 @@ fn format(f: FormatArg) -> Format {
     }
 }
 
-fn perf_options(a: &crate::cli::PerfArgs, allow_eviction: bool) -> Result<perf::Options> {
+fn perf_options(a: &crate::app::cli::PerfArgs, allow_eviction: bool) -> Result<perf::Options> {
     let mut opts = perf::Options {
         workload: match a.workload {
             PerfWorkload::Set => perf::WorkloadKind::Set,
@@ -528,8 +472,8 @@ fn perf_options(a: &crate::cli::PerfArgs, allow_eviction: bool) -> Result<perf::
         threads_per_shard: a.threads_per_shard.is_some(),
         pool: None,
         read_from: match a.read_from {
-            crate::cli::PerfReadFrom::Master => perf::ReadFrom::Master,
-            crate::cli::PerfReadFrom::Replicas => perf::ReadFrom::Replicas,
+            crate::app::cli::PerfReadFrom::Master => perf::ReadFrom::Master,
+            crate::app::cli::PerfReadFrom::Replicas => perf::ReadFrom::Replicas,
         },
         split: None,
         start_at: a.start_at,
@@ -599,7 +543,7 @@ fn web_config(a: &DemoArgs, out: &Output) -> crate::web::Config {
     }
 }
 
-fn compare_config(a: &crate::cli::CompareArgs) -> compare_cmd::Config {
+fn compare_config(a: &crate::app::cli::CompareArgs) -> compare_cmd::Config {
     use crate::compare::Sample;
     let sample = match (a.sample, a.sample_ratio) {
         (Some(n), _) => Sample::Keys(n),
@@ -621,5 +565,105 @@ fn compare_config(a: &crate::cli::CompareArgs) -> compare_cmd::Config {
             ..crate::compare::Config::default()
         },
         settle: a.settle,
+    }
+}
+
+/// The topology the flags describe (flags in, `topology::Topology` out).
+#[cfg(test)]
+mod topology_from_flags {
+    use super::*;
+    use crate::topology::{redact_url, Topology};
+
+    fn topo(args: &[&str]) -> Topology {
+        let mut v = vec!["redlab"];
+        v.extend_from_slice(args);
+        v.push("keycount");
+        let cli = crate::app::cli::Cli::parse_args(v).unwrap();
+        Topology::from_spec(&resolve(&cli).unwrap().0.topology).unwrap()
+    }
+
+    #[test]
+    fn default_is_the_workshop_topology() {
+        let t = topo(&[]);
+        assert_eq!(t.master.addr(), "127.0.0.1:6379");
+        let ports: Vec<u16> = t.replicas.iter().map(|r| r.port()).collect();
+        assert_eq!(ports, vec![6380, 6381, 6382]);
+        assert_eq!(t.replicas[1].name, "replica2");
+        assert!(!t.discover);
+    }
+
+    #[test]
+    fn master_alone_means_discover_and_password_applies() {
+        let t = topo(&["--master", "redis://10.0.0.5:7000", "--password", "s3cret"]);
+        assert!(t.discover && t.replicas.is_empty());
+        assert_eq!(t.master.password(), Some("s3cret"));
+        assert!(!format!("{:?}", t.master).contains("s3cret"));
+    }
+
+    #[test]
+    fn url_password_wins_and_is_redacted() {
+        let t = topo(&["--replica", "redis://u:inurl@h:1", "--password", "flag"]);
+        assert_eq!(t.replicas[0].password(), Some("inurl"));
+        assert_eq!(redact_url("redis://u:inurl@h:1/0"), "redis://u:***@h:1/0");
+        assert_eq!(redact_url("redis://:p@h:1"), "redis://:***@h:1");
+    }
+}
+
+/// `check`'s selection as the flags give it.
+#[cfg(test)]
+mod check_from_flags {
+    use super::*;
+
+    fn cfg(args: &[&str]) -> crate::cmd::check::Config {
+        let mut v = vec!["redlab", "check"];
+        v.extend_from_slice(args);
+        match resolve(&crate::app::cli::Cli::parse_args(v).unwrap())
+            .unwrap()
+            .1
+        {
+            Mode::Run(Job::Check(c)) => c,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn selection_keeps_gate_order_and_names_unknowns() {
+        let c = cfg(&["--only", "config-lint,reachability"]);
+        assert_eq!(c.selected, vec!["reachability", "config-lint"]);
+        assert_eq!(
+            c.skipped,
+            vec![
+                "replication",
+                "keycount",
+                "consistency",
+                "expiry",
+                "throughput"
+            ]
+        );
+        let c = cfg(&["--skip", "keycount", "--skip", "nope"]);
+        assert_eq!(
+            c.selected,
+            vec![
+                "reachability",
+                "replication",
+                "consistency",
+                "expiry",
+                "throughput",
+                "config-lint"
+            ]
+        );
+        assert_eq!(c.unknown, vec!["nope"]);
+        assert!(crate::app::cli::Cli::parse_args([
+            "redlab", "check", "--skip", "a", "--only", "b"
+        ])
+        .is_err());
+        assert_eq!(
+            cfg(&["--require-min-replicas"]).require_min_replicas,
+            Some(1)
+        );
+        assert_eq!(
+            cfg(&["--require-min-replicas", "2"]).require_min_replicas,
+            Some(2)
+        );
     }
 }
