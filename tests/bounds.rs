@@ -2,13 +2,11 @@
 //! streams bytes without a line end, --output to a FIFO nobody reads, a
 //! stdout closed under a live view.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// Wait for the child to exit; a generous bound turns a hang into a failure.
 fn wait_exit(child: &mut Child) -> i32 {

@@ -161,7 +161,7 @@ fn open_in_browser(name: &str, html: &str, figures: &[&str]) {
     assert!(dom.contains("<text"), "the figures have no text");
     assert_eq!(console_messages(&out.stderr), Vec::<String>::new());
     if let Ok(keep) = std::env::var("REDLAB_KEEP_REPORTS") {
-        // To look at what the browser drew: REDLAB_KEEP_REPORTS=/some/dir cargo test --test browser
+        // To look at what the browser drew: REDLAB_KEEP_REPORTS=/some/dir cargo test --test it browser::
         std::fs::create_dir_all(&keep).unwrap();
         std::fs::copy(&page, Path::new(&keep).join(format!("{name}.html"))).unwrap();
         std::fs::copy(&shot, Path::new(&keep).join(format!("{name}.png"))).unwrap();

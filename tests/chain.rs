@@ -1,9 +1,8 @@
 //! Chained replicas are part of the topology: master M, replica A of M,
 //! replica B of A (a cross-datacenter chain). Discovery finds B under A, an
 //! explicit --replica B passes when A lists it, and a broken B fails naming it.
-mod common;
 
-use common::*;
+use crate::common::*;
 
 fn dbsize(port: u16) -> u64 {
     redis::cmd("DBSIZE").query(&mut conn(port)).unwrap()

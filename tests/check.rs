@@ -1,9 +1,7 @@
 //! `redlab check` on healthy labs: the gate's checks, selection, lint,
 //! --fail-on/--strict, and a JUnit file that is JUnit.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 const GATE: [&str; 7] = [
     "reachability",

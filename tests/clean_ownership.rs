@@ -4,11 +4,9 @@
 //! REDLAB_PREFIX) moves redlab's whole namespace. Each case checks the user
 //! data by DEBUG DIGEST before and after, and what redlab left.
 
-mod common;
-
 use std::process::{Child, Command, Stdio};
 
-use common::*;
+use crate::common::*;
 
 /// The user's own keys that happen to start with `redlab:`; the last one is
 /// named like a run id but no run of redlab's recorded it.

@@ -1,12 +1,11 @@
 //! Redis Cluster on real `redis-server` processes: a healthy 3x1 cluster
 //! passes every subcommand and is left as found; each kind of broken
 //! cluster is named in the `cluster` step or per shard.
-mod common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use redlab::lab::cluster::LabShard;
 use redlab::lab::{ClusterLab, ClusterLabOptions};
 

@@ -5,8 +5,6 @@
 //! and, with MONITOR on every node (INFO commandstats over TLS), that compare
 //! sent no write.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +12,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// What compare may send: reads, and the connection set-up.
 const READS: &[&str] = &[

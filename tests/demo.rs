@@ -1,6 +1,4 @@
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn demo(lab: &Lab, extra: &[&str], input: Option<&str>) -> (Run, serde_json::Value) {
     let mut args = topo_args(lab);

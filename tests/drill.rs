@@ -1,11 +1,10 @@
 //! redlab drill on real servers and real Sentinels: each fault's cost
 //! measured, asserted as bounds derived from the configured timeouts.
-mod common;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// The lab's Sentinel timeouts (the defaults), ms.
 const DOWN_AFTER_MS: f64 = 1000.0;

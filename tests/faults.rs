@@ -2,11 +2,9 @@
 //! ACLs. Each ends with its named outcome within --timeout, and no user key
 //! changed, no redlab key left.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn args(master: &str, replicas: &[String], timeout: &str) -> Vec<String> {
     let mut v = vec!["--master".to_string(), master.to_string()];

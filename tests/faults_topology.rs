@@ -3,11 +3,9 @@
 //! master, a large dataset. Each ends with its named outcome within
 //! --timeout, no user key changed and no redlab key left.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn topo(master: u16, replicas: &[u16], extra: &[&str]) -> Vec<String> {
     let mut v = vec!["--master".to_string(), url(master)];

@@ -3,12 +3,10 @@
 //! bounded and interruptible, writes refused where they could not be undone.
 //! Each case checks user data before = after and the redlab keys left.
 
-mod common;
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use redlab::lab::LabOptions;
 
 fn spawn_redlab(args: &[String]) -> Child {

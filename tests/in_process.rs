@@ -6,10 +6,8 @@
 //! write bound) is the same for every one of them (default --prefix and
 //! --timeout).
 
-mod common;
-
+use crate::common::*;
 use clap::Parser;
-use common::*;
 use redlab::lab::LabOptions;
 use redlab::report::Verdict;
 use redlab::Outcome;

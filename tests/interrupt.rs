@@ -1,10 +1,9 @@
 //! Ctrl-C: redlab removes its keys, stops a --spawn lab and exits 130.
-mod common;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn children(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();

@@ -1,6 +1,4 @@
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[test]
 fn up_status_down_manage_exactly_the_lab_processes() {

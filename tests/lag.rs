@@ -2,12 +2,10 @@
 //! with redlab's own engine: samples at the interval, a lag above 0 while
 //! the load runs, 0 at the end, and timestamps that cover the load.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use redlab::client::Conn;
 use redlab::loadgen::engine::{self, EngineConfig, Stop};
 use redlab::replication::lag::{sample_lag, LagOptions};

@@ -1,7 +1,6 @@
 //! redlab perf against real servers: exact correctness, safety, reports.
-mod common;
 
-use common::*;
+use crate::common::*;
 use redlab::lab::LabOptions;
 
 fn perf(lab_args: &[String], extra: &[&str]) -> Run {

@@ -2,11 +2,10 @@
 //! threads in all (one thread loads every shard), and a slot migrating
 //! while perf writes loses no request: ASK is resent with ASKING, MOVED is
 //! followed within the round, and every SET is executed exactly once.
-mod common;
 
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use redlab::lab::{ClusterLab, ClusterLabOptions};
 
 fn cluster(shards: usize) -> ClusterLab {

@@ -1,6 +1,5 @@
 //! The open loop against a real redis-server: sends on time, a duration that
 //! holds under overload, and a stall that shows in the percentiles.
-mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -8,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use redlab::loadgen::engine::{self, EngineConfig, EngineResult, Stop};
 
 /// These tests measure time: one at a time, so the overload test's full CPU

@@ -3,11 +3,9 @@
 //! in a check with the figures so far, and leaves nothing behind; up front
 //! it refuses only what certainly cannot fit.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 /// `redlab --format json` with `env` set.
 fn redlab_env(args: &[&str], env: &[(&str, &str)]) -> Run {

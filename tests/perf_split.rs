@@ -3,13 +3,12 @@
 //! clients together send exactly one run's requests, write disjoint keys,
 //! and merge into one report whose histograms are the clients' added up;
 //! reports of different plans are refused.
-mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::*;
+use crate::common::*;
 use redlab::lab::{ClusterLab, ClusterLabOptions};
 use redlab::latency::{decode_v2, LatencyUs};
 

@@ -1,10 +1,9 @@
 //! Where reports go: stdout in the asked format, --output by extension,
 //! --report into reports/ with a timestamped name; a failing run writes too.
-mod common;
 
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 fn redlab_in(dir: &std::path::Path, args: &[String]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_redlab"))

@@ -4,9 +4,7 @@
 //! text in every format, shortened where people read them, whole and
 //! unambiguous in JSON. User data unchanged (DEBUG DIGEST), no redlab key left.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 const IMG: &[u8] = b"<img src=x onerror=alert(1)>";
 const SCRIPT: &[u8] = b"</script><script>alert(1)</script>";

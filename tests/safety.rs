@@ -1,7 +1,6 @@
 //! redlab never changes data it did not write and leaves none of its own.
-mod common;
 
-use common::*;
+use crate::common::*;
 use redlab::lab::LabOptions;
 
 #[test]

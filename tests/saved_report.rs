@@ -4,9 +4,7 @@
 //! (Consistency and Differing keys included), and reads a file that starts
 //! with a UTF-8 byte-order mark. User data unchanged (DEBUG DIGEST).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// The titles of the tables in a terminal rendering (the line above each table).
 fn titles(text: &str) -> Vec<String> {

@@ -1,8 +1,7 @@
 //! Sentinel in the lab: `lab up --sentinels 3` returns once they agree, and
 //! `--sentinel URL` finds the master and replicas through them.
-mod common;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn lab_up_with_sentinels_and_a_topology_found_through_them() {

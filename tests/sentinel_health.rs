@@ -1,9 +1,8 @@
 //! Every Sentinel given is asserted, on real Sentinels: each answers or fails
 //! its own check, they agree on the master, the quorum is reachable
 //! (`SENTINEL CKQUORUM`), in replicate-check and in check's `sentinels` step.
-mod common;
 
-use common::*;
+use crate::common::*;
 
 fn sentinel_url(lab: &Lab, i: usize) -> String {
     url(lab.sentinels[i].port)

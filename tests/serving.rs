@@ -6,9 +6,7 @@
 //! redlab key is left. A full cache that evicts by design is a skip, and the
 //! run says how many keys were evicted while it ran.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 const DEBUG: [&str; 4] = [
     "--enable-debug-command",

@@ -2,11 +2,9 @@
 //! each case asserts the exit code, the one-line reason, that user data is
 //! unchanged (DEBUG DIGEST) and that no redlab key is left.
 
-mod common;
-
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 
 fn one_line(run: &Run) -> String {
     let line = run.stderr.trim().to_string();

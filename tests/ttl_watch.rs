@@ -1,6 +1,4 @@
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn watch_2s(lab: &Lab) -> serde_json::Value {
     let mut args = topo_args(lab);

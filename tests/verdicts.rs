@@ -2,9 +2,7 @@
 //! ends with its named verdict, with user data unchanged and no redlab key
 //! left (issue 9).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use redlab::lab::LabOptions;
 
 fn with_args(base: &[String], more: &[&str]) -> Vec<String> {

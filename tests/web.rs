@@ -3,13 +3,12 @@
 //! servers. The screenshots land in reports/ (web-desktop.png 1280x800,
 //! web-phone.png 390x844, web-full.png, web-expiry.png, web-replica-down.png).
 
-mod common;
 #[path = "common/web.rs"]
 mod web_support;
 
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use fantoccini::Client;
 use serde_json::Value;
 use web_support::*;
