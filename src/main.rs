@@ -1,9 +1,19 @@
 use std::process::ExitCode;
+use std::time::Instant;
 
 use clap::Parser;
+use redlab::run::timings;
 
 fn main() -> ExitCode {
+    let start = timings::origin();
+    // Parse first: --version, --help and usage errors exit inside `parse`,
+    // before any runtime, thread or connection exists.
     let cli = redlab::cli::Cli::parse();
+    if cli.global.timings {
+        timings::enable();
+        timings::record("parse arguments", start);
+    }
+    let t = Instant::now();
     // One thread: redlab waits on the network, it does not compute; the perf
     // engine runs on a thread of its own. Fewer threads, faster start.
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -16,11 +26,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(redlab::run(cli)) {
+    timings::record("async runtime", t);
+    let code = match runtime.block_on(redlab::run(cli)) {
         Ok(outcome) => ExitCode::from(outcome.exit_code()),
         Err(e) => {
             eprintln!("redlab: error: {e:#}");
             ExitCode::from(2)
         }
-    }
+    };
+    let t = Instant::now();
+    // Blocking tasks (DNS look-ups) are not waited for: nothing is left to do.
+    runtime.shutdown_background();
+    timings::record("runtime shutdown", t);
+    timings::print();
+    code
 }
