@@ -6,6 +6,14 @@ use redlab::run::timings;
 
 fn main() -> ExitCode {
     let start = timings::origin();
+    // `redlab --version` alone, the commonest probe of an install: printed
+    // as clap prints it, without building the whole command tree first.
+    if let [_, v] = std::env::args_os().collect::<Vec<_>>().as_slice() {
+        if v == "--version" || v == "-V" {
+            println!("redlab {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+    }
     // Parse first: --version, --help and usage errors exit inside `parse`,
     // before any runtime, thread or connection exists.
     let cli = redlab::cli::Cli::parse();

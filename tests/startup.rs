@@ -135,3 +135,16 @@ fn a_plain_benchmark_asks_the_master_only_what_it_needs() {
     assert_eq!(run.json()["details"]["keys_removed"], 1000);
     assert_no_redlab_keys(&[s.port]);
 }
+
+#[test]
+fn the_version_fast_path_prints_what_clap_prints() {
+    // `--version` alone skips clap; with another flag clap answers.
+    let fast = redlab(&["--version"]);
+    let short = redlab(&["-V"]);
+    let clap = redlab(&["--quiet", "--version"]);
+    assert_eq!(fast.code, 0, "{}", fast.stderr);
+    assert_eq!(clap.code, 0, "{}", clap.stderr);
+    assert_eq!(fast.stdout, clap.stdout);
+    assert_eq!(short.stdout, clap.stdout);
+    assert_eq!(fast.stdout, format!("redlab {}\n", env!("CARGO_PKG_VERSION")));
+}
