@@ -45,18 +45,26 @@ ulimit -n 20000 2>/dev/null || true
 
 port=${PORT:-}
 if [ -z "$port" ]; then
-    for p in $(shuf -i 44000-44999 -n 50); do
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
-    done
+    # One that binds (a connect test misses ports held by outgoing
+    # connections: this range is inside the kernel's ephemeral one).
+    port=$(python3 -c 'import random, socket
+for p in random.sample(range(44000, 45000), 200):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); print(p); break
+    except OSError:
+        pass
+    finally:
+        s.close()')
 fi
 [ -n "$port" ] || { echo "no free port found" >&2; exit 1; }
 tmp=$(mktemp -d)
 taskset -c "$SERVER_CPU" redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
-    --loglevel warning --maxclients 10100 --dir "$tmp" >/dev/null 2>&1 &
+    --loglevel warning --maxclients 10100 --dir "$tmp" >"$tmp/server.log" 2>&1 &
 server_pid=$!
 trap 'kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 for _ in $(seq 1 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
-redis-cli -p "$port" ping >/dev/null || { echo "redis-server did not start" >&2; exit 1; }
+redis-cli -p "$port" ping >/dev/null || { echo "redis-server did not start:" >&2; tail -5 "$tmp/server.log" >&2; exit 1; }
 URL="redis://127.0.0.1:$port"
 
 ratio() { awk -v r="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2fx", r / b; else print "n/a"}'; }
@@ -111,6 +119,12 @@ median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 rss() { # out, command...
     local out=$1; shift
     redis-cli -p "$port" flushall >/dev/null
+    # The previous client's connections may still be closing on the server:
+    # redlab refuses a -c the server's maxclients cannot take now.
+    for _ in $(seq 1 200); do
+        [ "$(redis-cli -p "$port" info clients | tr -d '\r' | awk -F: '/^connected_clients/{print $2}')" -le 1 ] && break
+        sleep 0.05
+    done
     /usr/bin/time -f "%M" -o "$out.t" taskset -c "$CLIENT_CPU" "$@" >/dev/null 2>&1 || echo "failed: $*" >&2
     awk '{printf "%.1f\n", $1 / 1024}' "$out.t" >>"$out"
 }

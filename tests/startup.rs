@@ -146,5 +146,8 @@ fn the_version_fast_path_prints_what_clap_prints() {
     assert_eq!(clap.code, 0, "{}", clap.stderr);
     assert_eq!(fast.stdout, clap.stdout);
     assert_eq!(short.stdout, clap.stdout);
-    assert_eq!(fast.stdout, format!("redlab {}\n", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        fast.stdout,
+        format!("redlab {}\n", env!("CARGO_PKG_VERSION"))
+    );
 }
