@@ -20,6 +20,9 @@ pub struct NodeState {
     pub persistence: Option<String>,
     /// For a Sentinel: the masters it monitors, `name at host:port`.
     pub sentinel_masters: Vec<String>,
+    /// What CONFIG GET gave at the visit (`SURVEY_CONFIG`), read in the
+    /// same round trip as INFO; a parameter denied or unknown is absent.
+    pub config: BTreeMap<String, String>,
     /// How it serves its users (`serving::classify`); None where it could
     /// not be told (unreachable, not Redis).
     pub serving: Option<Serving>,
@@ -209,6 +212,11 @@ fn refuse_kind(st: &NodeState) -> Result<()> {
     Ok(())
 }
 
+/// The parameters every visit reads with INFO, in its one round trip:
+/// persistence for the report, and what perf checks before it writes
+/// (connections left, the replicas' output-buffer limit).
+pub const SURVEY_CONFIG: &[&str] = &["save", "maxclients", "client-output-buffer-limit"];
+
 async fn visit(node: Node, timeout: Duration) -> NodeState {
     let mut st = NodeState {
         node,
@@ -217,6 +225,7 @@ async fn visit(node: Node, timeout: Duration) -> NodeState {
         error: None,
         persistence: None,
         sentinel_masters: Vec::new(),
+        config: BTreeMap::new(),
         serving: None,
     };
     let mut conn = match Conn::connect(&st.node, timeout).await {
@@ -228,9 +237,11 @@ async fn visit(node: Node, timeout: Duration) -> NodeState {
         }
     };
     // CONFIG may be denied to an ACL user: persistence is then unknown.
-    match conn.info_and_config("default", "save").await {
-        Ok((info, save)) => {
-            st.persistence = save.map(|s| persistence(&s, info.flag("aof_enabled")));
+    match conn.info_and_configs("default", SURVEY_CONFIG).await {
+        Ok((info, config)) => {
+            let save = config.get("save");
+            st.persistence = save.map(|s| persistence(s, info.flag("aof_enabled")));
+            st.config = config;
             if info.get("redis_mode") == Some("sentinel") {
                 st.sentinel_masters = conn.sentinel_masters().await.unwrap_or_default();
             }
@@ -297,7 +308,8 @@ pub async fn survey_reusing(
 pub struct Refusal(pub String);
 
 pub async fn discover(topo: &mut Topology, timeout: Duration) -> Result<NodeState> {
-    let master = visit(topo.master.clone(), timeout).await;
+    let visit = visit(topo.master.clone(), timeout);
+    let master = crate::run::timings::timed("discovery: connect, INFO, CONFIG", visit).await;
     if let Some(n) = master.not_serving().filter(|n| !n.state.reads()) {
         return Err(n.into());
     }
@@ -339,7 +351,10 @@ pub async fn discover(topo: &mut Topology, timeout: Duration) -> Result<NodeStat
                 .sibling(&format!("replica{}", i + 1), &l.ip, l.port)
         })
         .collect();
-    discover_chains(topo, timeout).await;
+    if !topo.replicas.is_empty() {
+        let chains = discover_chains(topo, timeout);
+        crate::run::timings::timed("discovery: chained replicas", chains).await;
+    }
     Ok(master)
 }
 

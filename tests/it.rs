@@ -77,6 +77,8 @@ mod sentinel;
 mod sentinel_health;
 #[path = "serving.rs"]
 mod serving;
+#[path = "startup.rs"]
+mod startup;
 #[path = "stats.rs"]
 mod stats;
 #[path = "terminal.rs"]

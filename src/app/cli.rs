@@ -241,6 +241,12 @@ pub struct GlobalArgs {
     #[arg(long, short, global = true, help_heading = "Output")]
     pub quiet: bool,
 
+    /// Print each start-up and shutdown step (connections, INFO reads, the
+    /// registry, cleanup) with its duration on stderr, and record them in
+    /// the report's manifest (`timings`): the fixed cost around a measurement.
+    #[arg(long, global = true, help_heading = "Output")]
+    pub timings: bool,
+
     /// The verdict that fails the run (exit 1): fail, or warn to make warnings fatal.
     #[arg(
         long,

@@ -146,7 +146,9 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         stopped |= cleaned.interrupted;
         let clean = cleaned.remaining == 0 && cleaned.error.is_none() && !cleaned.interrupted;
         all_removed &= cleaned.remaining == 0;
-        ctx.unregister(clean).await;
+        // The registry's last write and the eviction counters: at once.
+        let end = async { tokio::join!(ctx.unregister(clean), ctx.eviction_checks()) };
+        let (_, evictions) = run::timings::timed("registry: unregister, evictions", end).await;
         if cleaned.remaining > 0 {
             if let Some(c) = ctx.cleanup_check(&cleaned) {
                 eprintln!("redlab: {}", c.reason);
@@ -158,7 +160,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
             .map(|mut x| std::mem::take(&mut *x))
             .unwrap_or_default();
         mine.extend(ctx.cleanup_check(&cleaned));
-        mine.extend(ctx.eviction_checks().await);
+        mine.extend(evictions);
         match &ctx.shard {
             Some(s) => extra.extend(mine.into_iter().map(|c| cmd::cluster::in_shard(&s.name, c))),
             None => extra.extend(mine),

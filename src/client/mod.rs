@@ -279,19 +279,28 @@ impl Conn {
         section: &str,
         key: &str,
     ) -> Result<(Info, Option<String>), NodeError> {
+        let (info, mut config) = self.info_and_configs(section, &[key]).await?;
+        Ok((info, config.remove(key)))
+    }
+
+    /// INFO and several configuration values in one round trip (one CONFIG
+    /// GET each: Redis 6 takes one parameter per call). A parameter CONFIG
+    /// does not give (denied, renamed, unknown) is absent from the map.
+    pub async fn info_and_configs(
+        &mut self,
+        section: &str,
+        keys: &[&str],
+    ) -> Result<(Info, std::collections::BTreeMap<String, String>), NodeError> {
         let mut pipe = redis::pipe();
-        pipe.ignore_errors()
-            .cmd("INFO")
-            .arg(section)
-            .cmd("CONFIG")
-            .arg("GET")
-            .arg(key);
-        let mut replies: Vec<redis::Value> = self.pipe(&pipe).await?;
-        let config = replies
-            .pop()
-            .and_then(|v| pairs(&v).into_iter().next())
-            .map(|(_, v)| v);
-        match replies.pop().map(redis::from_redis_value::<String>) {
+        pipe.ignore_errors().cmd("INFO").arg(section);
+        for k in keys {
+            pipe.cmd("CONFIG").arg("GET").arg(*k);
+        }
+        let replies: Vec<redis::Value> = self.pipe(&pipe).await?;
+        let mut replies = replies.into_iter();
+        let info = replies.next().map(redis::from_redis_value::<String>);
+        let config = replies.flat_map(|v| pairs(&v)).collect();
+        match info {
             Some(Ok(text)) => Ok((Info::parse(&text), config)),
             // An error reply to INFO: ask again alone, for the classified error.
             _ => Ok((self.info(section).await?, config)),

@@ -197,6 +197,9 @@ pub struct Manifest {
     pub args: Vec<String>,
     /// Unique id of this run; redlab's keys are `redlab:<run_id>:...`.
     pub run_id: String,
+    /// `--timings`: each start-up and shutdown step so far, with its duration.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timings: Vec<crate::run::timings::Step>,
 }
 
 /// A table in the human renderings.
@@ -629,6 +632,7 @@ mod tests {
             host: "ci".into(),
             args: vec!["redlab".into()],
             run_id: "abc".into(),
+            timings: Vec::new(),
         };
         let node = NodeInfo {
             name: "master".into(),

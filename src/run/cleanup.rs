@@ -126,6 +126,11 @@ impl Ctx {
     /// WAIT for the replicas the master lists, briefly (best effort: a down
     /// replica is reported by the checks themselves).
     async fn wait_replicas(&self, conn: &mut crate::client::Conn) {
+        // A master given or found without replicas: no one to wait for
+        // (and a round trip saved on every plain benchmark).
+        if self.topology.replicas.is_empty() {
+            return;
+        }
         let Ok(info) = conn.info("replication").await else {
             return;
         };

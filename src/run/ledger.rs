@@ -209,6 +209,22 @@ impl Ledger {
         *all = kept;
         taken
     }
+    /// The range counted by `upto` had `n` requests to send and all `n` were
+    /// answered: nothing past them was sent, so its slack (what may be in
+    /// flight past the counter) is dropped, and cleanup does not delete
+    /// names that were never written.
+    pub fn settle(&self, upto: &Arc<AtomicU64>, n: u64) {
+        if upto.load(Ordering::SeqCst) < n {
+            return;
+        }
+        for o in self.lock().iter_mut() {
+            if let Owned::Range { upto: u, slack, .. } = o {
+                if Arc::ptr_eq(u, upto) {
+                    *slack = 0;
+                }
+            }
+        }
+    }
     pub fn snapshot(&self) -> Vec<Owned> {
         self.lock().clone()
     }

@@ -20,6 +20,7 @@ pub use crate::namespace;
 pub mod registry;
 pub mod safety;
 mod signals;
+pub mod timings;
 
 pub use ledger::{Ledger, Owned, RangeRecord};
 pub use manifest::{hostname, new_run_id, redacted_args};
@@ -109,7 +110,8 @@ impl Ctx {
     /// moment a dead run's leftovers are looked for.
     pub async fn survey(&self) -> anyhow::Result<Survey> {
         let known = self.discovered.lock().map(|mut d| d.take()).unwrap_or(None);
-        let s = survey::survey_reusing(&self.topology, self.timeout, known).await;
+        let s = survey::survey_reusing(&self.topology, self.timeout, known);
+        let s = timings::timed("survey (every node: INFO, CONFIG)", s).await;
         if let Ok(mut n) = self.last_nodes.lock() {
             *n = s.infos();
         }
@@ -161,6 +163,7 @@ impl Ctx {
             host: hostname(),
             args: self.args.clone(),
             run_id: self.run_id.clone(),
+            timings: timings::steps(),
         }
     }
 

@@ -86,11 +86,17 @@ struct Inner {
     /// Keys removed by every cleanup of the run so far.
     removed: u64,
     leftovers_looked: bool,
+    /// The record as last written to the registry (None: not registered yet).
+    registered: Option<RunRecord>,
 }
 
 pub struct State {
     inner: Mutex<Inner>,
     heartbeat: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The look for dead runs' leftovers, under way while the run starts
+    /// (its round trips overlap the run's own); its checks are collected at
+    /// the end (`collect_leftovers`).
+    leftovers: Mutex<Option<tokio::task::JoinHandle<Vec<Check>>>>,
 }
 
 impl Default for State {
@@ -104,8 +110,10 @@ impl Default for State {
                 expiring_until_ms: 0,
                 removed: 0,
                 leftovers_looked: false,
+                registered: None,
             }),
             heartbeat: Mutex::new(None),
+            leftovers: Mutex::new(None),
         }
     }
 }
@@ -113,6 +121,9 @@ impl Default for State {
 impl Drop for State {
     fn drop(&mut self) {
         if let Some(h) = self.heartbeat.lock().ok().and_then(|mut h| h.take()) {
+            h.abort();
+        }
+        if let Some(h) = self.leftovers.lock().ok().and_then(|mut h| h.take()) {
             h.abort();
         }
     }
@@ -186,10 +197,14 @@ impl State {
             first
         };
         if first {
-            if let Some(mut c) = self.master_conn() {
-                let found = leftovers(&mut c, ctx).await;
-                if let Ok(mut x) = ctx.extra_checks.lock() {
-                    x.extend(found);
+            if let Some(c) = self.master_conn() {
+                let who = Whose::of(ctx);
+                let task = tokio::spawn(crate::run::timings::timed(
+                    "leftover scan (registry, concurrent)",
+                    async move { leftovers(c, who).await },
+                ));
+                if let Ok(mut h) = self.leftovers.lock() {
+                    *h = Some(task);
                 }
             }
         }
@@ -217,6 +232,24 @@ impl Ctx {
     /// the run may store and have in flight at once. Asked once; the answer
     /// stands for the run.
     pub async fn prepare_writes(&self, master: &Master<'_>, need_bytes: u64) -> Result<()> {
+        self.open_gate(master, need_bytes).await?;
+        self.registry_refresh().await;
+        Ok(())
+    }
+
+    /// `prepare_writes` without registering: the caller adds what it is
+    /// about to write to the ledger and calls `registry_refresh` before its
+    /// first write, whose one registry write then carries it (one round
+    /// trip instead of two).
+    pub async fn prepare_writes_unregistered(
+        &self,
+        master: &Master<'_>,
+        need_bytes: u64,
+    ) -> Result<()> {
+        self.open_gate(master, need_bytes).await
+    }
+
+    async fn open_gate(&self, master: &Master<'_>, need_bytes: u64) -> Result<()> {
         let gate = self.safety.lock().gate.clone();
         match gate {
             // Room is asked again for each step: a later one may write more.
@@ -239,7 +272,6 @@ impl Ctx {
             // Cleanup and the registry use this master's connection.
             i.master_conn.get_or_insert_with(|| master.conn.clone());
         }
-        self.register(master.conn.clone()).await;
         Ok(())
     }
 
@@ -301,7 +333,8 @@ impl Ctx {
     async fn register(&self, mut conn: Conn) {
         let rec = self.safety.record(self);
         let tag = self.registry_tag().map(String::from);
-        if let Err(e) = registry::beat(&mut conn, &rec, tag.as_deref()).await {
+        let beat = registry::beat(&mut conn, &rec, tag.as_deref());
+        if let Err(e) = crate::run::timings::timed("registry: register", beat).await {
             self.say.line(&format!(
                 "redlab: warning: this run could not register itself on the master ({}): \
                  if it is killed, later runs cannot tell what it left",
@@ -309,6 +342,7 @@ impl Ctx {
             ));
             return;
         }
+        self.safety.lock().registered = Some(rec.clone());
         let ledger = self.ledger.clone();
         let safety_rec = rec.clone();
         let expiring = self.safety.lock().expiring_until_ms;
@@ -326,19 +360,49 @@ impl Ctx {
         }
     }
 
-    /// Refresh the record now (a load's range was just added).
+    /// Register the run if it is not yet, else refresh its record now (a
+    /// load's range was just added); a record the registry already has as
+    /// it is now is not written again.
     pub async fn registry_refresh(&self) {
         if !self.safety.wrote() {
             return;
         }
-        if let Some(mut c) = self.safety.master_conn() {
-            let _ = registry::beat(&mut c, &self.safety.record(self), self.registry_tag()).await;
+        let Some(mut c) = self.safety.master_conn() else {
+            return;
+        };
+        let rec = self.safety.record(self);
+        let last = self.safety.lock().registered.clone();
+        match last {
+            None => self.register(c).await,
+            Some(last) if last == rec => {}
+            Some(_) => {
+                let beat = registry::beat(&mut c, &rec, self.registry_tag());
+                if crate::run::timings::timed("registry: refresh", beat)
+                    .await
+                    .is_ok()
+                {
+                    self.safety.lock().registered = Some(rec);
+                }
+            }
+        }
+    }
+
+    /// The dead runs' leftovers the start of the run looked for, into the
+    /// run's extra checks (waits for the look to end, bounded by --timeout
+    /// on each of its commands).
+    pub async fn collect_leftovers(&self) {
+        let task = self.safety.leftovers.lock().ok().and_then(|mut h| h.take());
+        let Some(task) = task else { return };
+        let found = task.await.unwrap_or_default();
+        if let Ok(mut x) = self.extra_checks.lock() {
+            x.extend(found);
         }
     }
 
     /// Stop the heartbeat; remove the record when nothing is left, else
     /// keep it (the run then reads as dead, and `clean` finds its keys).
     pub async fn unregister(&self, everything_removed: bool) {
+        self.collect_leftovers().await;
         let beating = self.safety.heartbeat.lock().ok().and_then(|mut h| h.take());
         if let Some(h) = beating {
             h.abort();
@@ -471,9 +535,30 @@ fn full(master: &Master<'_>, need: u64, allow_eviction: bool) -> Option<Refused>
     })
 }
 
+/// What the leftover scan needs to know of the run, owned (it runs as a task).
+struct Whose {
+    run_id: String,
+    tag: Option<String>,
+    master: String,
+    clean_hint: String,
+}
+
+impl Whose {
+    fn of(ctx: &Ctx) -> Whose {
+        Whose {
+            run_id: ctx.run_id.clone(),
+            tag: ctx.registry_tag().map(String::from),
+            master: ctx.topology.master.name.clone(),
+            // The run id goes in below: the hint names the dead run.
+            clean_hint: clean_hint(ctx, Some("\u{0}")),
+        }
+    }
+}
+
 /// `master.leftovers`: dead runs (record without heartbeat) that left keys.
-async fn leftovers(c: &mut Conn, ctx: &Ctx) -> Vec<Check> {
-    let Ok(runs) = registry::runs(c, ctx.registry_tag()).await else {
+async fn leftovers(mut c: Conn, ctx: Whose) -> Vec<Check> {
+    let c = &mut c;
+    let Ok(runs) = registry::runs(c, ctx.tag.as_deref()).await else {
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -498,7 +583,7 @@ async fn leftovers(c: &mut Conn, ctx: &Ctx) -> Vec<Check> {
             what.push("keys with a TTL that expire by themselves".into());
         }
         out.push(Check::warn(
-            format!("{}.leftovers", ctx.topology.master.name),
+            format!("{}.leftovers", ctx.master),
             format!(
                 "a dead redlab run ({} on {}, pid {}, started {}) left {} under {}: \
                  remove them with `{}`",
@@ -508,7 +593,7 @@ async fn leftovers(c: &mut Conn, ctx: &Ctx) -> Vec<Check> {
                 rec.started_at,
                 what.join(" and "),
                 super::namespace::run_prefix(&rec.run_id, None),
-                clean_hint(ctx, Some(&rec.run_id))
+                ctx.clean_hint.replace('\u{0}', &rec.run_id)
             ),
         ));
     }

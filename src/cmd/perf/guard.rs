@@ -21,6 +21,27 @@ pub(super) fn need_bytes(cfg: &Config, prefix_len: usize) -> u64 {
         .saturating_add(in_flight)
 }
 
+/// Whether everything the run can write (prefill, warm-up and one round's
+/// keys: rounds rewrite the same names) and have in flight fits in half of
+/// `room_left`: then the live guard has nothing to stop and is not started.
+/// A --duration run writes without a known bound: never.
+pub(super) fn fits_easily(cfg: &Config, prefix_len: usize, room_left: u64) -> bool {
+    let per_round = match cfg.stop {
+        crate::loadgen::engine::Stop::Requests(n) => n,
+        crate::loadgen::engine::Stop::Duration(_) => return false,
+    };
+    let per_key = prefix_len as u64 + 20 + cfg.opts.data_size.1 as u64 + 64;
+    let keys = cfg
+        .prefill()
+        .unwrap_or(0)
+        .saturating_add(cfg.opts.warmup)
+        .saturating_add(per_round);
+    let bytes = keys
+        .saturating_mul(per_key)
+        .saturating_add(need_bytes(cfg, prefix_len));
+    bytes <= room_left / 2
+}
+
 /// What a perf user can change when the master has no room.
 pub(super) const ROOM_HINT: &str =
     "bound the keys with --keyspace (a --duration run writes a new key \
@@ -29,12 +50,16 @@ pub(super) const ROOM_HINT: &str =
 /// The replicas' output-buffer hard limit on the master, bytes (0: none),
 /// from `client-output-buffer-limit`; None where CONFIG is not allowed.
 pub(super) async fn replica_output_limit(master: &Master<'_>) -> Option<u64> {
-    let v = master
-        .conn
-        .clone()
-        .config_get("client-output-buffer-limit")
-        .await
-        .ok()??;
+    // Read with the survey's INFO; asked again where that visit did not get it.
+    let v = match master.state.config.get("client-output-buffer-limit") {
+        Some(v) => v.clone(),
+        None => master
+            .conn
+            .clone()
+            .config_get("client-output-buffer-limit")
+            .await
+            .ok()??,
+    };
     let words: Vec<&str> = v.split_whitespace().collect();
     let at = words
         .iter()

@@ -729,5 +729,6 @@ pub fn manifest(clients: &[Client], files: &[&Path]) -> Manifest {
             .map(|c| c.manifest.run_id.as_str())
             .collect::<Vec<_>>()
             .join("+"),
+        timings: Vec::new(),
     }
 }

@@ -27,6 +27,7 @@ use crate::latency::LatencyUs;
 use crate::loadgen::engine::{EngineConfig, EngineResult, Stop, Workload};
 use crate::loadgen::multi;
 use crate::report::{Check, Report, Verdict};
+use crate::run::timings::timed;
 use crate::run::Ctx;
 use crate::survey::{Master, Survey};
 use crate::topology::Node;
@@ -347,13 +348,19 @@ fn open_files_limit() -> Option<u64> {
 
 /// Refuse -c beyond what the master still accepts (maxclients).
 async fn refuse_beyond_maxclients(cfg: &Config, master: &Master<'_>) -> Result<()> {
-    let mut c = master.conn.clone();
-    let max: Option<u64> = c
-        .config_get("maxclients")
-        .await
-        .ok()
-        .flatten()
-        .and_then(|v| v.parse().ok());
+    // Read with the survey's INFO (`survey::SURVEY_CONFIG`); asked again
+    // only where that visit did not get it.
+    let max = match master.state.config.get("maxclients") {
+        Some(v) => Some(v.clone()),
+        None => master
+            .conn
+            .clone()
+            .config_get("maxclients")
+            .await
+            .ok()
+            .flatten(),
+    };
+    let max: Option<u64> = max.and_then(|v| v.parse().ok());
     // maxclients counts every connection: clients and the replicas' links.
     let clients = master.info.u64("connected_clients").unwrap_or(0);
     let replicas = master.info.u64("connected_slaves").unwrap_or(0);
@@ -412,16 +419,21 @@ pub async fn measure(
     let need = guard::need_bytes(cfg, prefix.len());
     // The safety gate first: a cache full by design, or a run that could
     // evict, is refused there with its own reason (and --allow-eviction).
-    ctx.prepare_writes(master, need).await.map_err(|e| {
-        use crate::run::safety::RefusedKind;
-        // The hint about room only where room was the reason.
-        match RefusedKind::of(&e) {
-            Some(RefusedKind::WouldEvict | RefusedKind::NoRoom) => {
-                anyhow::anyhow!("{e:#}; {}", guard::ROOM_HINT)
+    // Registered by the first registry_refresh below, with the first load's
+    // range in its record: one registry write instead of two.
+    let gate = ctx.prepare_writes_unregistered(master, need);
+    timed("write gate (room, delete permission)", gate)
+        .await
+        .map_err(|e| {
+            use crate::run::safety::RefusedKind;
+            // The hint about room only where room was the reason.
+            match RefusedKind::of(&e) {
+                Some(RefusedKind::WouldEvict | RefusedKind::NoRoom) => {
+                    anyhow::anyhow!("{e:#}; {}", guard::ROOM_HINT)
+                }
+                _ => e,
             }
-            _ => e,
-        }
-    })?;
+        })?;
     // Then, up front, only what is certain not to fit; the rest is the live
     // guard's (`room`): it stops the load before the room is used. Evictions
     // consented to (--allow-eviction on a maxmemory master) make room.
@@ -452,12 +464,25 @@ pub async fn measure(
             cfg.opts.threads
         );
     }
-    let mut base = engine_base(cfg, &ctx.topology.master, ctx.timeout, &prefix).await?;
-    // --allow-eviction consents to filling maxmemory; the host's room is guarded always.
-    let watch = match limit.filter(|_| !consented) {
-        Some(l) => room::Watch::start(&ctx.topology.master, ctx.timeout, l).await,
-        None => None,
+    // --allow-eviction consents to filling maxmemory; the host's room is
+    // guarded always, by a watch of its own unless everything this run can
+    // write fits in half the room left (a short -n run on a roomy master).
+    let watched = limit
+        .filter(|_| !consented)
+        .filter(|l| !guard::fits_easily(cfg, prefix.len(), l.left()));
+    let base = engine_base(cfg, &ctx.topology.master, ctx.timeout, &prefix);
+    let watch = async {
+        match watched {
+            Some(l) => room::Watch::start(&ctx.topology.master, ctx.timeout, l).await,
+            None => None,
+        }
     };
+    // Both connect: at once.
+    let (base, watch) = timed("engine set-up, memory watch", async {
+        tokio::join!(base, watch)
+    })
+    .await;
+    let mut base = base?;
     base.halt = watch.as_ref().map(|w| w.halt.clone());
     let started = Instant::now();
 
@@ -527,7 +552,13 @@ pub async fn measure(
     let mut per_replica: Vec<Vec<EngineResult>> = Vec::new();
     let mut results = Vec::new();
     let mut resyncs = Resyncs::default();
-    let links = replicas::Links::read(master, survey).await;
+    // The master's resync counters as the survey read them (its INFO has
+    // the stats section): no round trip, and the prefill and warm-up count.
+    let links = timed(
+        "replica links",
+        replicas::Links::read(master, survey, Some(master.info)),
+    )
+    .await;
     let bar = run_bar(ctx, &cfg.stop, cfg.opts.rounds);
     // Each replica's offset lag over the measured rounds (one series, from
     // the first round's start to the replicas' catch-up after the last).
@@ -564,7 +595,13 @@ pub async fn measure(
             None => multi::split(&base, cfg.opts.threads)?,
             Some(rs) => reads::instances(&base, rs, ctx.shard.is_some())?,
         };
+        // Instances that stop at a request count: once the counter says all
+        // of them were answered, nothing more was sent (`Ledger::settle`).
+        let mut counted = Vec::new();
         for inst in &instances {
+            if let (Stop::Requests(n), Some(p)) = (&inst.stop, &inst.progress) {
+                counted.push((p.clone(), *n));
+            }
             // The requests sent: their keys are what cleanup removes (a pure
             // function of keyspace, seed and request number), whatever --keyspace is.
             // A run the memory guard stops sends fewer than -n: the counter
@@ -582,13 +619,16 @@ pub async fn measure(
         let label = format!("round {}/{}", r + 1, cfg.opts.rounds);
         let shown = Shown::Run(&bar, per_round.saturating_mul(r as u64));
         let result = match &readers {
-            None => phase(ctx, instances, &label, shown).await?,
+            None => timed(&label, phase(ctx, instances, &label, shown)).await?,
             Some(_) => {
                 let parts = phase_parts(ctx, instances, &label, shown).await?;
                 per_replica.push(parts.iter().map(|(r, _)| r.clone()).collect());
                 multi::merge_timed(parts)
             }
         };
+        for (p, n) in &counted {
+            ctx.ledger.settle(p, *n);
+        }
         // The round's start on the wall clock, for a merge of clients' reports.
         let ended = split::unix_ms(std::time::SystemTime::now());
         round_starts_ms.push(ended - result.elapsed_ns as f64 / 1e6);
@@ -660,17 +700,16 @@ pub async fn measure(
         let (mut caught, lag) = tokio::join!(catching_up, lag);
         // After the catch-up: a replica dropped during the load may resync only
         // once it reconnects, after the load.
-        let after_links = replicas::Links::read(master, survey).await;
+        // What the report compares with `before`: used_memory and evicted_keys;
+        // its stats section has the resync counters too.
+        let mut conn = master.conn.clone();
+        let after = conn.info_sections(&["memory", "stats"]);
+        let after = timed("after the load: INFO memory, stats", after).await?;
+        let after_links = replicas::Links::read(master, survey, Some(&after)).await;
         links.add_changes(&after_links, survey, &mut resyncs);
         for c in &mut caught {
             c.reconnected = resyncs.replicas_reconnected.contains(&c.name);
         }
-        // What the report compares with `before`: used_memory and evicted_keys.
-        let after = master
-            .conn
-            .clone()
-            .info_sections(&["memory", "stats"])
-            .await?;
         (caught, lag, after)
     } else {
         // The master moved: the replicas followed another master, whose
@@ -682,7 +721,9 @@ pub async fn measure(
     let keys_removed = if cfg.opts.keep_keys {
         keep_measured_keys(ctx, &prefix)
     } else {
-        ctx.cleanup(std::future::pending()).await.removed
+        timed("cleanup", ctx.cleanup(std::future::pending()))
+            .await
+            .removed
     };
     let median = median_round(&results);
     if let Some(path) = &cfg.opts.hdr_out {

@@ -44,13 +44,18 @@ pub struct Resyncs {
 }
 
 impl Links {
-    pub async fn read(master: &Master<'_>, survey: &Survey) -> Links {
-        let stats = master
-            .conn
-            .clone()
-            .info("stats")
-            .await
-            .unwrap_or_else(|_| Info::parse(""));
+    /// `stats`: an INFO of the master with its stats section, read just now
+    /// (None: read it here).
+    pub async fn read(master: &Master<'_>, survey: &Survey, stats: Option<&Info>) -> Links {
+        let stats = match stats {
+            Some(i) => i.clone(),
+            None => master
+                .conn
+                .clone()
+                .info("stats")
+                .await
+                .unwrap_or_else(|_| Info::parse("")),
+        };
         let reads: Vec<_> = survey
             .replicas()
             .iter()
