@@ -23,6 +23,7 @@ pub mod series;
 pub mod serving;
 pub mod survey;
 pub mod text;
+pub mod timings;
 pub mod topology;
 pub mod ui;
 pub mod web;

@@ -2,7 +2,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
-use redlab::run::timings;
+use redlab::timings;
 
 fn main() -> ExitCode {
     let start = timings::origin();

@@ -309,7 +309,7 @@ pub struct Refusal(pub String);
 
 pub async fn discover(topo: &mut Topology, timeout: Duration) -> Result<NodeState> {
     let visit = visit(topo.master.clone(), timeout);
-    let master = crate::run::timings::timed("discovery: connect, INFO, CONFIG", visit).await;
+    let master = crate::timings::timed("discovery: connect, INFO, CONFIG", visit).await;
     if let Some(n) = master.not_serving().filter(|n| !n.state.reads()) {
         return Err(n.into());
     }
@@ -353,7 +353,7 @@ pub async fn discover(topo: &mut Topology, timeout: Duration) -> Result<NodeStat
         .collect();
     if !topo.replicas.is_empty() {
         let chains = discover_chains(topo, timeout);
-        crate::run::timings::timed("discovery: chained replicas", chains).await;
+        crate::timings::timed("discovery: chained replicas", chains).await;
     }
     Ok(master)
 }

@@ -148,7 +148,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         all_removed &= cleaned.remaining == 0;
         // The registry's last write and the eviction counters: at once.
         let end = async { tokio::join!(ctx.unregister(clean), ctx.eviction_checks()) };
-        let (_, evictions) = run::timings::timed("registry: unregister, evictions", end).await;
+        let (_, evictions) = crate::timings::timed("registry: unregister, evictions", end).await;
         if cleaned.remaining > 0 {
             if let Some(c) = ctx.cleanup_check(&cleaned) {
                 eprintln!("redlab: {}", c.reason);

@@ -199,7 +199,7 @@ pub struct Manifest {
     pub run_id: String,
     /// `--timings`: each start-up and shutdown step so far, with its duration.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub timings: Vec<crate::run::timings::Step>,
+    pub timings: Vec<crate::timings::Step>,
 }
 
 /// A table in the human renderings.

@@ -20,7 +20,7 @@ pub use crate::namespace;
 pub mod registry;
 pub mod safety;
 mod signals;
-pub mod timings;
+pub use crate::timings;
 
 pub use ledger::{Ledger, Owned, RangeRecord};
 pub use manifest::{hostname, new_run_id, redacted_args};

@@ -199,7 +199,7 @@ impl State {
         if first {
             if let Some(c) = self.master_conn() {
                 let who = Whose::of(ctx);
-                let task = tokio::spawn(crate::run::timings::timed(
+                let task = tokio::spawn(crate::timings::timed(
                     "leftover scan (registry, concurrent)",
                     async move { leftovers(c, who).await },
                 ));
@@ -334,7 +334,7 @@ impl Ctx {
         let rec = self.safety.record(self);
         let tag = self.registry_tag().map(String::from);
         let beat = registry::beat(&mut conn, &rec, tag.as_deref());
-        if let Err(e) = crate::run::timings::timed("registry: register", beat).await {
+        if let Err(e) = crate::timings::timed("registry: register", beat).await {
             self.say.line(&format!(
                 "redlab: warning: this run could not register itself on the master ({}): \
                  if it is killed, later runs cannot tell what it left",
@@ -377,7 +377,7 @@ impl Ctx {
             Some(last) if last == rec => {}
             Some(_) => {
                 let beat = registry::beat(&mut c, &rec, self.registry_tag());
-                if crate::run::timings::timed("registry: refresh", beat)
+                if crate::timings::timed("registry: refresh", beat)
                     .await
                     .is_ok()
                 {

@@ -27,9 +27,9 @@ use crate::latency::LatencyUs;
 use crate::loadgen::engine::{EngineConfig, EngineResult, Stop, Workload};
 use crate::loadgen::multi;
 use crate::report::{Check, Report, Verdict};
-use crate::run::timings::timed;
 use crate::run::Ctx;
 use crate::survey::{Master, Survey};
+use crate::timings::timed;
 use crate::topology::Node;
 
 pub use details::{CatchUp, Memory, PerfDetails, Round};
