@@ -196,8 +196,12 @@ fn max_lag_is_a_bound_for_a_stalled_replica_and_a_paused_master() {
     let r = run.json();
     let c = check(&r, "replica1.propagation");
     let reason = c["reason"].as_str().unwrap();
+    // Seen late or never within the bound, depending on where the pause
+    // caught the probe; either way it fails, and says the master was slow.
+    assert_eq!(c["verdict"], "fail", "{c}");
     assert!(
-        reason.contains("past the 1s bound") && reason.contains("the master itself took"),
+        (reason.contains("past the 1s bound") || reason.contains("not visible within 1s"))
+            && reason.contains("the master itself took"),
         "{c}"
     );
     cmd(&m, &["CLIENT", "UNPAUSE"]);
