@@ -6,35 +6,12 @@
 use std::time::Duration;
 
 use crate::common::*;
-use redlab::lab::{ClusterLab, ClusterLabOptions};
-
-fn cluster(shards: usize) -> ClusterLab {
-    rt().block_on(ClusterLab::start(ClusterLabOptions {
-        shards,
-        replicas: 0,
-        ..ClusterLabOptions::default()
-    }))
-    .unwrap_or_else(|e| panic!("starting a test cluster: {e:#}"))
-}
-
-/// `calls` of one command in INFO commandstats (0 when never called).
-fn calls(port: u16, command: &str) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query(&mut conn(port))
-        .unwrap();
-    let prefix = format!("cmdstat_{command}:calls=");
-    info.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .map(|rest| rest.split(',').next().unwrap().parse().unwrap())
-        .unwrap_or(0)
-}
 
 /// SETs the load executed on these masters: a registry heartbeat is one
 /// HSET and one SET, not the load's (summed over the masters: a slot that
 /// moved between a heartbeat's two commands splits the pair).
 fn load_sets(ports: &[u16]) -> u64 {
-    let sum = |c: &str| ports.iter().map(|p| calls(*p, c)).sum::<u64>();
+    let sum = |c: &str| ports.iter().map(|p| cmdstat_calls(*p, c)).sum::<u64>();
     // Polled mid-run, a heartbeat's HSET may be in before its SET.
     sum("set").saturating_sub(sum("hset"))
 }
@@ -77,7 +54,7 @@ fn completed(j: &serde_json::Value) -> u64 {
 
 #[test]
 fn one_thread_loads_every_shard() {
-    let lab = cluster(3);
+    let lab = cluster_lab(3);
     let masters: Vec<u16> = lab.shards.iter().map(|s| s.master.port).collect();
     reset_stats(&masters);
     let args = perf_args(
@@ -206,7 +183,7 @@ fn a_slot_migrating_under_an_open_loop_loses_no_request() {
 /// Perf (with `extra` options) writes `rounds` rounds while shard1's slot
 /// moves to shard2: ASK is seen, no request fails, every SET runs once.
 fn migrate_under(extra: &[&str], rounds: u64) {
-    let lab = cluster(3);
+    let lab = cluster_lab(3);
     let masters: Vec<u16> = lab.shards.iter().map(|s| s.master.port).collect();
     let (src, dst) = (masters[0], masters[1]);
     // shard1's keys carry the tag of its lowest slot: 0.
@@ -233,7 +210,7 @@ fn migrate_under(extra: &[&str], rounds: u64) {
     // Its SETs of keys not on shard1 now get ASK, and come to the
     // importing node after ASKING; then the keys move and the slot is
     // handed over (MOVED from then on) while perf still writes.
-    until(&perf, "sending ASKING", || calls(dst, "asking") > 0);
+    until(&perf, "sending ASKING", || cmdstat_calls(dst, "asking") > 0);
     finish_migration(0, src, dst, &masters);
     assert!(
         !perf.is_finished(),

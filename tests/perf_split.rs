@@ -9,30 +9,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::common::*;
-use redlab::lab::{ClusterLab, ClusterLabOptions};
 use redlab::latency::{decode_v2, LatencyUs};
-
-fn cluster(shards: usize) -> ClusterLab {
-    rt().block_on(ClusterLab::start(ClusterLabOptions {
-        shards,
-        replicas: 0,
-        ..ClusterLabOptions::default()
-    }))
-    .unwrap_or_else(|e| panic!("starting a test cluster: {e:#}"))
-}
-
-/// `calls` of one command in INFO commandstats (0 when never called).
-fn calls(port: u16, command: &str) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query(&mut conn(port))
-        .unwrap();
-    let prefix = format!("cmdstat_{command}:calls=");
-    info.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .map(|rest| rest.split(',').next().unwrap().parse().unwrap())
-        .unwrap_or(0)
-}
 
 /// A --start-at a few seconds ahead, as Unix seconds.
 fn soon(secs: u64) -> String {
@@ -77,7 +54,7 @@ fn round_hdr(details: &serde_json::Value, round: usize) -> hdrhistogram::Histogr
 
 #[test]
 fn three_clients_on_a_cluster_are_one_run_merged_exactly() {
-    let lab = cluster(3);
+    let lab = cluster_lab(3);
     let masters: Vec<u16> = lab.shards.iter().map(|s| s.master.port).collect();
     for p in &masters {
         redis::cmd("CONFIG")
@@ -120,7 +97,7 @@ fn three_clients_on_a_cluster_are_one_run_merged_exactly() {
     // masters. A registry heartbeat is one HSET and one SET: not the load's.
     let sets: u64 = masters
         .iter()
-        .map(|p| calls(*p, "set") - calls(*p, "hset"))
+        .map(|p| cmdstat_calls(*p, "set") - cmdstat_calls(*p, "hset"))
         .sum();
     assert_eq!(sets, n * rounds + warmup, "SET calls on the masters");
     // Disjoint keys: each client's under its own `perf:KofN:`, the union

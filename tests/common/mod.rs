@@ -294,3 +294,27 @@ pub fn detail_node<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_j
         .find(|n| n["name"] == name)
         .unwrap_or_else(|| panic!("no node {name} in {}", report["details"]))
 }
+
+/// A test cluster of `shards` masters with no replica, stopped when dropped.
+pub fn cluster_lab(shards: usize) -> redlab::lab::ClusterLab {
+    use redlab::lab::{ClusterLab, ClusterLabOptions};
+    rt().block_on(ClusterLab::start(ClusterLabOptions {
+        shards,
+        replicas: 0,
+        ..ClusterLabOptions::default()
+    }))
+    .unwrap_or_else(|e| panic!("starting a test cluster: {e:#}"))
+}
+
+/// `cmdstat_<command>`'s calls on a node, from INFO commandstats (0 before the first).
+pub fn cmdstat_calls(port: u16, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut conn(port))
+        .unwrap();
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(|rest| rest.split(',').next().unwrap().parse().unwrap())
+        .unwrap_or(0)
+}
