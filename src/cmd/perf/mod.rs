@@ -416,40 +416,7 @@ pub async fn measure(
     let before = master.info.clone();
     let prefix = ctx.key(&split::key_suffix(&cfg.opts));
     refuse_beyond_maxclients(cfg, master).await?;
-    let need = guard::need_bytes(cfg, prefix.len());
-    // The safety gate first: a cache full by design, or a run that could
-    // evict, is refused there with its own reason (and --allow-eviction).
-    // Registered by the first registry_refresh below, with the first load's
-    // range in its record: one registry write instead of two.
-    let gate = ctx.prepare_writes_unregistered(master, need);
-    timed("write gate (room, delete permission)", gate)
-        .await
-        .map_err(|e| {
-            use crate::run::safety::RefusedKind;
-            // The hint about room only where room was the reason.
-            match RefusedKind::of(&e) {
-                Some(RefusedKind::WouldEvict | RefusedKind::NoRoom) => {
-                    anyhow::anyhow!("{e:#}; {}", guard::ROOM_HINT)
-                }
-                _ => e,
-            }
-        })?;
-    // Then, up front, only what is certain not to fit; the rest is the live
-    // guard's (`room`): it stops the load before the room is used. Evictions
-    // consented to (--allow-eviction on a maxmemory master) make room.
-    let consented = ctx.allow_eviction && master.info.u64("maxmemory").unwrap_or(0) > 0;
-    let limit = room::Limit::of(master.info);
-    if let Some(l) = limit.as_ref().filter(|l| !consented && need > l.left()) {
-        bail!(
-            "{}: this run needs ~{} at once (the keys it must fill and its requests in flight), \
-             more than the room left ({}: {}); refused before any write; {}",
-            master.node().label(),
-            crate::report::human_bytes(need),
-            crate::report::human_bytes_or_zero(l.left()),
-            l.room,
-            guard::ROOM_HINT
-        );
-    }
+    let (limit, consented) = gate(cfg, ctx, master, prefix.len()).await?;
     let output_limit = guard::replica_output_limit(master).await;
     // --read-from replicas: the replicas the rounds read from, known before
     // anything is written.
@@ -486,40 +453,7 @@ pub async fn measure(
     base.halt = watch.as_ref().map(|w| w.halt.clone());
     let started = Instant::now();
 
-    if let Some(n) = cfg.prefill() {
-        let fill = EngineConfig {
-            workload: Workload::Set,
-            stop: Stop::Requests(n),
-            keyspace: None,
-            pipeline: cfg.opts.pipeline.max(100),
-            rate: None,
-            ..base.clone()
-        };
-        ctx.ledger
-            .add_range(&prefix, Arc::new(AtomicU64::new(n)), 0, None, 0);
-        ctx.registry_refresh().await;
-        phase(ctx, vec![fill], "filling keys to read", Shown::Own).await?;
-    }
-    if cfg.opts.warmup > 0 {
-        let warm_prefix = ctx.key("perf-warm:");
-        // Distinct keys 0..warmup, closed loop: exactly the range recorded below.
-        let warm = EngineConfig {
-            key_prefix: warm_prefix.clone(),
-            stop: Stop::Requests(cfg.opts.warmup),
-            keyspace: None,
-            rate: None,
-            ..base.clone()
-        };
-        let upto = Arc::new(AtomicU64::new(cfg.opts.warmup));
-        ctx.ledger.add_range(&warm_prefix, upto, 0, None, 0);
-        ctx.registry_refresh().await;
-        // --read-from replicas: the replicas are what is warmed up.
-        let warm = match &readers {
-            None => vec![warm],
-            Some(rs) => reads::instances(&warm, rs, ctx.shard.is_some())?,
-        };
-        phase(ctx, warm, "warm-up (not measured)", Shown::Own).await?;
-    }
+    before_rounds(cfg, ctx, &base, &prefix, readers.as_deref()).await?;
     if readers.is_some() {
         // The keys were filled on the master: read them once the replicas
         // have them (a replica still behind shows as misses, per replica).
@@ -755,6 +689,100 @@ pub async fn measure(
         d.baseline = Some(baseline::compare(path, &d, cfg.opts.tolerance)?);
     }
     Ok(d)
+}
+
+/// The safety gate (a cache full by design, a run that could evict: refused
+/// with its reason), then what is certain not to fit. Returns the master's
+/// memory limit, and whether evictions were consented to (--allow-eviction
+/// on a maxmemory master), for the live guard.
+async fn gate(
+    cfg: &Config,
+    ctx: &Ctx,
+    master: &Master<'_>,
+    prefix_len: usize,
+) -> Result<(Option<room::Limit>, bool)> {
+    let need = guard::need_bytes(cfg, prefix_len);
+    // The safety gate first: a cache full by design, or a run that could
+    // evict, is refused there with its own reason (and --allow-eviction).
+    // Registered by the first registry_refresh below, with the first load's
+    // range in its record: one registry write instead of two.
+    let gate = ctx.prepare_writes_unregistered(master, need);
+    timed("write gate (room, delete permission)", gate)
+        .await
+        .map_err(|e| {
+            use crate::run::safety::RefusedKind;
+            // The hint about room only where room was the reason.
+            match RefusedKind::of(&e) {
+                Some(RefusedKind::WouldEvict | RefusedKind::NoRoom) => {
+                    anyhow::anyhow!("{e:#}; {}", guard::ROOM_HINT)
+                }
+                _ => e,
+            }
+        })?;
+    // Then, up front, only what is certain not to fit; the rest is the live
+    // guard's (`room`): it stops the load before the room is used. Evictions
+    // consented to (--allow-eviction on a maxmemory master) make room.
+    let consented = ctx.allow_eviction && master.info.u64("maxmemory").unwrap_or(0) > 0;
+    let limit = room::Limit::of(master.info);
+    if let Some(l) = limit.as_ref().filter(|l| !consented && need > l.left()) {
+        bail!(
+            "{}: this run needs ~{} at once (the keys it must fill and its requests in flight), \
+             more than the room left ({}: {}); refused before any write; {}",
+            master.node().label(),
+            crate::report::human_bytes(need),
+            crate::report::human_bytes_or_zero(l.left()),
+            l.room,
+            guard::ROOM_HINT
+        );
+    }
+    Ok((limit, consented))
+}
+
+/// What the rounds need written first: the keys to read (a read workload's
+/// prefill) and the warm-up (on the replicas with --read-from replicas),
+/// each recorded in the ledger and the registry before it is written.
+async fn before_rounds(
+    cfg: &Config,
+    ctx: &Ctx,
+    base: &EngineConfig,
+    prefix: &str,
+    readers: Option<&[reads::Reader]>,
+) -> Result<()> {
+    if let Some(n) = cfg.prefill() {
+        let fill = EngineConfig {
+            workload: Workload::Set,
+            stop: Stop::Requests(n),
+            keyspace: None,
+            pipeline: cfg.opts.pipeline.max(100),
+            rate: None,
+            ..base.clone()
+        };
+        ctx.ledger
+            .add_range(prefix, Arc::new(AtomicU64::new(n)), 0, None, 0);
+        ctx.registry_refresh().await;
+        phase(ctx, vec![fill], "filling keys to read", Shown::Own).await?;
+    }
+    if cfg.opts.warmup > 0 {
+        let warm_prefix = ctx.key("perf-warm:");
+        // Distinct keys 0..warmup, closed loop: exactly the range recorded below.
+        let warm = EngineConfig {
+            key_prefix: warm_prefix.clone(),
+            stop: Stop::Requests(cfg.opts.warmup),
+            keyspace: None,
+            rate: None,
+            ..base.clone()
+        };
+        let upto = Arc::new(AtomicU64::new(cfg.opts.warmup));
+        ctx.ledger.add_range(&warm_prefix, upto, 0, None, 0);
+        ctx.registry_refresh().await;
+        // --read-from replicas: the replicas are what is warmed up.
+        let warm = match readers {
+            None => vec![warm],
+            Some(rs) => reads::instances(&warm, rs, ctx.shard.is_some())?,
+        };
+        phase(ctx, warm, "warm-up (not measured)", Shown::Own).await?;
+    }
+    Ok(())
 }
 
 /// Requests that failed on a MOVED or ASK reply the engine could not follow.
