@@ -213,7 +213,7 @@ fn expiry_line(d: &DemoDetails) -> String {
     let Some(e) = &d.expiry else {
         return "the entry had expired before the watch".into();
     };
-    if e.ended == "window" {
+    if e.ended == crate::cmd::ttl_watch::Ended::Window {
         return format!(
             "watched {:.1} s; {:.0} s of TTL left, not waited for",
             e.watched_ms / 1e3,

@@ -377,7 +377,10 @@ async fn expiry(
         }
         Some(ttl_watch::watch(&w, ctx).await?)
     };
-    if watched.as_ref().is_some_and(|w| w.ended == "window") {
+    if watched
+        .as_ref()
+        .is_some_and(|w| w.ended == crate::cmd::ttl_watch::Ended::Window)
+    {
         return Ok((watched, None));
     }
     say.line(&format!("After expiry, \"{}\" again:", cfg.query));
