@@ -257,7 +257,7 @@ fn tell(say: &Narrator, l: &Lookup, ttl: Duration) {
     };
     say.line(&format!(
         "{}  {:>9.2} ms  from {}  ({what})",
-        say.word(&format!("{:<4}", l.outcome.to_uppercase())),
+        say.word(&format!("{:<4}", l.outcome.upper())),
         l.elapsed_ms,
         l.source
     ));
