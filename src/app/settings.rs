@@ -276,7 +276,6 @@ fn job(command: &Command, settings: &Settings) -> Result<Mode> {
             Job::Check(check::Config {
                 selected,
                 skipped,
-                fail_on: settings.fail_on,
                 strict: a.strict,
                 require_min_replicas: a.require_min_replicas,
                 replication,

@@ -13,7 +13,7 @@ use crate::survey::{survey, NodeState};
 #[derive(Debug, Serialize, Deserialize)]
 pub struct LabDetails {
     /// up, down or status.
-    pub action: String,
+    pub action: Did,
     /// Where the lab keeps data, logs and its pid file.
     pub state_dir: PathBuf,
     /// The lab's processes.
@@ -21,6 +21,15 @@ pub struct LabDetails {
     /// A cluster lab's shape (shards, replicas per shard); null for a
     /// master with replicas.
     pub cluster: Option<lab::cluster::Shape>,
+}
+
+/// Which of lab up|down|status made the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Did {
+    Up,
+    Down,
+    Status,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -130,7 +139,7 @@ async fn restore_roles(
         .await?;
     spinner.finish();
     let states = survey(&lab.topology(), ctx.timeout).await;
-    report(ctx, "up", state_dir.to_path_buf(), &state, states.all())
+    report(ctx, Did::Up, state_dir.to_path_buf(), &state, states.all())
         .await
         .map(Some)
 }
@@ -171,7 +180,7 @@ async fn up_cluster(
     spinner.finish();
     let topo = topology_of(&state, ctx)?;
     let states = survey(&topo, ctx.timeout).await;
-    report(ctx, "up", state_dir, &state, states.all()).await
+    report(ctx, Did::Up, state_dir, &state, states.all()).await
 }
 
 async fn up(ctx: &Ctx, state_dir: PathBuf, opts: LabOptions) -> Result<Report<LabDetails>> {
@@ -200,14 +209,14 @@ async fn up(ctx: &Ctx, state_dir: PathBuf, opts: LabOptions) -> Result<Report<La
     lab::save_state(&state_dir, &state)?;
     spinner.finish();
     let states = survey(&topo, ctx.timeout).await;
-    report(ctx, "up", state_dir, &state, states.all()).await
+    report(ctx, Did::Up, state_dir, &state, states.all()).await
 }
 
 async fn down(ctx: &Ctx, state_dir: PathBuf) -> Result<Report<LabDetails>> {
     // Nothing running is the state `down` is for: exit 0, so it can be a cleanup step.
     let Some(state) = lab::load_state(&state_dir)? else {
         let details = LabDetails {
-            action: "down".into(),
+            action: Did::Down,
             state_dir: state_dir.clone(),
             processes: Vec::new(),
             cluster: None,
@@ -276,7 +285,7 @@ async fn down(ctx: &Ctx, state_dir: PathBuf) -> Result<Report<LabDetails>> {
         ));
     }
     let details = LabDetails {
-        action: "down".into(),
+        action: Did::Down,
         state_dir,
         processes,
         cluster: state.cluster,
@@ -299,7 +308,7 @@ async fn status(ctx: &Ctx, state_dir: PathBuf) -> Result<Report<LabDetails>> {
     };
     let topo = topology_of(&state, ctx)?;
     let states = survey(&topo, ctx.timeout).await;
-    report(ctx, "status", state_dir, &state, states.all()).await
+    report(ctx, Did::Status, state_dir, &state, states.all()).await
 }
 
 fn topology_of(state: &LabState, ctx: &Ctx) -> Result<crate::topology::Topology> {
@@ -321,7 +330,7 @@ fn topology_of(state: &LabState, ctx: &Ctx) -> Result<crate::topology::Topology>
 
 async fn report(
     ctx: &Ctx,
-    action: &str,
+    action: Did,
     state_dir: PathBuf,
     state: &LabState,
     states: &[NodeState],
@@ -376,7 +385,7 @@ async fn report(
         checks.push(cluster_check(states).await);
     }
     let details = LabDetails {
-        action: action.into(),
+        action,
         state_dir,
         processes,
         cluster: state.cluster,
@@ -547,7 +556,7 @@ impl LabDetails {
 
 impl Details for LabDetails {
     fn sections(&self) -> Vec<Section> {
-        if self.action == "down" {
+        if self.action == Did::Down {
             return vec![self.stopped()];
         }
         let mut s = Section::new(
@@ -568,7 +577,7 @@ impl Details for LabDetails {
             ]);
         }
         s.notes.push(format!("state: {}", self.state_dir.display()));
-        if self.action == "up" {
+        if self.action == Did::Up {
             s.notes.extend(self.usage());
         }
         vec![s]

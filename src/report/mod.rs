@@ -260,6 +260,13 @@ pub trait Details: Serialize {
     fn compact(&self) -> bool {
         false
     }
+
+    /// `--fail-on warn`, for details that carry verdicts of their own
+    /// (check's steps): make their warnings failures, saying so. True when
+    /// they did; the run's emit is the one caller (`Report::warnings_fatal`).
+    fn warnings_fatal(&mut self) -> bool {
+        false
+    }
 }
 
 /// How a report is shown: the terminal's width and colours, and how much.
@@ -368,8 +375,10 @@ impl<D: Details> Report<D> {
         }
     }
 
-    /// `--fail-on warn`: every warning becomes a failure, saying so.
+    /// `--fail-on warn`: every warning becomes a failure, saying so, in the
+    /// checks and in the details that carry verdicts of their own.
     pub fn warnings_fatal(&mut self) {
+        self.details.warnings_fatal();
         for c in &mut self.checks {
             if c.verdict == Verdict::Warn {
                 c.verdict = Verdict::Fail;

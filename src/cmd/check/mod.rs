@@ -14,7 +14,7 @@ use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::cmd::{keycount, replicate_check};
-use crate::report::{Check, Details, FailOn, Report, Section, Verdict};
+use crate::report::{Check, Details, Report, Section, Verdict};
 use crate::run::safety::RefusedKind;
 use crate::run::Ctx;
 use crate::survey::{Master, Survey};
@@ -115,7 +115,6 @@ pub struct Config {
     /// Names of the checks to run, in gate order.
     pub selected: Vec<&'static str>,
     pub skipped: Vec<&'static str>,
-    pub fail_on: FailOn,
     pub strict: bool,
     pub require_min_replicas: Option<u32>,
     pub replication: replicate_check::Config,
@@ -296,9 +295,6 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CheckDetails>> {
     if let Some(c) = steps::restart_guard(&env).await {
         runs.push(c);
     }
-    if cfg.fail_on == FailOn::Warn {
-        runs.iter_mut().for_each(warnings_fatal);
-    }
     let checks = runs
         .iter()
         .map(|r| Check::new(&r.name, r.verdict, &r.reason))
@@ -307,7 +303,9 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CheckDetails>> {
         checks: runs,
         skipped: cfg.skipped.iter().map(|s| s.to_string()).collect(),
         strict: cfg.strict,
-        warnings_fatal: cfg.fail_on == FailOn::Warn,
+        // --fail-on warn is the run's to apply (app::emit), to the report
+        // as a whole: `Details::warnings_fatal` below.
+        warnings_fatal: false,
         refused,
     };
     Ok(Report::new(
@@ -439,6 +437,14 @@ fn warnings_fatal(r: &mut CheckRun) {
 }
 
 impl Details for CheckDetails {
+    /// --fail-on warn: each step that warned fails, saying so (its line in
+    /// the report's checks is made fatal with the same words).
+    fn warnings_fatal(&mut self) -> bool {
+        self.checks.iter_mut().for_each(warnings_fatal);
+        self.warnings_fatal = true;
+        true
+    }
+
     /// Exit 2 when redlab refused to write: the report is out by then, so
     /// CI still shows why.
     fn refused(&self) -> Option<String> {
@@ -545,5 +551,58 @@ mod tests {
         warnings_fatal(&mut w);
         assert_eq!(w.verdict, Verdict::Fail);
         assert_eq!(w.reason, "warning made fatal by --fail-on warn: m.x: w");
+    }
+
+    /// --fail-on warn is applied once, by the run's emit, to the report as
+    /// a whole: the step and its line in the checks fail with the same
+    /// words, and nothing is made fatal twice.
+    #[test]
+    fn fail_on_warn_reaches_the_steps_once() {
+        let run = |name: &str, v: Verdict| {
+            let out = StepOutcome {
+                items: vec![Check::new(format!("m.{name}"), v, "w")],
+                ..StepOutcome::default()
+            };
+            check_run(name, Ok(out), Instant::now())
+        };
+        let runs = vec![
+            run("config-lint", Verdict::Warn),
+            run("keycount", Verdict::Pass),
+        ];
+        let checks = runs
+            .iter()
+            .map(|r| Check::new(&r.name, r.verdict, &r.reason))
+            .collect();
+        let details = CheckDetails {
+            checks: runs,
+            skipped: Vec::new(),
+            strict: false,
+            warnings_fatal: false,
+            refused: None,
+        };
+        let manifest = crate::report::Manifest {
+            redlab_version: "0.1.0".into(),
+            started_at: "2026-12-07T13:00:00Z".into(),
+            duration_ms: 1.0,
+            host: "ci".into(),
+            args: vec!["redlab".into()],
+            run_id: "abc".into(),
+            timings: Vec::new(),
+        };
+        let mut r = Report::new("check", manifest, Vec::new(), checks, details);
+        assert_eq!(r.verdict, Verdict::Warn);
+        r.warnings_fatal();
+        r.warnings_fatal();
+        let fatal = "warning made fatal by --fail-on warn: m.config-lint: w";
+        assert_eq!(r.verdict, Verdict::Fail);
+        assert_eq!(
+            (r.checks[0].verdict, r.checks[0].reason.as_str()),
+            (Verdict::Fail, fatal)
+        );
+        let step = &r.details.checks[0];
+        assert_eq!((step.verdict, step.reason.as_str()), (Verdict::Fail, fatal));
+        assert_eq!(r.details.checks[1].verdict, Verdict::Pass);
+        assert_eq!(r.checks[1].verdict, Verdict::Pass);
+        assert!(r.details.warnings_fatal);
     }
 }

@@ -196,6 +196,21 @@ pub fn owner(cluster: &Cluster, shards: &[Ctx], key: &[u8], what: &str) -> Resul
 }
 
 impl<D: Details> Details for Sharded<D> {
+    /// --fail-on warn reaches each shard's details; a shard whose details
+    /// made their warnings fatal (check) fails where it warned.
+    fn warnings_fatal(&mut self) -> bool {
+        let mut any = false;
+        for r in &mut self.shards {
+            if r.details.as_mut().is_some_and(Details::warnings_fatal) {
+                any = true;
+                if r.verdict == Verdict::Warn {
+                    r.verdict = Verdict::Fail;
+                }
+            }
+        }
+        any
+    }
+
     fn sections(&self) -> Vec<Section> {
         let mut out = self
             .health

@@ -18,7 +18,7 @@ pub struct Lookup {
     /// Its cache key, under redlab's prefix.
     pub key: String,
     /// `hit` or `miss`.
-    pub outcome: String,
+    pub outcome: Outcome,
     /// Where the answer came from: `cache (master)` or `database`.
     pub source: String,
     /// The whole lookup as the user waits for it (GET, plus on a miss the
@@ -28,9 +28,27 @@ pub struct Lookup {
     pub value: serde_json::Value,
 }
 
+/// Whether the cache had the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Hit,
+    Miss,
+}
+
+impl Outcome {
+    /// As the demo shows it: `HIT`, `MISS`.
+    pub fn upper(self) -> &'static str {
+        match self {
+            Outcome::Hit => "HIT",
+            Outcome::Miss => "MISS",
+        }
+    }
+}
+
 impl Lookup {
     pub fn hit(&self) -> bool {
-        self.outcome == "hit"
+        self.outcome == Outcome::Hit
     }
 }
 
@@ -56,7 +74,7 @@ impl Cache<'_> {
             return Ok(Lookup {
                 query: query.to_string(),
                 key,
-                outcome: "hit".into(),
+                outcome: Outcome::Hit,
                 source: "cache (master)".into(),
                 elapsed_ms,
                 value: serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
@@ -90,7 +108,7 @@ impl Cache<'_> {
         Ok(Lookup {
             query: query.to_string(),
             key,
-            outcome: "miss".into(),
+            outcome: Outcome::Miss,
             source: "database".into(),
             elapsed_ms: ms(t0.elapsed()),
             value,

@@ -213,7 +213,7 @@ fn expiry_line(d: &DemoDetails) -> String {
     let Some(e) = &d.expiry else {
         return "the entry had expired before the watch".into();
     };
-    if e.ended == "window" {
+    if e.ended == crate::cmd::ttl_watch::Ended::Window {
         return format!(
             "watched {:.1} s; {:.0} s of TTL left, not waited for",
             e.watched_ms / 1e3,
@@ -236,13 +236,7 @@ fn expiry_line(d: &DemoDetails) -> String {
     let reload = d
         .after_expiry
         .as_ref()
-        .map(|a| {
-            format!(
-                "; then {} in {:.1} ms",
-                a.outcome.to_uppercase(),
-                a.elapsed_ms
-            )
-        })
+        .map(|a| format!("; then {} in {:.1} ms", a.outcome.upper(), a.elapsed_ms))
         .unwrap_or_default();
     format!("gone from every node; {gap}{reload}")
 }
@@ -257,7 +251,7 @@ pub fn lookups(title: &str, items: &[&Lookup]) -> Section {
     for l in items {
         s.row(vec![
             l.query.clone(),
-            l.outcome.to_uppercase(),
+            l.outcome.upper().to_string(),
             l.source.clone(),
             format!("{:.2} ms", l.elapsed_ms),
         ]);

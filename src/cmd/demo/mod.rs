@@ -257,7 +257,7 @@ fn tell(say: &Narrator, l: &Lookup, ttl: Duration) {
     };
     say.line(&format!(
         "{}  {:>9.2} ms  from {}  ({what})",
-        say.word(&format!("{:<4}", l.outcome.to_uppercase())),
+        say.word(&format!("{:<4}", l.outcome.upper())),
         l.elapsed_ms,
         l.source
     ));
@@ -377,7 +377,10 @@ async fn expiry(
         }
         Some(ttl_watch::watch(&w, ctx).await?)
     };
-    if watched.as_ref().is_some_and(|w| w.ended == "window") {
+    if watched
+        .as_ref()
+        .is_some_and(|w| w.ended == crate::cmd::ttl_watch::Ended::Window)
+    {
         return Ok((watched, None));
     }
     say.line(&format!("After expiry, \"{}\" again:", cfg.query));

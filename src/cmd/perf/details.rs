@@ -12,17 +12,52 @@ use crate::loadgen::engine::{EngineResult, Stop};
 use crate::report::{Details, Section};
 use crate::survey::Master;
 
+/// How requests are sent: each batch after the previous one's answer, or
+/// on a schedule (--rate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LoopMode {
+    ClosedLoop,
+    OpenLoop,
+}
+
+impl LoopMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoopMode::ClosedLoop => "closed-loop",
+            LoopMode::OpenLoop => "open-loop",
+        }
+    }
+}
+
+/// Which client sent the load: redlab's engine, or the redis crate over TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientPath {
+    Engine,
+    Tls,
+}
+
+impl ClientPath {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientPath::Engine => "engine",
+            ClientPath::Tls => "tls",
+        }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct PerfDetails {
     /// `closed-loop` (a batch goes out when the previous one is answered) or
     /// `open-loop` (--rate: requests scheduled at fixed intervals, latency
     /// measured from each request's intended send time).
-    pub mode: String,
+    pub mode: LoopMode,
     /// set, get, mixed S:G or set-wait.
     pub workload: String,
     /// `engine` (hand-written RESP over TCP, per-reply latency) or `tls` (the
     /// redis crate over TLS, closed loop, each request timed with its batch).
-    pub client_path: String,
+    pub client_path: ClientPath,
     /// Requests per round (null with --duration).
     pub requests_per_round: Option<u64>,
     /// Length of a round in ms (null with -n).
@@ -315,13 +350,16 @@ pub fn build(x: Measured<'_>) -> PerfDetails {
     };
     let a = &cfg.opts;
     PerfDetails {
-        client_path: if master.node().tls() { "tls" } else { "engine" }.into(),
-        mode: if m.open_loop {
-            "open-loop"
+        client_path: if master.node().tls() {
+            ClientPath::Tls
         } else {
-            "closed-loop"
-        }
-        .into(),
+            ClientPath::Engine
+        },
+        mode: if m.open_loop {
+            LoopMode::OpenLoop
+        } else {
+            LoopMode::ClosedLoop
+        },
         workload: match a.workload {
             super::WorkloadKind::Set => "set".into(),
             super::WorkloadKind::Get => "get".into(),
@@ -435,7 +473,7 @@ impl Details for PerfDetails {
         );
         t.row(vec![
             self.workload.clone(),
-            self.mode.clone(),
+            self.mode.as_str().into(),
             match (self.requests_per_round, self.duration_per_round_ms) {
                 (Some(n), _) => format!("{} x {n}", self.round_results.len()),
                 (_, Some(ms)) => {
@@ -457,7 +495,7 @@ impl Details for PerfDetails {
             format!("{:.0}", self.throughput_min_ops_per_sec),
             format!("{:.0}", self.throughput_max_ops_per_sec),
         ]);
-        if self.client_path == "tls" {
+        if self.client_path == ClientPath::Tls {
             t.notes.push(
                 "over TLS: the redis crate's client, closed loop; each request is timed with its batch".into(),
             );
@@ -516,7 +554,7 @@ impl Details for PerfDetails {
         }
         // A round that is one batch on one connection times all its requests
         // with that batch's round trip: the distribution is one value.
-        if self.mode == "closed-loop"
+        if self.mode == LoopMode::ClosedLoop
             && self
                 .requests_per_round
                 .is_some_and(|n| n <= (self.pipeline * self.connections) as u64)

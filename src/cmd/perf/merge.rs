@@ -117,8 +117,8 @@ impl Plan {
                 ("target", target.to_string()),
                 ("shards", shards.to_string()),
                 ("workload", d.workload.clone()),
-                ("mode", d.mode.clone()),
-                ("client path", d.client_path.clone()),
+                ("mode", d.mode.as_str().into()),
+                ("client path", d.client_path.as_str().into()),
                 ("-P", d.pipeline.to_string()),
                 (
                     "value size",
@@ -343,9 +343,9 @@ pub fn merge_details(clients: &[(&str, &PerfDetails)]) -> Result<PerfDetails> {
     let (earliest, latest) = (by_start(true), by_start(false));
     let ops: Vec<f64> = merged.iter().map(|r| r.round.ops_per_sec).collect();
     Ok(PerfDetails {
-        mode: first.mode.clone(),
+        mode: first.mode,
         workload: first.workload.clone(),
-        client_path: first.client_path.clone(),
+        client_path: first.client_path,
         // The clients' shares added: the whole load's (a shard's part of it on a cluster).
         requests_per_round: clients
             .iter()

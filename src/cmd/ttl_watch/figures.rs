@@ -1,7 +1,7 @@
 //! ttl-watch as figures: the TTL each node reported as it counted down, and
 //! the moments around the expiry on one lane per node.
 
-use super::report::{NodeExpiry, TtlWatchDetails};
+use super::report::{Ended, NodeExpiry, TtlWatchDetails};
 use crate::report::figure::{Band, Figure, Kind, Mark, Rule, Series};
 
 pub fn figures(d: &TtlWatchDetails) -> Vec<Figure> {
@@ -34,7 +34,7 @@ fn countdown(d: &TtlWatchDetails) -> Option<Figure> {
             .collect();
         f.series.push(Series::new(&n.name, points));
     }
-    if d.initial_ttl_ms > 0 && d.ended != "window" {
+    if d.initial_ttl_ms > 0 && d.ended != Ended::Window {
         f.rules.push(Rule {
             x: d.initial_ttl_ms as f64 / 1e3,
             label: "expected expiry".into(),

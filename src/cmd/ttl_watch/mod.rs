@@ -16,7 +16,7 @@ mod notify;
 mod poll;
 mod report;
 
-pub use report::{checks, NodeExpiry, TtlSample, TtlWatchDetails};
+pub use report::{checks, Ended, MeasuredBy, NodeExpiry, TtlSample, TtlWatchDetails};
 
 use std::time::{Duration, Instant};
 
@@ -199,7 +199,7 @@ pub async fn watch_states(
     let ended = loop {
         tokio::select! {
             s = samples.recv() => {
-                let Some(s) = s else { break "bound" };
+                let Some(s) = s else { break Ended::Bound };
                 polls += 1;
                 if s.index == 0 && expected.is_none() {
                     match &s.result {
@@ -241,13 +241,13 @@ pub async fn watch_states(
             continue;
         };
         if tracks.iter().all(Track::done) {
-            break "expired";
+            break Ended::Expired;
         }
         if cfg.window.is_some_and(|w| now - t0 >= w) && now < exp_hi {
-            break "window";
+            break Ended::Window;
         }
         if now > exp_hi + cfg.grace {
-            break "bound";
+            break Ended::Bound;
         }
     };
     let _ = stop.0.send(true);
@@ -267,11 +267,11 @@ pub async fn watch_states(
     bar.finish();
     let exp = expected.map(|(lo, hi)| (ms(lo - t0), ms(hi - t0)));
     let mut nodes = poll::finish(tracks, say);
-    if ended == "window" {
+    if ended == Ended::Window {
         // Not a failure to observe: the watch ended before the expiry.
         for n in &mut nodes {
-            if n.measured_by == "not-observed" {
-                n.measured_by = "window-ended".into();
+            if n.measured_by == MeasuredBy::NotObserved {
+                n.measured_by = MeasuredBy::WindowEnded;
             }
         }
     }
@@ -284,7 +284,7 @@ pub async fn watch_states(
         tolerance_ms: ms(cfg.tolerance),
         grace_ms: ms(cfg.grace),
         polls,
-        ended: ended.into(),
+        ended,
         watched_ms: ms(t0.elapsed()),
         expected_expiry_ms: exp.map(|(lo, _)| lo),
         nodes,

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::report::NodeExpiry;
+use super::report::{MeasuredBy, NodeExpiry};
 use crate::client::Conn;
 use crate::duration::ms;
 use crate::ui::narrate::Narrator;
@@ -276,12 +276,11 @@ pub fn finish(tracks: Vec<Track>, say: &Narrator) -> Vec<NodeExpiry> {
                 _ => t.left,
             };
             r.measured_by = match (&t.observe, left) {
-                (Observe::Pttl, Some(_)) => "pttl",
-                (_, None) => "not-observed",
-                (Observe::Notification, Some(_)) => "notification",
-                (_, Some(_)) => "keyspace-count",
-            }
-            .into();
+                (Observe::Pttl, Some(_)) => MeasuredBy::Pttl,
+                (_, None) => MeasuredBy::NotObserved,
+                (Observe::Notification, Some(_)) => MeasuredBy::Notification,
+                (_, Some(_)) => MeasuredBy::KeyspaceCount,
+            };
             if let Some((lo, hi)) = left {
                 r.left_keyspace_ms = Some(((lo + hi) / 2.0 * 1000.0).round() / 1000.0);
                 r.left_resolution_ms = Some(((hi - lo) / 2.0 * 1000.0).round() / 1000.0);
@@ -291,7 +290,7 @@ pub fn finish(tracks: Vec<Track>, say: &Narrator) -> Vec<NodeExpiry> {
         })
         .collect();
     let master_left = lefts[0];
-    let master_how = nodes[0].measured_by.clone();
+    let master_how = nodes[0].measured_by;
     for (r, left) in nodes.iter_mut().zip(&lefts).skip(1) {
         let (Some((mlo, mhi)), Some((rlo, rhi))) = (master_left, *left) else {
             continue;

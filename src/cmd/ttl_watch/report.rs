@@ -25,7 +25,7 @@ pub struct TtlWatchDetails {
     pub polls: u64,
     /// `expired` (the key left every node), `window` (the watch window ended
     /// first) or `bound` (grace ran out).
-    pub ended: String,
+    pub ended: Ended,
     /// Time from the start of polling to the end of the watch, ms.
     pub watched_ms: f64,
     /// Earliest moment the key could expire (the master's first reading + its
@@ -33,6 +33,53 @@ pub struct TtlWatchDetails {
     pub expected_expiry_ms: Option<f64>,
     /// One entry per node, master first. Times are ms from the first poll.
     pub nodes: Vec<NodeExpiry>,
+}
+
+/// Why the watch stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ended {
+    /// The key left every node.
+    Expired,
+    /// The watch window (--window) ended before the expiry.
+    Window,
+    /// The grace after the expected expiry ran out.
+    Bound,
+}
+
+/// How a node's leaving the keyspace was measured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MeasuredBy {
+    /// A keyspace event: exact.
+    Notification,
+    /// INFO keyspace dropped by one while the db was quiet: poll resolution.
+    KeyspaceCount,
+    /// The master drops the key when it stops serving it: poll resolution.
+    Pttl,
+    /// Not seen.
+    #[default]
+    NotObserved,
+    /// The watch window ended before the expiry.
+    WindowEnded,
+}
+
+impl MeasuredBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MeasuredBy::Notification => "notification",
+            MeasuredBy::KeyspaceCount => "keyspace-count",
+            MeasuredBy::Pttl => "pttl",
+            MeasuredBy::NotObserved => "not-observed",
+            MeasuredBy::WindowEnded => "window-ended",
+        }
+    }
+}
+
+impl std::fmt::Display for MeasuredBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -82,7 +129,7 @@ pub struct NodeExpiry {
     /// quiet, at poll resolution), `pttl` (the master drops the key when it
     /// stops serving it, at poll resolution), `not-observed`, or `window-ended`
     /// (the watch window ended before the expiry).
-    pub measured_by: String,
+    pub measured_by: MeasuredBy,
     /// Why it was measured this way, or could not be.
     pub note: Option<String>,
     /// The error that stopped the watch of this node.
@@ -105,7 +152,7 @@ pub struct TtlSample {
 /// hiding the key on time, the DEL arriving.
 pub fn checks(d: &TtlWatchDetails) -> Vec<Check> {
     let mut out = Vec::new();
-    if d.ended == "window" {
+    if d.ended == Ended::Window {
         out.push(Check::pass(
             "ttl.window",
             format!(
@@ -141,7 +188,7 @@ pub fn checks(d: &TtlWatchDetails) -> Vec<Check> {
                 Check::fail(format!("{}.ttl-drift", n.name), reason)
             });
         }
-        if d.ended == "window" {
+        if d.ended == Ended::Window {
             continue;
         }
         out.push(expiry_check(n, d));
@@ -267,7 +314,7 @@ impl Details for TtlWatchDetails {
                     (Some(g), Some(r)) if r > 0.0 => format!("{g:.1} ± {r:.1} ms"),
                     (g, _) => f(g, " ms"),
                 },
-                n.measured_by.clone(),
+                n.measured_by.to_string(),
             ]);
         }
         s.notes.push(format!(
