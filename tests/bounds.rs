@@ -156,3 +156,42 @@ fn a_live_view_ends_when_its_stdout_is_closed() {
     assert_eq!(code, 0, "{err}");
     assert_no_redlab_keys(&ports(&lab));
 }
+
+/// A first contact is one connection, even to a listener that never
+/// answers: on it only the PING (no probe on a socket of its own, no CLIENT
+/// SETINFO), and after the timeout it is closed while the runtime goes on
+/// (redlab drives that connection's task itself now, to bound its first
+/// reply).
+#[test]
+fn a_timed_out_first_contact_closes_its_socket() {
+    use redlab::client::{Conn, ErrorKind};
+    use redlab::topology::{Node, Role};
+    use tokio::io::AsyncReadExt;
+
+    let (listener, port) = silent_listener();
+    listener.set_nonblocking(true).unwrap();
+    let node = Node::parse("master", Role::Master, &url(port)).unwrap();
+    let (got, end) = rt().block_on(async {
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        let err = Conn::connect(&node, Duration::from_millis(300))
+            .await
+            .err()
+            .expect("a listener that never answers cannot be connected to");
+        assert_eq!(err.kind, ErrorKind::Timeout, "{err}");
+        // The kernel accepted the connection; take it and read what came:
+        // the PING, then the end of the stream (a guard turns a hang into a
+        // failure).
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut got = Vec::new();
+        let end = tokio::time::timeout(Duration::from_secs(60), s.read_to_end(&mut got)).await;
+        // No second connection is queued behind it (accept tries at once).
+        tokio::select! {
+            biased;
+            second = listener.accept() => panic!("a second connection: {second:?}"),
+            _ = std::future::ready(()) => {}
+        }
+        (got, end)
+    });
+    assert!(matches!(end, Ok(Ok(_))), "the socket stayed open: {end:?}");
+    assert_eq!(String::from_utf8_lossy(&got), "*1\r\n$4\r\nPING\r\n");
+}

@@ -2,10 +2,12 @@
 //! parsing, and errors that name the node.
 
 pub mod error;
+mod first_contact;
 pub mod info;
 pub mod server;
 pub(crate) mod tls;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
@@ -32,6 +34,9 @@ pub struct Conn {
     /// later silence after LOADING is the load, not a stop.
     ping_refused: Option<ErrorKind>,
     inner: MultiplexedConnection,
+    /// Ends the connection's task when the last clone of this Conn goes
+    /// (None where the redis crate spawned the task and owns it).
+    _driver: Option<Arc<first_contact::Driver>>,
 }
 
 impl Conn {
@@ -48,40 +53,39 @@ impl Conn {
         tls::install_provider();
         let err = |kind, msg: String| NodeError::new(&node.name, &node.addr(), kind, msg);
         let settings = node.info.redis_settings().clone().set_skip_set_lib_name();
-        let client = Client::open(node.info.clone().set_redis_settings(settings))
+        let client = Client::open(node.info.clone().set_redis_settings(settings.clone()))
             .map_err(|e| err(ErrorKind::Other, format!("bad connection settings: {e}")))?;
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(response_timeout));
-        let fut = client.get_multiplexed_async_connection_with_config(&config);
-        let connect = async {
-            match tokio::time::timeout(timeout, fut).await {
-                Err(_) => Err((
-                    ErrorKind::Timeout,
-                    error::timeout_message("connect", timeout, node.tls()),
-                )),
-                Ok(Err(e)) => Err(error::classify("connect", &e, node.tls(), timeout)),
-                Ok(Ok(inner)) => Ok(Self::ready(node, timeout, inner).await),
+        // Plain TCP: one socket, opened here with its first reply bounded
+        // (first_contact). TLS: the crate's own connect, unbounded as before
+        // (a plain service there fails the handshake).
+        let watch = first_contact::Watch::default();
+        let fut = async {
+            if node.tls() {
+                let inner = client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await?;
+                Ok((inner, None))
+            } else {
+                let (inner, driver) = first_contact::open(node, &settings, &config, &watch).await?;
+                Ok::<_, redis::RedisError>((inner, Some(Arc::new(driver))))
             }
         };
-        // The client buffers a reply line without bound: at first contact a
-        // service that streams bytes without a line end is caught by a probe
-        // that reads at most FIRST_REPLY_MAX bytes.
-        let outcome = if node.tls() || first_contact::known(&node.addr()) {
-            connect.await
-        } else {
-            tokio::select! {
-                r = connect => r,
-                why = first_contact::streams_without_reply(node) => return Err(err(ErrorKind::NotRedis, why)),
-            }
+        let outcome = match tokio::time::timeout(timeout, fut).await {
+            Err(_) => Err((
+                ErrorKind::Timeout,
+                error::timeout_message("connect", timeout, node.tls()),
+            )),
+            Ok(Err(e)) => Err(error::classify("connect", &e, node.tls(), timeout)),
+            Ok(Ok((inner, driver))) => Ok(Self::ready(node, timeout, inner, driver).await),
         };
+        if let Some(why) = watch.not_redis() {
+            return Err(err(ErrorKind::NotRedis, why));
+        }
         let (kind, msg) = match outcome {
-            Ok(ready) => {
-                if ready.is_ok() {
-                    first_contact::remember(&node.addr());
-                }
-                return ready;
-            }
+            Ok(ready) => return ready,
             Err(e) => e,
         };
         // Redis answers AUTH to a node without a password with an error the
@@ -109,6 +113,7 @@ impl Conn {
         node: &Node,
         timeout: Duration,
         inner: MultiplexedConnection,
+        driver: Option<Arc<first_contact::Driver>>,
     ) -> Result<Conn, NodeError> {
         let mut conn = Conn {
             name: node.name.clone(),
@@ -118,6 +123,7 @@ impl Conn {
             established: false,
             ping_refused: None,
             inner,
+            _driver: driver,
         };
         // The handshake alone does not prove a Redis is there (without AUTH nothing is sent).
         match conn.ping().await {
@@ -401,67 +407,6 @@ pub fn pairs(v: &redis::Value) -> Vec<(String, String)> {
             .filter_map(|kv| Some((text(kv.first()?)?, text(kv.get(1)?)?)))
             .collect(),
         _ => Vec::new(),
-    }
-}
-
-/// The first contact with an address: a plain PING whose reply is read with
-/// a bound, so that a service that is not Redis cannot make redlab buffer
-/// without end.
-mod first_contact {
-    use std::collections::BTreeSet;
-    use std::sync::Mutex;
-
-    use crate::topology::Node;
-
-    /// The most a PING reply may take before its first line end.
-    pub const FIRST_REPLY_MAX: usize = 64 * 1024;
-
-    static KNOWN: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
-
-    /// The address answered a PING in RESP before (in this process).
-    pub fn known(addr: &str) -> bool {
-        KNOWN.lock().map(|k| k.contains(addr)).unwrap_or(false)
-    }
-
-    pub fn remember(addr: &str) {
-        if let Ok(mut k) = KNOWN.lock() {
-            k.insert(addr.to_string());
-        }
-    }
-
-    /// Resolves only when the node sent FIRST_REPLY_MAX bytes without a
-    /// line end in answer to PING, with what to say; any other answer (a
-    /// RESP line, an HTTP status line, silence, a close) is left to the
-    /// connection itself to judge, and this never resolves.
-    pub async fn streams_without_reply(node: &Node) -> String {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let probe = async {
-            let mut s = tokio::net::TcpStream::connect((node.host(), node.port())).await?;
-            s.write_all(b"PING\r\n").await?;
-            let mut buf = vec![0u8; 8192];
-            let mut total = 0usize;
-            let mut last = 0u8;
-            loop {
-                let n = s.read(&mut buf).await?;
-                // A RESP line ends in CRLF (which may straddle two reads).
-                let crlf = (last == b'\r' && n > 0 && buf[0] == b'\n')
-                    || buf[..n].windows(2).any(|w| w == b"\r\n");
-                if n == 0 || crlf {
-                    return Ok(None);
-                }
-                last = buf[n - 1];
-                total += n;
-                if total >= FIRST_REPLY_MAX {
-                    return Ok::<_, std::io::Error>(Some(total));
-                }
-            }
-        };
-        match probe.await {
-            Ok(Some(n)) => format!(
-                "not a Redis server: it sent {n} bytes without a RESP reply to PING (wrong port? another service streams there)"
-            ),
-            _ => std::future::pending().await,
-        }
     }
 }
 
