@@ -410,7 +410,6 @@ pub fn pairs(v: &redis::Value) -> Vec<(String, String)> {
     }
 }
 
-/// Whether a plain `PING` gets a RESP answer (`+PONG`, `-NOAUTH ...`), within a short bound.
 /// Whether the node answers PING without AUTH (plain TCP only): its
 /// default user needs no password.
 async fn answers_without_auth(node: &Node, timeout: Duration) -> bool {
