@@ -65,6 +65,50 @@ fn a_service_streaming_bytes_without_a_line_end_is_not_redis_at_once() {
     }
 }
 
+/// A TCP service that does what Redis does at maxclients or in protected
+/// mode: writes one error line on accept, before any command, and closes.
+fn refusing_service(line: &'static str) -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { continue };
+            let _ = c.write_all(line.as_bytes());
+        }
+    });
+    port
+}
+
+/// Whether the refusal arrives before redlab's first command is queued (the
+/// client then drops it as unsolicited and sees only the close) or as the
+/// reply to it, redlab says what the server said, never "not Redis".
+#[test]
+fn a_refusal_written_on_accept_is_named_whenever_it_arrives() {
+    for (line, want) in [
+        (
+            "-ERR max number of clients reached\r\n",
+            "the server has reached maxclients",
+        ),
+        (
+            "-DENIED Redis is running in protected mode because protected mode is enabled\r\n",
+            "protected mode",
+        ),
+    ] {
+        let port = refusing_service(line);
+        for _ in 0..5 {
+            let run = redlab(&["--master", &url(port), "keycount"]);
+            assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+            assert!(
+                run.stderr.contains(&format!("master (127.0.0.1:{port})"))
+                    && run.stderr.contains(want)
+                    && !run.stderr.contains("not Redis"),
+                "{}",
+                run.stderr
+            );
+        }
+    }
+}
+
 /// Some thread of `pid` is blocked opening a FIFO (Linux: wchan).
 fn blocked_on_fifo(pid: u32) -> bool {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {

@@ -256,6 +256,22 @@ pub fn classify(
     (ErrorKind::Other, format!("{op} failed: {text}"))
 }
 
+/// A server's refusal written on accept, before any command (`ERR max
+/// number of clients reached`, `DENIED Redis is running in protected mode
+/// ...`): what it means, the line as the server wrote it.
+pub fn classify_refusal(op: &str, line: &str) -> (ErrorKind, String) {
+    if line.contains("max number of clients reached") {
+        return (
+            ErrorKind::MaxClients,
+            format!("{op} refused: the server has reached maxclients (max number of clients reached); close other clients or raise maxclients"),
+        );
+    }
+    (
+        ErrorKind::Other,
+        format!("{op} refused by the server, which closed the connection: {line}"),
+    )
+}
+
 /// The setting that turns `command` off.
 fn disabled_by(command: &str) -> &'static str {
     match command.to_ascii_uppercase().as_str() {

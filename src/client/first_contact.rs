@@ -8,7 +8,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use redis::aio::MultiplexedConnection;
@@ -21,12 +21,34 @@ use crate::topology::Node;
 /// The most the first reply may take before its first line end.
 pub const FIRST_REPLY_MAX: usize = 64 * 1024;
 
-/// What the first reply did: set to the bytes received when they passed
-/// FIRST_REPLY_MAX without a line end.
+/// The most of the first line kept, to say what a server that refused the
+/// connection said (`-ERR max number of clients reached`, `-DENIED ...`).
+const FIRST_LINE_KEPT: usize = 512;
+
+/// What the first reply did: the bytes received when they passed
+/// FIRST_REPLY_MAX without a line end, and the start of its first line.
 #[derive(Clone, Default)]
-pub struct Watch(Arc<AtomicUsize>);
+pub struct Watch(Arc<AtomicUsize>, Arc<Mutex<Vec<u8>>>);
 
 impl Watch {
+    /// The error line the server sent first, when it sent one: a server at
+    /// maxclients (or in protected mode) writes it on accept and closes, and
+    /// when it arrives before the first command is queued the client drops
+    /// it as unsolicited and reports only a closed connection.
+    pub fn first_error(&self) -> Option<String> {
+        let line = self.1.lock().ok()?.clone();
+        let line = String::from_utf8_lossy(&line);
+        let line = line.split("\r\n").next()?.strip_prefix('-')?;
+        Some(line.trim().to_string()).filter(|l| !l.is_empty())
+    }
+
+    fn keep(&self, bytes: &[u8]) {
+        if let Ok(mut kept) = self.1.lock() {
+            let room = FIRST_LINE_KEPT.saturating_sub(kept.len());
+            kept.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        }
+    }
+
     /// What to say when the node streamed past the bound, or None.
     pub fn not_redis(&self) -> Option<String> {
         match self.0.load(Ordering::Relaxed) {
@@ -97,6 +119,7 @@ impl AsyncRead for Bounded {
             return polled;
         }
         let got = &buf.filled()[before..];
+        self.watch.keep(got);
         // A RESP line ends in CRLF (which may straddle two reads); at the
         // end of the stream the client judges what came.
         let crlf = (self.last == b'\r' && got.first() == Some(&b'\n'))

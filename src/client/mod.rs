@@ -84,8 +84,20 @@ impl Conn {
         if let Some(why) = watch.not_redis() {
             return Err(err(ErrorKind::NotRedis, why));
         }
+        // Closed, with an error line the server sent first (maxclients,
+        // protected mode): that line says why, whichever step saw the close.
+        let refusal = || {
+            let line = watch.first_error()?;
+            let (kind, msg) = error::classify_refusal("connect", &line);
+            Some(err(kind, msg))
+        };
         let (kind, msg) = match outcome {
+            Ok(Err(e)) if e.kind == ErrorKind::Closed => return Err(refusal().unwrap_or(e)),
             Ok(ready) => return ready,
+            Err((ErrorKind::Closed, msg)) => match refusal() {
+                Some(e) => return Err(e),
+                None => (ErrorKind::Closed, msg),
+            },
             Err(e) => e,
         };
         // Redis answers AUTH to a node without a password with an error the
