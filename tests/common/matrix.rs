@@ -48,5 +48,9 @@ pub fn record_cell(subcommand: &str, run: &Run) {
         .append(true)
         .open(path)
         .expect("opening REDLAB_COMPAT_OUT");
-    writeln!(f, "{subcommand}\t{}\t{}", run.code, cell_verdict(run)).unwrap();
+    // One write of the whole line: tests run in parallel threads, and
+    // writeln! may split a line into several writes that interleave with
+    // another test's (a column once had a cell torn in two).
+    let line = format!("{subcommand}\t{}\t{}\n", run.code, cell_verdict(run));
+    f.write_all(line.as_bytes()).unwrap();
 }
