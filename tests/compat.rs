@@ -43,30 +43,11 @@ fn lab_of(replicas: usize, extra: &[String]) -> Lab {
     })
 }
 
-/// Run, record, and assert the exit code.
-fn expect(lab: &Lab, cell: &str, args: &[&str], code: i32) -> Run {
-    let mut all = vec!["--expect-replicas", "2"];
-    let n = lab.replicas.len().to_string();
-    all[1] = &n;
-    all.extend_from_slice(args);
-    let run = redlab_at(lab, &all);
-    record_cell(cell, &run);
-    assert_eq!(
-        run.code,
-        code,
-        "{cell} on {}: {}\n{}",
-        server_bin().display(),
-        run.stdout,
-        run.stderr
-    );
-    run
-}
-
 #[test]
 fn a_healthy_topology_passes_every_subcommand() {
     let lab = lab_of(2, &debug_args());
     let guard = Untouched::seed_lab(&lab);
-    let stats = expect(&lab, "stats", &["stats"], 0);
+    let stats = expect_cell(&lab, "stats", &["stats"], 0);
     let version = std::process::Command::new(server_bin())
         .arg("--version")
         .output()
@@ -77,9 +58,9 @@ fn a_healthy_topology_passes_every_subcommand() {
         "redis "
     };
     assert!(stats.stdout.contains(flavour), "{}", stats.stdout);
-    expect(&lab, "replicate-check", &["replicate-check"], 0);
-    expect(&lab, "keycount", &["keycount"], 0);
-    let digest = expect(&lab, "compare", &["compare"], 0);
+    expect_cell(&lab, "replicate-check", &["replicate-check"], 0);
+    expect_cell(&lab, "keycount", &["keycount"], 0);
+    let digest = expect_cell(&lab, "compare", &["compare"], 0);
     if module_args().is_empty() {
         assert!(
             digest.stdout.contains("DEBUG DIGEST read on every node"),
@@ -93,14 +74,14 @@ fn a_healthy_topology_passes_every_subcommand() {
             digest.stdout
         );
     }
-    expect(&lab, "compare --no-digest", &["compare", "--no-digest"], 0);
-    expect(
+    expect_cell(&lab, "compare --no-digest", &["compare", "--no-digest"], 0);
+    expect_cell(
         &lab,
         "perf",
         &["perf", "-n", "2000", "--keyspace", "200", "--rounds", "1"],
         0,
     );
-    let check = expect(&lab, "check", &["check"], 0);
+    let check = expect_cell(&lab, "check", &["check"], 0);
     assert!(!check.stdout.contains("FAIL"), "{}", check.stdout);
     guard.assert();
 }
@@ -125,7 +106,7 @@ fn a_replica_diverged_on_purpose_fails_compare_naming_each_key() {
             vec!["compare", "--no-digest"],
         ),
     ] {
-        let run = expect(&lab, cell, &args, 1);
+        let run = expect_cell(&lab, cell, &args, 1);
         for key in ["user:0:3", "user:0:7"] {
             assert!(run.stdout.contains(key), "{cell}: {}", run.stdout);
         }
@@ -141,21 +122,21 @@ fn a_restricted_topology_passes_check_with_the_skips_named() {
         .collect();
     let lab = lab_of(1, &renamed);
     let guard = Untouched::seed_lab(&lab);
-    let run = expect(&lab, "check (restricted)", &["check"], 0);
+    let run = expect_cell(&lab, "check (restricted)", &["check"], 0);
     assert!(
         run.stdout.contains("CONFIG GET is not available on master"),
         "{}",
         run.stdout
     );
     assert!(!run.stdout.contains("FAIL"), "{}", run.stdout);
-    let strict = expect(
+    let strict = expect_cell(
         &lab,
         "check --strict (restricted)",
         &["check", "--strict"],
         1,
     );
     assert!(strict.stdout.contains("--strict"), "{}", strict.stdout);
-    expect(&lab, "compare (restricted)", &["compare"], 0);
+    expect_cell(&lab, "compare (restricted)", &["compare"], 0);
     guard.assert();
 }
 
@@ -294,7 +275,7 @@ fn a_module_key_diverged_on_a_replica_is_caught_though_the_digests_agree() {
         ],
     );
     wait_sync(&lab);
-    let healthy = expect(&lab, "compare (module keys)", &["compare"], 0);
+    let healthy = expect_cell(&lab, "compare (module keys)", &["compare"], 0);
     assert!(
         healthy.stdout.contains("modules loaded"),
         "{}",
@@ -315,7 +296,7 @@ fn a_module_key_diverged_on_a_replica_is_caught_though_the_digests_agree() {
         .arg("REPLACE")
         .exec(&mut r)
         .unwrap();
-    let run = expect(&lab, "compare (module key diverged)", &["compare"], 1);
+    let run = expect_cell(&lab, "compare (module key diverged)", &["compare"], 1);
     assert!(run.stdout.contains("ft:idx/hello"), "{}", run.stdout);
     assert!(run.stdout.contains("value differs"), "{}", run.stdout);
     assert_eq!(snapshot(&mut m), before, "user data changed on the master");

@@ -124,22 +124,6 @@ fn master_data(c: &mut redis::Connection) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-fn run(lab: &Lab, cell: &str, args: &[&str], code: i32) -> Run {
-    let mut all = vec!["--expect-replicas", "1"];
-    all.extend_from_slice(args);
-    let run = redlab_at(lab, &all);
-    record_cell(cell, &run);
-    assert_eq!(
-        run.code,
-        code,
-        "{cell} on {}: {}\n{}",
-        server_bin().display(),
-        run.stdout,
-        run.stderr
-    );
-    run
-}
-
 #[test]
 fn a_healthy_replica_with_json_bloom_and_topk_keys_passes_compare_and_check() {
     let lab = stack_lab(&[]);
@@ -152,9 +136,9 @@ fn a_healthy_replica_with_json_bloom_and_topk_keys_passes_compare_and_check() {
     let mut r = conn(lab.replicas[0].port);
     q(&mut r, &["DEBUG", "RELOAD"]);
     let before = master_data(&mut m);
-    let cmp = run(&lab, "compare (JSON, Bloom, TopK keys)", &["compare"], 0);
+    let cmp = expect_cell(&lab, "compare (JSON, Bloom, TopK keys)", &["compare"], 0);
     assert!(cmp.stdout.contains("modules loaded"), "{}", cmp.stdout);
-    let json = run(
+    let json = expect_cell(
         &lab,
         "compare --no-digest (JSON, Bloom, TopK keys)",
         &["--format", "json", "compare", "--no-digest"],
@@ -165,7 +149,7 @@ fn a_healthy_replica_with_json_bloom_and_topk_keys_passes_compare_and_check() {
     let (compared, identical) = (counts["compared"].as_u64(), counts["identical"].as_u64());
     // 69 keys of user data (3 dbs), 6 module keys.
     assert_eq!((compared, identical), (Some(75), Some(75)), "{counts}");
-    let check = run(&lab, "check (JSON, Bloom, TopK keys)", &["check"], 0);
+    let check = expect_cell(&lab, "check (JSON, Bloom, TopK keys)", &["check"], 0);
     assert!(!check.stdout.contains("FAIL"), "{}", check.stdout);
     assert_eq!(
         master_data(&mut m),
@@ -192,7 +176,7 @@ fn a_replica_diverged_in_json_bloom_and_topk_fails_compare_naming_each_key() {
             vec!["compare", "--no-digest"],
         ),
     ] {
-        let out = run(&lab, cell, &args, 1);
+        let out = expect_cell(&lab, cell, &args, 1);
         for key in ["doc:1", "bloom:1", "topk:1"] {
             let line = out
                 .stdout
@@ -204,7 +188,7 @@ fn a_replica_diverged_in_json_bloom_and_topk_fails_compare_naming_each_key() {
             assert!(!out.stdout.contains(same), "{cell}: {same}\n{}", out.stdout);
         }
     }
-    let check = run(&lab, "check (JSON, Bloom, TopK diverged)", &["check"], 1);
+    let check = expect_cell(&lab, "check (JSON, Bloom, TopK diverged)", &["check"], 1);
     assert!(check.stdout.contains("topk:1"), "{}", check.stdout);
     assert_eq!(
         master_data(&mut m),

@@ -54,3 +54,22 @@ pub fn record_cell(subcommand: &str, run: &Run) {
     let line = format!("{subcommand}\t{}\t{}\n", run.code, cell_verdict(run));
     f.write_all(line.as_bytes()).unwrap();
 }
+
+/// Run redlab against `lab` asserting its replica count, record the cell,
+/// and assert the exit code.
+pub fn expect_cell(lab: &Lab, cell: &str, args: &[&str], code: i32) -> Run {
+    let n = lab.replicas.len().to_string();
+    let mut all = vec!["--expect-replicas", n.as_str()];
+    all.extend_from_slice(args);
+    let run = redlab_at(lab, &all);
+    record_cell(cell, &run);
+    assert_eq!(
+        run.code,
+        code,
+        "{cell} on {}: {}\n{}",
+        server_bin().display(),
+        run.stdout,
+        run.stderr
+    );
+    run
+}
