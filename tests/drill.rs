@@ -51,6 +51,15 @@ fn f(v: &serde_json::Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
 
+fn levels(d: &serde_json::Value) -> impl Iterator<Item = &serde_json::Value> {
+    d["levels"].as_array().unwrap().iter()
+}
+
+/// The replicas the lab had before the fault (every node but the master).
+fn replicas_before(d: &serde_json::Value) -> usize {
+    d["resync"].as_array().unwrap().len() - 1
+}
+
 fn node<'a>(d: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     d["resync"]
         .as_array()
@@ -63,8 +72,44 @@ fn node<'a>(d: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
 #[test]
 fn kill_master_promotes_a_replica_and_the_old_master_rejoins_as_its_replica() {
     let (run, r) = drill(&["--sentinels", "3"], &["--fault", "kill-master"]);
-    passed(&run, &r);
     let d = &r["details"];
+    // At the default --ack replicas:1, a write one replica acknowledged can
+    // be lost: Sentinel promotes by the offsets its last INFO showed, and on
+    // a loaded machine that can be a replica that had fallen behind (seen in
+    // CI: 88 of 1368 lost on the promoted replica3). That is Redis, and the
+    // drill must say so: drill.lost fails with the count, and nothing else
+    // may. What no failover can lose is a write every replica acknowledged.
+    let acked_lost: u64 = levels(d)
+        .filter(|l| l["acknowledged"] == true)
+        .map(|l| l["lost"].as_u64().unwrap())
+        .sum();
+    assert_eq!(d["lost_acknowledged"], acked_lost, "{d}");
+    if acked_lost > 0 {
+        assert_eq!(
+            verdict(&r, "drill.lost"),
+            "fail",
+            "{}",
+            check(&r, "drill.lost")
+        );
+        assert_eq!(run.code, 1);
+        let failed: Vec<&serde_json::Value> = r["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["verdict"] == "fail" && c["name"] != "drill.lost")
+            .collect();
+        assert!(failed.is_empty(), "failed besides drill.lost: {failed:#?}");
+    } else {
+        passed(&run, &r);
+        assert_eq!(verdict(&r, "drill.lost"), "pass");
+    }
+    let every_replica = format!("WAIT {}", replicas_before(d));
+    for l in levels(d).filter(|l| l["level"] == every_replica.as_str()) {
+        assert_eq!(
+            l["lost"], 0,
+            "acknowledged by every replica, then lost: {d}"
+        );
+    }
     assert_ne!(d["master_after"], "master", "no promotion: {d}");
     // Sentinel cannot call the master down before down-after, nor promote
     // before it did. The upper bounds are gross (the timeouts plus 10 s):
@@ -93,17 +138,11 @@ fn kill_master_promotes_a_replica_and_the_old_master_rejoins_as_its_replica() {
         f(&d["writes"]["failed"]) > 0.0,
         "a killed master refused nothing? {d}"
     );
-    assert_eq!(d["lost_acknowledged"], 0, "{d}");
     // The old master came back, and as a replica of the new one.
     assert_eq!(verdict(&r, "drill.rejoin"), "pass");
     assert_eq!(node(d, "master")["role_after"], "replica");
     assert_eq!(node(d, "master")["restarted"], true);
-    for c in [
-        "drill.stable",
-        "drill.downtime",
-        "drill.lost",
-        "drill.replicas",
-    ] {
+    for c in ["drill.stable", "drill.downtime", "drill.replicas"] {
         assert_eq!(verdict(&r, c), "pass", "{c}: {}", check(&r, c));
     }
     let kinds: Vec<&str> = d["events"]

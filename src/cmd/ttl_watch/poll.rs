@@ -267,6 +267,9 @@ const DELIVERY_JITTER_MS: f64 = 2.0;
 /// the readings contradict each other (then it is a measurement failure).
 pub fn finish(tracks: Vec<Track>, say: &Narrator) -> Vec<NodeExpiry> {
     let mut lefts = Vec::new();
+    // The last moment the master was seen serving the key: no expiry of it
+    // can have happened before.
+    let master_served_until = tracks.first().and_then(|t| t.stopped).map(|(lo, _)| lo);
     let mut nodes: Vec<NodeExpiry> = tracks
         .into_iter()
         .map(|t| {
@@ -297,11 +300,29 @@ pub fn finish(tracks: Vec<Track>, say: &Narrator) -> Vec<NodeExpiry> {
         };
         // Two notifications come over two sockets: the replica's can be read
         // a few hundred µs before the master's that caused it. Within that,
-        // the gap is 0; beyond it the readings contradict each other.
-        if rhi + DELIVERY_JITTER_MS < mlo {
-            r.gap_measurement_failed = true;
-            continue;
-        }
+        // the gap is 0. Beyond it, the master's reading was late (this
+        // process was not scheduled in time, as on a loaded machine): a
+        // replica only drops the key on the master's DEL, so the master
+        // dropped it before this replica's reading and after it was last
+        // seen serving it. That wider window is the master's moment for
+        // this replica; without a reading to bound it, no gap is reported.
+        let (mlo, mhi) = if rhi + DELIVERY_JITTER_MS < mlo {
+            match master_served_until.filter(|lo| *lo <= rhi) {
+                Some(lo) => {
+                    r.note = Some(format!(
+                        "the master's notification was read {:.1} ms after this replica's (the client was busy): the master's moment is bounded by its last reading that served the key instead",
+                        mlo - rhi
+                    ));
+                    (lo, rhi)
+                }
+                None => {
+                    r.gap_measurement_failed = true;
+                    continue;
+                }
+            }
+        } else {
+            (mlo, mhi)
+        };
         let lo = (rlo - mhi).max(0.0);
         let hi = (rhi - mlo).max(0.0);
         let gap = ((lo + hi) / 2.0 * 1000.0).round() / 1000.0;
@@ -314,4 +335,73 @@ pub fn finish(tracks: Vec<Track>, say: &Narrator) -> Vec<NodeExpiry> {
         ));
     }
     nodes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn track(observe: Observe, left: Option<(f64, f64)>, stopped: Option<(f64, f64)>) -> Track {
+        let mut t = Track::new(None, observe, NodeExpiry::default());
+        t.left = left;
+        t.stopped = stopped;
+        t
+    }
+
+    #[test]
+    fn a_master_notification_read_late_is_bounded_by_its_last_serving_reading() {
+        // The replica's DEL notification was read at 95 ms, the master's
+        // expired one only at 100 ms: the master dropped the key between
+        // its last serving reading (90 ms) and the replica's reading.
+        let nodes = finish(
+            vec![
+                track(
+                    Observe::Notification,
+                    Some((100.0, 100.0)),
+                    Some((90.0, 101.0)),
+                ),
+                track(Observe::Notification, Some((95.0, 95.0)), None),
+            ],
+            &Narrator::silent(),
+        );
+        let r = &nodes[1];
+        assert!(!r.gap_measurement_failed);
+        assert_eq!(r.propagation_gap_ms, Some(2.5));
+        assert_eq!(r.gap_resolution_ms, Some(2.5));
+        assert!(
+            r.note.as_deref().unwrap().contains("read 5.0 ms after"),
+            "{:?}",
+            r.note
+        );
+    }
+
+    #[test]
+    fn a_contradiction_nothing_bounds_is_a_failed_measurement() {
+        let nodes = finish(
+            vec![
+                track(Observe::Notification, Some((100.0, 100.0)), None),
+                track(Observe::Notification, Some((95.0, 95.0)), None),
+            ],
+            &Narrator::silent(),
+        );
+        assert!(nodes[1].gap_measurement_failed);
+        assert_eq!(nodes[1].propagation_gap_ms, None);
+    }
+
+    #[test]
+    fn readings_in_order_give_the_distance_between_them() {
+        let nodes = finish(
+            vec![
+                track(
+                    Observe::Notification,
+                    Some((100.0, 100.0)),
+                    Some((90.0, 101.0)),
+                ),
+                track(Observe::Notification, Some((100.4, 100.4)), None),
+            ],
+            &Narrator::silent(),
+        );
+        assert_eq!(nodes[1].propagation_gap_ms, Some(0.4));
+        assert_eq!(nodes[1].note, None);
+    }
 }

@@ -242,7 +242,7 @@ fn propagation_check(n: &NodeExpiry, d: &TtlWatchDetails) -> Check {
     if n.gap_measurement_failed {
         return Check::warn(
             name,
-            "measurement failed: this replica was seen losing the key before the master dropped it, which cannot happen; no gap is reported",
+            "measurement failed: this replica was seen losing the key before the master dropped it (the master's reading came late) and no reading of the master bounds its moment; no gap is reported",
         );
     }
     match n.propagation_gap_ms {
