@@ -2,7 +2,6 @@
 
 pub mod check;
 pub mod clean;
-pub mod cluster;
 pub mod compare;
 pub mod demo;
 pub mod drill;

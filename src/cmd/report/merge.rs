@@ -6,11 +6,11 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cmd::cluster::{in_shard, ShardRun, Sharded};
 use crate::cmd::perf::merge::{self as m, Client, Input, Plan};
 use crate::cmd::perf::on_cluster::ClusterPerfDetails;
 use crate::cmd::perf::{self, PerfDetails};
 use crate::report::{Check, Manifest, Report, Verdict};
+use crate::sharded::{in_shard, ShardRun, Sharded};
 
 /// A client's report as read: measured (a lone master's or a cluster's), or failed.
 enum Parsed {

@@ -115,7 +115,7 @@ fn as_any<D: Details + DeserializeOwned + 'static>(
     saved: serde_json::Value,
 ) -> std::result::Result<Box<dyn AnyReport>, (serde_json::Error, serde_json::Value)> {
     if saved["details"]["shards"].is_array() {
-        as_report::<crate::cmd::cluster::Sharded<D>>(saved)
+        as_report::<crate::sharded::Sharded<D>>(saved)
     } else {
         as_report::<D>(saved)
     }
