@@ -9,6 +9,5 @@ pub mod keycount;
 pub mod lab;
 pub mod perf;
 pub mod replicate_check;
-pub mod report;
 pub mod stats;
 pub mod ttl_watch;

@@ -2,6 +2,11 @@
 //! artifact turned into pictures later), two perf reports compared, or the
 //! perf reports of one load's clients merged (`--merge`).
 //! Nothing is measured and no server is contacted.
+//!
+//! A special mode, not a subcommand (`app::job::Special`): it reads back any
+//! subcommand's report as that subcommand's details type, so it stands
+//! above `cmd`, beside completions and the manual, and returns its report
+//! to be emitted as every run's is.
 
 mod merge;
 mod overlay;
