@@ -172,7 +172,7 @@ fn owner(cluster: &Cluster, shards: &[Ctx], key: &[u8], what: &str) -> Result<us
 /// Point each shard's cleanup at the master that serves its slots now: a
 /// failover during the run (CLUSTER FAILOVER, a master lost) moved it, and
 /// the old master, now a replica, would refuse the deletes.
-pub async fn follow_masters(cluster: &Cluster, shards: &[Ctx]) {
+pub(crate) async fn follow_masters(cluster: &Cluster, shards: &[Ctx]) {
     if shards
         .iter()
         .all(|c| c.ledger.is_empty() && !c.safety.wrote())
