@@ -21,6 +21,7 @@ pub mod report;
 pub mod run;
 pub mod series;
 pub mod serving;
+pub mod sharded;
 pub mod survey;
 pub mod text;
 pub mod timings;

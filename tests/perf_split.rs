@@ -214,6 +214,44 @@ fn three_clients_on_a_cluster_are_one_run_merged_exactly() {
             r.stdout
         );
     }
+    // A shard one client did not measure: its figures are the others'
+    // only, and the merge fails there, saying whose are missing.
+    let mut lacking = reports[1].clone();
+    lacking["details"]["shards"][1]["details"] = serde_json::Value::Null;
+    let other = tempfile::tempdir().unwrap();
+    let c2 = other.path().join("c2.json");
+    std::fs::write(&c2, lacking.to_string()).unwrap();
+    let r = redlab(&[
+        "report",
+        "--merge",
+        &dir.path().join("c1.json").display().to_string(),
+        &c2.display().to_string(),
+        &dir.path().join("c3.json").display().to_string(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let m = r.json();
+    let c = check(&m, "shard2.merge");
+    assert_eq!(c["verdict"], "fail", "{c}");
+    assert!(
+        c["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("not measured by client 2/3"),
+        "{c}"
+    );
+    let s2 = &m["details"]["shards"][1];
+    assert_eq!(s2["verdict"], "fail", "{s2}");
+    // The two clients that measured it: two thirds of its requests.
+    let med = s2["details"]["median_round"].as_u64().unwrap() as usize;
+    let mut h = redlab::latency::histogram();
+    for j in [&reports[0], &reports[2]] {
+        h.add(round_hdr(&j["details"]["shards"][1]["details"], med))
+            .unwrap();
+    }
+    assert_eq!(s2["details"]["latency"]["count"], h.len(), "{s2}");
+    assert_eq!(check(&m, "shard1.perf.requests")["verdict"], "pass");
 }
 
 #[test]

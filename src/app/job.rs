@@ -12,10 +12,10 @@ use anyhow::Result;
 
 use super::cli::{self, ShellArg};
 use super::emit::emit;
+use super::rerender;
 use super::settings::Settings;
 use super::Outcome;
 use crate::cmd::compare as compare_cmd;
-use crate::cmd::report as report_cmd;
 use crate::cmd::{
     check, clean, demo, drill, keycount, lab, perf, replicate_check, stats, ttl_watch,
 };
@@ -42,7 +42,7 @@ impl Mode {
 /// The modes that are not runs: nothing is measured, no server contacted.
 pub enum Special {
     /// Render a saved report again, compare two, or merge a split load's.
-    Report(report_cmd::Config),
+    Report(rerender::Config),
     /// Print a completion script.
     Completions(ShellArg),
     /// Print the manual page, or a subcommand's.
@@ -61,7 +61,7 @@ impl Special {
     pub fn run(self, settings: &Settings) -> Result<Outcome> {
         match self {
             Special::Report(c) => {
-                let mut r = report_cmd::run(c)?;
+                let mut r = rerender::run(c)?;
                 let verdict = emit(settings, r.report.as_mut())?;
                 Ok(Outcome::Done(if r.judged {
                     verdict

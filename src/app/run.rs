@@ -13,10 +13,12 @@ use super::cli::Cli;
 use super::emit::{emit, write_files};
 use super::job::{Kind, Mode};
 use super::settings::{self, Settings};
+use super::shards::follow_masters;
 use super::target::{self, Target};
 use super::Outcome;
 use crate::report::{self, AnyReport, Details, Report};
 use crate::run::{self, Ctx, Signals};
+use crate::sharded::in_shard;
 use crate::topology::Topology;
 use crate::ui::progress::Progress;
 use crate::{cmd, discover, serving};
@@ -131,7 +133,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
     drop(work);
     if let Some(c) = &cluster {
         // A failover during the run moved a shard's master: clean up there.
-        cmd::cluster::follow_masters(c, &ctxs).await;
+        follow_masters(c, &ctxs).await;
     }
     let mut extra: Vec<report::Check> = Vec::new();
     let mut all_removed = true;
@@ -162,7 +164,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         mine.extend(ctx.cleanup_check(&cleaned));
         mine.extend(evictions);
         match &ctx.shard {
-            Some(s) => extra.extend(mine.into_iter().map(|c| cmd::cluster::in_shard(&s.name, c))),
+            Some(s) => extra.extend(mine.into_iter().map(|c| in_shard(&s.name, c))),
             None => extra.extend(mine),
         }
     }

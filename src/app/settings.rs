@@ -7,12 +7,12 @@ use std::time::Duration;
 use anyhow::Result;
 
 pub use super::job::{Job, Mode, Special};
+use super::rerender;
 use crate::app::cli::{
     Cli, ColorArg, Command, DemoArgs, FailOnArg, FormatArg, LabAction, PerfWorkload, StatsArgs,
     TtlWatchArgs,
 };
 use crate::cmd::compare as compare_cmd;
-use crate::cmd::report as report_cmd;
 use crate::cmd::{
     check, clean, demo, drill, keycount, lab, perf, replicate_check, stats, ttl_watch,
 };
@@ -302,7 +302,7 @@ fn job(command: &Command, settings: &Settings) -> Result<Mode> {
         }),
         Command::Drill(a) => Job::Drill(drill_config(a, settings)),
         Command::Report(a) => {
-            return Ok(Mode::Special(Special::Report(report_cmd::Config {
+            return Ok(Mode::Special(Special::Report(rerender::Config {
                 file: a.file.clone().unwrap_or_default(),
                 compare: a.compare.clone(),
                 merge: a.merge.clone(),

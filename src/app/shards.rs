@@ -1,5 +1,5 @@
 //! Every subcommand on a Redis Cluster: per shard (all shards at once, the
-//! reports merged by `cmd::cluster::merge`), by key (`ttl-watch --key` and
+//! reports merged by `sharded::merge`), by key (`ttl-watch --key` and
 //! `demo` run on the shard that owns the key's slot), whole (`perf`, `stats`,
 //! the web page see every shard), or not on a cluster (`drill`).
 
@@ -10,11 +10,11 @@ use futures_util::future::join_all;
 
 use super::job::{Job, OnCluster};
 use crate::cmd::check::{self, StepOutcome};
-use crate::cmd::cluster::{health, merge, owner, Health};
 use crate::cmd::{clean, compare, demo, keycount, perf, replicate_check, stats, ttl_watch};
-use crate::discover::cluster::Cluster;
+use crate::discover::cluster::{self as discovered, Cluster};
 use crate::report::{AnyReport, Check, Details, Report};
 use crate::run::Ctx;
+use crate::sharded::{health, merge, Health};
 use crate::topology::slot;
 use crate::ui::progress::Progress;
 
@@ -156,4 +156,49 @@ pub async fn dispatch(
         Job::Lab(_) => unreachable!("lab makes its own topology"),
         Job::Drill(_) => unreachable!("refused above"),
     })
+}
+
+/// The shard whose slots hold `key`.
+fn owner(cluster: &Cluster, shards: &[Ctx], key: &[u8], what: &str) -> Result<usize> {
+    let s = slot::key_slot(key);
+    match cluster.shard_of_key(key) {
+        Some(k) if k < shards.len() => Ok(k),
+        _ => anyhow::bail!(
+            "{what} hashes to slot {s}, which no master serves (the cluster answers CLUSTERDOWN for it)"
+        ),
+    }
+}
+
+/// Point each shard's cleanup at the master that serves its slots now: a
+/// failover during the run (CLUSTER FAILOVER, a master lost) moved it, and
+/// the old master, now a replica, would refuse the deletes.
+pub(crate) async fn follow_masters(cluster: &Cluster, shards: &[Ctx]) {
+    if shards
+        .iter()
+        .all(|c| c.ledger.is_empty() && !c.safety.wrote())
+    {
+        return;
+    }
+    let timeout = shards[0].timeout;
+    let seeds = std::iter::once(&cluster.seed).chain(cluster.nodes());
+    let Some(members) = discovered::slot_map(seeds, timeout).await else {
+        return;
+    };
+    for ctx in shards {
+        let old = &ctx.topology.master;
+        let Some(scope) = &ctx.shard else {
+            continue;
+        };
+        let Some(node) = discovered::master_now(&members, &scope.tag, old) else {
+            continue;
+        };
+        if let Ok(c) = crate::client::Conn::connect(&node, timeout).await {
+            ctx.say.line(&format!(
+                "redlab: {} moved to {} during the run (a failover); cleaning up there",
+                old.name,
+                node.addr()
+            ));
+            ctx.safety.set_master_conn(c);
+        }
+    }
 }

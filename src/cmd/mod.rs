@@ -2,7 +2,6 @@
 
 pub mod check;
 pub mod clean;
-pub mod cluster;
 pub mod compare;
 pub mod demo;
 pub mod drill;
@@ -10,6 +9,5 @@ pub mod keycount;
 pub mod lab;
 pub mod perf;
 pub mod replicate_check;
-pub mod report;
 pub mod stats;
 pub mod ttl_watch;

@@ -364,6 +364,36 @@ pub async fn members_of(conn: &mut Conn, tls: bool) -> Result<(Vec<Member>, &'st
     }
 }
 
+/// The slot map as the first of `seeds` that answers sees it.
+pub async fn slot_map<'a>(
+    seeds: impl Iterator<Item = &'a Node>,
+    timeout: Duration,
+) -> Option<Vec<Member>> {
+    for node in seeds {
+        let Ok(mut c) = Conn::connect(node, timeout).await else {
+            continue;
+        };
+        if let Ok((m, _)) = members_of(&mut c, node.tls()).await {
+            return Some(m);
+        }
+    }
+    None
+}
+
+/// The master that serves the slot of hash tag `tag` (a shard's) in
+/// `members`, as a node named like `current`; None when that is still
+/// `current`, or when no master serves it.
+pub fn master_now(members: &[Member], tag: &str, current: &Node) -> Option<Node> {
+    let s = slot::key_slot(tag.as_bytes());
+    let now = members
+        .iter()
+        .find(|m| m.is_master() && m.slots.iter().any(|(a, b)| (*a..=*b).contains(&s)))?;
+    if now.port == current.port() && crate::topology::same_host(&now.host, current.host()) {
+        return None;
+    }
+    Some(current.sibling(&current.name, &now.host, now.port))
+}
+
 /// Discover the whole cluster from one node.
 pub async fn discover(
     seed: &Node,

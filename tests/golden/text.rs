@@ -42,7 +42,7 @@ fn saved() -> Vec<(String, Value)> {
 }
 
 fn typed(name: &str, v: Value) -> Box<dyn AnyReport> {
-    redlab::cmd::report::typed(v)
+    redlab::app::rerender::typed(v)
         .unwrap_or_else(|(e, _)| panic!("{name}: the saved report does not read back: {e}"))
 }
 

@@ -1,13 +1,14 @@
-//! `redlab report --merge`: the perf reports of one load's clients (`perf
-//! --client K/N`) as the report of the whole load. Each round's histograms
-//! are added (lossless: every report carries them in HdrHistogram's V2
-//! encoding), its per-second counts summed on the common clock, its
-//! throughput taken over the union of the clients' windows, and every
-//! verdict computed again from the merged figures. Reports of different
-//! plans are refused with what differs.
+//! perf's merge of the reports of one load's clients (`perf --client K/N`)
+//! into the report of the whole load (`redlab report --merge`, which reads
+//! the files: `app::rerender`). Each round's histograms are added
+//! (lossless: every report carries them in HdrHistogram's V2 encoding), its
+//! per-second counts summed on the common clock, its throughput taken over
+//! the union of the clients' windows, and every verdict computed again from
+//! the merged figures. Reports of different plans are refused with what
+//! differs.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
@@ -52,53 +53,6 @@ pub struct MergedClient {
     pub requests: u64,
     /// Why it is not in the merged figures (failed, interrupted, no report).
     pub error: Option<String>,
-}
-
-/// One client's report as read.
-pub struct Input {
-    pub path: PathBuf,
-    pub value: serde_json::Value,
-}
-
-/// The report files named: files as given, a directory's `*.json` in name order.
-pub fn inputs(paths: &[PathBuf]) -> Result<Vec<Input>> {
-    let mut files = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            let mut in_dir: Vec<PathBuf> = std::fs::read_dir(p)
-                .with_context(|| format!("reading the directory {}", p.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.extension().is_some_and(|x| x == "json"))
-                .collect();
-            if in_dir.is_empty() {
-                bail!("{}: no .json report in this directory", p.display());
-            }
-            in_dir.sort();
-            files.extend(in_dir);
-        } else {
-            files.push(p.clone());
-        }
-    }
-    if files.len() < 2 {
-        bail!(
-            "--merge needs the reports of at least two clients (perf --client K/N --format json), \
-             or a directory of them"
-        );
-    }
-    files
-        .into_iter()
-        .map(|path| {
-            let value = crate::cmd::report::read(&path)?;
-            if value["command"] != "perf" {
-                bail!(
-                    "{}: a {} report; --merge takes perf reports only",
-                    path.display(),
-                    value["command"].as_str().unwrap_or("?")
-                );
-            }
-            Ok(Input { path, value })
-        })
-        .collect()
 }
 
 /// What must be the same in every client's report for them to be one load.

@@ -798,8 +798,9 @@ async fn follow_slot(ctx: &Ctx, current: &Node) -> Option<(Node, std::net::Socke
         .chain(std::iter::once(ctx.topology.master.clone()))
         .chain(ctx.topology.replicas.iter().cloned())
         .collect();
-    let members = crate::cmd::cluster::slot_map(seeds.iter(), ctx.timeout).await?;
-    let node = crate::cmd::cluster::master_now(&members, ctx, current)?;
+    let tag = &ctx.shard.as_ref()?.tag;
+    let members = crate::discover::cluster::slot_map(seeds.iter(), ctx.timeout).await?;
+    let node = crate::discover::cluster::master_now(&members, tag, current)?;
     let addr = tokio::net::lookup_host((node.host(), node.port()))
         .await
         .ok()?

@@ -20,13 +20,13 @@ use serde::{Deserialize, Serialize};
 
 use super::details::{PerfDetails, Round};
 use super::Options;
-use crate::cmd::cluster::Sharded;
 use crate::discover::cluster::Cluster;
 use crate::latency::{fmt_us, LatencyUs};
 use crate::loadgen::multi::share;
 use crate::loadgen::pool;
 use crate::report::{Check, Details, Figure, Report, Section};
 use crate::run::Ctx;
+use crate::sharded::Sharded;
 use crate::ui::progress::Progress;
 
 /// The load over the whole cluster.
@@ -160,7 +160,7 @@ pub async fn run(
     ))
     .await;
     spinner.finish();
-    let merged = crate::cmd::cluster::merge("perf", cluster, shards, None, results)?;
+    let merged = crate::sharded::merge("perf", cluster, shards, None, results)?;
     let details: Vec<&PerfDetails> = merged
         .details
         .shards

@@ -1,13 +1,16 @@
-//! Every subcommand on a Redis Cluster. The run has one `Ctx` per shard
-//! (the shard's topology, its hash tag, its own ledger, safety state and
-//! registry); a subcommand runs unchanged on each shard, all shards at once
-//! (one stalled shard does not make the others look late), and the reports
-//! are merged: the nodes of every shard, every check named after its shard
-//! (`shard2.replica1.propagation`), each shard's details and tables under its
-//! name. `replicate-check` and `check` add the `cluster` step (`health`).
+//! A subcommand's run over a Redis Cluster, as one report. The run has one
+//! `Ctx` per shard (the shard's topology, its hash tag, its own ledger,
+//! safety state and registry); a subcommand runs unchanged on each shard,
+//! all shards at once (one stalled shard does not make the others look
+//! late), and the reports are merged here: the nodes of every shard, every
+//! check named after its shard (`shard2.replica1.propagation`), each shard's
+//! details and tables under its name (`Sharded<D>`). `replicate-check` and
+//! `check` add the `cluster` step (`health`).
 //!
 //! Which subcommand runs how on a cluster (per shard, by key, whole) is the
-//! job's: `app::shards`. This room holds the merging and the cluster step.
+//! job's: `app::shards`. This room stands below `cmd` so that a subcommand
+//! with its own cluster run (perf) and the re-rendering of saved reports
+//! share the merged report's types without importing each other.
 
 pub mod health;
 
@@ -116,83 +119,6 @@ pub(crate) fn merge<D: Details>(
             shards: runs,
         },
     ))
-}
-
-/// Point each shard's cleanup at the master that serves its slots now: a
-/// failover during the run (CLUSTER FAILOVER, a master lost) moved it, and
-/// the old master, now a replica, would refuse the deletes.
-pub async fn follow_masters(cluster: &Cluster, shards: &[Ctx]) {
-    if shards
-        .iter()
-        .all(|c| c.ledger.is_empty() && !c.safety.wrote())
-    {
-        return;
-    }
-    let timeout = shards[0].timeout;
-    let seeds = std::iter::once(&cluster.seed).chain(cluster.nodes());
-    let Some(members) = slot_map(seeds, timeout).await else {
-        return;
-    };
-    for ctx in shards {
-        let old = &ctx.topology.master;
-        let Some(node) = master_now(&members, ctx, old) else {
-            continue;
-        };
-        if let Ok(c) = crate::client::Conn::connect(&node, timeout).await {
-            ctx.say.line(&format!(
-                "redlab: {} moved to {} during the run (a failover); cleaning up there",
-                old.name,
-                node.addr()
-            ));
-            ctx.safety.set_master_conn(c);
-        }
-    }
-}
-
-/// The slot map as the first of `seeds` that answers sees it.
-pub async fn slot_map<'a>(
-    seeds: impl Iterator<Item = &'a crate::topology::Node>,
-    timeout: std::time::Duration,
-) -> Option<Vec<crate::discover::cluster::Member>> {
-    for node in seeds {
-        let Ok(mut c) = crate::client::Conn::connect(node, timeout).await else {
-            continue;
-        };
-        if let Ok((m, _)) = crate::discover::cluster::members_of(&mut c, node.tls()).await {
-            return Some(m);
-        }
-    }
-    None
-}
-
-/// The master that serves `ctx`'s shard slot (its hash tag's) in `members`,
-/// as a node named like `current`; None when that is still `current`, or
-/// when no master serves it (or `ctx` is not a shard's).
-pub fn master_now(
-    members: &[crate::discover::cluster::Member],
-    ctx: &Ctx,
-    current: &crate::topology::Node,
-) -> Option<crate::topology::Node> {
-    let scope = ctx.shard.as_ref()?;
-    let s = slot::key_slot(scope.tag.as_bytes());
-    let now = members
-        .iter()
-        .find(|m| m.is_master() && m.slots.iter().any(|(a, b)| (*a..=*b).contains(&s)))?;
-    if now.port == current.port() && crate::topology::same_host(&now.host, current.host()) {
-        return None;
-    }
-    Some(current.sibling(&current.name, &now.host, now.port))
-}
-
-/// The shard whose slots hold `key`.
-pub fn owner(cluster: &Cluster, shards: &[Ctx], key: &[u8], what: &str) -> Result<usize> {
-    let s = slot::key_slot(key);
-    match cluster.shard_of_key(key) {
-        Some(k) if k < shards.len() => Ok(k),
-        _ => anyhow::bail!(
-            "{what} hashes to slot {s}, which no master serves (the cluster answers CLUSTERDOWN for it)"
-        ),
-    }
 }
 
 impl<D: Details> Details for Sharded<D> {

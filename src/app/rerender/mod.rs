@@ -2,6 +2,11 @@
 //! artifact turned into pictures later), two perf reports compared, or the
 //! perf reports of one load's clients merged (`--merge`).
 //! Nothing is measured and no server is contacted.
+//!
+//! A special mode, not a subcommand (`app::job::Special`): it reads back any
+//! subcommand's report as that subcommand's details type, so it stands
+//! above `cmd`, beside completions and the manual, and returns its report
+//! to be emitted as every run's is.
 
 mod merge;
 mod overlay;
@@ -115,7 +120,7 @@ fn as_any<D: Details + DeserializeOwned + 'static>(
     saved: serde_json::Value,
 ) -> std::result::Result<Box<dyn AnyReport>, (serde_json::Error, serde_json::Value)> {
     if saved["details"]["shards"].is_array() {
-        as_report::<crate::cmd::cluster::Sharded<D>>(saved)
+        as_report::<crate::sharded::Sharded<D>>(saved)
     } else {
         as_report::<D>(saved)
     }

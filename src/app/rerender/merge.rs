@@ -1,22 +1,39 @@
 //! `redlab report --merge A.json B.json ...`: the clients' perf reports of
 //! one split load (a lone master's or a cluster's) read, checked to be one
-//! plan, merged (`cmd::perf::merge`), and rendered like any report.
+//! plan, merged (perf's merge of the figures: `cmd::perf::merge`), and
+//! rendered like any report.
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cmd::cluster::{in_shard, ShardRun, Sharded};
-use crate::cmd::perf::merge::{self as m, Client, Input, Plan};
-use crate::cmd::perf::on_cluster::ClusterPerfDetails;
+use crate::cmd::perf::merge::{self as m, Client, Plan};
+use crate::cmd::perf::on_cluster::{ClusterPerfDetails, PerfTotal};
 use crate::cmd::perf::{self, PerfDetails};
-use crate::report::{Check, Manifest, Report, Verdict};
+use crate::report::{AnyReport, Check, Details, Manifest, Report, Verdict};
+use crate::sharded::{in_shard, ShardRun, Sharded};
 
 /// A client's report as read: measured (a lone master's or a cluster's), or failed.
 enum Parsed {
     Single(Box<Report<PerfDetails>>),
     Cluster(Box<Report<ClusterPerfDetails>>),
     Failed,
+}
+
+impl Parsed {
+    fn single(&self) -> Option<&Report<PerfDetails>> {
+        match self {
+            Parsed::Single(x) => Some(x),
+            _ => None,
+        }
+    }
+
+    fn cluster(&self) -> Option<&Report<ClusterPerfDetails>> {
+        match self {
+            Parsed::Cluster(x) => Some(x),
+            _ => None,
+        }
+    }
 }
 
 struct Read {
@@ -26,8 +43,8 @@ struct Read {
 
 /// Merge into one report (rendered in every format, as any report; the
 /// merged load's checks decide the exit code).
-pub fn run(paths: &[PathBuf]) -> Result<Box<dyn crate::report::AnyReport>> {
-    let inputs = m::inputs(paths)?;
+pub fn run(paths: &[PathBuf]) -> Result<Box<dyn AnyReport>> {
+    let inputs = inputs(paths)?;
     let reads: Vec<Read> = inputs.into_iter().map(read).collect::<Result<_>>()?;
     let measured: Vec<&Read> = reads
         .iter()
@@ -47,11 +64,58 @@ pub fn run(paths: &[PathBuf]) -> Result<Box<dyn crate::report::AnyReport>> {
     let (merged, clients_check) = m::account(&clients, of);
     let paths: Vec<&std::path::Path> = paths.iter().map(PathBuf::as_path).collect();
     let manifest = m::manifest(&clients, &paths);
-    let report: Box<dyn crate::report::AnyReport> = match &first.parsed {
+    let report: Box<dyn AnyReport> = match &first.parsed {
         Parsed::Single(_) => Box::new(merge_single(&measured, merged, clients_check, manifest)?),
         _ => Box::new(merge_cluster(&measured, merged, clients_check, manifest)?),
     };
     Ok(report)
+}
+
+/// One client's report as read.
+struct Input {
+    path: PathBuf,
+    value: serde_json::Value,
+}
+
+/// The report files named: files as given, a directory's `*.json` in name order.
+fn inputs(paths: &[PathBuf]) -> Result<Vec<Input>> {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut in_dir: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("reading the directory {}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.extension().is_some_and(|x| x == "json"))
+                .collect();
+            if in_dir.is_empty() {
+                bail!("{}: no .json report in this directory", p.display());
+            }
+            in_dir.sort();
+            files.extend(in_dir);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    if files.len() < 2 {
+        bail!(
+            "--merge needs the reports of at least two clients (perf --client K/N --format json), \
+             or a directory of them"
+        );
+    }
+    files
+        .into_iter()
+        .map(|path| {
+            let value = super::read(&path)?;
+            if value["command"] != "perf" {
+                bail!(
+                    "{}: a {} report; --merge takes perf reports only",
+                    path.display(),
+                    value["command"].as_str().unwrap_or("?")
+                );
+            }
+            Ok(Input { path, value })
+        })
+        .collect()
 }
 
 fn files(reads: &[Read]) -> String {
@@ -213,19 +277,44 @@ fn who(r: &Read) -> String {
     }
 }
 
+/// The measured reports of one kind (a lone master's or a cluster's), each
+/// with the client that wrote it.
+fn parts<'a, D: Details>(
+    measured: &[&'a Read],
+    pick: impl Fn(&'a Parsed) -> Option<&'a Report<D>>,
+) -> Vec<(String, &'a Report<D>)> {
+    measured
+        .iter()
+        .filter_map(|r| Some((who(r), pick(&r.parsed)?)))
+        .collect()
+}
+
+/// The merged report over the first report's nodes: `checks`, computed
+/// again from the merged figures, then the clients' checks the merge does
+/// not compute again (one per name, the worst).
+fn merged_report<X: Details, D: Details>(
+    parts: &[(String, &Report<X>)],
+    mut checks: Vec<Check>,
+    manifest: Manifest,
+    details: D,
+) -> Report<D> {
+    let theirs: Vec<(String, Vec<Check>)> = parts
+        .iter()
+        .map(|(w, r)| (w.clone(), r.checks.clone()))
+        .collect();
+    let carried = m::carried_checks(&theirs, &checks);
+    checks.extend(carried);
+    let nodes = parts[0].1.nodes.clone();
+    Report::new("perf", manifest, nodes, checks, details)
+}
+
 fn merge_single(
     measured: &[&Read],
     merged: m::Merged,
     clients_check: Check,
     manifest: Manifest,
 ) -> Result<Report<PerfDetails>> {
-    let parts: Vec<(String, &Report<PerfDetails>)> = measured
-        .iter()
-        .filter_map(|r| match &r.parsed {
-            Parsed::Single(x) => Some((who(r), &**x)),
-            _ => None,
-        })
-        .collect();
+    let parts = parts(measured, Parsed::single);
     let named: Vec<(&str, &PerfDetails)> = parts
         .iter()
         .map(|(w, r)| (w.as_str(), &r.details))
@@ -234,14 +323,7 @@ fn merge_single(
     d.merged = Some(merged);
     let mut checks = vec![clients_check];
     checks.extend(perf::checks(&d));
-    let theirs: Vec<(String, Vec<Check>)> = parts
-        .iter()
-        .map(|(w, r)| (w.clone(), r.checks.clone()))
-        .collect();
-    let carried = m::carried_checks(&theirs, &checks);
-    checks.extend(carried);
-    let nodes = parts[0].1.nodes.clone();
-    Ok(Report::new("perf", manifest, nodes, checks, d))
+    Ok(merged_report(&parts, checks, manifest, d))
 }
 
 fn merge_cluster(
@@ -250,132 +332,132 @@ fn merge_cluster(
     clients_check: Check,
     manifest: Manifest,
 ) -> Result<Report<ClusterPerfDetails>> {
-    let parts: Vec<(String, &Report<ClusterPerfDetails>)> = measured
-        .iter()
-        .filter_map(|r| match &r.parsed {
-            Parsed::Cluster(x) => Some((who(r), &**x)),
-            _ => None,
-        })
-        .collect();
+    let parts = parts(measured, Parsed::cluster);
     let first = &parts[0].1.details;
     let mut shards = Vec::new();
     let mut checks = vec![clients_check];
     for s in &first.sharded.shards {
-        let mut named: Vec<(&str, &PerfDetails)> = Vec::new();
-        let mut lacking = Vec::new();
-        for (w, r) in &parts {
-            match r
-                .details
-                .sharded
-                .shards
-                .iter()
-                .find(|x| x.shard == s.shard)
-                .and_then(|x| x.details.as_ref())
-            {
-                Some(d) => named.push((w.as_str(), d)),
-                None => lacking.push(format!("client {w}")),
-            }
-        }
-        let details = if named.is_empty() {
-            None
-        } else {
-            Some(m::merge_details(&named)?)
-        };
-        let shard_checks: Vec<Check> = details
-            .as_ref()
-            .map(perf::checks)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|c| in_shard(&s.shard, c))
-            .collect();
-        let error = (!lacking.is_empty()).then(|| {
-            format!(
-                "not measured by {}: the shard's figures are the other clients' only",
-                lacking.join(", ")
-            )
-        });
-        let mut verdict = Verdict::worst(shard_checks.iter().map(|c| c.verdict));
-        if error.is_some() {
-            verdict = Verdict::Fail;
-            checks.push(Check::fail(
-                format!("{}.merge", s.shard),
-                error.clone().unwrap_or_default(),
-            ));
-        }
+        let (shard, shard_checks) = merge_shard(s, &parts)?;
         checks.extend(shard_checks);
-        shards.push(ShardRun {
-            shard: s.shard.clone(),
-            master: s.master.clone(),
-            replicas: s.replicas,
-            slots: s.slots.clone(),
-            tag: s.tag.clone(),
-            verdict,
-            details,
-            error,
-        });
+        shards.push(shard);
     }
-    let measured_shards: Vec<&PerfDetails> =
-        shards.iter().filter_map(|s| s.details.as_ref()).collect();
-    let total = first.total.as_ref().and_then(|t| {
-        let opts = perf::Options {
-            threads: t.threads_per_shard,
-            connections: parts
-                .iter()
-                .filter_map(|(_, r)| r.details.total.as_ref())
-                .map(|t| t.connections)
-                .sum(),
-            // The whole load's -n (each client's report knows it).
-            requests: first
-                .sharded
-                .shards
-                .iter()
-                .find_map(|s| {
-                    s.details
-                        .as_ref()?
-                        .client
-                        .as_ref()?
-                        .split
-                        .total_requests_per_round
-                })
-                .unwrap_or(0),
-            duration: t.requests_per_round.is_none().then(|| {
-                std::time::Duration::from_secs_f64(
-                    measured_shards
-                        .first()
-                        .and_then(|d| d.duration_per_round_ms)
-                        .unwrap_or(0.0)
-                        / 1e3,
-                )
-            }),
-            ..perf::Options::default()
-        };
-        perf::on_cluster::total_of(&opts, &measured_shards, shards.len()).map(|(t, _)| t)
-    });
+    let total = merged_total(first, &parts, &shards);
     let mut recomputed: Vec<Check> = total
         .as_ref()
         .map(perf::on_cluster::total_checks)
         .unwrap_or_default();
     recomputed.append(&mut checks);
-    let mut checks = recomputed;
-    let theirs: Vec<(String, Vec<Check>)> = parts
-        .iter()
-        .map(|(w, r)| (w.clone(), r.checks.clone()))
-        .collect();
-    let carried = m::carried_checks(&theirs, &checks);
-    checks.extend(carried);
-    let nodes = parts[0].1.nodes.clone();
-    Ok(Report::new(
-        "perf",
-        manifest,
-        nodes,
-        checks,
-        ClusterPerfDetails {
-            total,
-            sharded: Sharded {
-                health: None,
-                shards,
-            },
-            merged: Some(merged),
+    let details = ClusterPerfDetails {
+        total,
+        sharded: Sharded {
+            health: None,
+            shards,
         },
-    ))
+        merged: Some(merged),
+    };
+    Ok(merged_report(&parts, recomputed, manifest, details))
+}
+
+/// Shard `s` over every client that measured it, and its checks (first a
+/// `<shard>.merge` failure where a client did not).
+fn merge_shard(
+    s: &ShardRun<PerfDetails>,
+    parts: &[(String, &Report<ClusterPerfDetails>)],
+) -> Result<(ShardRun<PerfDetails>, Vec<Check>)> {
+    let mut named: Vec<(&str, &PerfDetails)> = Vec::new();
+    let mut lacking = Vec::new();
+    for (w, r) in parts {
+        match r
+            .details
+            .sharded
+            .shards
+            .iter()
+            .find(|x| x.shard == s.shard)
+            .and_then(|x| x.details.as_ref())
+        {
+            Some(d) => named.push((w.as_str(), d)),
+            None => lacking.push(format!("client {w}")),
+        }
+    }
+    let details = if named.is_empty() {
+        None
+    } else {
+        Some(m::merge_details(&named)?)
+    };
+    let shard_checks: Vec<Check> = details
+        .as_ref()
+        .map(perf::checks)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| in_shard(&s.shard, c))
+        .collect();
+    let error = (!lacking.is_empty()).then(|| {
+        format!(
+            "not measured by {}: the shard's figures are the other clients' only",
+            lacking.join(", ")
+        )
+    });
+    let mut verdict = Verdict::worst(shard_checks.iter().map(|c| c.verdict));
+    let mut checks = Vec::new();
+    if let Some(e) = &error {
+        verdict = Verdict::Fail;
+        checks.push(Check::fail(format!("{}.merge", s.shard), e.clone()));
+    }
+    checks.extend(shard_checks);
+    let shard = ShardRun {
+        shard: s.shard.clone(),
+        master: s.master.clone(),
+        replicas: s.replicas,
+        slots: s.slots.clone(),
+        tag: s.tag.clone(),
+        verdict,
+        details,
+        error,
+    };
+    Ok((shard, checks))
+}
+
+/// The total over the merged shards, as the cluster run computes it, with
+/// the whole load's figures the clients' reports give.
+fn merged_total(
+    first: &ClusterPerfDetails,
+    parts: &[(String, &Report<ClusterPerfDetails>)],
+    shards: &[ShardRun<PerfDetails>],
+) -> Option<PerfTotal> {
+    let t = first.total.as_ref()?;
+    let measured_shards: Vec<&PerfDetails> =
+        shards.iter().filter_map(|s| s.details.as_ref()).collect();
+    let opts = perf::Options {
+        threads: t.threads_per_shard,
+        connections: parts
+            .iter()
+            .filter_map(|(_, r)| r.details.total.as_ref())
+            .map(|t| t.connections)
+            .sum(),
+        // The whole load's -n (each client's report knows it).
+        requests: first
+            .sharded
+            .shards
+            .iter()
+            .find_map(|s| {
+                s.details
+                    .as_ref()?
+                    .client
+                    .as_ref()?
+                    .split
+                    .total_requests_per_round
+            })
+            .unwrap_or(0),
+        duration: t.requests_per_round.is_none().then(|| {
+            std::time::Duration::from_secs_f64(
+                measured_shards
+                    .first()
+                    .and_then(|d| d.duration_per_round_ms)
+                    .unwrap_or(0.0)
+                    / 1e3,
+            )
+        }),
+        ..perf::Options::default()
+    };
+    perf::on_cluster::total_of(&opts, &measured_shards, shards.len()).map(|(t, _)| t)
 }
