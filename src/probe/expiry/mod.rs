@@ -1,4 +1,5 @@
-//! ttl-watch: a key's TTL read on every node as it counts down, the moment
+//! The expiry probe (ttl-watch's measurement, check's `expiry` step, demo's
+//! expiry): a key's TTL read on every node as it counts down, the moment
 //! each node stops serving it, and, where it can be observed, the moment it
 //! leaves each replica's keyspace because the master's DEL arrived (replicas
 //! never expire keys themselves: they hide them, then wait for the DEL).
@@ -8,8 +9,8 @@
 //! moment is an interval (a reading is known between its send and its
 //! reply), so a verdict rests on what was seen, never on a neighbour's delay.
 //!
-//! `watch` is the reusable core (`check` calls it for expiry propagation);
-//! `run` is the subcommand around it.
+//! `measure` watches on a survey taken already (`check`'s), `watch` takes its
+//! own; `checks` judges the details. `cmd::ttl_watch` is the subcommand.
 
 mod figures;
 mod notify;
@@ -24,7 +25,6 @@ use anyhow::{bail, Result};
 use tokio::sync::mpsc::unbounded_channel;
 
 use crate::duration::ms;
-use crate::report::Report;
 use crate::run::Ctx;
 use crate::survey::{Master, Survey};
 use crate::topology::Role;
@@ -68,30 +68,16 @@ impl WatchConfig {
     }
 }
 
-pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<TtlWatchDetails>> {
-    let survey = ctx.survey().await?;
-    let master = survey.master()?;
-    let details = watch_states(&cfg, ctx, &survey, &master).await?;
-    let mut checks = vec![crate::replication::count_check(&ctx.topology, &master)];
-    checks.extend(report::checks(&details));
-    Ok(Report::new(
-        "ttl-watch",
-        ctx.manifest(),
-        survey.infos(),
-        checks,
-        details,
-    ))
-}
-
 /// Watch a key expire on every node of `ctx.topology` and measure each step.
 /// redlab's own key is in the ledger (removed even on Ctrl-C); `--key` is only read.
 pub async fn watch(cfg: &WatchConfig, ctx: &Ctx) -> Result<TtlWatchDetails> {
     let survey = ctx.survey().await?;
     let master = survey.master()?;
-    watch_states(cfg, ctx, &survey, &master).await
+    measure(cfg, ctx, &survey, &master).await
 }
 
-pub async fn watch_states(
+/// Watch on this survey's nodes.
+pub async fn measure(
     cfg: &WatchConfig,
     ctx: &Ctx,
     survey: &Survey,
