@@ -42,21 +42,9 @@ pub async fn reachability(env: &Env<'_>) -> Result<StepOutcome> {
         });
     };
     let (details, items) = rc::roles(&env.cfg.replication, env.ctx, survey, m);
-    let summary = match details.master.expected_replicas {
-        Some(n) => format!(
-            "{} answer; the master has the {} expected, each following it with its link up",
-            plural(survey.all().len() as u64, "node"),
-            plural(n as u64, "replica")
-        ),
-        None => format!(
-            "{} answer; {} discovered, each following the master with its link up",
-            plural(survey.all().len() as u64, "node"),
-            plural(details.replicas.len() as u64, "replica")
-        ),
-    };
     Ok(StepOutcome {
         items,
-        summary,
+        summary: rc::roles_summary(&details, survey.all().len()),
         details: StepDetails::Roles(Box::new(details)),
         sections: Vec::new(),
     })
@@ -132,18 +120,8 @@ pub async fn expiry(env: &Env<'_>) -> Result<StepOutcome> {
     // second bar on stderr, and one of them was left on screen above the report.
     let m = master(env)?;
     let d = expiry::measure(&expiry::WatchConfig::expiry(ttl), env.ctx, env.survey, m).await?;
-    let gap = d
-        .nodes
-        .iter()
-        .filter_map(|n| n.propagation_gap_ms)
-        .fold(None, |m: Option<f64>, g| Some(m.map_or(g, |m| m.max(g))));
     Ok(StepOutcome {
-        summary: format!(
-            "a {} key expired on every node in time; largest expiry-propagation gap {}",
-            humantime::format_duration(ttl),
-            gap.map(|g| format!("{g:.1} ms"))
-                .unwrap_or_else(|| "not observable".into())
-        ),
+        summary: expiry::summary(&d, ttl),
         items: expiry::checks(&d),
         sections: d.sections(),
         details: StepDetails::Expiry(Box::new(d)),
@@ -156,24 +134,9 @@ pub async fn throughput(env: &Env<'_>) -> Result<StepOutcome> {
     let cfg = throughput::Config::from_options(&env.cfg.throughput, env.survey.replicas().len())?;
     let d = throughput::measure(&cfg, env.ctx, env.survey, m).await?;
     let mut items = throughput::checks(&d);
-    if let Some(min) = env.cfg.min_ops {
-        let reason = format!(
-            "{:.0} ops/s, floor {min:.0} (--min-ops)",
-            d.throughput_ops_per_sec
-        );
-        items.push(if d.throughput_ops_per_sec >= min {
-            Check::pass("throughput.floor", reason)
-        } else {
-            Check::fail("throughput.floor", format!("below the floor: {reason}"))
-        });
-    }
+    items.extend(env.cfg.min_ops.map(|min| throughput::floor_check(&d, min)));
     Ok(StepOutcome {
-        summary: format!(
-            "{} pipelined SETs at {:.0} ops/s, p99 {}",
-            d.requests_per_round.unwrap_or(0),
-            d.throughput_ops_per_sec,
-            crate::latency::fmt_us(d.latency.p99_us)
-        ),
+        summary: throughput::summary(&d),
         items,
         sections: d.sections(),
         details: StepDetails::Throughput(Box::new(d)),

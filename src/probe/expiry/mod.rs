@@ -68,6 +68,22 @@ impl WatchConfig {
     }
 }
 
+/// check's `expiry` line when every node passed: redlab's key of `ttl`, and
+/// the largest gap between the master's expiry and a replica's.
+pub fn summary(d: &TtlWatchDetails, ttl: Duration) -> String {
+    let gap = d
+        .nodes
+        .iter()
+        .filter_map(|n| n.propagation_gap_ms)
+        .fold(None, |m: Option<f64>, g| Some(m.map_or(g, |m| m.max(g))));
+    format!(
+        "a {} key expired on every node in time; largest expiry-propagation gap {}",
+        humantime::format_duration(ttl),
+        gap.map(|g| format!("{g:.1} ms"))
+            .unwrap_or_else(|| "not observable".into())
+    )
+}
+
 /// Watch a key expire on every node of `ctx.topology` and measure each step.
 /// redlab's own key is in the ledger (removed even on Ctrl-C); `--key` is only read.
 pub async fn watch(cfg: &WatchConfig, ctx: &Ctx) -> Result<TtlWatchDetails> {

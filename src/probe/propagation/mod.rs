@@ -212,6 +212,21 @@ pub fn roles(
     (details, checks)
 }
 
+/// check's `reachability` line when every role is right: `nodes` answered.
+pub fn roles_summary(d: &ReplicateDetails, nodes: usize) -> String {
+    let nodes = crate::report::plural(nodes as u64, "node");
+    match d.master.expected_replicas {
+        Some(n) => format!(
+            "{nodes} answer; the master has the {} expected, each following it with its link up",
+            crate::report::plural(n as u64, "replica")
+        ),
+        None => format!(
+            "{nodes} answer; {} discovered, each following the master with its link up",
+            crate::report::plural(d.replicas.len() as u64, "replica")
+        ),
+    }
+}
+
 /// Write the probes and time them to each replica that follows this
 /// master: one `.propagation` check per replica (skipped, with the reason,
 /// where it could not be probed), or one skipped `propagation` when the

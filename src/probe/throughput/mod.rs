@@ -916,6 +916,29 @@ pub fn checks(d: &PerfDetails) -> Vec<Check> {
     out
 }
 
+/// check's `throughput` line when every check passed.
+pub fn summary(d: &PerfDetails) -> String {
+    format!(
+        "{} pipelined SETs at {:.0} ops/s, p99 {}",
+        d.requests_per_round.unwrap_or(0),
+        d.throughput_ops_per_sec,
+        crate::latency::fmt_us(d.latency.p99_us)
+    )
+}
+
+/// `throughput.floor`: the measured rate against a floor (check's --min-ops).
+pub fn floor_check(d: &PerfDetails, min: f64) -> Check {
+    let reason = format!(
+        "{:.0} ops/s, floor {min:.0} (--min-ops)",
+        d.throughput_ops_per_sec
+    );
+    if d.throughput_ops_per_sec >= min {
+        Check::pass("throughput.floor", reason)
+    } else {
+        Check::fail("throughput.floor", format!("below the floor: {reason}"))
+    }
+}
+
 fn resync_words(r: &Resyncs) -> String {
     let mut parts = Vec::new();
     if r.full > 0 {
