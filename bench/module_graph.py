@@ -2,8 +2,13 @@
 """The import graph between redlab's top-level modules, from `crate::` paths
 (use lines, nested use groups and inline paths such as `crate::x::f()`
 written without a `use`), and the circles in it (strongly connected
-components of more than one module). Exits 1 when there is a circle: .ci/run
-runs it. Usage: python3 bench/module_graph.py [src]"""
+components of more than one module). Then the subcommands: a module under
+`src/cmd/<x>` that imports `src/cmd/<y>` (`crate::cmd::y`, a `crate::cmd::{..}`
+group, `use crate::cmd::*`, or `super::y` from a subcommand's own folder)
+is an edge between commands; what two subcommands share belongs in
+`src/probe/`. Exits 1 when there is a circle, or an edge between commands
+that ALLOWED does not name: .ci/run runs it.
+Usage: python3 bench/module_graph.py [src]"""
 import os, re, sys
 from collections import defaultdict
 
@@ -76,4 +81,47 @@ for v in top:
 print(f"\n{len(top)} top-level modules, {len(circles)} circle(s)")
 for c in circles:
     print("circle:", " <-> ".join(c))
-sys.exit(1 if circles else 0)
+
+# Subcommands that import other subcommands, with why each is kept (none:
+# what two subcommands share is a probe; `redlab report` is app::rerender,
+# the cluster runner is `sharded`).
+ALLOWED: dict = {}
+cmd_dir = os.path.join(src, "cmd")
+commands = sorted({(f[:-3] if f.endswith(".rs") else f) for f in os.listdir(cmd_dir)} - {"mod"})
+cmd_pat = re.compile(r"crate::cmd::(?:(\w+)|(\{)|\*)")
+cmd_edges = defaultdict(set)
+for root, _, files in os.walk(cmd_dir):
+    for f in files:
+        if not f.endswith(".rs"):
+            continue
+        path = os.path.join(root, f)
+        rel = os.path.relpath(path, cmd_dir).split(os.sep)
+        if rel == ["mod.rs"]:
+            continue
+        me = rel[0][:-3] if rel[0].endswith(".rs") else rel[0]
+        text = open(path, encoding="utf-8").read()
+        names = []
+        for m in cmd_pat.finditer(text):
+            if m.group(1):
+                names.append(m.group(1))
+            elif m.group(2):
+                names.extend(group_heads(text, m.end() - 1))
+            else:
+                names.extend(commands)
+        # `super::` is cmd/ itself from cmd/<x>.rs and cmd/<x>/mod.rs,
+        # `super::super::` from cmd/<x>/<file>.rs.
+        up = "super::" if len(rel) == 1 or rel[-1] == "mod.rs" else "super::super::"
+        names.extend(re.findall(r"(?<!\w)" + re.escape(up) + r"(\w+)", text))
+        for n in names:
+            if n in commands and n != me:
+                cmd_edges[me].add(n)
+unallowed = []
+print("\nsubcommands importing subcommands:")
+for x in sorted(cmd_edges):
+    for y in sorted(cmd_edges[x]):
+        why = ALLOWED.get((x, y)) or ALLOWED.get((x, "*"))
+        print(f"  cmd/{x} -> cmd/{y}: {why or 'NOT ALLOWED (share it through src/probe/)'}")
+        if not why:
+            unallowed.append((x, y))
+print(f"{len(unallowed)} import(s) between subcommands outside the allow-list")
+sys.exit(1 if circles or unallowed else 0)

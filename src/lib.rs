@@ -16,6 +16,7 @@ pub mod lab;
 pub mod latency;
 pub mod loadgen;
 pub mod namespace;
+pub mod probe;
 pub mod replication;
 pub mod report;
 pub mod run;

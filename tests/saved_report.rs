@@ -2,7 +2,8 @@
 //! FILE.json` of a failing `check` exits 1 with FAIL, also when the file's
 //! top-level verdict was changed to pass, shows every section the run showed
 //! (Consistency and Differing keys included), and reads a file that starts
-//! with a UTF-8 byte-order mark. User data unchanged (DEBUG DIGEST).
+//! with a UTF-8 byte-order mark. User data unchanged (DEBUG DIGEST). A saved
+//! check's step details read back typed, unchanged (issue 22).
 
 use crate::common::*;
 
@@ -134,4 +135,57 @@ fn a_saved_passing_report_exits_0() {
     assert!(again.stderr.is_empty(), "{}", again.stderr);
     assert_eq!(digest(&m), before);
     Untouched::assert_no_redlab_keys_on(&[m]);
+}
+
+/// A saved check's step details are read back as their probes' types (issue
+/// 22): `redlab report --format json` of a whole gate's report writes every
+/// step's details exactly as the run did, and the measuring steps have
+/// details of their own (not null).
+#[test]
+fn a_saved_checks_step_details_read_back_unchanged() {
+    let lab = lab(1);
+    seed_user_data(&mut conn(lab.master.port));
+    wait_sync(&lab);
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("check.json");
+    let run = redlab(&with(
+        &topo_args(&lab),
+        &["--output", json.to_str().unwrap(), "check", "--probes", "3"],
+    ));
+    assert!(run.code <= 1, "{}\n{}", run.stdout, run.stderr);
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let again = redlab(&["--format", "json", "report", json.to_str().unwrap()]);
+    assert_eq!(again.code, run.code, "{}", again.stderr);
+    let again = again.json();
+    let steps = |r: &serde_json::Value| r["details"]["checks"].as_array().unwrap().clone();
+    let (before, after) = (steps(&saved), steps(&again));
+    assert_eq!(before.len(), after.len());
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(b["name"], a["name"]);
+        assert_eq!(b["details"], a["details"], "step {}", b["name"]);
+        let measures = [
+            "reachability",
+            "replication",
+            "keycount",
+            "consistency",
+            "expiry",
+            "throughput",
+            "config-lint",
+        ];
+        if measures.contains(&b["name"].as_str().unwrap()) {
+            assert!(!b["details"].is_null(), "step {} has no details", b["name"]);
+        }
+    }
+    // Read typed (not kept as unread JSON), the steps draw their tables again.
+    let text = redlab(&["report", json.to_str().unwrap(), "-v"]);
+    for title in [
+        "Replicas",
+        "Key counts",
+        "Consistency",
+        "Expiry",
+        "Throughput",
+    ] {
+        assert!(text.stdout.contains(title), "{title}:\n{}", text.stdout);
+    }
 }

@@ -47,7 +47,7 @@ async fn health_step(cluster: &Cluster, ctx: &Ctx) -> (Health, Vec<Check>) {
     let outcome = StepOutcome {
         items: h.checks.clone(),
         summary: h.summary(),
-        details: serde_json::Value::Null,
+        details: Default::default(),
         sections: Vec::new(),
     };
     let run = check::check_run("cluster", Ok(outcome), started);

@@ -2,19 +2,21 @@
 //! of the topology, each ends pass, warn or fail with a one-line reason, and
 //! the report is one testcase per check in JUnit.
 
+mod details;
 mod figures;
-mod lint;
 mod steps;
+
+pub use details::{CheckDetails, CheckRun, StepDetails};
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Result};
-use serde::{Deserialize, Serialize};
 
-use crate::cmd::{keycount, replicate_check};
-use crate::report::{Check, Details, Report, Section, Verdict};
+use crate::probe::propagation::{self, sentinels};
+use crate::probe::{consistency, parity, throughput};
+use crate::report::{Check, Report, Section, Verdict};
 use crate::run::safety::RefusedKind;
 use crate::run::Ctx;
 use crate::survey::{Master, Survey};
@@ -38,7 +40,7 @@ pub struct StepOutcome {
     /// The check's reason when every finding passed.
     pub summary: String,
     /// The check's own measurements, for the JSON report.
-    pub details: serde_json::Value,
+    pub details: StepDetails,
     /// Its tables, for the human renderings.
     pub sections: Vec<Section>,
 }
@@ -106,7 +108,7 @@ pub const CHECKS: &[Entry] = &[
         name: "config-lint",
         writes: false,
         needs_master: false,
-        run: |env| Box::pin(lint::run(env)),
+        run: |env| Box::pin(steps::config_lint(env)),
     },
 ];
 
@@ -117,14 +119,14 @@ pub struct Config {
     pub skipped: Vec<&'static str>,
     pub strict: bool,
     pub require_min_replicas: Option<u32>,
-    pub replication: replicate_check::Config,
-    pub keycount: keycount::Config,
+    pub replication: propagation::Config,
+    pub keycount: parity::Config,
     /// The sampled data comparison (compare).
-    pub consistency: crate::cmd::compare::Config,
+    pub consistency: consistency::Config,
     /// TTL of the key the expiry check watches.
     pub expiry_ttl: std::time::Duration,
     /// The throughput smoke test: a perf run.
-    pub throughput: crate::cmd::perf::Options,
+    pub throughput: throughput::Options,
     /// --min-ops: a throughput below it fails.
     pub min_ops: Option<f64>,
     /// Names given to --skip/--only that no check has.
@@ -135,7 +137,7 @@ pub struct Config {
     pub sentinel_step: bool,
 }
 
-/// The step only a cluster has (`cmd::cluster`): it runs before the
+/// The step only a cluster has (`sharded::health`): it runs before the
 /// per-shard gate, once for the whole cluster.
 pub const CLUSTER_STEP: &str = "cluster";
 
@@ -192,37 +194,6 @@ pub fn select(
     (selected, skipped, unknown)
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct CheckDetails {
-    /// Every check that ran, in order, with its findings.
-    pub checks: Vec<CheckRun>,
-    /// Checks left out by --skip/--only.
-    pub skipped: Vec<String>,
-    /// Configuration lint findings fail instead of warn.
-    pub strict: bool,
-    /// Warnings were made fatal (--fail-on warn).
-    pub warnings_fatal: bool,
-    /// Why redlab refused to write (master unreachable or not a master); the
-    /// run then exits 2.
-    pub refused: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct CheckRun {
-    pub name: String,
-    pub verdict: Verdict,
-    /// One line.
-    pub reason: String,
-    /// Wall time of this check, ms.
-    pub elapsed_ms: f64,
-    /// Findings, named `<node>.<aspect>`.
-    pub items: Vec<Check>,
-    /// The check's own measurements (the replicate-check or keycount details).
-    pub details: serde_json::Value,
-    #[serde(skip)]
-    sections: Vec<Section>,
-}
-
 pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CheckDetails>> {
     cfg.refuse_unknown()?;
     let spinner = ctx.progress.spinner("surveying the topology");
@@ -261,7 +232,7 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CheckDetails>> {
                 reason: "not run: left out by --skip or --only".into(),
                 elapsed_ms: 0.0,
                 items: Vec::new(),
-                details: serde_json::Value::Null,
+                details: StepDetails::None,
                 sections: Vec::new(),
             });
             continue;
@@ -355,13 +326,12 @@ async fn sentinel_step(cfg: &Config, ctx: &Ctx) -> Option<CheckRun> {
             reason: "not run: left out by --skip or --only".into(),
             elapsed_ms: 0.0,
             items: Vec::new(),
-            details: serde_json::Value::Null,
+            details: StepDetails::None,
             sections: Vec::new(),
         });
     }
     let _spinner = ctx.progress.spinner("sentinels: asking each Sentinel");
-    let (items, rows) =
-        replicate_check::sentinels::checks(set, &ctx.topology.master, ctx.timeout).await;
+    let (items, rows) = sentinels::checks(set, &ctx.topology.master, ctx.timeout).await;
     let answered = rows.iter().filter(|r| r.quorum.is_some()).count() as u64;
     let outcome = StepOutcome {
         summary: format!(
@@ -370,8 +340,8 @@ async fn sentinel_step(cfg: &Config, ctx: &Ctx) -> Option<CheckRun> {
             crate::report::plural(rows.len() as u64, "Sentinel")
         ),
         items,
-        details: serde_json::to_value(&rows).unwrap_or_default(),
-        sections: vec![replicate_check::sentinels::section(&rows)],
+        sections: vec![sentinels::section(&rows)],
+        details: StepDetails::Sentinels(rows),
     };
     Some(check_run(SENTINEL_STEP, Ok(outcome), started))
 }
@@ -429,70 +399,10 @@ pub(crate) fn check_run(name: &str, outcome: Result<StepOutcome>, started: Insta
     }
 }
 
-fn warnings_fatal(r: &mut CheckRun) {
-    if r.verdict == Verdict::Warn {
-        r.verdict = Verdict::Fail;
-        r.reason = format!("warning made fatal by --fail-on warn: {}", r.reason);
-    }
-}
-
-impl Details for CheckDetails {
-    /// --fail-on warn: each step that warned fails, saying so (its line in
-    /// the report's checks is made fatal with the same words).
-    fn warnings_fatal(&mut self) -> bool {
-        self.checks.iter_mut().for_each(warnings_fatal);
-        self.warnings_fatal = true;
-        true
-    }
-
-    /// Exit 2 when redlab refused to write: the report is out by then, so
-    /// CI still shows why.
-    fn refused(&self) -> Option<String> {
-        self.refused.clone()
-    }
-
-    fn sections(&self) -> Vec<Section> {
-        let mut findings = Section::new("Findings", &["check", "finding", "verdict", "reason"]);
-        for r in &self.checks {
-            for c in &r.items {
-                findings.row(vec![
-                    r.name.clone(),
-                    c.name.clone(),
-                    c.verdict.as_str().into(),
-                    c.reason.clone(),
-                ]);
-            }
-        }
-        let mut out: Vec<Section> = self
-            .checks
-            .iter()
-            .flat_map(|r| {
-                // Read back from JSON, a step has no tables: rebuild them from its details.
-                if r.sections.is_empty() {
-                    figures::sections(r)
-                } else {
-                    r.sections.clone()
-                }
-            })
-            .collect();
-        out.push(findings);
-        out
-    }
-
-    fn figures(&self) -> Vec<crate::report::Figure> {
-        figures::figures(self)
-    }
-
-    /// A gate: a passing run fits one screen, a failing one leads with
-    /// what failed; the tables and findings with -v or in the report file.
-    fn compact(&self) -> bool {
-        true
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use details::warnings_fatal;
 
     #[test]
     fn a_hidden_info_section_skips_the_step_and_strict_fails_it() {

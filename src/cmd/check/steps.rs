@@ -1,13 +1,14 @@
-//! The checks that replicate-check and keycount already know how to do, run
-//! on the gate's survey, and the guard that notices a master restart.
+//! The gate's steps: each composes a probe (`crate::probe`) on the gate's
+//! survey into a step outcome (its checks, one line, its tables and details);
+//! and the guard that notices a master restart.
 
 use anyhow::Result;
 
-use super::{CheckRun, Env, StepOutcome};
+use super::{CheckRun, Env, StepDetails, StepOutcome};
 use std::time::{Duration, Instant};
 
 use crate::client::{Conn, ErrorKind, Info, NodeError};
-use crate::cmd::{compare as cmp, keycount as kc, perf, replicate_check as rc, ttl_watch as tw};
+use crate::probe::{consistency, expiry, lint, parity, propagation as rc, throughput};
 use crate::report::{plural, Check, Details, Verdict};
 use crate::survey::Master;
 use crate::topology::Node;
@@ -41,22 +42,10 @@ pub async fn reachability(env: &Env<'_>) -> Result<StepOutcome> {
         });
     };
     let (details, items) = rc::roles(&env.cfg.replication, env.ctx, survey, m);
-    let summary = match details.master.expected_replicas {
-        Some(n) => format!(
-            "{} answer; the master has the {} expected, each following it with its link up",
-            plural(survey.all().len() as u64, "node"),
-            plural(n as u64, "replica")
-        ),
-        None => format!(
-            "{} answer; {} discovered, each following the master with its link up",
-            plural(survey.all().len() as u64, "node"),
-            plural(details.replicas.len() as u64, "replica")
-        ),
-    };
     Ok(StepOutcome {
         items,
-        summary,
-        details: serde_json::to_value(&details)?,
+        summary: rc::roles_summary(&details, survey.all().len()),
+        details: StepDetails::Roles(Box::new(details)),
         sections: Vec::new(),
     })
 }
@@ -81,7 +70,7 @@ pub async fn replication(env: &Env<'_>) -> Result<StepOutcome> {
         ),
         items,
         sections: details.sections(),
-        details: serde_json::to_value(&details)?,
+        details: StepDetails::Replication(Box::new(details)),
     })
 }
 
@@ -92,20 +81,12 @@ pub async fn keycount(env: &Env<'_>) -> Result<StepOutcome> {
         .progress
         .spinner("keycount: waiting for the replicas");
     let m = master(env)?;
-    let (items, details) =
-        kc::evaluate(&env.cfg.keycount, env.ctx, env.survey, m, &spinner).await?;
-    let dbs = details.nodes.first().map(|n| n.dbs.len()).unwrap_or(0) as u64;
-    let replicas = details.nodes.len().saturating_sub(1) as u64;
+    let details = parity::measure(&env.cfg.keycount, env.ctx, env.survey, m, &spinner).await?;
     Ok(StepOutcome {
-        summary: format!(
-            "{} {} the master's key counts in {} (a count check; `redlab compare` compares data)",
-            plural(replicas, "replica"),
-            if replicas == 1 { "has" } else { "have" },
-            plural(dbs, "db")
-        ),
-        items,
+        summary: parity::summary(&details),
+        items: parity::checks(&details),
         sections: details.sections(),
-        details: serde_json::to_value(&details)?,
+        details: StepDetails::Keycount(Box::new(details)),
     })
 }
 
@@ -114,16 +95,20 @@ pub async fn keycount(env: &Env<'_>) -> Result<StepOutcome> {
 /// master (compare, read-only).
 pub async fn consistency(env: &Env<'_>) -> Result<StepOutcome> {
     // compare draws its own spinner and progress bar.
-    let (items, d) = cmp::consistency_step(&env.cfg.consistency, env.ctx, env.survey).await?;
-    let s = &d.result.sample;
+    let survey = env.survey;
+    let d = consistency::measure(
+        &env.cfg.consistency,
+        env.ctx,
+        survey.master_state(),
+        survey.replicas(),
+        false,
+    )
+    .await?;
     Ok(StepOutcome {
-        summary: format!(
-            "a sample of {} of the master's {} keys is identical on every replica",
-            s.master_keys_sampled, s.master_keys_total
-        ),
-        items,
+        summary: consistency::summary(&d),
+        items: consistency::gate_checks(&d),
         sections: d.sections(),
-        details: serde_json::to_value(&d)?,
+        details: StepDetails::Consistency(Box::new(d)),
     })
 }
 
@@ -134,52 +119,42 @@ pub async fn expiry(env: &Env<'_>) -> Result<StepOutcome> {
     // The watch draws its own countdown: a spinner besides it would be a
     // second bar on stderr, and one of them was left on screen above the report.
     let m = master(env)?;
-    let d = tw::watch_states(&tw::WatchConfig::expiry(ttl), env.ctx, env.survey, m).await?;
-    let gap = d
-        .nodes
-        .iter()
-        .filter_map(|n| n.propagation_gap_ms)
-        .fold(None, |m: Option<f64>, g| Some(m.map_or(g, |m| m.max(g))));
+    let d = expiry::measure(&expiry::WatchConfig::expiry(ttl), env.ctx, env.survey, m).await?;
     Ok(StepOutcome {
-        summary: format!(
-            "a {} key expired on every node in time; largest expiry-propagation gap {}",
-            humantime::format_duration(ttl),
-            gap.map(|g| format!("{g:.1} ms"))
-                .unwrap_or_else(|| "not observable".into())
-        ),
-        items: tw::checks(&d),
+        summary: expiry::summary(&d, ttl),
+        items: expiry::checks(&d),
         sections: d.sections(),
-        details: serde_json::to_value(&d)?,
+        details: StepDetails::Expiry(Box::new(d)),
     })
 }
 
 /// 1000 pipelined SETs (perf), with an optional floor and baseline.
 pub async fn throughput(env: &Env<'_>) -> Result<StepOutcome> {
     let m = master(env)?;
-    let cfg = perf::Config::from_options(&env.cfg.throughput, env.survey.replicas().len())?;
-    let d = perf::measure(&cfg, env.ctx, env.survey, m).await?;
-    let mut items = perf::checks(&d);
-    if let Some(min) = env.cfg.min_ops {
-        let reason = format!(
-            "{:.0} ops/s, floor {min:.0} (--min-ops)",
-            d.throughput_ops_per_sec
-        );
-        items.push(if d.throughput_ops_per_sec >= min {
-            Check::pass("throughput.floor", reason)
-        } else {
-            Check::fail("throughput.floor", format!("below the floor: {reason}"))
-        });
-    }
+    let cfg = throughput::Config::from_options(&env.cfg.throughput, env.survey.replicas().len())?;
+    let d = throughput::measure(&cfg, env.ctx, env.survey, m).await?;
+    let mut items = throughput::checks(&d);
+    items.extend(env.cfg.min_ops.map(|min| throughput::floor_check(&d, min)));
     Ok(StepOutcome {
-        summary: format!(
-            "{} pipelined SETs at {:.0} ops/s, p99 {}",
-            d.requests_per_round.unwrap_or(0),
-            d.throughput_ops_per_sec,
-            crate::latency::fmt_us(d.latency.p99_us)
-        ),
+        summary: throughput::summary(&d),
         items,
         sections: d.sections(),
-        details: serde_json::to_value(&d)?,
+        details: StepDetails::Throughput(Box::new(d)),
+    })
+}
+
+/// Settings that are legal but hurt a replicated Redis (config-lint).
+pub async fn config_lint(env: &Env<'_>) -> Result<StepOutcome> {
+    let rules = lint::Rules {
+        strict: env.cfg.strict,
+        min_replicas: env.cfg.require_min_replicas,
+    };
+    let d = lint::measure(env.survey).await;
+    Ok(StepOutcome {
+        items: lint::checks(&d, &rules),
+        summary: lint::summary(&d, &rules),
+        details: StepDetails::Lint(d.facts),
+        sections: Vec::new(),
     })
 }
 
@@ -221,7 +196,7 @@ pub async fn restart_guard(env: &Env<'_>) -> Option<CheckRun> {
         reason,
         elapsed_ms: crate::duration::ms(started.elapsed()),
         items,
-        details: serde_json::Value::Null,
+        details: StepDetails::None,
         sections: Vec::new(),
     })
 }

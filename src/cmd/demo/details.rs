@@ -4,9 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::cache::Lookup;
-use crate::cmd::replicate_check::ReplicateDetails;
-use crate::cmd::stats::NodeStats;
-use crate::cmd::ttl_watch::TtlWatchDetails;
+use crate::probe::expiry::{Ended, TtlWatchDetails};
+use crate::probe::propagation::ReplicateDetails;
+use crate::probe::stats::{self, NodeStats};
 use crate::report::{Check, Details, Section, Verdict};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -213,7 +213,7 @@ fn expiry_line(d: &DemoDetails) -> String {
     let Some(e) = &d.expiry else {
         return "the entry had expired before the watch".into();
     };
-    if e.ended == crate::cmd::ttl_watch::Ended::Window {
+    if e.ended == Ended::Window {
         return format!(
             "watched {:.1} s; {:.0} s of TTL left, not waited for",
             e.watched_ms / 1e3,
@@ -264,7 +264,7 @@ impl Details for DemoDetails {
         let mut all: Vec<&Lookup> = vec![&self.miss, &self.hit];
         all.extend(self.after_expiry.iter());
         all.extend(self.interactive.iter());
-        let mut out = crate::cmd::stats::sections(&self.stats);
+        let mut out = stats::sections(&self.stats);
         out.push(lookups("Cache-aside lookups", &all));
         let mut reads = Section::new(
             "Replica reads of the cached entry",

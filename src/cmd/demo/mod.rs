@@ -14,8 +14,8 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::client::Conn;
-use crate::cmd::{replicate_check, stats, ttl_watch};
-use crate::report::{Details, Report};
+use crate::probe::{expiry as ttl_watch, propagation, stats};
+use crate::report::{Details, Report, Verdict};
 use crate::run::Ctx;
 use crate::survey::Survey;
 use crate::ui::narrate::Narrator;
@@ -183,8 +183,8 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<DemoDetails>> {
 
     cfg.step(6, "Replication check", Some((&mut cache.master, &key)))
         .await?;
-    let rc = replicate_check::run(
-        replicate_check::Config {
+    let rc = propagation::measure(
+        &propagation::Config {
             probes: if cfg.fast { 5 } else { 20 },
             max_lag: Duration::from_secs(1),
             lag_interval: Duration::from_millis(100),
@@ -192,8 +192,9 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<DemoDetails>> {
         ctx,
     )
     .await?;
+    let rc_verdict = Verdict::worst(rc.checks.iter().map(|c| c.verdict));
     say.tables(&rc.details.sections());
-    say.line(&format!("replicate-check: {}", rc.verdict.as_str()));
+    say.line(&format!("replicate-check: {}", rc_verdict.as_str()));
 
     cfg.step(7, "Expiry", None).await?;
     let (expiry, after_expiry) = expiry(&cfg, ctx, &mut cache, &hit).await?;
@@ -228,7 +229,7 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<DemoDetails>> {
         speedup_pct,
         cached,
         replication: rc.details,
-        replication_verdict: rc.verdict,
+        replication_verdict: rc_verdict,
         expiry,
         after_expiry,
         interactive,
@@ -379,7 +380,7 @@ async fn expiry(
     };
     if watched
         .as_ref()
-        .is_some_and(|w| w.ended == crate::cmd::ttl_watch::Ended::Window)
+        .is_some_and(|w| w.ended == ttl_watch::Ended::Window)
     {
         return Ok((watched, None));
     }

@@ -1,4 +1,5 @@
-//! ttl-watch: a key's TTL read on every node as it counts down, the moment
+//! The expiry probe (ttl-watch's measurement, check's `expiry` step, demo's
+//! expiry): a key's TTL read on every node as it counts down, the moment
 //! each node stops serving it, and, where it can be observed, the moment it
 //! leaves each replica's keyspace because the master's DEL arrived (replicas
 //! never expire keys themselves: they hide them, then wait for the DEL).
@@ -8,8 +9,8 @@
 //! moment is an interval (a reading is known between its send and its
 //! reply), so a verdict rests on what was seen, never on a neighbour's delay.
 //!
-//! `watch` is the reusable core (`check` calls it for expiry propagation);
-//! `run` is the subcommand around it.
+//! `measure` watches on a survey taken already (`check`'s), `watch` takes its
+//! own; `checks` judges the details. `cmd::ttl_watch` is the subcommand.
 
 mod figures;
 mod notify;
@@ -24,7 +25,6 @@ use anyhow::{bail, Result};
 use tokio::sync::mpsc::unbounded_channel;
 
 use crate::duration::ms;
-use crate::report::Report;
 use crate::run::Ctx;
 use crate::survey::{Master, Survey};
 use crate::topology::Role;
@@ -68,19 +68,20 @@ impl WatchConfig {
     }
 }
 
-pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<TtlWatchDetails>> {
-    let survey = ctx.survey().await?;
-    let master = survey.master()?;
-    let details = watch_states(&cfg, ctx, &survey, &master).await?;
-    let mut checks = vec![crate::replication::count_check(&ctx.topology, &master)];
-    checks.extend(report::checks(&details));
-    Ok(Report::new(
-        "ttl-watch",
-        ctx.manifest(),
-        survey.infos(),
-        checks,
-        details,
-    ))
+/// check's `expiry` line when every node passed: redlab's key of `ttl`, and
+/// the largest gap between the master's expiry and a replica's.
+pub fn summary(d: &TtlWatchDetails, ttl: Duration) -> String {
+    let gap = d
+        .nodes
+        .iter()
+        .filter_map(|n| n.propagation_gap_ms)
+        .fold(None, |m: Option<f64>, g| Some(m.map_or(g, |m| m.max(g))));
+    format!(
+        "a {} key expired on every node in time; largest expiry-propagation gap {}",
+        humantime::format_duration(ttl),
+        gap.map(|g| format!("{g:.1} ms"))
+            .unwrap_or_else(|| "not observable".into())
+    )
 }
 
 /// Watch a key expire on every node of `ctx.topology` and measure each step.
@@ -88,10 +89,11 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<TtlWatchDetails>> {
 pub async fn watch(cfg: &WatchConfig, ctx: &Ctx) -> Result<TtlWatchDetails> {
     let survey = ctx.survey().await?;
     let master = survey.master()?;
-    watch_states(cfg, ctx, &survey, &master).await
+    measure(cfg, ctx, &survey, &master).await
 }
 
-pub async fn watch_states(
+/// Watch on this survey's nodes.
+pub async fn measure(
     cfg: &WatchConfig,
     ctx: &Ctx,
     survey: &Survey,

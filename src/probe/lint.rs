@@ -5,11 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Result;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::{Env, StepOutcome};
+use crate::client::NodeError;
 use crate::report::{plural, Check, Verdict};
+use crate::survey::Survey;
 use crate::topology::Role;
 
 const PARAMS: &[&str] = &[
@@ -24,7 +24,7 @@ const PARAMS: &[&str] = &[
 ];
 
 /// What the lint reads about one node.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Facts {
     pub name: String,
     /// The host redlab reached it at.
@@ -39,15 +39,33 @@ pub struct Facts {
     pub config: BTreeMap<String, String>,
 }
 
-pub async fn run(env: &Env<'_>) -> Result<StepOutcome> {
-    let mut items = Vec::new();
-    let mut facts = Vec::new();
-    for st in env.survey.all() {
+/// What the lint read: each node's facts, and the nodes whose CONFIG could
+/// not be read, with why.
+#[derive(Debug, Default)]
+pub struct Lint {
+    pub facts: Vec<Facts>,
+    pub unread: Vec<(String, NodeError)>,
+}
+
+/// How the findings are judged.
+pub struct Rules {
+    /// --strict: a finding fails instead of warning, and so does a node
+    /// whose configuration cannot be read.
+    pub strict: bool,
+    /// --require-min-replicas.
+    pub min_replicas: Option<u32>,
+}
+
+/// CONFIG GET of the parameters the lint reads, on every node that answered
+/// the survey (reachability judges the others).
+pub async fn measure(survey: &Survey) -> Lint {
+    let mut lint = Lint::default();
+    for st in survey.all() {
         let Some(mut conn) = st.conn.clone() else {
             continue; // reachability already fails it
         };
         match conn.config_get_many(PARAMS).await {
-            Ok(config) => facts.push(Facts {
+            Ok(config) => lint.facts.push(Facts {
                 name: st.node.name.clone(),
                 host: st.node.host().to_string(),
                 expected_role: match st.node.role {
@@ -62,39 +80,48 @@ pub async fn run(env: &Env<'_>) -> Result<StepOutcome> {
                     .unwrap_or(0),
                 config,
             }),
-            Err(e) => items.push(unread(&st.node.name, &e, env.cfg.strict)),
+            Err(e) => lint.unread.push((st.node.name.clone(), e)),
         }
     }
-    let severity = if env.cfg.strict {
+    lint
+}
+
+/// The unread nodes, then every finding; one passing `config-lint` when
+/// nodes were read and nothing was found (none read, nothing checked).
+pub fn checks(d: &Lint, rules: &Rules) -> Vec<Check> {
+    let mut items: Vec<Check> = d
+        .unread
+        .iter()
+        .map(|(node, e)| unread(node, e, rules.strict))
+        .collect();
+    let severity = if rules.strict {
         Verdict::Fail
     } else {
         Verdict::Warn
     };
-    items.extend(findings(&facts, env.cfg.require_min_replicas, severity));
-    let summary = format!(
+    items.extend(findings(&d.facts, rules.min_replicas, severity));
+    if !d.facts.is_empty() && items.is_empty() {
+        items.push(Check::pass("config-lint", summary(d, rules)));
+    }
+    items
+}
+
+/// The step's one line when nothing was found.
+pub fn summary(d: &Lint, rules: &Rules) -> String {
+    format!(
         "{} linted: replicas read-only, persistence, passwords, eviction policy{}",
-        crate::report::plural(facts.len() as u64, "node"),
-        if env.cfg.require_min_replicas.is_some() {
+        plural(d.facts.len() as u64, "node"),
+        if rules.min_replicas.is_some() {
             ", min-replicas-to-write"
         } else {
             ""
         }
-    );
-    // The evidence of a clean lint is the nodes it read: none read, nothing checked.
-    if !facts.is_empty() && items.is_empty() {
-        items.push(Check::pass("config-lint", summary.clone()));
-    }
-    Ok(StepOutcome {
-        items,
-        summary,
-        details: serde_json::to_value(&facts)?,
-        sections: Vec::new(),
-    })
+    )
 }
 
 /// A node whose configuration could not be read: a restricted server is a
 /// skip (a failure with --strict), anything else a failure.
-fn unread(node: &str, e: &crate::client::NodeError, strict: bool) -> Check {
+fn unread(node: &str, e: &NodeError, strict: bool) -> Check {
     let name = format!("{node}.config");
     match e.restricted("CONFIG GET") {
         Some(why) if strict => Check::fail(

@@ -178,7 +178,7 @@ pub struct PerfDetails {
     pub client: Option<super::split::ClientRun>,
     /// `redlab report --merge`: the clients' reports this one adds up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub merged: Option<super::merge::Merged>,
+    pub merged: Option<super::merged::Merged>,
     /// Each round's whole latency histogram and per-second counts, for a
     /// cluster's total (merged over shards); not saved.
     #[serde(skip)]
@@ -447,7 +447,7 @@ pub fn build(x: Measured<'_>) -> PerfDetails {
     }
 }
 
-pub(super) fn round2(v: f64) -> f64 {
+pub(crate) fn round2(v: f64) -> f64 {
     if v.is_finite() {
         (v * 100.0).round() / 100.0
     } else {
@@ -644,7 +644,7 @@ impl Details for PerfDetails {
                 first.notes.push(client_note(c));
             }
         }
-        out.extend(self.merged.as_ref().map(super::merge::section));
+        out.extend(self.merged.as_ref().map(super::merged::section));
         out
     }
 

@@ -1,6 +1,7 @@
-//! compare: is every replica's data the same as the master's, right now?
-//! Settle, then the engine (`crate::compare`), then one `.consistency` check
-//! per replica. `check` runs the same on a sample (`consistency_step`).
+//! The consistency probe (compare's measurement, check's `consistency` step):
+//! is every replica's data the same as the master's, right now? Settle, then
+//! the engine (`crate::compare`), then one `.consistency` check per replica.
+//! `check` runs the same on a sample (`gate_checks`).
 
 mod report;
 
@@ -11,9 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::{ErrorKind, NodeError};
 use crate::compare::{self, CompareResult, Comparison, Endpoint, Live, Sample};
-use crate::report::{Check, Report};
+use crate::report::Check;
 use crate::run::Ctx;
-use crate::survey::{NodeState, Survey};
+use crate::survey::NodeState;
 
 pub use report::checks;
 
@@ -69,38 +70,15 @@ pub struct CompareDetails {
     pub redlab_peak_rss_bytes: Option<u64>,
 }
 
-pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CompareDetails>> {
-    let spinner = ctx.progress.spinner("connecting");
-    let survey = ctx.survey().await?;
-    spinner.finish();
-    let master = survey.master()?;
-    let details = measure(&cfg, ctx, master.state, survey.replicas(), true).await?;
-    let mut checks = vec![crate::replication::count_check(&ctx.topology, &master)];
-    checks.extend(self::checks(&details));
-    Ok(Report::new(
-        "compare",
-        ctx.manifest(),
-        survey.infos(),
-        checks,
-        details,
-    ))
-}
-
-/// `check`'s `consistency` step: the same comparison on a sample, on the
-/// gate's survey (Ctrl-C is the gate's to handle).
-pub async fn consistency_step(
-    cfg: &Config,
-    ctx: &Ctx,
-    survey: &Survey,
-) -> Result<(Vec<Check>, CompareDetails)> {
-    let details = measure(cfg, ctx, survey.master_state(), survey.replicas(), false).await?;
+/// `check`'s `consistency` step's checks: `checks`, unless there was
+/// nothing to compare (no replica, whose count is reachability's to judge in
+/// the gate; or no key of the user's), which skips the step, saying why.
+pub fn gate_checks(details: &CompareDetails) -> Vec<Check> {
     if details.result.replicas.is_empty() {
-        // In the gate the replica count is reachability's to judge.
-        let skip = Check::skip(
+        return vec![Check::skip(
             "consistency",
             "not run: no replica to compare with the master",
-        );
-        return Ok((vec![skip], details));
+        )];
     }
     let keyed = details
         .result
@@ -109,21 +87,30 @@ pub async fn consistency_step(
         .any(|r| r.path == Some(crate::compare::Path::Keys));
     if keyed && details.result.sample.master_keys_sampled == 0 && !details.result.interrupted {
         // Nothing of the user's was compared: a pass would be over nothing.
-        let skip = Check::skip(
+        return vec![Check::skip(
             "consistency",
             format!(
                 "not run: the master holds no key but redlab's own ({}), so there is no data to compare",
                 crate::run::namespace::pattern()
             ),
-        );
-        return Ok((vec![skip], details));
+        )];
     }
-    Ok((checks(&details), details))
+    checks(details)
+}
+
+/// The gate's one line when every replica passed.
+pub fn summary(details: &CompareDetails) -> String {
+    let s = &details.result.sample;
+    format!(
+        "a sample of {} of the master's {} keys is identical on every replica",
+        s.master_keys_sampled, s.master_keys_total
+    )
 }
 
 /// Settle, then compare; with `interruptible`, SIGINT/SIGTERM/SIGHUP end the
-/// comparison with what it found so far, marked interrupted.
-async fn measure(
+/// comparison with what it found so far, marked interrupted (check's gate
+/// runs it on its own survey, not interruptible: Ctrl-C is the gate's).
+pub async fn measure(
     cfg: &Config,
     ctx: &Ctx,
     master: &NodeState,

@@ -1,4 +1,6 @@
-//! replicate-check: the master has the replicas it should, each follows
+//! The roles and propagation probe (replicate-check's measurement, check's
+//! `reachability` and `replication` steps, demo's replication check): the
+//! master has the replicas it should, each follows
 //! this master with its link up, and a write on the master becomes readable
 //! on it within --max-lag (a probe seen later is a failure, not a slow pass).
 
@@ -10,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::client::Conn;
 use crate::latency::{fmt_us, histogram, LatencyUs};
 use crate::replication::{self, Standing};
-use crate::report::{Check, Details, Report, Section};
+use crate::report::{Check, Details, Section};
 use crate::run::Ctx;
 use crate::survey::{Master, Survey};
 
@@ -118,12 +120,21 @@ pub struct ReplicaResult {
     pub chained_behind: Option<String>,
 }
 
-pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<ReplicateDetails>> {
-    cfg.validate()?;
+/// What replicate-check measured on its own survey.
+pub struct Replication {
+    pub survey: Survey,
+    pub details: ReplicateDetails,
+    /// The replica count, roles, the Sentinels' and the propagation checks.
+    pub checks: Vec<Check>,
+}
+
+/// The whole replicate-check on a fresh survey: roles, what the Sentinels
+/// say (when the topology has them), then the probes' propagation.
+pub async fn measure(cfg: &Config, ctx: &Ctx) -> Result<Replication> {
     let spinner = ctx.progress.spinner("surveying the topology");
     let survey = ctx.survey().await?;
     let master = survey.master()?;
-    let (mut details, mut checks) = roles(&cfg, ctx, &survey, &master);
+    let (mut details, mut checks) = roles(cfg, ctx, &survey, &master);
     if let Some(set) = &ctx.topology.sentinel {
         spinner.set_message("asking the Sentinels");
         let (c, rows) = sentinels::checks(set, &ctx.topology.master, ctx.timeout).await;
@@ -131,15 +142,13 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<ReplicateDetails>> {
         details.sentinels = rows;
     }
     spinner.set_message(format!("writing {} probes", cfg.probes));
-    checks.extend(propagation(&cfg, ctx, &survey, &master, &mut details).await?);
+    checks.extend(propagation(cfg, ctx, &survey, &master, &mut details).await?);
     spinner.finish();
-    Ok(Report::new(
-        "replicate-check",
-        ctx.manifest(),
-        survey.infos(),
-        checks,
+    Ok(Replication {
+        survey,
         details,
-    ))
+        checks,
+    })
 }
 
 /// Reachability and roles from one survey, before any write: the replica
@@ -201,6 +210,21 @@ pub fn roles(
         sentinels: Vec::new(),
     };
     (details, checks)
+}
+
+/// check's `reachability` line when every role is right: `nodes` answered.
+pub fn roles_summary(d: &ReplicateDetails, nodes: usize) -> String {
+    let nodes = crate::report::plural(nodes as u64, "node");
+    match d.master.expected_replicas {
+        Some(n) => format!(
+            "{nodes} answer; the master has the {} expected, each following it with its link up",
+            crate::report::plural(n as u64, "replica")
+        ),
+        None => format!(
+            "{nodes} answer; {} discovered, each following the master with its link up",
+            crate::report::plural(d.replicas.len() as u64, "replica")
+        ),
+    }
 }
 
 /// Write the probes and time them to each replica that follows this
