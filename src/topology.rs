@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub mod slot;
 
@@ -16,7 +16,7 @@ pub const DEFAULT_MASTER: &str = "redis://127.0.0.1:6379";
 pub const DEFAULT_CLUSTER_SEED: &str = "redis://127.0.0.1:7000";
 pub const DEFAULT_REPLICA_PORTS: [u16; 3] = [6380, 6381, 6382];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Master,
