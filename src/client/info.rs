@@ -65,9 +65,36 @@ fn one_section(arg: &str) -> Option<String> {
 pub struct ReplicaLine {
     pub ip: String,
     pub port: u16,
-    pub state: String,
+    pub state: LinkState,
     pub offset: u64,
     pub lag_s: u64,
+}
+
+/// A `slaveN:` line's `state=`: `online` (streaming), or what Redis says
+/// before that (`wait_bgsave`, `send_bulk`...), kept as it said it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
+pub enum LinkState {
+    Online,
+    Other(String),
+}
+
+impl From<String> for LinkState {
+    fn from(s: String) -> LinkState {
+        match s.as_str() {
+            "online" => LinkState::Online,
+            _ => LinkState::Other(s),
+        }
+    }
+}
+
+impl From<LinkState> for String {
+    fn from(s: LinkState) -> String {
+        match s {
+            LinkState::Online => "online".into(),
+            LinkState::Other(s) => s,
+        }
+    }
 }
 
 /// One `dbN:` line of INFO keyspace.
@@ -218,7 +245,7 @@ fn parse_replica_line(v: &str) -> Option<ReplicaLine> {
     Some(ReplicaLine {
         ip: kv.get("ip")?.to_string(),
         port: kv.get("port")?.parse().ok()?,
-        state: kv.get("state").unwrap_or(&"unknown").to_string(),
+        state: LinkState::from(kv.get("state").unwrap_or(&"unknown").to_string()),
         offset: kv.get("offset").and_then(|o| o.parse().ok()).unwrap_or(0),
         lag_s: kv.get("lag").and_then(|o| o.parse().ok()).unwrap_or(0),
     })
@@ -269,7 +296,7 @@ mod tests {
         let r = i.replicas();
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].port, 6380);
-        assert_eq!(r[0].state, "wait_bgsave");
+        assert_eq!(r[0].state, LinkState::Other("wait_bgsave".into()));
         assert_eq!(r[1].offset, 3122);
         assert_eq!(r[0].lag_s, 1);
     }

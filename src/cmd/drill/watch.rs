@@ -133,7 +133,7 @@ fn summary(info: &Info, names: &Names) -> String {
         let online = info
             .replicas()
             .iter()
-            .filter(|l| l.state == "online")
+            .filter(|l| l.state == crate::client::LinkState::Online)
             .count();
         return format!(
             "master, {} online",
