@@ -10,8 +10,9 @@ use anyhow::{bail, Result};
 use crate::client::{Conn, Info, NodeError};
 use crate::report::NodeInfo;
 use crate::serving::{self, NotServing, Serving};
-use crate::topology::{Node, Role, Topology};
+use crate::topology::{Node, Topology};
 
+#[derive(Clone)]
 pub struct NodeState {
     pub node: Node,
     pub conn: Option<Conn>,
@@ -34,10 +35,7 @@ impl NodeState {
         NodeInfo {
             name: self.node.name.clone(),
             address: self.node.addr(),
-            expected_role: match self.node.role {
-                Role::Master => "master".into(),
-                Role::Replica => "replica".into(),
-            },
+            expected_role: self.node.role,
             role: i.map(|i| i.role().to_string()),
             redis_version: i.map(|i| i.version().to_string()),
             server: i.map(|i| crate::client::Server::of(i).to_string()),
@@ -106,6 +104,15 @@ impl Survey {
 
     pub fn replicas(&self) -> &[NodeState] {
         &self.nodes[1..]
+    }
+
+    /// `<node>.serving`, failed, for every node that does not serve its
+    /// users (`NodeState::not_serving`).
+    pub fn serving_checks(&self) -> Vec<crate::report::Check> {
+        self.all()
+            .iter()
+            .filter_map(|st| st.not_serving().map(|n| n.check()))
+            .collect()
     }
 
     pub fn infos(&self) -> Vec<NodeInfo> {

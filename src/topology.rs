@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub mod slot;
 
@@ -16,11 +16,29 @@ pub const DEFAULT_MASTER: &str = "redis://127.0.0.1:6379";
 pub const DEFAULT_CLUSTER_SEED: &str = "redis://127.0.0.1:7000";
 pub const DEFAULT_REPLICA_PORTS: [u16; 3] = [6380, 6381, 6382];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// The role redlab was given for a node. The default (master) is only
+/// there for data that derives Default to read reports saved without it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    #[default]
     Master,
     Replica,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Master => "master",
+            Role::Replica => "replica",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One Redis server as redlab addresses it.

@@ -341,7 +341,10 @@ fn a_replica_that_is_loading_fails_the_check_and_is_refused_by_writers() {
     let run = redlab(&args);
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     assert!(serving_reason(&run, "replica1").contains("loading its dataset"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("perf.json");
     let mut args = topo_args(&lab);
+    args.extend(["--output", out.to_str().unwrap()].map(String::from));
     args.extend(["perf", "-n", "100", "--rounds", "1"].map(String::from));
     let run = redlab(&args);
     assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
@@ -351,6 +354,24 @@ fn a_replica_that_is_loading_fails_the_check_and_is_refused_by_writers() {
         "{}",
         run.stderr
     );
+    // The refusal came from the survey: its report says what the survey
+    // found (the error carries the nodes), with the error as its headline.
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert!(
+        saved["details"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("loading its dataset")),
+        "{saved}"
+    );
+    let names: Vec<&str> = saved["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["master", "replica1"], "{saved}");
+    assert_eq!(saved["nodes"][1]["expected_role"], "replica", "{saved}");
     cmd(&r, &["CONFIG", "SET", "key-load-delay", "0"]);
     reload.join().unwrap();
     wait_until("the replica has loaded", || {

@@ -57,7 +57,10 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
     let started = (SystemTime::now(), Instant::now());
     let args = run::redacted_args(&std::env::args().collect::<Vec<_>>());
     let cancel = tokio_util::sync::CancellationToken::new();
-    let make_ctx = |topology: Topology, shard: Option<run::ShardScope>, progress: Progress| Ctx {
+    let make_ctx = |topology: Topology,
+                    shard: Option<run::ShardScope>,
+                    discovered: Option<crate::survey::NodeState>,
+                    progress: Progress| Ctx {
         topology,
         shard,
         timeout: g.timeout,
@@ -74,11 +77,8 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         // A --spawn lab starts empty: there are no user keys to evict, so a
         // large run may fill it (evictions are still reported, as warnings).
         allow_eviction: g.allow_eviction || labs.replication.is_some() || labs.cluster.is_some(),
-        discovered: std::sync::Mutex::new(None),
+        discovered,
         safety: run::safety::State::default(),
-        extra_checks: std::sync::Mutex::new(Vec::new()),
-        partial: std::sync::Mutex::new(None),
-        last_nodes: std::sync::Mutex::new(Vec::new()),
         cancel: cancel.clone(),
     };
     let ctxs: Vec<Ctx> = match &cluster {
@@ -91,18 +91,16 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
                     name: s.name.clone(),
                     tag: s.tag.clone(),
                 };
-                make_ctx(s.topology.clone(), Some(scope), Progress::new(false))
+                make_ctx(s.topology.clone(), Some(scope), None, Progress::new(false))
             })
             .collect(),
-        None => {
-            let sentinels = sentinel_checks(kind, &topology);
-            let ctx = make_ctx(topology, None, progress);
-            if let Ok(mut x) = ctx.extra_checks.lock() {
-                x.extend(sentinels);
-            }
-            *ctx.discovered.lock().unwrap_or_else(|e| e.into_inner()) = discovered;
-            vec![ctx]
-        }
+        None => vec![make_ctx(topology, None, discovered, progress)],
+    };
+    // What each Sentinel answered when the topology was resolved, first
+    // among the run's own checks.
+    let sentinels = match &cluster {
+        Some(_) => Vec::new(),
+        None => sentinel_checks(kind, &ctxs[0].topology),
     };
     let work: Work<'_> = match &cluster {
         Some(c) => Box::pin(super::shards::dispatch(job, c, &ctxs, progress)),
@@ -135,7 +133,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         // A failover during the run moved a shard's master: clean up there.
         follow_masters(c, &ctxs).await;
     }
-    let mut extra: Vec<report::Check> = Vec::new();
+    let mut extra: Vec<report::Check> = sentinels;
     let mut all_removed = true;
     let mut stopped = false;
     for ctx in &ctxs {
@@ -148,19 +146,25 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         stopped |= cleaned.interrupted;
         let clean = cleaned.remaining == 0 && cleaned.error.is_none() && !cleaned.interrupted;
         all_removed &= cleaned.remaining == 0;
-        // The registry's last write and the eviction counters: at once.
-        let end = async { tokio::join!(ctx.unregister(clean), ctx.eviction_checks()) };
-        let (_, evictions) = crate::timings::timed("registry: unregister, evictions", end).await;
+        // Dead runs' leftovers the first survey looked for, then the
+        // registry's last write and the eviction counters: at once.
+        let end = async {
+            tokio::join!(
+                ctx.leftovers(),
+                ctx.unregister(clean),
+                ctx.eviction_checks()
+            )
+        };
+        let (leftovers, _, evictions) =
+            crate::timings::timed("registry: unregister, evictions", end).await;
         if cleaned.remaining > 0 {
             if let Some(c) = ctx.cleanup_check(&cleaned) {
                 eprintln!("redlab: {}", c.reason);
             }
         }
-        let mut mine: Vec<report::Check> = ctx
-            .extra_checks
-            .lock()
-            .map(|mut x| std::mem::take(&mut *x))
-            .unwrap_or_default();
+        // Nodes a survey found not serving, the leftovers, the cleanup, the evictions.
+        let mut mine = ctx.safety.serving_checks();
+        mine.extend(leftovers);
         mine.extend(ctx.cleanup_check(&cleaned));
         mine.extend(evictions);
         match &ctx.shard {
@@ -221,8 +225,25 @@ fn conclude(
         }
         // A node that does not serve fails a checking subcommand (exit 1),
         // with its report; a writing one refused it (exit 2, below).
-        Some(Ok(Err(e))) if !kind.writes && run::safety::is_not_serving(&e) => {
-            let mut r = failed_report(name, ctx, &e);
+        Some(Ok(Err(e))) => failed(e, kind, ctx, extra, settings),
+    }
+}
+
+/// The report of a run an error ended, with what the error carried
+/// (`run::Measured`): a node that does not serve fails a checking
+/// subcommand (exit 1); any other error is the run's (exit 2).
+fn failed(
+    e: anyhow::Error,
+    kind: Kind,
+    ctx: &Ctx,
+    extra: Vec<report::Check>,
+    settings: &Settings,
+) -> Result<Outcome> {
+    let (name, out) = (kind.name, &settings.output);
+    let (found, e) = run::Measured::split(e);
+    match e {
+        e if !kind.writes && run::safety::is_not_serving(&e) => {
+            let mut r = failed_report(name, ctx, &e, found);
             let serving = match serving::NotServing::of(&e) {
                 Some(n) => n.check(),
                 None => report::Check::fail(
@@ -238,10 +259,10 @@ fn conclude(
             let verdict = emit(settings, &mut r)?;
             Ok(Outcome::Done(verdict))
         }
-        Some(Ok(Err(e))) => {
+        e => {
             // The report file a CI job waits for still says what happened,
             // with what was measured; the headline is the first cause.
-            let mut r = failed_report(name, ctx, &e);
+            let mut r = failed_report(name, ctx, &e, found);
             r.add_checks(extra);
             let _ = write_files(out, &r);
             Err(e)
@@ -285,23 +306,24 @@ impl Details for Failed {
     }
 }
 
-fn failed_report(command: &str, ctx: &Ctx, e: &anyhow::Error) -> Report<Failed> {
+fn failed_report(command: &str, ctx: &Ctx, e: &anyhow::Error, found: run::Found) -> Report<Failed> {
     let error = format!("{e:#}");
     let checks = vec![report::Check::fail("error", error.clone())];
-    let partial = ctx.partial.lock().ok().and_then(|mut p| p.take());
-    // The nodes as last seen: the report of a run that lost its master says
+    // The nodes as surveyed: the report of a run that lost its master says
     // what the topology was.
-    let nodes = ctx
-        .last_nodes
-        .lock()
-        .map(|mut n| std::mem::take(&mut *n))
-        .unwrap_or_default();
+    let nodes = match found.nodes {
+        n if n.is_empty() => ctx.safety.first_infos(),
+        n => n,
+    };
     Report::new(
         command,
         ctx.manifest(),
         nodes,
         checks,
-        Failed { error, partial },
+        Failed {
+            error,
+            partial: found.partial,
+        },
     )
 }
 

@@ -5,6 +5,44 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// A node's state in one word, as stats and the web page show it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// It answers, and a replica's link to its master is up.
+    Up,
+    /// No answer.
+    Down,
+    /// Loading its RDB or AOF.
+    Loading,
+    /// A full sync in progress.
+    Syncing,
+    /// A replica whose link to its master is down.
+    LinkDown,
+    /// Not read yet.
+    #[default]
+    Unknown,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Up => "up",
+            Status::Down => "down",
+            Status::Loading => "loading",
+            Status::Syncing => "syncing",
+            Status::LinkDown => "link-down",
+            Status::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Info {
     fields: BTreeMap<String, String>,
@@ -27,9 +65,36 @@ fn one_section(arg: &str) -> Option<String> {
 pub struct ReplicaLine {
     pub ip: String,
     pub port: u16,
-    pub state: String,
+    pub state: LinkState,
     pub offset: u64,
     pub lag_s: u64,
+}
+
+/// A `slaveN:` line's `state=`: `online` (streaming), or what Redis says
+/// before that (`wait_bgsave`, `send_bulk`...), kept as it said it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
+pub enum LinkState {
+    Online,
+    Other(String),
+}
+
+impl From<String> for LinkState {
+    fn from(s: String) -> LinkState {
+        match s.as_str() {
+            "online" => LinkState::Online,
+            _ => LinkState::Other(s),
+        }
+    }
+}
+
+impl From<LinkState> for String {
+    fn from(s: LinkState) -> String {
+        match s {
+            LinkState::Online => "online".into(),
+            LinkState::Other(s) => s,
+        }
+    }
 }
 
 /// One `dbN:` line of INFO keyspace.
@@ -115,15 +180,15 @@ impl Info {
     /// How a node serves, in one word: `loading`, `syncing` (a full sync
     /// in progress), `link-down` (a replica whose link to its master is
     /// down), or `up`.
-    pub fn status(&self) -> &'static str {
+    pub fn status(&self) -> Status {
         if self.flag("loading") {
-            "loading"
+            Status::Loading
         } else if self.flag("master_sync_in_progress") {
-            "syncing"
+            Status::Syncing
         } else if !self.is_master() && !self.link_up() {
-            "link-down"
+            Status::LinkDown
         } else {
-            "up"
+            Status::Up
         }
     }
 
@@ -180,7 +245,7 @@ fn parse_replica_line(v: &str) -> Option<ReplicaLine> {
     Some(ReplicaLine {
         ip: kv.get("ip")?.to_string(),
         port: kv.get("port")?.parse().ok()?,
-        state: kv.get("state").unwrap_or(&"unknown").to_string(),
+        state: LinkState::from(kv.get("state").unwrap_or(&"unknown").to_string()),
         offset: kv.get("offset").and_then(|o| o.parse().ok()).unwrap_or(0),
         lag_s: kv.get("lag").and_then(|o| o.parse().ok()).unwrap_or(0),
     })
@@ -189,6 +254,23 @@ fn parse_replica_line(v: &str) -> Option<ReplicaLine> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_status_is_written_as_its_word() {
+        for s in [
+            Status::Up,
+            Status::Down,
+            Status::Loading,
+            Status::Syncing,
+            Status::LinkDown,
+            Status::Unknown,
+        ] {
+            let json = serde_json::to_string(&s).unwrap();
+            assert_eq!(json, format!("\"{s}\""));
+            assert_eq!(serde_json::from_str::<Status>(&json).unwrap(), s);
+        }
+        assert_eq!(Status::LinkDown.as_str(), "link-down");
+    }
 
     // Captured from Redis 7.0.15 (INFO replication + keyspace).
     const MASTER: &str = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
@@ -214,7 +296,7 @@ mod tests {
         let r = i.replicas();
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].port, 6380);
-        assert_eq!(r[0].state, "wait_bgsave");
+        assert_eq!(r[0].state, LinkState::Other("wait_bgsave".into()));
         assert_eq!(r[1].offset, 3122);
         assert_eq!(r[0].lag_s, 1);
     }

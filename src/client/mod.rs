@@ -14,7 +14,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, FromRedisValue};
 
 pub use error::{ErrorKind, NodeError};
-pub use info::{DbCounts, Info, ReplicaLine};
+pub use info::{DbCounts, Info, LinkState, ReplicaLine, Status};
 pub use server::Server;
 
 use crate::topology::Node;

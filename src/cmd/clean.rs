@@ -362,7 +362,7 @@ async fn wait_replicas(conn: &mut Conn, timeout: Duration) {
     let n = info
         .replicas()
         .iter()
-        .filter(|l| l.state == "online")
+        .filter(|l| l.state == crate::client::LinkState::Online)
         .count();
     if n > 0 {
         let bound = timeout.min(Duration::from_secs(2));

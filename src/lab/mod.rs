@@ -434,9 +434,11 @@ pub async fn wait_in_sync(topo: &Topology, bound: Duration) -> Result<()> {
         let lines = info.replicas();
         let offset = info.repl_offset();
         let synced = topo.replicas.iter().all(|r| {
-            lines
-                .iter()
-                .any(|l| l.port == r.port() && l.state == "online" && l.offset >= offset)
+            lines.iter().any(|l| {
+                l.port == r.port()
+                    && l.state == crate::client::LinkState::Online
+                    && l.offset >= offset
+            })
         });
         if synced {
             let mut all_up = true;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::client::DbCounts;
+use crate::client::{DbCounts, Status};
 use crate::report::{Check, Section, Verdict};
 use crate::run::Ctx;
 use crate::survey::{NodeState, Survey};
@@ -21,7 +21,7 @@ pub struct NodeStats {
     /// host:port.
     pub address: String,
     /// `up`, `down` (unreachable), `loading`, `syncing` (full sync) or `link-down`.
-    pub status: String,
+    pub status: crate::client::Status,
     /// The role it reports (`master`, `slave`), null when down.
     pub role: Option<String>,
     /// `db<N>` -> keys and keys with a TTL, from INFO keyspace.
@@ -76,12 +76,12 @@ pub fn node_stats(states: &[NodeState]) -> Vec<NodeStats> {
             let mut n = NodeStats {
                 name: st.node.name.clone(),
                 address: st.node.addr(),
-                status: "down".into(),
+                status: Status::Down,
                 error: st.error.as_ref().map(|e| e.message.clone()),
                 ..NodeStats::default()
             };
             let Some(i) = &st.info else { return n };
-            n.status = i.status().into();
+            n.status = i.status();
             n.role = Some(i.role().to_string());
             n.keys = i
                 .keyspace()
@@ -126,12 +126,12 @@ pub fn checks(nodes: &[NodeStats]) -> Vec<Check> {
         .iter()
         .map(|n| {
             let name = format!("{}.status", n.name);
-            match n.status.as_str() {
-                "up" => Check::pass(
+            match n.status {
+                Status::Up => Check::pass(
                     name,
                     format!("up, {} role", n.role.as_deref().unwrap_or("-")),
                 ),
-                "down" => Check::fail(
+                Status::Down => Check::fail(
                     name,
                     format!("down: {}", n.error.as_deref().unwrap_or("unreachable")),
                 ),
@@ -169,7 +169,7 @@ pub fn sections(nodes: &[NodeStats]) -> Vec<Section> {
         };
         s.row(vec![
             n.name.clone(),
-            n.status.to_uppercase(),
+            n.status.as_str().to_uppercase(),
             n.role
                 .as_deref()
                 .map(|r| crate::report::role_word(r).to_string())
@@ -224,12 +224,15 @@ mod tests {
     #[test]
     fn status_from_info() {
         let i = |t: &str| crate::client::Info::parse(t);
-        assert_eq!(i("role:master\r\n").status(), "up");
+        assert_eq!(i("role:master\r\n").status(), Status::Up);
         assert_eq!(
             i("role:slave\r\nmaster_link_status:down\r\n").status(),
-            "link-down"
+            Status::LinkDown
         );
-        assert_eq!(i("role:slave\r\nmaster_link_status:up\r\n").status(), "up");
-        assert_eq!(i("role:slave\r\nloading:1\r\n").status(), "loading");
+        assert_eq!(
+            i("role:slave\r\nmaster_link_status:up\r\n").status(),
+            Status::Up
+        );
+        assert_eq!(i("role:slave\r\nloading:1\r\n").status(), Status::Loading);
     }
 }

@@ -46,7 +46,9 @@ impl ReplicaLag {
     ) -> Option<u64> {
         // Right after a (re)connection the master shows offset=0 until the
         // first ACK: that is not a lag of the whole stream.
-        let Some(line) = line.filter(|l| l.state == "online" && l.offset > 0) else {
+        let Some(line) =
+            line.filter(|l| l.state == crate::client::LinkState::Online && l.offset > 0)
+        else {
             self.unlisted_samples += 1;
             return None;
         };

@@ -163,7 +163,7 @@ pub struct NodeInfo {
     /// host:port, never with credentials.
     pub address: String,
     /// The role it was given: master or replica.
-    pub expected_role: String,
+    pub expected_role: crate::topology::Role,
     /// The role it reports (`master`, `slave`), or null when unreachable.
     pub role: Option<String>,
     /// `redis_version` from INFO (Valkey's is a compatibility number, 7.2.4).
@@ -475,7 +475,7 @@ fn safe_nodes(nodes: &[NodeInfo]) -> Vec<NodeInfo> {
         .map(|n| NodeInfo {
             name: safe::for_humans(&n.name),
             address: safe::for_humans(&n.address),
-            expected_role: n.expected_role.clone(),
+            expected_role: n.expected_role,
             role: f(&n.role),
             redis_version: f(&n.redis_version),
             server: f(&n.server),
@@ -646,7 +646,7 @@ mod tests {
         let node = NodeInfo {
             name: "master".into(),
             address: "127.0.0.1:6379".into(),
-            expected_role: "master".into(),
+            expected_role: crate::topology::Role::Master,
             role: Some("master".into()),
             redis_version: Some("7.0.15".into()),
             server: Some("redis 7.0.15".into()),

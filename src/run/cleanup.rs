@@ -137,7 +137,7 @@ impl Ctx {
         let online = info
             .replicas()
             .iter()
-            .filter(|l| l.state == "online")
+            .filter(|l| l.state == crate::client::LinkState::Online)
             .count();
         if online == 0 {
             return;

@@ -3,11 +3,10 @@
 //! safety layer around writing (`safety`: may this run write at all, the
 //! registry and heartbeat, evictions watched) and cleaning up (`cleanup`).
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::client::Conn;
-use crate::report::{Check, Manifest};
+use crate::report::Manifest;
 use crate::survey::{self, NodeState, Survey};
 use crate::topology::Topology;
 use crate::ui::narrate::Narrator;
@@ -16,6 +15,7 @@ use crate::ui::progress::Progress;
 pub mod cleanup;
 mod ledger;
 mod manifest;
+mod measured;
 pub use crate::namespace;
 pub mod registry;
 pub mod safety;
@@ -24,6 +24,7 @@ pub use crate::timings;
 
 pub use ledger::{Ledger, Owned, RangeRecord};
 pub use manifest::{hostname, new_run_id, redacted_args};
+pub use measured::{Found, Measured};
 pub use signals::{received as signals_received, Signals};
 
 /// The shortest TTL a key of redlab's gets: long enough for any step that
@@ -73,17 +74,12 @@ pub struct Ctx {
     pub say: Narrator,
     /// `--allow-eviction`: the user consented to writes that may evict.
     pub allow_eviction: bool,
-    /// The master as discovery found it, for the first survey to reuse.
-    pub discovered: Mutex<Option<NodeState>>,
-    /// What the safety layer learnt and decided (see `safety`).
+    /// The master as discovery found it (None when it was not discovered,
+    /// and on a cluster's shards): the run's first survey reuses its visit.
+    pub discovered: Option<NodeState>,
+    /// What the safety layer learnt and decided (see `safety`), with the
+    /// surveys' record: the first one's nodes, the nodes that did not serve.
     pub safety: safety::State,
-    /// Checks the run adds to whatever report the subcommand makes (dead
-    /// runs' leftovers found on the way).
-    pub extra_checks: Mutex<Vec<Check>>,
-    /// What was measured before an error ended the run, for its report.
-    pub partial: Mutex<Option<serde_json::Value>>,
-    /// The nodes as the last survey found them, for that report too.
-    pub last_nodes: Mutex<Vec<crate::report::NodeInfo>>,
     /// Cancelled on the first ending signal (SIGINT, SIGTERM, SIGHUP). A
     /// subcommand whose job says it ends on cancel (`Kind::ends_on_cancel`:
     /// compare, stats --watch) listens to it and returns its report; every
@@ -105,54 +101,41 @@ impl Ctx {
 
     /// Every node's state (`survey::survey`), the first time reusing the
     /// master's visit from discovery. Refuses what redlab would mis-test
-    /// (`Survey::validate`) before anything is written. The first survey is
-    /// the reference the end of the run compares with (evictions), and the
-    /// moment a dead run's leftovers are looked for.
+    /// (`Survey::validate`) before anything is written; that error carries
+    /// the nodes as found (`Measured`). The first survey is the reference
+    /// the end of the run compares with (evictions), and starts the look
+    /// for dead runs' leftovers (`safety`; the run collects it at the end).
     pub async fn survey(&self) -> anyhow::Result<Survey> {
-        let known = self.discovered.lock().map(|mut d| d.take()).unwrap_or(None);
+        let known = match self.safety.surveyed() {
+            false => self.discovered.clone(),
+            true => None,
+        };
         let s = survey::survey_reusing(&self.topology, self.timeout, known);
         let s = timings::timed("survey (every node: INFO, CONFIG)", s).await;
-        if let Ok(mut n) = self.last_nodes.lock() {
-            *n = s.infos();
-        }
-        s.validate()?;
-        self.serving_gate(&s)?;
+        let found = |e: anyhow::Error| Measured::nodes(s.infos(), e);
+        s.validate().map_err(found)?;
+        self.serving_gate(&s).map_err(found)?;
         self.safety.first_survey(self, &s).await;
         Ok(s)
     }
 
     /// Every node that does not serve its users (`serving`): a subcommand
     /// that writes by design refuses to run (exit 2); the others run what
-    /// they can and their report carries `<node>.serving`, failed.
+    /// they can, and the safety layer keeps `<node>.serving`, failed, for
+    /// the run to add to their report.
     fn serving_gate(&self, s: &Survey) -> anyhow::Result<()> {
-        let down = s.all().iter().filter_map(|st| st.not_serving());
         if self.writes {
-            return match down.into_iter().next() {
+            return match s.all().iter().find_map(|st| st.not_serving()) {
                 Some(n) => Err(n.into()),
                 None => Ok(()),
             };
         }
-        if let Ok(mut x) = self.extra_checks.lock() {
-            for c in down.map(|n| n.check()) {
-                // Said once, however many surveys the run takes.
-                if !x.iter().any(|e| e.name == c.name) {
-                    x.push(c);
-                }
-            }
-        }
+        self.safety.not_serving(s.serving_checks());
         Ok(())
     }
 
     pub fn key(&self, suffix: &str) -> String {
         format!("{}{suffix}", self.prefix())
-    }
-
-    /// Store what has been measured so far, for a report if an error ends
-    /// the run before the subcommand's own report exists.
-    pub fn set_partial(&self, v: impl serde::Serialize) {
-        if let (Ok(v), Ok(mut p)) = (serde_json::to_value(v), self.partial.lock()) {
-            *p = Some(v);
-        }
     }
 
     pub fn manifest(&self) -> Manifest {

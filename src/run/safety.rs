@@ -16,7 +16,7 @@ use anyhow::Result;
 use super::registry::{self, RunRecord};
 use super::Ctx;
 use crate::client::{Conn, ErrorKind};
-use crate::report::{plural, Check};
+use crate::report::{plural, Check, NodeInfo};
 use crate::survey::{Master, Survey};
 use crate::topology::Node;
 
@@ -42,6 +42,7 @@ pub struct Refused {
 impl RefusedKind {
     /// Why `prepare_writes` refused, when that is what `e` is.
     pub fn of(e: &anyhow::Error) -> Option<RefusedKind> {
+        let e = super::Measured::error(e);
         e.downcast_ref::<Refused>().map(|r| r.kind)
     }
 }
@@ -77,6 +78,12 @@ type Watched = (Node, Option<Conn>, Option<u64>, bool);
 struct Inner {
     /// Every node with its survey connection and `evicted_keys` then.
     nodes: Option<Vec<Watched>>,
+    /// The nodes as the first survey found them, for the report of a run
+    /// an error ends after it (`Measured` carries those of a later error's).
+    first_infos: Vec<NodeInfo>,
+    /// `<node>.serving`, failed, for each node a survey found not serving
+    /// (a subcommand that does not write runs on): once per node.
+    not_serving: Vec<Check>,
     master_conn: Option<Conn>,
     gate: Gate,
     /// The delete command the ACL allows (UNLINK, else DEL).
@@ -95,7 +102,7 @@ pub struct State {
     heartbeat: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// The look for dead runs' leftovers, under way while the run starts
     /// (its round trips overlap the run's own); its checks are collected at
-    /// the end (`collect_leftovers`).
+    /// the end (`Ctx::leftovers`).
     leftovers: Mutex<Option<tokio::task::JoinHandle<Vec<Check>>>>,
 }
 
@@ -104,6 +111,8 @@ impl Default for State {
         State {
             inner: Mutex::new(Inner {
                 nodes: None,
+                first_infos: Vec::new(),
+                not_serving: Vec::new(),
                 master_conn: None,
                 gate: Gate::NotAsked,
                 delete_verb: "UNLINK",
@@ -136,6 +145,32 @@ impl State {
 
     pub fn master_conn(&self) -> Option<Conn> {
         self.lock().master_conn.clone()
+    }
+
+    /// Whether a survey of the run was recorded (`first_survey`).
+    pub fn surveyed(&self) -> bool {
+        self.lock().nodes.is_some()
+    }
+
+    /// The nodes as the first survey found them (empty before it).
+    pub fn first_infos(&self) -> Vec<NodeInfo> {
+        self.lock().first_infos.clone()
+    }
+
+    /// Nodes a survey found not serving (`Survey::serving_checks`): kept
+    /// once each, however many surveys the run takes.
+    pub fn not_serving(&self, checks: Vec<Check>) {
+        let mut i = self.lock();
+        for c in checks {
+            if !i.not_serving.iter().any(|e| e.name == c.name) {
+                i.not_serving.push(c);
+            }
+        }
+    }
+
+    /// `<node>.serving` for every node a survey found not serving.
+    pub fn serving_checks(&self) -> Vec<Check> {
+        self.lock().not_serving.clone()
     }
 
     /// Count keys a cleanup removed.
@@ -174,6 +209,7 @@ impl State {
         let first = {
             let mut i = self.lock();
             if i.nodes.is_none() {
+                i.first_infos = s.infos();
                 i.nodes = Some(
                     s.all()
                         .iter()
@@ -387,22 +423,21 @@ impl Ctx {
         }
     }
 
-    /// The dead runs' leftovers the start of the run looked for, into the
-    /// run's extra checks (waits for the look to end, bounded by --timeout
-    /// on each of its commands).
-    pub async fn collect_leftovers(&self) {
+    /// `<master>.leftovers`: the dead runs' leftovers the run's first
+    /// survey started looking for, once the look ends (bounded by --timeout
+    /// on each of its commands); nothing when it did not look. The run adds
+    /// them to its report.
+    pub async fn leftovers(&self) -> Vec<Check> {
         let task = self.safety.leftovers.lock().ok().and_then(|mut h| h.take());
-        let Some(task) = task else { return };
-        let found = task.await.unwrap_or_default();
-        if let Ok(mut x) = self.extra_checks.lock() {
-            x.extend(found);
-        }
+        let Some(task) = task else {
+            return Vec::new();
+        };
+        task.await.unwrap_or_default()
     }
 
     /// Stop the heartbeat; remove the record when nothing is left, else
     /// keep it (the run then reads as dead, and `clean` finds its keys).
     pub async fn unregister(&self, everything_removed: bool) {
-        self.collect_leftovers().await;
         let beating = self.safety.heartbeat.lock().ok().and_then(|mut h| h.take());
         if let Some(h) = beating {
             h.abort();

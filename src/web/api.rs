@@ -18,6 +18,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::query;
 use super::state::{lock, State};
+use crate::client::Status;
 
 const INDEX: &str = include_str!("assets/index.html");
 const SCRIPT: &str = include_str!("assets/app.js");
@@ -112,7 +113,7 @@ async fn stats(Shared(state): S) -> Response {
         out.insert(
             n.name.clone(),
             serde_json::json!({
-                "connected": n.status != "down" && n.status != "unknown",
+                "connected": !matches!(n.status, Status::Down | Status::Unknown),
                 "status": n.status,
                 "address": n.address,
                 "role": n.role,

@@ -11,7 +11,7 @@ use futures_util::future::join_all;
 
 use super::state::{lock, unix_ms, EntryView, LagPoint, NodeSlot, Snapshot, State, HISTORY};
 use super::{PUSH, STALL, TICK};
-use crate::client::Info;
+use crate::client::{Info, Status};
 use crate::run::Ctx;
 
 /// Run every loop until the run is dropped.
@@ -68,16 +68,16 @@ async fn read_loop(slot: &NodeSlot) {
 }
 
 fn mark_down(v: &mut super::state::NodeView, why: String) {
-    if v.status != "down" {
+    if v.status != Status::Down {
         v.down_since_ms = Some(unix_ms(SystemTime::now()));
     }
-    v.status = "down".into();
+    v.status = Status::Down;
     v.error = Some(why);
     v.lag_ms = None;
 }
 
 fn fill(v: &mut super::state::NodeView, i: &Info) {
-    v.status = i.status().into();
+    v.status = i.status();
     v.error = None;
     v.down_since_ms = None;
     v.role = Some(i.role().to_string());
@@ -123,7 +123,7 @@ async fn beat_loop(state: &State, shard: usize) {
         for (&r, lag) in sh.replicas.iter().zip(lags) {
             let slot = &state.nodes[r];
             let mut v = lock(&slot.view);
-            if v.status != "down" {
+            if v.status != Status::Down {
                 v.lag_ms = lag.ok();
             }
         }
@@ -183,7 +183,7 @@ async fn publish_loop(state: &State, ctxs: &[Ctx]) -> Infallible {
             .map(|n| {
                 let stalled = lock(&n.pending_since).is_some_and(|t| t.elapsed() >= STALL);
                 let mut v = lock(&n.view);
-                if stalled && v.status != "down" {
+                if stalled && v.status != Status::Down {
                     mark_down(
                         &mut v,
                         format!(

@@ -23,7 +23,7 @@ pub struct NodeRef {
     pub name: String,
     pub address: String,
     /// `master` or `replica`.
-    pub role: String,
+    pub role: crate::topology::Role,
 }
 
 #[derive(Debug, Serialize)]
@@ -73,7 +73,7 @@ pub fn node_ref(state: &State, i: usize) -> NodeRef {
     NodeRef {
         name: n.node.name.clone(),
         address: n.node.addr(),
-        role: if n.is_master() { "master" } else { "replica" }.into(),
+        role: n.node.role,
     }
 }
 

@@ -65,7 +65,7 @@ impl NodeSlot {
 
     /// The current status as the last snapshot shows it.
     pub fn up(&self) -> bool {
-        lock(&self.view).status == "up"
+        lock(&self.view).status == crate::client::Status::Up
     }
 }
 
@@ -120,7 +120,7 @@ pub struct Entry {
 }
 
 /// One node as a card shows it.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct NodeView {
     pub name: String,
     /// host:port.
@@ -128,9 +128,9 @@ pub struct NodeView {
     /// The cluster shard, when there is one.
     pub shard: Option<String>,
     /// `master` or `replica`: its place in the topology redlab was given.
-    pub expected_role: String,
+    pub expected_role: Role,
     /// `up`, `down` (no answer), `loading`, `syncing`, `link-down`, or `unknown` before the first reading.
-    pub status: String,
+    pub status: crate::client::Status,
     /// The role it reports (`master`, `slave`).
     pub role: Option<String>,
     /// Keys in its database (INFO keyspace).
@@ -216,14 +216,16 @@ impl State {
                         name: n.name.clone(),
                         address: n.addr(),
                         shard: shard.name.clone(),
-                        expected_role: if n.role == Role::Master {
-                            "master"
-                        } else {
-                            "replica"
-                        }
-                        .into(),
-                        status: "unknown".into(),
-                        ..NodeView::default()
+                        expected_role: n.role,
+                        status: crate::client::Status::Unknown,
+                        role: None,
+                        keys: None,
+                        memory: None,
+                        used_memory_bytes: None,
+                        uptime_s: None,
+                        lag_ms: None,
+                        error: None,
+                        down_since_ms: None,
                     }),
                     pending_since: Mutex::new(None),
                 });

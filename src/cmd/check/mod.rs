@@ -292,7 +292,7 @@ pub async fn run(cfg: Config, ctx: &Ctx) -> Result<Report<CheckDetails>> {
 /// reads (a managed service, a proxy): skipped, naming the node and the
 /// section (a failure with --strict). Any other error stays an error.
 fn hidden_info(name: &str, e: anyhow::Error, strict: bool) -> Result<StepOutcome> {
-    let why = e
+    let why = crate::run::Measured::error(&e)
         .chain()
         .filter_map(|c| c.downcast_ref::<crate::client::NodeError>())
         .find(|n| n.kind == crate::client::ErrorKind::InfoHidden)

@@ -131,7 +131,11 @@ pub fn checks(d: &DemoDetails) -> Vec<Check> {
 /// Step 8: one line per step with what it measured.
 pub fn summary(d: &DemoDetails) -> Section {
     let mut s = Section::new("Summary", &["step", "what it showed", "measured"]);
-    let up = d.stats.iter().filter(|n| n.status == "up").count();
+    let up = d
+        .stats
+        .iter()
+        .filter(|n| n.status == crate::client::Status::Up)
+        .count();
     s.row(row(
         "1. topology",
         "master and replicas, with their stats",

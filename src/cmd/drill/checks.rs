@@ -3,6 +3,7 @@
 //! resync Redis's rules predict, the faulted node back.
 
 use super::report::{writes, DrillDetails};
+use super::{EventKind, Resync};
 use crate::report::Check;
 
 pub fn stable_check(d: &DrillDetails) -> Check {
@@ -182,10 +183,10 @@ pub fn resync_check(d: &DrillDetails) -> Check {
                 .resync
                 .iter()
                 .filter(|r| r.name != d.target && r.name != d.master_after)
-                .filter(|r| match expected.as_str() {
-                    "full" => r.full_resyncs == 0,
-                    "partial" => r.full_resyncs > 0 || r.partial_resyncs == 0,
-                    _ => r.full_resyncs + r.partial_resyncs > 0,
+                .filter(|r| match expected {
+                    Resync::Full => r.full_resyncs == 0,
+                    Resync::Partial => r.full_resyncs > 0 || r.partial_resyncs == 0,
+                    Resync::None => r.full_resyncs + r.partial_resyncs > 0,
                 })
                 .map(|r| r.name.as_str())
                 .collect();
@@ -212,7 +213,7 @@ pub fn rejoin_check(d: &DrillDetails) -> Check {
     let back = d.events.iter().find(|e| {
         e.t_ms > 0.0
             && e.source == d.target
-            && e.kind == "state"
+            && e.kind == EventKind::State
             && e.detail == format!("replica of {}, link up", d.master_after)
     });
     let row = d.resync.iter().find(|r| r.name == d.target);

@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 
 use super::owned::{Plan, PROBE};
 use super::watch::Events;
-use super::{Config, Fault};
+use super::{Config, EventKind, Fault};
 use crate::client::Conn;
 use crate::lab::Lab;
 
@@ -115,7 +115,7 @@ pub async fn apply(
         undone: None,
         missed_bytes: None,
     };
-    let note = |what: String| events.push("drill", "fault", what);
+    let note = |what: String| events.push("drill", EventKind::Fault, what);
     match cfg.fault {
         Fault::KillMaster => {
             let what = inj.describe(t, "SIGKILL");

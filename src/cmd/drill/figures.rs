@@ -3,6 +3,7 @@
 //! the writes per 100 ms by outcome.
 
 use super::report::{DrillDetails, Event};
+use super::EventKind;
 use crate::report::figure::{Band, Figure, Kind, Mark, Rule, Series};
 
 pub fn figures(d: &DrillDetails) -> Vec<Figure> {
@@ -64,10 +65,9 @@ fn timeline(d: &DrillDetails) -> Option<Figure> {
     let mut load = Series::new("load", Vec::new()).label("writes");
     load.spans = acked_spans(d);
     // The edges of the outage; refusals are in the writes figure.
-    let edges = d
-        .events
-        .iter()
-        .filter(|e| e.source == "load" && e.kind == "write" && e.detail.contains("acknowledged"));
+    let edges = d.events.iter().filter(|e| {
+        e.source == "load" && e.kind == EventKind::Write && e.detail.contains("acknowledged")
+    });
     load.marks = marks(edges, |e| {
         if e.detail.starts_with("last") {
             "last ack".into()
@@ -81,7 +81,7 @@ fn timeline(d: &DrillDetails) -> Option<Figure> {
         if let Some(e) = d
             .events
             .iter()
-            .find(|e| e.t_ms >= 0.0 && e.source.starts_with("sentinel") && e.kind == *kind)
+            .find(|e| e.t_ms >= 0.0 && e.source.starts_with("sentinel") && e.kind.as_str() == *kind)
         {
             sentinels.marks.push(Mark {
                 x: e.t_ms / 1e3,
@@ -95,7 +95,7 @@ fn timeline(d: &DrillDetails) -> Option<Figure> {
     for r in &d.resync {
         let mut lane = Series::new(&r.name, Vec::new());
         let own = d.events.iter().filter(|e| {
-            (e.source == r.name && e.kind == "state")
+            (e.source == r.name && e.kind == EventKind::State)
                 || (e.source == "drill" && e.detail.contains(&format!(" {} (", r.name)))
         });
         lane.marks = merge_close(marks(own, |e| short(&e.detail)), range);

@@ -78,7 +78,8 @@ impl Fault {
 }
 
 /// A replica's way back: a partial resync (the backlog), a full one (an RDB), or none.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Resync {
     None,
     Partial,
@@ -92,6 +93,75 @@ impl Resync {
             Resync::Partial => "partial",
             Resync::Full => "full",
         }
+    }
+}
+
+impl std::fmt::Display for Resync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a drill event is: one of the drill's own kinds, or an event a
+/// Sentinel published (its channel name, `+sdown`, `+switch-master`, ...).
+/// Serialized as that word or name.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum EventKind {
+    /// A node's role or link as polled (`replica of master, link up`).
+    State,
+    /// What the drill did to the lab.
+    Fault,
+    /// The load moved to the master a Sentinel names.
+    Follow,
+    /// An edge of the load's writes (the last acknowledged before the outage...).
+    Write,
+    /// A Sentinel event, by its name.
+    Other(String),
+}
+
+impl EventKind {
+    pub fn as_str(&self) -> &str {
+        match self {
+            EventKind::State => "state",
+            EventKind::Fault => "fault",
+            EventKind::Follow => "follow",
+            EventKind::Write => "write",
+            EventKind::Other(name) => name,
+        }
+    }
+}
+
+impl From<String> for EventKind {
+    fn from(s: String) -> EventKind {
+        match s.as_str() {
+            "state" => EventKind::State,
+            "fault" => EventKind::Fault,
+            "follow" => EventKind::Follow,
+            "write" => EventKind::Write,
+            _ => EventKind::Other(s),
+        }
+    }
+}
+
+impl From<&str> for EventKind {
+    fn from(s: &str) -> EventKind {
+        EventKind::from(s.to_string())
+    }
+}
+
+impl From<EventKind> for String {
+    fn from(k: EventKind) -> String {
+        match k {
+            EventKind::Other(name) => name,
+            k => k.as_str().to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

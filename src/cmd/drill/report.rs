@@ -11,7 +11,7 @@ use super::settle::ReplicaRead;
 use super::tally::{
     buckets, counts, levels, lost_acked_detail, outage, rate_before, resync_rows, write_events,
 };
-use super::{Config, Fault, Measured, Resync};
+use super::{Config, EventKind, Fault, Measured, Resync};
 use crate::duration::ms;
 use crate::report::{plural, Check, Details, Figure, Section};
 
@@ -98,11 +98,11 @@ pub struct DrillDetails {
     /// Replica faults: how far the master moved while the replica was away, bytes.
     pub missed_bytes: Option<u64>,
     /// The resync the faulted replica should do, and why (null: no expectation).
-    pub expected_resync: Option<String>,
+    pub expected_resync: Option<Resync>,
     /// Where the expectation comes from (--expect, or the backlog rule with its numbers).
     pub expected_because: String,
     /// The resync it did: none, partial or full (from its log).
-    pub seen_resync: Option<String>,
+    pub seen_resync: Option<Resync>,
     /// Every event, in time order.
     pub events: Vec<Event>,
     /// Writes per 100 ms by when they ended, from the first to the last.
@@ -183,7 +183,7 @@ pub struct Event {
     /// `sentinel2`, `replica1`, `load`, `drill`.
     pub source: String,
     /// A Sentinel event (+sdown, +switch-master, ...), `state`, `fault`, `follow`, `write`.
-    pub kind: String,
+    pub kind: EventKind,
     /// What happened, as the source said it.
     pub detail: String,
 }
@@ -218,7 +218,7 @@ pub fn details(cfg: &Config, plan: &Plan, m: Measured) -> DrillDetails {
     let first = |kind: &str, prefix: &str| {
         m.events
             .iter()
-            .filter(|e| e.at >= at && e.kind == kind && e.detail.starts_with(prefix))
+            .filter(|e| e.at >= at && e.kind.as_str() == kind && e.detail.starts_with(prefix))
             .map(|e| rel(e.at, at))
             .reduce(f64::min)
     };
@@ -292,9 +292,9 @@ pub fn details(cfg: &Config, plan: &Plan, m: Measured) -> DrillDetails {
             .unwrap_or_default(),
         resync: resync_rows(plan, &m),
         missed_bytes: m.applied.missed_bytes,
-        expected_resync: expected.map(|r| r.as_str().into()),
+        expected_resync: expected,
         expected_because: because,
-        seen_resync: seen.map(|r| r.as_str().into()),
+        seen_resync: seen,
         write_buckets: buckets(cfg, &m.attempts, at),
         events,
         replica_lag_start_ms: m.replica_lag.as_ref().map(|(_, t)| rel(*t, at)),
@@ -390,6 +390,26 @@ mod tests {
     use super::*;
     use crate::lab::SentinelTimeouts;
     use crate::topology::SentinelSet;
+
+    #[test]
+    fn event_kinds_and_resyncs_are_written_as_the_words_they_were() {
+        for (word, kind) in [
+            ("state", EventKind::State),
+            ("fault", EventKind::Fault),
+            ("follow", EventKind::Follow),
+            ("write", EventKind::Write),
+            ("+switch-master", EventKind::Other("+switch-master".into())),
+        ] {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{word}\""));
+            assert_eq!(serde_json::from_str::<EventKind>(&json).unwrap(), kind);
+        }
+        for r in [Resync::None, Resync::Partial, Resync::Full] {
+            let json = serde_json::to_string(&r).unwrap();
+            assert_eq!(json, format!("\"{}\"", r.as_str()));
+            assert_eq!(serde_json::from_str::<Resync>(&json).unwrap(), r);
+        }
+    }
 
     #[test]
     fn the_backlog_rule_decides_partial_or_full_and_stays_out_of_the_edge() {

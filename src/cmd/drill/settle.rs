@@ -104,7 +104,7 @@ pub async fn check_stable(plan: &Plan) -> Result<Stable, String> {
         }
         let online = listed
             .iter()
-            .any(|l| l.port == n.port() && l.state == "online");
+            .any(|l| l.port == n.port() && l.state == crate::client::LinkState::Online);
         if !online {
             return Err(format!("{} does not list {} online yet", m.name, n.name));
         }

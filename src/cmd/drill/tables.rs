@@ -1,6 +1,7 @@
 //! The drill report for people: its checks (each earned on evidence) and tables.
 
 use super::report::{writes, DrillDetails, Event};
+use super::{EventKind, Resync};
 use crate::report::{opt, Section};
 
 fn secs(ms: Option<f64>) -> String {
@@ -173,7 +174,7 @@ fn resync(d: &DrillDetails) -> Section {
             "{}: expected {e} ({}), seen {}",
             d.target,
             d.expected_because,
-            d.seen_resync.as_deref().unwrap_or("-")
+            d.seen_resync.map_or("-", Resync::as_str)
         ));
     }
     s
@@ -209,8 +210,13 @@ const QUIET: &[&str] = &[
     "+sentinel",
 ];
 
-fn quiet(kind: &str) -> bool {
-    QUIET.contains(&kind) || kind.starts_with("+failover-state-")
+fn quiet(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Other(name) => {
+            QUIET.contains(&name.as_str()) || name.starts_with("+failover-state-")
+        }
+        _ => false,
+    }
 }
 
 /// Events in time order; the same Sentinel event from several Sentinels is one row.
@@ -235,7 +241,10 @@ fn timeline(d: &DrillDetails) -> Section {
         } else {
             e.source.clone()
         };
-        let what = if e.kind == "state" || e.kind == "write" || e.kind == "fault" {
+        let what = if matches!(
+            e.kind,
+            EventKind::State | EventKind::Write | EventKind::Fault
+        ) {
             e.detail.clone()
         } else {
             format!("{} {}", e.kind, e.detail)

@@ -8,7 +8,7 @@ use super::load::{Attempt, WriteOutcome};
 use super::owned::Plan;
 use super::report::{rel, AckLevel, Event, NodeResync, WriteBucket, WriteCounts};
 use super::settle::Snap;
-use super::{Config, Measured};
+use super::{Config, EventKind, Measured};
 
 pub fn rate_before(attempts: &[Attempt], at: Instant) -> Option<f64> {
     let sent: Vec<Instant> = attempts
@@ -107,7 +107,7 @@ pub fn write_events(
         events.push(Event {
             t_ms: rel(t, at),
             source: "load".into(),
-            kind: "write".into(),
+            kind: EventKind::Write,
             detail,
         })
     };

@@ -12,6 +12,7 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use super::owned::PROBE;
+use super::EventKind;
 use crate::client::{pubsub, Conn, ErrorKind, Info};
 use crate::discover::sentinel::{master_addr, SentinelSet};
 use crate::topology::{same_host, Node};
@@ -23,7 +24,7 @@ pub struct Raw {
     /// `sentinel2`, `replica1`, `load`, `drill`.
     pub source: String,
     /// A Sentinel event (`+sdown`, `+switch-master`), or `state`, `fault`, `follow`, ...
-    pub kind: String,
+    pub kind: EventKind,
     pub detail: String,
 }
 
@@ -32,22 +33,24 @@ pub struct Raw {
 pub struct Events(Arc<Mutex<Vec<Raw>>>);
 
 impl Events {
-    pub fn push(&self, source: &str, kind: &str, detail: impl Into<String>) {
+    pub fn push(&self, source: &str, kind: EventKind, detail: impl Into<String>) {
         self.push_at(Instant::now(), source, kind, detail);
     }
 
-    pub fn push_at(&self, at: Instant, source: &str, kind: &str, detail: impl Into<String>) {
+    pub fn push_at(&self, at: Instant, source: &str, kind: EventKind, detail: impl Into<String>) {
         self.lock().push(Raw {
             at,
             source: source.to_string(),
-            kind: kind.to_string(),
+            kind,
             detail: detail.into(),
         });
     }
 
     /// Whether an event of this kind has been seen since `since`.
     pub fn seen(&self, kind: &str, since: Instant) -> bool {
-        self.lock().iter().any(|e| e.kind == kind && e.at >= since)
+        self.lock()
+            .iter()
+            .any(|e| e.kind.as_str() == kind && e.at >= since)
     }
 
     pub fn all(&self) -> Vec<Raw> {
@@ -99,7 +102,7 @@ pub async fn sentinel_events(
             let mut stream = ps.into_on_message();
             while let Some(msg) = stream.next().await {
                 let payload: String = msg.get_payload().unwrap_or_default();
-                events.push(&name, msg.get_channel_name(), payload);
+                events.push(&name, msg.get_channel_name().into(), payload);
             }
         });
     }
@@ -130,7 +133,7 @@ fn summary(info: &Info, names: &Names) -> String {
         let online = info
             .replicas()
             .iter()
-            .filter(|l| l.state == "online")
+            .filter(|l| l.state == crate::client::LinkState::Online)
             .count();
         return format!(
             "master, {} online",
@@ -171,7 +174,7 @@ pub fn poll_nodes(nodes: &[Node], names: &Names, events: &Events, tasks: &mut Ta
             loop {
                 let seen = observe(&node, &mut conn, &names).await;
                 if seen != last {
-                    events.push(&node.name, "state", seen.clone());
+                    events.push(&node.name, EventKind::State, seen.clone());
                     last = seen;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -238,7 +241,7 @@ pub fn follow_master(
                 if is_master(n).await {
                     events.push(
                         "load",
-                        "follow",
+                        EventKind::Follow,
                         format!("writes go to {} as {} says", n.label(), s.name),
                     );
                     let _ = tx.send(n.clone());

@@ -93,7 +93,7 @@ impl Plan {
 pub fn target_of(nodes: &[NodeInfo]) -> String {
     let mut masters: Vec<&str> = nodes
         .iter()
-        .filter(|n| n.expected_role == "master")
+        .filter(|n| n.expected_role == crate::topology::Role::Master)
         .map(|n| n.address.as_str())
         .collect();
     masters.sort();

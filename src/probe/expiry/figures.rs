@@ -3,6 +3,7 @@
 
 use super::report::{Ended, NodeExpiry, TtlWatchDetails};
 use crate::report::figure::{Band, Figure, Kind, Mark, Rule, Series};
+use crate::topology::Role;
 
 pub fn figures(d: &TtlWatchDetails) -> Vec<Figure> {
     let mut out = Vec::new();
@@ -90,7 +91,7 @@ fn lane(d: &TtlWatchDetails, n: &NodeExpiry) -> Series {
                 });
             }
             if let Some(x) = b {
-                let label = if n.role == "replica" {
+                let label = if n.role == Role::Replica {
                     "DEL arrived"
                 } else {
                     "left keyspace"

@@ -111,12 +111,7 @@ pub async fn measure(
         let mut res = NodeExpiry {
             name: st.node.name.clone(),
             address: st.node.addr(),
-            role: if st.node.role == Role::Master {
-                "master"
-            } else {
-                "replica"
-            }
-            .into(),
+            role: st.node.role,
             error: st.error.as_ref().map(|e| e.message.clone()),
             ..NodeExpiry::default()
         };

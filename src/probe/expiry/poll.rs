@@ -8,6 +8,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::report::{MeasuredBy, NodeExpiry};
 use crate::client::Conn;
 use crate::duration::ms;
+use crate::topology::Role;
 use crate::ui::narrate::Narrator;
 
 /// How the key leaving a node's keyspace can be seen.
@@ -195,7 +196,7 @@ impl Track {
             if ttl >= 0 {
                 let mine = (sent + ttl as f64, recv + ttl as f64);
                 self.implied_expiry = Some(mine);
-                if let (Some(m), "replica") = (master_expiry, r.role.as_str()) {
+                if let (Some(m), Role::Replica) = (master_expiry, r.role) {
                     // The two windows' distance: what the readings prove, no more.
                     let d = (mine.0 - m.1).max(m.0 - mine.1).max(0.0).round() as i64;
                     r.max_ttl_drift_ms = Some(r.max_ttl_drift_ms.map_or(d, |x| x.max(d)));

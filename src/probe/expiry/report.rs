@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::report::{Check, Details, Section};
+use crate::topology::Role;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TtlWatchDetails {
@@ -88,7 +89,7 @@ pub struct NodeExpiry {
     pub name: String,
     pub address: String,
     /// master or replica.
-    pub role: String,
+    pub role: Role,
     /// Replicas: the largest distance between the expiry its readings imply
     /// (reading time + PTTL) and the master's, ms: what the readings prove.
     pub max_ttl_drift_ms: Option<i64>,
@@ -192,7 +193,7 @@ pub fn checks(d: &TtlWatchDetails) -> Vec<Check> {
             continue;
         }
         out.push(expiry_check(n, d));
-        if n.role == "replica" {
+        if n.role == Role::Replica {
             out.push(propagation_check(n, d));
         }
     }
@@ -303,7 +304,7 @@ impl Details for TtlWatchDetails {
         for n in &self.nodes {
             s.row(vec![
                 n.name.clone(),
-                n.role.clone(),
+                n.role.to_string(),
                 n.max_ttl_drift_ms
                     .map(|d| format!("{d} ms"))
                     .unwrap_or_else(|| "-".into()),

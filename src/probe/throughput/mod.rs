@@ -385,11 +385,29 @@ async fn refuse_beyond_maxclients(cfg: &Config, master: &Master<'_>) -> Result<(
 
 /// The whole measurement on a survey whose master answered: prefill,
 /// warm-up, rounds (watching the replicas' links), replica catch-up, cleanup.
+/// An error once the rounds began carries the rounds measured so far
+/// (`run::Measured`), for the report of the run it ends.
 pub async fn measure(
     cfg: &Config,
     ctx: &Ctx,
     survey: &Survey,
     master: &Master<'_>,
+) -> Result<PerfDetails> {
+    let mut partial = None;
+    let measured = measure_noting(cfg, ctx, survey, master, &mut partial).await;
+    measured.map_err(|e| match partial {
+        Some(p) => crate::run::Measured::partial(p, e),
+        None => e,
+    })
+}
+
+/// `measure`, noting in `partial` how far it got.
+async fn measure_noting(
+    cfg: &Config,
+    ctx: &Ctx,
+    survey: &Survey,
+    master: &Master<'_>,
+    partial: &mut Option<serde_json::Value>,
 ) -> Result<PerfDetails> {
     let before = master.info.clone();
     let prefix = ctx.key(&split::key_suffix(&cfg.opts));
@@ -489,7 +507,7 @@ pub async fn measure(
     });
     // An error in the first round still leaves a report that says how far
     // the run got.
-    ctx.set_partial(serde_json::json!({
+    *partial = Some(serde_json::json!({
         "rounds_completed": 0,
         "rounds_planned": cfg.opts.rounds,
     }));
@@ -553,7 +571,7 @@ pub async fn measure(
         }
         // Should a later round end the run with an error, its report still
         // has the rounds measured so far.
-        ctx.set_partial(serde_json::json!({
+        *partial = Some(serde_json::json!({
             "rounds_completed": results.len(),
             "rounds_planned": cfg.opts.rounds,
             "rounds_ops_per_sec": results.iter().map(EngineResult::ops_per_sec).collect::<Vec<_>>(),
