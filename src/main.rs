@@ -1,7 +1,6 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::Parser;
 use redlab::timings;
 
 fn main() -> ExitCode {
@@ -14,9 +13,9 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     }
-    // Parse first: --version, --help and usage errors exit inside `parse`,
-    // before any runtime, thread or connection exists.
-    let cli = redlab::cli::Cli::parse();
+    // Parse first: --version, --help and usage errors exit inside the full
+    // parser, before any runtime, thread or connection exists.
+    let cli = redlab::cli::Cli::parse_process();
     if cli.global.timings {
         timings::enable();
         timings::record("parse arguments", start);

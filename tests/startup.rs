@@ -65,6 +65,7 @@ fn timings_lists_every_start_up_and_shutdown_step_on_stderr_and_in_the_manifest(
         "round 1/1",
         "after the load: INFO memory, stats",
         "cleanup",
+        "report: percentiles, details",
         "registry: unregister, evictions",
         "whole run (to exit)",
     ] {
@@ -167,5 +168,36 @@ fn the_version_fast_path_prints_what_clap_prints() {
     assert_eq!(
         fast.stdout,
         format!("redlab {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn what_the_light_parse_declines_the_full_parser_answers() {
+    // Help, versions and usage errors of a perf command line: the light
+    // path (a tree holding only perf) steps aside and clap answers as before.
+    let help = redlab(&["perf", "--help"]);
+    assert_eq!(help.code, 0, "{}", help.stderr);
+    assert!(help.stdout.contains("Pipeline depth"), "{}", help.stdout);
+    assert!(
+        help.stdout.contains("Usage: redlab perf"),
+        "{}",
+        help.stdout
+    );
+    let version = redlab(&["perf", "--version"]);
+    assert_ne!(version.code, 0, "{}", version.stdout);
+    let bad = redlab(&["perf", "-n", "lots"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("invalid value 'lots'") && bad.stderr.contains("--requests"),
+        "{}",
+        bad.stderr
+    );
+    // A value spelt like a subcommand ahead of another one.
+    let other = redlab(&["--prefix", "perf", "lab", "--help"]);
+    assert_eq!(other.code, 0, "{}", other.stderr);
+    assert!(
+        other.stdout.contains("Usage: redlab lab"),
+        "{}",
+        other.stdout
     );
 }

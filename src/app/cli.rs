@@ -45,6 +45,71 @@ impl Cli {
     {
         Cli::try_parse_from(args).map_err(|e| e.to_string())
     }
+
+    /// The process's command line, parsed: by `light` when it can, else by
+    /// the full parser (which prints help, versions and errors, and exits).
+    pub fn parse_process() -> Cli {
+        light(std::env::args_os()).unwrap_or_else(Cli::parse)
+    }
+}
+
+// The light path. Building the whole command tree (every subcommand's
+// arguments, then the ~30 global options copied into each of them) was most
+// of a short run's parse (docs/benchmarks.md). A command line names one
+// subcommand: a tree holding only that one parses it to the same `Cli`, and
+// anything the small tree does not accept as it stands (help, a version, an
+// error, a value spelt like a subcommand ahead of the real one) goes to the
+// full parser, which answers as it always did.
+
+/// `args` parsed by a tree holding only the subcommand it names, or None
+/// when the full parser must answer. A tree with fewer subcommands accepts
+/// no command line the full one reads differently: a top-level word that
+/// names another subcommand is an error here, and everything else is the
+/// same arguments, parsed the same way.
+pub fn light<I, T>(args: I) -> Option<Cli>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::FromArgMatches;
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    let sub = args
+        .iter()
+        .skip(1)
+        .find_map(|a| a.to_str().and_then(one_subcommand))?;
+    let top = clap::Command::new("redlab")
+        .version(env!("CARGO_PKG_VERSION"))
+        .subcommand_required(true)
+        .arg_required_else_help(true);
+    let matches = GlobalArgs::augment_args(top)
+        .subcommand(sub)
+        .try_get_matches_from(args)
+        .ok()?;
+    Cli::from_arg_matches(&matches).ok()
+}
+
+/// The subcommand `name` alone, as `Command` builds it (its arguments;
+/// about and examples only show in help, which the full parser prints).
+fn one_subcommand(name: &str) -> Option<clap::Command> {
+    type Augment = fn(clap::Command) -> clap::Command;
+    const ALL: [(&str, Augment); 14] = [
+        ("replicate-check", ReplicateCheckArgs::augment_args),
+        ("keycount", KeycountArgs::augment_args),
+        ("lab", LabArgs::augment_args),
+        ("perf", PerfArgs::augment_args),
+        ("check", CheckArgs::augment_args),
+        ("stats", StatsArgs::augment_args),
+        ("ttl-watch", TtlWatchArgs::augment_args),
+        ("demo", DemoArgs::augment_args),
+        ("compare", CompareArgs::augment_args),
+        ("clean", CleanArgs::augment_args),
+        ("report", ReportArgs::augment_args),
+        ("drill", DrillArgs::augment_args),
+        ("completions", CompletionsArgs::augment_args),
+        ("man", ManArgs::augment_args),
+    ];
+    let (name, augment) = ALL.iter().find(|(n, _)| *n == name)?;
+    Some(augment(clap::Command::new(*name)))
 }
 
 #[derive(Debug, Clone, Args)]
@@ -1246,6 +1311,205 @@ mod tests {
         assert_eq!(parse_size_range("3").unwrap(), (3, 3));
         assert_eq!(parse_size_range("10-100").unwrap(), (10, 100));
         assert!(parse_size_range("100-10").is_err());
+    }
+
+    /// The light path gives exactly the full parser's `Cli`, or declines.
+    fn same_as_full(args: &[&str]) -> bool {
+        let full = Cli::try_parse_from(args).map(|c| format!("{c:?}"));
+        match light(args) {
+            Some(l) => {
+                assert_eq!(
+                    Ok(format!("{l:?}")),
+                    full.map_err(|e| e.to_string()),
+                    "{args:?}"
+                );
+                true
+            }
+            None => false,
+        }
+    }
+
+    #[test]
+    fn the_light_parse_gives_what_the_full_parser_gives() {
+        let url = "redis://127.0.0.1:6379";
+        let taken: &[&[&str]] = &[
+            &["redlab", "perf"],
+            &[
+                "redlab", "--master", url, "-q", "--format", "json", "perf", "-n", "1000", "-P",
+                "1000", "--rounds", "1", "--warmup", "0",
+            ],
+            // Global options after the subcommand, short flags bundled, `=` forms.
+            &[
+                "redlab",
+                "perf",
+                "--master",
+                url,
+                "-qv",
+                "-n1",
+                "-P=16",
+                "-c",
+                "4",
+                "--timings",
+            ],
+            &[
+                "redlab",
+                "--timeout=500ms",
+                "perf",
+                "--duration",
+                "2s",
+                "--rate",
+                "1e4",
+                "-d",
+                "10-100",
+                "--workload",
+                "mixed",
+                "--ratio",
+                "1:3",
+                "--keyspace",
+                "100",
+            ],
+            &[
+                "redlab",
+                "--replica",
+                "redis://a:1,redis://b:2",
+                "--replica",
+                "redis://c:3",
+                "perf",
+                "--read-from",
+                "replicas",
+                "--workload",
+                "get",
+            ],
+            &[
+                "redlab",
+                "perf",
+                "--client",
+                "2/3",
+                "--start-at",
+                "1800000000",
+                "--threads",
+                "2",
+                "--key-ttl",
+                "1m",
+                "--keep-keys",
+                "--hdr-out",
+                "h.hgrm",
+            ],
+            &[
+                "redlab",
+                "--cluster",
+                "--spawn",
+                "--spawn-shards",
+                "4",
+                "perf",
+                "--threads-per-shard",
+                "2",
+                "--baseline",
+                "b.json",
+                "--tolerance",
+                "5",
+            ],
+            &["redlab", "perf", "-n", "5", "--report"],
+            &[
+                "redlab",
+                "--report",
+                "r.json",
+                "--fail-on",
+                "warn",
+                "--color",
+                "never",
+                "perf",
+            ],
+            // A value spelt like a subcommand, ahead of it: the same subcommand.
+            &["redlab", "--prefix", "perf", "perf", "-n", "1"],
+            &["redlab", "perf", "--"],
+            // Every other subcommand takes the path too.
+            &[
+                "redlab",
+                "--spawn",
+                "check",
+                "--only",
+                "reachability,config-lint",
+                "--strict",
+            ],
+            &[
+                "redlab",
+                "check",
+                "--skip",
+                "expiry",
+                "--require-min-replicas",
+            ],
+            &[
+                "redlab",
+                "replicate-check",
+                "--probes",
+                "5",
+                "--max-lag",
+                "250ms",
+            ],
+            &["redlab", "keycount", "--settle", "10s"],
+            &["redlab", "lab", "up", "--base-port", "44100"],
+            &["redlab", "lab", "status"],
+            &["redlab", "stats"],
+            &["redlab", "ttl-watch"],
+            &["redlab", "demo"],
+            &["redlab", "compare"],
+            &["redlab", "clean", "--run", "abc", "--rate", "10"],
+            &["redlab", "report", "saved.json", "--format", "html"],
+            &["redlab", "drill", "--fault", "kill-master"],
+            &["redlab", "completions", "bash"],
+            &["redlab", "man", "lab", "up"],
+        ];
+        for args in taken {
+            assert!(same_as_full(args), "light path not taken: {args:?}");
+        }
+        // What the full parser must answer (help, versions, errors), and
+        // lines whose first subcommand-like word is a value: declined, or
+        // the same.
+        let declined: &[&[&str]] = &[
+            &["redlab"],
+            &["redlab", "--help"],
+            &["redlab", "perf", "--help"],
+            &["redlab", "perf", "-h"],
+            &["redlab", "help", "perf"],
+            &["redlab", "--version"],
+            &["redlab", "perf", "--version"],
+            &["redlab", "perf", "-n", "lots"],
+            &["redlab", "perf", "--bogus"],
+            &["redlab", "perf", "-n", "1", "--duration", "1s"],
+            &["redlab", "--prefix", "perf", "check"],
+            &["redlab", "--report", "perf", "-n", "5"],
+            &["redlab", "--master", "perf"],
+            &["redlab", "perf", "check"],
+            &["redlab", "lab"],
+            &["redlab", "completions"],
+            &["redlab", "nonsense"],
+        ];
+        for args in declined {
+            assert!(!same_as_full(args), "light path taken: {args:?}");
+        }
+    }
+
+    #[test]
+    fn the_light_tree_has_every_subcommand_with_the_same_arguments() {
+        use clap::CommandFactory;
+        let full = Cli::command();
+        for sub in full.get_subcommands().filter(|s| s.get_name() != "help") {
+            let light = one_subcommand(sub.get_name())
+                .unwrap_or_else(|| panic!("{} has no light path", sub.get_name()));
+            let ids = |c: &clap::Command| {
+                let mut v: Vec<String> = c.get_arguments().map(|a| format!("{a:?}")).collect();
+                v.sort();
+                v
+            };
+            assert_eq!(ids(&light), ids(sub), "{}", sub.get_name());
+            let subs = |c: &clap::Command| {
+                c.get_subcommands()
+                    .map(|s| s.get_name().to_string())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(subs(&light), subs(sub), "{}", sub.get_name());
+        }
     }
 
     #[test]

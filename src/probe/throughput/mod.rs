@@ -621,7 +621,21 @@ async fn measure_noting(
             None => None,
         }
     };
-    let (caught, lag, after) = if moved.is_none() {
+    // The cleanup, with the INFO after the load when there is one: both go
+    // on the survey's connection (the cleanup's is that one too), INFO
+    // first, so the server answers INFO before it runs the UNLINKs (the
+    // memory after the load is read before the keys go) and both cost one
+    // round trip instead of two. `join` polls in order: INFO is queued first.
+    let cleanup = async {
+        if cfg.opts.keep_keys {
+            keep_measured_keys(ctx, &prefix)
+        } else {
+            timed("cleanup", ctx.cleanup(std::future::pending()))
+                .await
+                .removed
+        }
+    };
+    let (caught, lag, after, keys_removed) = if moved.is_none() {
         let catching_up = async {
             let c = replicas::catch_up(master, survey, cfg.opts.settle).await;
             let _ = caught_up.send(());
@@ -634,27 +648,25 @@ async fn measure_noting(
         // its stats section has the resync counters too.
         let mut conn = master.conn.clone();
         let after = conn.info_sections(&["memory", "stats"]);
-        let after = timed("after the load: INFO memory, stats", after).await?;
+        let after = timed("after the load: INFO memory, stats", after);
+        let (after, keys_removed) = futures_util::future::join(after, cleanup).await;
+        let after = after?;
         let after_links = replicas::Links::read(master, survey, Some(&after)).await;
         links.add_changes(&after_links, survey, &mut resyncs);
         for c in &mut caught {
             c.reconnected = resyncs.replicas_reconnected.contains(&c.name);
         }
-        (caught, lag, after)
+        (caught, lag, after, keys_removed)
     } else {
         // The master moved: the replicas followed another master, whose
         // memory is not the one `before` measured. Neither is reported.
         drop(caught_up);
         drop(lag.await);
-        (Vec::new(), None, before.clone())
+        (Vec::new(), None, before.clone(), cleanup.await)
     };
-    let keys_removed = if cfg.opts.keep_keys {
-        keep_measured_keys(ctx, &prefix)
-    } else {
-        timed("cleanup", ctx.cleanup(std::future::pending()))
-            .await
-            .removed
-    };
+    // The report's figures (percentiles of every round, the details): a
+    // step of its own, or --timings shows a gap before the registry's end.
+    let building = Instant::now();
     let median = median_round(&results);
     if let Some(path) = &cfg.opts.hdr_out {
         crate::report::write_file(path, &crate::latency::hgrm_ms(&results[median].latency_ns))?;
@@ -684,6 +696,7 @@ async fn measure_noting(
     if let Some(path) = &cfg.opts.baseline {
         d.baseline = Some(baseline::compare(path, &d, cfg.opts.tolerance)?);
     }
+    crate::timings::record("report: percentiles, details", building);
     Ok(d)
 }
 
