@@ -12,7 +12,7 @@ use crate::topology::Node;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Serving {
     /// Reads and writes work (a full cache that evicts by design included).
-    Serving,
+    Normally,
     /// Loading its dataset: -LOADING to every data command.
     Loading { percent: Option<String> },
     /// Running a long script or function: -BUSY to everything else.
@@ -33,13 +33,13 @@ impl Serving {
 
     /// Every user's writes work.
     pub fn writes(&self) -> bool {
-        *self == Serving::Serving
+        *self == Serving::Normally
     }
 
     /// What the node does instead of serving, and what to do; empty when it serves.
     pub fn reason(&self) -> String {
         match self {
-            Serving::Serving => String::new(),
+            Serving::Normally => String::new(),
             Serving::Loading { percent } => format!(
                 "not serving: loading its dataset ({}), it answers LOADING to every data command; wait until INFO says loading:0",
                 percent
@@ -113,7 +113,7 @@ pub fn classify(info: &Info, ping_refused: Option<ErrorKind>, probe: Option<Erro
     if !info.is_master() {
         // A replica refuses user writes anyway and ignores maxmemory and
         // MISCONF by default: reads are its service.
-        return Serving::Serving;
+        return Serving::Normally;
     }
     if ping_refused == Some(ErrorKind::Misconf) || probe == Some(ErrorKind::Misconf) {
         return Serving::Misconf;
@@ -133,7 +133,7 @@ pub fn classify(info: &Info, ping_refused: Option<ErrorKind>, probe: Option<Erro
             policy: policy.to_string(),
         };
     }
-    Serving::Serving
+    Serving::Normally
 }
 
 /// used (as maxmemory counts it), maxmemory, policy.
@@ -206,7 +206,7 @@ mod tests {
     #[test]
     fn loading_busy_and_misconf_come_from_what_the_node_answered() {
         let m = "role:master\r\nloading:0\r\n";
-        assert_eq!(classify(&info(m), None, None), Serving::Serving);
+        assert_eq!(classify(&info(m), None, None), Serving::Normally);
         let l = info("role:master\r\nloading:1\r\nloading_loaded_perc:2.63\r\n");
         assert_eq!(
             classify(&l, None, None),
@@ -221,7 +221,7 @@ mod tests {
         // A replica's MISCONF does not stop its service (reads).
         assert_eq!(
             classify(&info("role:slave\r\n"), Some(ErrorKind::Misconf), None),
-            Serving::Serving
+            Serving::Normally
         );
     }
 
@@ -243,17 +243,17 @@ mod tests {
         ));
         assert_eq!(
             classify(&full("volatile-lru", 3), None, None),
-            Serving::Serving
+            Serving::Normally
         );
         assert_eq!(
             classify(&full("allkeys-lru", 0), None, None),
-            Serving::Serving
+            Serving::Normally
         );
         assert!(evicting_at_limit(&full("allkeys-lru", 0)));
         // The probe's answer wins over the figures.
         assert_eq!(
             classify(&full("noeviction", 0), None, Some(ErrorKind::Other)),
-            Serving::Serving
+            Serving::Normally
         );
         let under = info("role:master\r\nused_memory:950\r\nmaxmemory:1000\r\n");
         assert!(matches!(

@@ -50,7 +50,7 @@ impl NodeState {
     pub fn not_serving(&self) -> Option<NotServing> {
         self.serving
             .clone()
-            .filter(|s| *s != Serving::Serving)
+            .filter(|s| *s != Serving::Normally)
             .map(|s| NotServing::new(&self.node, s))
     }
 

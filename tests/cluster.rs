@@ -88,7 +88,7 @@ fn seed_users(lab: &ClusterLab) {
 
 fn slots_of(s: &LabShard) -> Vec<(u16, u16)> {
     let nodes = text(s.master.port, &["CLUSTER", "NODES"]);
-    redlab::discover::cluster::parse_nodes(&nodes)
+    redlab::parse_nodes(&nodes)
         .into_iter()
         .find(|m| m.is_myself())
         .unwrap()

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::common::*;
 use redlab::client::Conn;
 use redlab::loadgen::engine::{self, EngineConfig, Stop};
-use redlab::replication::lag::{sample_lag, LagOptions};
+use redlab::{sample_lag, LagOptions};
 
 #[test]
 fn lag_rises_under_load_and_ends_caught_up() {

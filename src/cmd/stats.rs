@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-pub use crate::probe::stats::{checks, collect, node_stats, sections, NodeStats};
+pub use crate::probe::stats::{checks, collect, sections, NodeStats};
 use crate::report::{render_sections, Details, Report, Section};
 use crate::run::Ctx;
 use crate::survey::Survey;

@@ -83,10 +83,6 @@ pub struct NodeIo {
 }
 
 impl NodeIo {
-    pub fn name(&self) -> &str {
-        self.conn.name()
-    }
-
     /// The same node and cap on another connection (another db).
     pub fn with_conn(&self, conn: Conn) -> NodeIo {
         NodeIo {

@@ -30,10 +30,10 @@ use futures_util::future::join_all;
 use crate::client::{Conn, DbCounts, NodeError};
 use crate::topology::Node;
 use limit::{Limiter, NodeIo};
-pub use result::{CompareResult, Counts, KeySample, Kind, Path, ReplicaResult, SampleInfo};
+pub use result::{CompareResult, KeySample, Kind, Path, ReplicaResult, SampleInfo};
 use rounds::Tracker;
 pub use scan::Sample;
-pub use settle::{settle, Endpoint, Settle, SettleState};
+pub use settle::{settle, Endpoint, Settle};
 
 /// How to compare (plain data; the subcommand fills it from its flags).
 #[derive(Debug, Clone)]

@@ -80,24 +80,6 @@ pub fn read_of(name: &str) -> Read {
     }
 }
 
-/// How a value of this type was read, for a report: `DUMP`, `TOPK.INFO and
-/// TOPK.LIST WITHCOUNT`.
-pub fn how(name: &str) -> String {
-    match read_of(name) {
-        Read::Commands(cmds) => cmds
-            .iter()
-            .map(|c| {
-                std::iter::once(c.name)
-                    .chain(c.args.iter().copied())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .collect::<Vec<_>>()
-            .join(" and "),
-        _ => "DUMP".into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,7 +90,5 @@ mod tests {
         assert_eq!(read_of("MBbloom--"), Read::Dump);
         assert!(matches!(read_of("TopK-TYPE"), Read::Commands(c) if c.len() == 2));
         assert_eq!(read_of("TSDB-TYPE"), Read::Opaque);
-        assert_eq!(how("TopK-TYPE"), "TOPK.INFO and TOPK.LIST WITHCOUNT");
-        assert_eq!(how("ReJSON-RL"), "DUMP");
     }
 }

@@ -16,7 +16,7 @@ pub mod cleanup;
 mod ledger;
 mod manifest;
 mod measured;
-pub use crate::namespace;
+pub(crate) use crate::namespace;
 pub mod registry;
 pub mod safety;
 mod signals;
@@ -25,7 +25,7 @@ pub use crate::timings;
 pub use ledger::{Ledger, Owned, RangeRecord};
 pub use manifest::{hostname, new_run_id, redacted_args};
 pub use measured::{Found, Measured};
-pub use signals::{received as signals_received, Signals};
+pub use signals::Signals;
 
 /// The shortest TTL a key of redlab's gets: long enough for any step that
 /// reads it back, short enough that a crash leaves nothing for long.

@@ -2,12 +2,6 @@
 
 use anyhow::Result;
 
-/// How many ending signals the process has received, counted (into
-/// `crate::interrupt`) by a handler that runs beside tokio's: code that must
-/// block the runtime's thread (writing a report to a FIFO) still sees a
-/// signal arrive.
-pub use crate::interrupt::received;
-
 fn count_signals() {
     use std::sync::Once;
     static ONCE: Once = Once::new();

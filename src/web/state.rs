@@ -33,8 +33,6 @@ pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// again after it broke).
 pub struct NodeSlot {
     pub node: Node,
-    /// Index of its shard in `State::shards`.
-    pub shard: usize,
     conn: Mutex<Option<Conn>>,
     timeout: Duration,
     /// What the last reading found, for the snapshot.
@@ -201,7 +199,7 @@ impl State {
         ctxs: &[Ctx],
     ) -> State {
         let mut nodes = Vec::new();
-        for (i, (shard, ctx)) in shards.iter_mut().zip(ctxs).enumerate() {
+        for (shard, ctx) in shards.iter_mut().zip(ctxs) {
             shard.master = nodes.len();
             for n in ctx.topology.nodes() {
                 if n.role == Role::Replica {
@@ -209,7 +207,6 @@ impl State {
                 }
                 nodes.push(NodeSlot {
                     node: n.clone(),
-                    shard: i,
                     conn: Mutex::new(None),
                     timeout: ctx.timeout,
                     view: Mutex::new(NodeView {

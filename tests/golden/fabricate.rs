@@ -71,7 +71,7 @@ pub fn spectrum(k: f64) -> Value {
         let us = 600 + (i % 400) + if i % 1000 == 0 { 20_000 + i / 20 } else { 0 };
         h.record((us as f64 * k * 1000.0) as u64).unwrap();
     }
-    serde_json::to_value(redlab::series::spectrum(&h)).unwrap()
+    serde_json::to_value(redlab::spectrum(&h)).unwrap()
 }
 
 /// A perf run of three seconds with a stall at 1.8 s, lag sampled on three replicas.
@@ -250,11 +250,11 @@ pub fn typed<D: redlab::report::Details + serde::de::DeserializeOwned>(v: Value)
     serde_json::from_value(v).expect("the fabricated report reads as redlab's own")
 }
 
-pub fn perf() -> Report<redlab::cmd::perf::PerfDetails> {
+pub fn perf() -> Report<redlab::PerfDetails> {
     typed(perf_json())
 }
 
-pub fn check_report() -> Report<redlab::cmd::check::CheckDetails> {
+pub fn check_report() -> Report<redlab::CheckDetails> {
     typed(check_json())
 }
 

@@ -300,7 +300,7 @@ fn json_keeps_the_series_and_reads_back_to_the_same_page() {
         v["details"]["per_100ms_latency"].as_array().unwrap().len(),
         30
     );
-    let again: Report<redlab::cmd::perf::PerfDetails> = serde_json::from_value(v).unwrap();
+    let again: Report<redlab::PerfDetails> = serde_json::from_value(v).unwrap();
     assert_eq!(
         again.render(Format::Html).unwrap(),
         r.render(Format::Html).unwrap()
@@ -365,7 +365,7 @@ fn a_drill_timeline_shades_the_unavailability_window() {
 
 #[test]
 fn a_drill_report_shows_its_costs_timeline_and_shaded_outage() {
-    let r: Report<redlab::cmd::drill::DrillDetails> = fabricate::typed(fabricate::drill_json());
+    let r: Report<redlab::DrillDetails> = fabricate::typed(fabricate::drill_json());
     let table = r.render(Format::Table).unwrap();
     for want in [
         "redlab drill: PASS",
@@ -602,7 +602,7 @@ fn the_perf_caption_and_table_agree_on_the_catch_up() {
     {
         r["catch_up_ms"] = serde_json::json!(996.0);
     }
-    let report: Report<redlab::cmd::perf::PerfDetails> = serde_json::from_value(v).unwrap();
+    let report: Report<redlab::PerfDetails> = serde_json::from_value(v).unwrap();
     let html = report.render(Format::Html).unwrap();
     let doc = parse(&html);
     let caption: String = by_id(&doc, "fig-replica-lag")

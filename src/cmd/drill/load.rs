@@ -56,10 +56,6 @@ impl Attempt {
             _ => false,
         }
     }
-
-    pub fn written(&self) -> bool {
-        matches!(self.outcome, WriteOutcome::Set { .. })
-    }
 }
 
 /// Shared between the writers and whoever watches the load.

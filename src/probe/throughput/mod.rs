@@ -33,7 +33,7 @@ use crate::survey::{Master, Survey};
 use crate::timings::timed;
 use crate::topology::Node;
 
-pub use details::{CatchUp, Memory, PerfDetails, Round};
+pub use details::{CatchUp, PerfDetails};
 use phase::{engine_base, phase, phase_parts, run_bar, Shown};
 pub use replicas::Resyncs;
 
