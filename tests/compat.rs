@@ -533,14 +533,29 @@ fn a_sentinel_lab_runs_on_this_server_and_stops_whole() {
 /// A base port for a cluster lab of `n` nodes: its data ports and the ports
 /// 10000 above them free, all below the kernel's ephemeral range.
 fn cluster_base(n: u16) -> u16 {
+    // The bases handed out in this process: tests run in parallel, and a
+    // port one test leaves free for a moment (the TIME-WAIT test drops its
+    // listener on purpose) must not be handed to another.
+    static GIVEN: std::sync::Mutex<Vec<(u16, u16)>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
     let (lo, _) = redlab::lab::binary::ephemeral_range();
     let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
     let top = lo - 10000 - n;
     let seed = std::process::id() as u64;
-    (0..2000u64)
+    let b = (0..2000u64)
         .map(|i| 10000 + ((seed.wrapping_mul(2654435761) + i * 7919) % (top - 10000) as u64) as u16)
+        .filter(|b| {
+            // Data ports and bus ports (+10000) of each base, pairwise apart.
+            given.iter().all(|(g, m)| {
+                [*b, b + 10000]
+                    .iter()
+                    .all(|x| [*g, g + 10000].iter().all(|y| x + n <= *y || y + m <= *x))
+            })
+        })
         .find(|b| (*b..b + n).chain(b + 10000..b + 10000 + n).all(free))
-        .unwrap_or_else(|| panic!("no cluster base port below {lo}"))
+        .unwrap_or_else(|| panic!("no cluster base port below {lo}"));
+    given.push((b, n));
+    b
 }
 
 /// Whether a socket in TIME-WAIT has local port `port` (/proc/net/tcp).
