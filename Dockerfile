@@ -6,8 +6,9 @@
 FROM rust:1-alpine AS build
 RUN apk add --no-cache musl-dev
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
+COPY link ./link
 RUN cargo build --locked --profile dist --bin redlab \
     && strip target/dist/redlab
 

@@ -161,3 +161,38 @@ fn the_image_is_multi_stage_and_puts_redlab_on_the_path() {
         "{docker}"
     );
 }
+
+/// The build stage copies everything cargo reads to build the binary: a
+/// missing build.rs builds without a word, but a different binary (a PIE,
+/// its code not laid out as link/hot-symbols.txt says).
+#[test]
+fn the_image_builds_from_every_build_input() {
+    let docker = read("Dockerfile");
+    // Everything before the second FROM: the comments and the build stage.
+    let build_stage: String = docker.split("\nFROM ").take(2).collect();
+    let copied: Vec<&str> = build_stage
+        .lines()
+        .filter_map(|l| l.strip_prefix("COPY "))
+        .flat_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            words[..words.len() - 1].to_vec()
+        })
+        .collect();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let ignored = read(".dockerignore");
+    for input in ["Cargo.toml", "Cargo.lock", "build.rs", "src", "link"] {
+        if !root.join(input).exists() {
+            continue;
+        }
+        assert!(
+            copied.iter().any(|c| c.trim_end_matches('/') == input),
+            "the Dockerfile's build stage does not copy {input}: {copied:?}"
+        );
+        assert!(
+            !ignored
+                .lines()
+                .any(|l| l.trim().trim_end_matches('/') == input),
+            ".dockerignore leaves out {input}"
+        );
+    }
+}
