@@ -74,13 +74,25 @@ pub struct LatencyUs {
     pub mean_us: f64,
 }
 
+/// Nanoseconds as microseconds, to the nanosecond.
+fn us(ns: u64) -> f64 {
+    (ns as f64 / 1e3 * 1000.0).round() / 1000.0
+}
+
+/// `LatencyUs::from_ns(h).p99_us`, without the rest (0 when empty).
+pub fn p99_us(h: &Histogram<u64>) -> f64 {
+    if h.is_empty() {
+        return 0.0;
+    }
+    us(h.value_at_quantile(0.99))
+}
+
 impl LatencyUs {
     /// From a histogram of nanoseconds. An empty one gives all zeros, never NaN.
     pub fn from_ns(h: &Histogram<u64>) -> LatencyUs {
         if h.is_empty() {
             return LatencyUs::default();
         }
-        let us = |ns: u64| (ns as f64 / 1e3 * 1000.0).round() / 1000.0;
         LatencyUs {
             count: h.len(),
             min_us: us(h.min()),
@@ -184,6 +196,16 @@ mod tests {
         assert_eq!(h.len(), 6);
         assert!((h.max() as f64 - 3e6).abs() / 3e6 < 0.001, "{}", h.max());
         assert!((h.min() as f64 - 1e3).abs() / 1e3 < 0.001, "{}", h.min());
+    }
+
+    #[test]
+    fn p99_alone_is_the_summary_s() {
+        let mut h = histogram();
+        for ns in [1_000u64, 2_345, 77_777, 1_234_567, 9_999_999] {
+            record_n(&mut h, ns, ns % 7 + 1);
+        }
+        assert_eq!(p99_us(&h), LatencyUs::from_ns(&h).p99_us);
+        assert_eq!(p99_us(&histogram()), 0.0);
     }
 
     #[test]

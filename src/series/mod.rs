@@ -199,11 +199,18 @@ impl Slices {
 
     /// Every slice from the start to the last one that had a reply.
     fn finish(mut self) -> Vec<LatencySlice> {
-        if !self.overflowed && !self.current.is_empty() {
-            self.roll(self.index + 1);
-        }
         if self.overflowed {
             return Vec::new();
+        }
+        // The last slice, as `roll` closes one but without zeroing the
+        // histogram for a slice that never comes (a memset of all its counts).
+        if !self.current.is_empty() {
+            let start_ms = (self.index * self.width_ns) as f64 / 1e6;
+            self.done
+                .push(LatencySlice::from_ns(start_ms, &self.current));
+            if self.cap.is_some_and(|c| self.done.len() > c) {
+                return Vec::new();
+            }
         }
         self.done
     }

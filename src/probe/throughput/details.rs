@@ -249,7 +249,9 @@ impl Round {
             ops_per_sec: round2(r.ops_per_sec()),
             elapsed_ms: r.elapsed_ns as f64 / 1e6,
             completed: r.completed,
-            p99_us: latency_of(r).p99_us,
+            // The one figure a round shows: not `latency_of`, whose mean walks
+            // the whole histogram again (~7 % of a short run's instructions).
+            p99_us: crate::latency::p99_us(&r.latency_ns),
             started_unix_ms,
             per_second_ops: r.per_second.clone(),
             missed_requests: r.missed,
@@ -304,8 +306,34 @@ pub struct Measured<'a> {
     pub prefix: &'a str,
     pub keys_removed: u64,
     pub load_ms: f64,
-    /// Each round's start, Unix ms.
-    pub round_starts_ms: &'a [f64],
+    /// `figures(results, median, ..)`.
+    pub figures: Figures,
+}
+
+/// What a run's histograms give the report: each round's summary and
+/// encoding, the median round's percentiles and spectrum. CPU work only (no
+/// server), so a run computes it while its last round trips are in flight.
+pub struct Figures {
+    pub rounds: Vec<Round>,
+    pub latency: LatencyUs,
+    pub wait_latency: Option<LatencyUs>,
+    pub scheduler_send_error: Option<LatencyUs>,
+    pub spectrum: Vec<crate::series::PercentilePoint>,
+}
+
+pub fn figures(results: &[EngineResult], median: usize, round_starts_ms: &[f64]) -> Figures {
+    let m = &results[median];
+    Figures {
+        rounds: results
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Round::of(r, round_starts_ms.get(i).copied()))
+            .collect(),
+        latency: latency_of(m),
+        wait_latency: m.wait_latency_ns.as_ref().map(LatencyUs::from_ns),
+        scheduler_send_error: m.send_error_ns.as_ref().map(LatencyUs::from_ns),
+        spectrum: crate::series::spectrum(&m.latency_ns),
+    }
 }
 
 pub fn build(x: Measured<'_>) -> PerfDetails {
@@ -322,7 +350,7 @@ pub fn build(x: Measured<'_>) -> PerfDetails {
         prefix,
         keys_removed,
         load_ms,
-        round_starts_ms,
+        figures,
     } = x;
     let m = &results[median];
     let ops: Vec<f64> = results.iter().map(EngineResult::ops_per_sec).collect();
@@ -395,14 +423,10 @@ pub fn build(x: Measured<'_>) -> PerfDetails {
         throughput_min_ops_per_sec: round2(ops.iter().copied().fold(f64::INFINITY, f64::min)),
         throughput_max_ops_per_sec: round2(ops.iter().copied().fold(0.0, f64::max)),
         median_round: median,
-        round_results: results
-            .iter()
-            .enumerate()
-            .map(|(i, r)| Round::of(r, round_starts_ms.get(i).copied()))
-            .collect(),
-        latency: latency_of(m),
-        wait_latency: m.wait_latency_ns.as_ref().map(LatencyUs::from_ns),
-        scheduler_send_error: m.send_error_ns.as_ref().map(LatencyUs::from_ns),
+        round_results: figures.rounds,
+        latency: figures.latency,
+        wait_latency: figures.wait_latency,
+        scheduler_send_error: figures.scheduler_send_error,
         missed_requests: results.iter().map(|r| r.missed).sum(),
         wait_acked: acked,
         errors: errors.clone(),
@@ -422,7 +446,7 @@ pub fn build(x: Measured<'_>) -> PerfDetails {
             })
             .collect(),
         per_second_ops: m.per_second.clone(),
-        latency_spectrum: crate::series::spectrum(&m.latency_ns),
+        latency_spectrum: figures.spectrum,
         per_second_latency: m.latency_timeline.per_second.clone(),
         per_100ms_latency: m.latency_timeline.per_100ms.clone(),
         replica_lag: None,

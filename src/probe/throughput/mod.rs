@@ -635,7 +635,20 @@ async fn measure_noting(
                 .removed
         }
     };
-    let (caught, lag, after, keys_removed) = if moved.is_none() {
+    // The report's figures from the histograms (each round's encoding, the
+    // percentiles) are CPU work: done while the last round trips (INFO after
+    // the load, the cleanup) are in flight, not while the replicas' catch-up
+    // is timed. It yields first so that the connections' tasks send those
+    // requests before it takes the thread.
+    let median = median_round(&results);
+    let figures = async {
+        tokio::task::yield_now().await;
+        let building = Instant::now();
+        let f = details::figures(&results, median, &round_starts_ms);
+        crate::timings::record("report: percentiles (during the round trips)", building);
+        f
+    };
+    let (caught, lag, after, keys_removed, figures) = if moved.is_none() {
         let catching_up = async {
             let c = replicas::catch_up(master, survey, cfg.opts.settle).await;
             let _ = caught_up.send(());
@@ -649,25 +662,26 @@ async fn measure_noting(
         let mut conn = master.conn.clone();
         let after = conn.info_sections(&["memory", "stats"]);
         let after = timed("after the load: INFO memory, stats", after);
-        let (after, keys_removed) = futures_util::future::join(after, cleanup).await;
+        let (after, keys_removed, figures) =
+            futures_util::future::join3(after, cleanup, figures).await;
         let after = after?;
         let after_links = replicas::Links::read(master, survey, Some(&after)).await;
         links.add_changes(&after_links, survey, &mut resyncs);
         for c in &mut caught {
             c.reconnected = resyncs.replicas_reconnected.contains(&c.name);
         }
-        (caught, lag, after, keys_removed)
+        (caught, lag, after, keys_removed, figures)
     } else {
         // The master moved: the replicas followed another master, whose
         // memory is not the one `before` measured. Neither is reported.
         drop(caught_up);
         drop(lag.await);
-        (Vec::new(), None, before.clone(), cleanup.await)
+        let (keys_removed, figures) = futures_util::future::join(cleanup, figures).await;
+        (Vec::new(), None, before.clone(), keys_removed, figures)
     };
-    // The report's figures (percentiles of every round, the details): a
-    // step of its own, or --timings shows a gap before the registry's end.
+    // The rest of the details: a step of its own, or --timings shows a gap
+    // before the registry's end.
     let building = Instant::now();
-    let median = median_round(&results);
     if let Some(path) = &cfg.opts.hdr_out {
         crate::report::write_file(path, &crate::latency::hgrm_ms(&results[median].latency_ns))?;
     }
@@ -684,7 +698,7 @@ async fn measure_noting(
         prefix: &prefix,
         keys_removed,
         load_ms,
-        round_starts_ms: &round_starts_ms,
+        figures,
     });
     d.client = Some(client);
     d.replica_lag = lag;
@@ -696,7 +710,7 @@ async fn measure_noting(
     if let Some(path) = &cfg.opts.baseline {
         d.baseline = Some(baseline::compare(path, &d, cfg.opts.tolerance)?);
     }
-    crate::timings::record("report: percentiles, details", building);
+    crate::timings::record("report: details", building);
     Ok(d)
 }
 
