@@ -71,18 +71,31 @@ ratio() { awk -v r="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2fx", r / b; else
 cpu_of() { case $1 in one) echo "$SERVER_CPU" ;; *) echo "$CLIENT_CPU" ;; esac; }
 # hf CPU RUNS CMD...: hyperfine pinned to CPU (the timed processes inherit
 # it, no taskset or shell inside the measurement); medians in ms, one a line.
+# The commands take turns in blocks of 5 runs (RUNS/5 turns each), not one
+# block of RUNS each: on a shared VM the speed of the whole machine drifts
+# over seconds, and one block per command put that drift between the
+# commands compared (0.74x in one run, 0.89x in the next, same binaries).
 hf() {
     local cpu=$1 runs=$2; shift 2
-    taskset -c "$cpu" hyperfine -N --style none --warmup 3 --runs "$runs" \
-        --prepare "redis-cli -p $port flushall" --export-json "$tmp/hf.json" "$@" >/dev/null 2>&1
-    jq -r '.results[] | .median * 1000' "$tmp/hf.json"
+    local i turn
+    for i in $(seq 1 $#); do : >"$tmp/hf.$i"; done
+    for turn in $(seq 1 $(( (runs + 4) / 5 ))); do
+        i=0
+        for cmd in "$@"; do
+            i=$((i + 1))
+            taskset -c "$cpu" hyperfine -N --style none --warmup 1 --runs 5 \
+                --prepare "redis-cli -p $port flushall" --export-json "$tmp/hf.json" "$cmd" >/dev/null 2>&1
+            jq -r '.results[0].times[] * 1000' "$tmp/hf.json" >>"$tmp/hf.$i"
+        done
+    done
+    for i in $(seq 1 $#); do sort -g "$tmp/hf.$i" | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; done
 }
 
 echo "redlab: $REDLAB ($(stat -c %s "$REDLAB") bytes); $(redis-server --version | cut -d' ' -f1-3)"
 echo "host: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) at the start"
 echo
 
-echo "1. redlab --version against /bin/true (hyperfine -N --warmup 3 --runs 50, CPU $CLIENT_CPU; median ms)"
+echo "1. redlab --version against /bin/true (hyperfine -N, 50 runs in turns of 5, CPU $CLIENT_CPU; median ms)"
 echo
 mapfile -t v < <(hf "$CLIENT_CPU" 50 "$REDLAB --version" "/bin/true")
 echo "| redlab --version | /bin/true | difference |"
@@ -92,7 +105,7 @@ awk -v a="${v[0]}" -v b="${v[1]}" 'BEGIN {printf "| %.2f | %.2f | %+.2f ms |\n",
 whole() { # title, redlab args, redis-benchmark args
     local title=$1 rl=$2 rb=$3
     echo
-    echo "$title (hyperfine -N --warmup 3 --runs $RUNS; median ms; server on CPU $SERVER_CPU)"
+    echo "$title (hyperfine -N, $RUNS runs each in turns of 5; median ms; server on CPU $SERVER_CPU)"
     echo
     echo "| placement | redlab | redis-benchmark | ratio |"
     echo "|---|---:|---:|---:|"
