@@ -10,9 +10,9 @@
 //!    stacks still are).
 //! 2. The code that runs, packed together (`link/hot-symbols.txt`, written
 //!    by `bench/hot_symbols.py`). The kernel maps file pages 64 KiB at a
-//!    time around each fault ("fault-around"), so the ~1.5 MiB of
-//!    functions a perf run executes, scattered over 12 MiB of text, cost
-//!    ~9 MiB of RSS and ~140 faults at every start. lld's
+//!    time around each fault ("fault-around"), so the ~1 MiB of functions
+//!    a perf run executes, scattered over 10.5 MiB of text (dist), cost
+//!    7.6 MiB of RSS and ~120 faults at every start; packed, 1.7 MiB. lld's
 //!    `--symbol-ordering-file` puts them first, next to each other. Only
 //!    where the linker is rust-lld (Rust's default on x86_64 Linux since
 //!    1.90) and nobody chose another one; `REDLAB_LINK_ORDER=0` turns it
