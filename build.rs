@@ -10,7 +10,7 @@
 //!    stacks still are).
 //! 2. The code that runs, packed together (`link/hot-symbols.txt`, written
 //!    by `bench/hot_symbols.py`). The kernel maps file pages 64 KiB at a
-//!    time around each fault ("fault-around"), so the ~1 MiB of functions
+//!    time around each fault ("fault-around"), so the ~1.5 MiB of functions
 //!    a perf run executes, scattered over 10.5 MiB of text (dist), cost
 //!    7.6 MiB of RSS and ~120 faults at every start; packed, 1.7 MiB. lld's
 //!    `--symbol-ordering-file` puts them first, next to each other. Only

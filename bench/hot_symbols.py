@@ -5,7 +5,7 @@ perf run, `check` against a spawned lab), hottest workload first.
 
 build.rs hands that file to the linker (lld's --symbol-ordering-file), which
 lays those functions out next to each other. The kernel maps code 64 KiB at
-a time around each page fault (fault-around), so the ~1 MiB of functions a
+a time around each page fault (fault-around), so the ~1.5 MiB of functions a
 perf run executes, scattered over the dist build's 10.5 MiB of text, cost
 7.6 MiB of RSS and ~120 faults at every start; packed, 1.7 MiB and 31
 (docs/benchmarks.md, "Start-up, the headline and memory").
