@@ -63,7 +63,13 @@ pub(crate) async fn connect_to(
     Ok(stream)
 }
 
-/// Send one setup command and require a non-error reply.
+/// Most a setup command's reply (`+OK`, an error line) may take before it
+/// ends: what keeps growing without an end is not a Redis server.
+const SETUP_REPLY_MAX: usize = 64 * 1024;
+
+/// Send one setup command and require a non-error reply, within one timeout
+/// for the whole exchange (not per read: a peer that trickles bytes
+/// without ever ending a reply is cut off too).
 async fn handshake(
     stream: &mut TcpStream,
     rbuf: &mut ReadBuf,
@@ -78,6 +84,7 @@ async fn handshake(
         .write_all(&w)
         .await
         .map_err(|e| anyhow!("{addr}: write failed: {e}"))?;
+    let deadline = tokio::time::Instant::now() + cfg.timeout;
     loop {
         match resp::scan_reply(rbuf.data()).map_err(|e| anyhow!("{addr}: {e}"))? {
             Some((Reply::Error(m), _)) => {
@@ -87,8 +94,12 @@ async fn handshake(
                 rbuf.consume(used);
                 return Ok(());
             }
-            None => match tokio::time::timeout(cfg.timeout, rbuf.fill(stream, addr)).await {
-                Err(_) => bail!("{addr}: no reply within {:?}", cfg.timeout),
+            None if rbuf.data().len() > SETUP_REPLY_MAX => bail!(
+                "{addr}: {what}: a reply of more than {} KiB that does not end; is this a Redis server?",
+                SETUP_REPLY_MAX / 1024
+            ),
+            None => match tokio::time::timeout_at(deadline, rbuf.fill(stream, addr)).await {
+                Err(_) => bail!("{addr}: no complete reply to {what} within {:?}", cfg.timeout),
                 Ok(r) => r?,
             },
         }
@@ -191,7 +202,8 @@ impl ReadBuf {
 
 #[cfg(test)]
 mod tests {
-    use super::ReadBuf;
+    use super::*;
+    use std::time::Duration;
 
     /// Simulate reads of `n` bytes without a socket.
     fn put(b: &mut ReadBuf, n: usize) {
@@ -199,6 +211,67 @@ mod tests {
         let n = n.min(b.buf.len() - b.end);
         b.grow = b.end + n == b.buf.len();
         b.end += n;
+    }
+
+    /// A listener whose every connection gets `+` (a simple-string reply)
+    /// and then `reply` again and again, `pause` apart: never its CRLF.
+    async fn endless(reply: &'static [u8], pause: Duration) -> std::net::SocketAddr {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    if s.write_all(b"+").await.is_err() {
+                        return;
+                    }
+                    while s.write_all(reply).await.is_ok() {
+                        tokio::time::sleep(pause).await;
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    fn with_auth(addr: std::net::SocketAddr, timeout: Duration) -> EngineConfig {
+        let mut cfg = EngineConfig::new(addr);
+        cfg.auth = Some((None, "secret".into()));
+        cfg.timeout = timeout;
+        cfg
+    }
+
+    #[tokio::test]
+    async fn a_setup_reply_that_never_ends_is_refused_not_buffered() {
+        // 16 KiB of a simple-string line, again and again: never a CRLF.
+        static LINE: [u8; 16 * 1024] = [b'a'; 16 * 1024];
+        let addr = endless(&LINE, Duration::ZERO).await;
+        let cfg = with_auth(addr, Duration::from_secs(30));
+        let connecting = connect(&cfg);
+        let e = tokio::time::timeout(Duration::from_secs(120), connecting)
+            .await
+            .expect("refused by size, long before any timeout")
+            .expect_err("no reply ends");
+        let e = format!("{e:#}");
+        assert!(
+            e.contains(&addr.to_string()) && e.contains("AUTH") && e.contains("does not end"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_trickled_setup_reply_is_bounded_by_one_timeout_in_all() {
+        // A byte every 10 ms: each read is quick, the reply never completes
+        // (and stays far below the size cap within the timeout).
+        let addr = endless(b"a", Duration::from_millis(10)).await;
+        let cfg = with_auth(addr, Duration::from_millis(300));
+        let connecting = connect(&cfg);
+        // A gross bound, not a timing test: with a bound per read this never ends.
+        let e = tokio::time::timeout(Duration::from_secs(120), connecting)
+            .await
+            .expect("one timeout for the whole exchange")
+            .expect_err("no reply ends");
+        let e = format!("{e:#}");
+        assert!(e.contains("no complete reply to AUTH within 300ms"), "{e}");
     }
 
     #[test]
