@@ -233,11 +233,18 @@ mod tests {
         addr
     }
 
-    fn with_auth(addr: std::net::SocketAddr, timeout: Duration) -> EngineConfig {
+    /// The error `connect` with AUTH ends with against `addr`, given
+    /// `timeout`. Under a gross bound of its own, not a timing test: with a
+    /// bound per read (or none on size) it never ends.
+    async fn refused(addr: std::net::SocketAddr, timeout: Duration) -> String {
         let mut cfg = EngineConfig::new(addr);
         cfg.auth = Some((None, "secret".into()));
         cfg.timeout = timeout;
-        cfg
+        let e = tokio::time::timeout(Duration::from_secs(120), connect(&cfg))
+            .await
+            .expect("connect ends within the timeout")
+            .expect_err("no reply ends");
+        format!("{e:#}")
     }
 
     #[tokio::test]
@@ -245,13 +252,7 @@ mod tests {
         // 16 KiB of a simple-string line, again and again: never a CRLF.
         static LINE: [u8; 16 * 1024] = [b'a'; 16 * 1024];
         let addr = endless(&LINE, Duration::ZERO).await;
-        let cfg = with_auth(addr, Duration::from_secs(30));
-        let connecting = connect(&cfg);
-        let e = tokio::time::timeout(Duration::from_secs(120), connecting)
-            .await
-            .expect("refused by size, long before any timeout")
-            .expect_err("no reply ends");
-        let e = format!("{e:#}");
+        let e = refused(addr, Duration::from_secs(30)).await;
         assert!(
             e.contains(&addr.to_string()) && e.contains("AUTH") && e.contains("does not end"),
             "{e}"
@@ -263,14 +264,7 @@ mod tests {
         // A byte every 10 ms: each read is quick, the reply never completes
         // (and stays far below the size cap within the timeout).
         let addr = endless(b"a", Duration::from_millis(10)).await;
-        let cfg = with_auth(addr, Duration::from_millis(300));
-        let connecting = connect(&cfg);
-        // A gross bound, not a timing test: with a bound per read this never ends.
-        let e = tokio::time::timeout(Duration::from_secs(120), connecting)
-            .await
-            .expect("one timeout for the whole exchange")
-            .expect_err("no reply ends");
-        let e = format!("{e:#}");
+        let e = refused(addr, Duration::from_millis(300)).await;
         assert!(e.contains("no complete reply to AUTH within 300ms"), "{e}");
     }
 
