@@ -65,7 +65,7 @@ fn timings_lists_every_start_up_and_shutdown_step_on_stderr_and_in_the_manifest(
         "round 1/1",
         "after the load: INFO memory, stats",
         "cleanup",
-        "report: percentiles (during the round trips)",
+        "report: percentiles (during cleanup)",
         "report: details",
         "registry: unregister, evictions",
         "whole run (to exit)",

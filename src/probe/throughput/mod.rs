@@ -645,7 +645,7 @@ async fn measure_noting(
         tokio::task::yield_now().await;
         let building = Instant::now();
         let f = details::figures(&results, median, &round_starts_ms);
-        crate::timings::record("report: percentiles (during the round trips)", building);
+        crate::timings::record("report: percentiles (during cleanup)", building);
         f
     };
     let (caught, lag, after, keys_removed, figures) = if moved.is_none() {
