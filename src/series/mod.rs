@@ -182,15 +182,22 @@ impl Slices {
 
     /// Close the slice in progress (and any empty ones) and start `index`.
     fn roll(&mut self, index: u64) {
-        let start_ms = |i: u64| (i * self.width_ns) as f64 / 1e6;
-        self.done
-            .push(LatencySlice::from_ns(start_ms(self.index), &self.current));
+        self.close(self.index);
         self.current.reset();
         for empty in self.index + 1..index {
-            self.done
-                .push(LatencySlice::from_ns(start_ms(empty), &self.current));
+            self.close(empty);
         }
         self.index = index;
+    }
+
+    /// Slice `i` done with what `current` holds; past the cap, nothing is kept.
+    fn close(&mut self, i: u64) {
+        if self.overflowed {
+            return;
+        }
+        let start_ms = (i * self.width_ns) as f64 / 1e6;
+        self.done
+            .push(LatencySlice::from_ns(start_ms, &self.current));
         if self.cap.is_some_and(|c| self.done.len() > c) {
             self.overflowed = true;
             self.done = Vec::new();
@@ -199,18 +206,13 @@ impl Slices {
 
     /// Every slice from the start to the last one that had a reply.
     fn finish(mut self) -> Vec<LatencySlice> {
+        // The last slice closed as `roll` closes one, without zeroing the
+        // histogram for a slice that never comes (a memset of all its counts).
+        if !self.overflowed && !self.current.is_empty() {
+            self.close(self.index);
+        }
         if self.overflowed {
             return Vec::new();
-        }
-        // The last slice, as `roll` closes one but without zeroing the
-        // histogram for a slice that never comes (a memset of all its counts).
-        if !self.current.is_empty() {
-            let start_ms = (self.index * self.width_ns) as f64 / 1e6;
-            self.done
-                .push(LatencySlice::from_ns(start_ms, &self.current));
-            if self.cap.is_some_and(|c| self.done.len() > c) {
-                return Vec::new();
-            }
         }
         self.done
     }
@@ -352,6 +354,21 @@ mod tests {
         let t = p.finish();
         assert!(t.per_100ms.is_empty());
         assert_eq!(t.per_second.len() as u64, end / 1_000_000_000 + 1);
+    }
+
+    #[test]
+    fn the_cap_holds_for_the_slice_the_end_closes() {
+        // Slices 0 .. FINE_CAP-1 fill the cap exactly; the last reply's
+        // slice, closed by `finish`, is one too many. One slice less fits.
+        for (last, kept) in [
+            (Slices::FINE_CAP as u64, 0),
+            (Slices::FINE_CAP as u64 - 1, 3000),
+        ] {
+            let mut p = LatencyRecorder::default();
+            p.record(0, 1000, 1);
+            p.record(last * 100_000_000, 1000, 1);
+            assert_eq!(p.finish().per_100ms.len(), kept, "last slice {last}");
+        }
     }
 
     #[test]
