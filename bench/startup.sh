@@ -69,6 +69,8 @@ URL="redis://127.0.0.1:$port"
 
 ratio() { awk -v r="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2fx", r / b; else print "n/a"}'; }
 cpu_of() { case $1 in one) echo "$SERVER_CPU" ;; *) echo "$CLIENT_CPU" ;; esac; }
+# The median of the numbers on stdin, one a line (of the middle two when even).
+median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 # hf CPU RUNS CMD...: hyperfine pinned to CPU (the timed processes inherit
 # it, no taskset or shell inside the measurement); medians in ms, one a line.
 # The commands take turns in blocks of 5 runs (RUNS/5 turns each), not one
@@ -88,7 +90,7 @@ hf() {
             jq -r '.results[0].times[] * 1000' "$tmp/hf.json" >>"$tmp/hf.$i"
         done
     done
-    for i in $(seq 1 $#); do sort -g "$tmp/hf.$i" | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; done
+    for i in $(seq 1 $#); do median <"$tmp/hf.$i"; done
 }
 
 echo "redlab: $REDLAB ($(stat -c %s "$REDLAB") bytes); $(redis-server --version | cut -d' ' -f1-3)"
@@ -128,7 +130,6 @@ echo "4. Peak RSS (MiB, /usr/bin/time %M), 100k SETs (-P 16 at -c 1, else -P 1),
 echo
 echo "| connections | redlab | redis-benchmark | redlab - rb | ratio |"
 echo "|---:|---:|---:|---:|---:|"
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 rss() { # out, command...
     local out=$1; shift
     redis-cli -p "$port" flushall >/dev/null
